@@ -1,0 +1,36 @@
+# Two commands matter (see README.md): `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+FLASK := $(BIN)/flask --app app
+
+.PHONY: setup run test lint db demo
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP)
+
+db: setup
+	$(FLASK) db upgrade
+
+demo: db
+	$(FLASK) demo load
+
+# The web service and the scheduler, side by side, until Ctrl-C.
+run: demo
+	@echo "Krisrutin: http://127.0.0.1:5000 (Ctrl-C stops both processes)"
+	@trap 'kill 0' INT TERM; \
+	$(FLASK) scheduler run & \
+	$(FLASK) run --host 127.0.0.1 --port 5000 & \
+	wait
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest

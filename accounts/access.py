@@ -1,0 +1,133 @@
+"""Who may reach which endpoint: deny by default, decided in one place.
+
+Every view declares its rule with :func:`public` or :func:`roles_required`; an endpoint without
+a rule makes ``create_app`` fail (see :func:`verify_all_endpoints`) and would be refused with 403
+even if that check were bypassed. Requests authenticate either with the staff session cookie or
+with an ``Authorization: Bearer`` API token. CSRF is checked here for every unsafe request that
+relies on the session cookie; token requests carry no ambient credentials and need no CSRF token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import wraps
+from urllib.parse import urlencode
+
+from flask import abort, g, jsonify, redirect, request, session, url_for
+
+from accounts.roles import Role
+from core.clock import current_clock
+from core.extensions import csrf, db
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    public: bool
+    roles: frozenset[Role]
+
+
+def public(view):
+    """Mark a view as reachable without authentication (health, login, calendar, signed links)."""
+    view.access_rule = AccessRule(public=True, roles=frozenset())
+    return view
+
+
+def roles_required(*roles: Role):
+    """Mark a view as reachable only by authenticated users holding one of ``roles``."""
+    if not roles:
+        raise ValueError("roles_required needs at least one role")
+    rule = AccessRule(public=False, roles=frozenset(Role(r) for r in roles))
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            return view(*args, **kwargs)
+
+        wrapper.access_rule = rule
+        return wrapper
+
+    return decorate
+
+
+def access_rule_for(app, endpoint: str) -> AccessRule | None:
+    if endpoint == "static":
+        return AccessRule(public=True, roles=frozenset())
+    return getattr(app.view_functions.get(endpoint), "access_rule", None)
+
+
+def verify_all_endpoints(app) -> None:
+    """Refuse to start when any route lacks an access rule."""
+    missing = sorted({rule.endpoint for rule in app.url_map.iter_rules() if access_rule_for(app, rule.endpoint) is None})
+    if missing:
+        raise RuntimeError("endpoints without an access rule: " + ", ".join(missing))
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/") or request.path == "/metrics"
+
+
+def _load_principal():
+    """Set ``g.user`` (or None) and ``g.auth_method`` ('token', 'session' or None)."""
+    from accounts.service import authenticate_token, get_user
+
+    g.user = None
+    g.auth_method = None
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        user = authenticate_token(db_session=db.session, secret=header[7:].strip(), now=current_clock().now())
+        if user is None:
+            return _deny(401, "the API token is not valid")
+        db.session.commit()  # last_used_at
+        g.user, g.auth_method = user, "token"
+        return None
+    user_id = session.get("uid")
+    if user_id is not None:
+        user = get_user(db_session=db.session, user_id=user_id)
+        if user is None or not user.is_active or session.get("sv") != user.session_version:
+            session.clear()
+        else:
+            g.user, g.auth_method = user, "session"
+    return None
+
+
+def _deny(status: int, message: str):
+    if is_api_request():
+        response = jsonify(error=message)
+        response.status_code = status
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="krisrutin"'
+        return response
+    if status == 401:
+        return redirect(url_for("accounts.login") + "?" + urlencode({"next": request.full_path.rstrip("?")}))
+    abort(status)
+
+
+def enforce_access():
+    """``before_request`` hook: authenticate, then apply the endpoint's rule."""
+    from flask import current_app
+
+    if request.endpoint is None:  # no such route: let Flask answer 404/405
+        return None
+    rule = access_rule_for(current_app, request.endpoint)
+    denied = _load_principal()
+    if denied is not None:
+        return denied
+    if g.auth_method != "token" and request.method not in SAFE_METHODS:
+        csrf.protect()
+    if rule is None:
+        return _deny(403, "this endpoint is not open to anyone")
+    if rule.public:
+        return None
+    if g.user is None:
+        return _deny(401, "authentication required: log in or send an API token")
+    if g.user.role_enum not in rule.roles:
+        return _deny(403, "your role may not use this endpoint")
+    return None
+
+
+def init_app(app) -> None:
+    if app.config.get("WTF_CSRF_CHECK_DEFAULT", True):
+        raise RuntimeError("set WTF_CSRF_CHECK_DEFAULT=False: enforce_access checks CSRF itself")
+    app.before_request(enforce_access)

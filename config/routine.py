@@ -1,0 +1,277 @@
+"""The crisis routine's settings (office hours, working days, the monthly check), from TOML.
+
+The file is validated completely when the application starts: a missing, unknown or malformed
+key stops start-up with a :class:`RoutineConfigError` that names the key and the expected form.
+The result is an immutable :class:`RoutinePolicy` that the calendar functions take as input.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOLIDAY_CATEGORIES = ("public", "de_facto", "bank", "optional")
+_INTERVAL = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_TIME = re.compile(r"^(\d{2}):(\d{2})$")
+
+
+class RoutineConfigError(Exception):
+    """The routine file is missing a key or has a malformed value."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Half-open local time interval [start, end) within one day."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        return self.start <= moment < self.end
+
+
+Hours = tuple[Interval, ...]
+
+
+@dataclass(frozen=True)
+class WeeklyHours:
+    """Office hours per weekday, index 0 = Monday; an empty tuple means closed."""
+
+    days: tuple[Hours, ...]
+
+    def on(self, weekday: int) -> Hours:
+        return self.days[weekday]
+
+
+@dataclass(frozen=True)
+class Season:
+    name: str
+    months: frozenset[int]
+    hours: WeeklyHours
+
+
+@dataclass(frozen=True)
+class OfficeHoursPolicy:
+    regular: WeeklyHours
+    seasons: tuple[Season, ...] = ()
+    day_before_holiday: Hours | None = None
+
+
+@dataclass(frozen=True)
+class WorkingDaysPolicy:
+    holiday_country: str = "SE"
+    holiday_categories: tuple[str, ...] = ("public", "de_facto")
+    extra_non_working_days: frozenset[date] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    send_day: int = 1
+    send_time: time = time(8, 0)
+    reminder_days: tuple[int, ...] = (3, 4)
+    call_day: int = 5
+
+
+@dataclass(frozen=True)
+class RoutinePolicy:
+    timezone: ZoneInfo
+    office_hours: OfficeHoursPolicy
+    working_days: WorkingDaysPolicy
+    monthly_check: CheckPolicy
+
+
+class _Reader:
+    """Walks the parsed TOML, tracking the dotted key for error messages."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, key: str, expected: str, got: object = None) -> RoutineConfigError:
+        got_text = "" if got is None else f", got {got!r}"
+        return RoutineConfigError(f"{self.source}: {key}: expected {expected}{got_text}")
+
+    def table(self, data: dict, key: str, allowed: set[str], required: bool = True) -> dict | None:
+        name = key.rsplit(".", 1)[-1]
+        value = _lookup(data, name)
+        if value is None:
+            if required:
+                raise self.fail(key, "a table [" + key + "]")
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(key, "a table [" + key + "]", value)
+        unknown = set(value) - allowed
+        if unknown:
+            raise self.fail(f"{key}.{sorted(unknown)[0]}", "no such key (allowed: " + ", ".join(sorted(allowed)) + ")")
+        return value
+
+    def interval(self, key: str, value: object) -> Interval:
+        match = _INTERVAL.match(value) if isinstance(value, str) else None
+        if not match:
+            raise self.fail(key, 'an interval "HH:MM-HH:MM"', value)
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        try:
+            start, end = time(h1, m1), time(h2, m2)
+        except ValueError:
+            raise self.fail(key, 'an interval "HH:MM-HH:MM" with valid times', value) from None
+        if start >= end:
+            raise self.fail(key, "an interval whose start is before its end", value)
+        return Interval(start, end)
+
+    def hours(self, key: str, value: object) -> Hours:
+        if not isinstance(value, list):
+            raise self.fail(key, 'a list of intervals such as ["07:45-17:00"]', value)
+        intervals = tuple(sorted((self.interval(f"{key}[{i}]", v) for i, v in enumerate(value)), key=lambda iv: iv.start))
+        for before, after in zip(intervals, intervals[1:], strict=False):
+            if after.start < before.end:
+                raise self.fail(key, "intervals that do not overlap", value)
+        return intervals
+
+    def time(self, key: str, value: object) -> time:
+        match = _TIME.match(value) if isinstance(value, str) else None
+        if not match:
+            raise self.fail(key, 'a local time "HH:MM"', value)
+        try:
+            return time(int(match.group(1)), int(match.group(2)))
+        except ValueError:
+            raise self.fail(key, 'a valid local time "HH:MM"', value) from None
+
+    def integer(self, key: str, value: object, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(key, f"a whole number from {low} to {high}", value)
+        return value
+
+    def weekly(self, key: str, data: dict) -> WeeklyHours:
+        weekdays = _lookup(data, "weekdays")
+        if weekdays is None:
+            weekdays = list(WEEKDAYS[:5])
+        if not isinstance(weekdays, list) or any(d not in WEEKDAYS for d in weekdays):
+            raise self.fail(f"{key}.weekdays", "a list of days from " + ", ".join(WEEKDAYS), weekdays)
+        if "hours" not in data:
+            raise self.fail(f"{key}.hours", 'a list of intervals such as ["07:45-17:00"]')
+        base = self.hours(f"{key}.hours", data["hours"])
+        by_weekday = data.get("by_weekday", {})
+        if not isinstance(by_weekday, dict):
+            raise self.fail(f"{key}.by_weekday", "a table of weekday = [intervals]", by_weekday)
+        days = []
+        for index, name in enumerate(WEEKDAYS):
+            if name in by_weekday:
+                days.append(self.hours(f"{key}.by_weekday.{name}", by_weekday[name]))
+            else:
+                days.append(base if name in weekdays else ())
+        unknown = set(by_weekday) - set(WEEKDAYS)
+        if unknown:
+            raise self.fail(f"{key}.by_weekday.{sorted(unknown)[0]}", "a weekday from " + ", ".join(WEEKDAYS))
+        return WeeklyHours(tuple(days))
+
+
+def _lookup(data: dict, name: str):
+    return data.get(name)
+
+
+def _parse_date(value: object) -> date | None:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str = "routine.toml") -> RoutinePolicy:
+    """Validate parsed TOML and build the policy; raises :class:`RoutineConfigError`."""
+    r = _Reader(source)
+    top_unknown = set(data) - {"office_hours", "working_days", "monthly_check"}
+    if top_unknown:
+        raise r.fail(sorted(top_unknown)[0], "no such section (allowed: office_hours, working_days, monthly_check)")
+
+    oh = r.table(data, "office_hours", {"weekdays", "hours", "by_weekday", "seasons", "day_before_holiday"})
+    regular = r.weekly("office_hours", oh)
+    seasons = []
+    raw_seasons = oh.get("seasons", [])
+    if not isinstance(raw_seasons, list):
+        raise r.fail("office_hours.seasons", "a list of [[office_hours.seasons]] tables", raw_seasons)
+    taken: set[int] = set()
+    for i, raw in enumerate(raw_seasons):
+        key = f"office_hours.seasons[{i}]"
+        if not isinstance(raw, dict):
+            raise r.fail(key, "a table with name, months and hours", raw)
+        unknown = set(raw) - {"name", "months", "weekdays", "hours", "by_weekday"}
+        if unknown:
+            raise r.fail(f"{key}.{sorted(unknown)[0]}", "no such key (allowed: name, months, weekdays, hours, by_weekday)")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise r.fail(f"{key}.name", "a non-empty name", name)
+        months = raw.get("months")
+        if not isinstance(months, list) or not months:
+            raise r.fail(f"{key}.months", "a non-empty list of month numbers 1-12", months)
+        month_set = frozenset(r.integer(f"{key}.months", m, 1, 12) for m in months)
+        if month_set & taken:
+            raise r.fail(f"{key}.months", "months not already in another season", months)
+        taken |= month_set
+        if "weekdays" not in raw:
+            raw = {**raw, "weekdays": oh.get("weekdays", list(WEEKDAYS[:5]))}
+        seasons.append(Season(name.strip(), month_set, r.weekly(key, raw)))
+
+    day_before = None
+    dbh = r.table(oh, "office_hours.day_before_holiday", {"hours"}, required=False)
+    if dbh is not None:
+        if "hours" not in dbh:
+            raise r.fail("office_hours.day_before_holiday.hours", 'a list of intervals such as ["07:00-13:00"]')
+        day_before = r.hours("office_hours.day_before_holiday.hours", dbh["hours"])
+
+    wd = r.table(data, "working_days", {"holiday_country", "holiday_categories", "extra_non_working_days"})
+    country = wd.get("holiday_country")
+    if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
+        raise r.fail("working_days.holiday_country", 'an ISO 3166 country code such as "SE"', country)
+    categories = wd.get("holiday_categories")
+    if not isinstance(categories, list) or not categories or any(c not in HOLIDAY_CATEGORIES for c in categories):
+        raise r.fail("working_days.holiday_categories", "a non-empty list from " + ", ".join(HOLIDAY_CATEGORIES), categories)
+    extra_raw = wd.get("extra_non_working_days", [])
+    if not isinstance(extra_raw, list):
+        raise r.fail("working_days.extra_non_working_days", 'a list of dates "YYYY-MM-DD"', extra_raw)
+    extra = set()
+    for i, value in enumerate(extra_raw):
+        parsed = value if isinstance(value, date) else _parse_date(value)
+        if parsed is None:
+            raise r.fail(f"working_days.extra_non_working_days[{i}]", 'a date "YYYY-MM-DD"', value)
+        extra.add(parsed)
+
+    mc = r.table(data, "monthly_check", {"send_day", "send_time", "reminder_days", "call_day"})
+    for required in ("send_day", "send_time", "reminder_days", "call_day"):
+        if required not in mc:
+            raise r.fail(f"monthly_check.{required}", "a value (see config/routine.toml for the defaults)")
+    send_day = r.integer("monthly_check.send_day", mc["send_day"], 1, 28)
+    send_time = r.time("monthly_check.send_time", mc["send_time"])
+    reminders = mc["reminder_days"]
+    if not isinstance(reminders, list):
+        raise r.fail("monthly_check.reminder_days", "a list of day numbers such as [3, 4]", reminders)
+    reminder_days = tuple(r.integer("monthly_check.reminder_days", d, 1, 27) for d in reminders)
+    if list(reminder_days) != sorted(set(reminder_days)):
+        raise r.fail("monthly_check.reminder_days", "increasing day numbers without repeats", reminders)
+    call_day = r.integer("monthly_check.call_day", mc["call_day"], 1, 27)
+    if reminder_days and call_day <= reminder_days[-1]:
+        raise r.fail("monthly_check.call_day", f"a day after the last reminder (day {reminder_days[-1]})", call_day)
+
+    return RoutinePolicy(
+        timezone=ZoneInfo(timezone),
+        office_hours=OfficeHoursPolicy(regular, tuple(seasons), day_before),
+        working_days=WorkingDaysPolicy(country, tuple(categories), frozenset(extra)),
+        monthly_check=CheckPolicy(send_day, send_time, reminder_days, call_day),
+    )
+
+
+def load_routine(path: Path, *, timezone: str = "Europe/Stockholm") -> RoutinePolicy:
+    """Read and validate the routine file at ``path``."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise RoutineConfigError(f"{path}: file not found (set ROUTINE_FILE or restore config/routine.toml)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise RoutineConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_routine(data, timezone=timezone, source=str(path))

@@ -1,0 +1,136 @@
+"""Process settings, read from environment variables (see the README for the full list).
+
+Layering: built-in defaults, then the environment, then the mapping passed to
+``create_app(config=...)`` (tests use that). Values are typed and checked here, so that a bad
+setting stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE_DIR = ROOT / "instance"
+DEFAULT_ROUTINE_FILE = ROOT / "config" / "routine.toml"
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str
+    secret_key: str
+    secret_key_generated: bool
+    timezone: str
+    routine_file: Path
+    log_format: str
+    log_level: str
+    public_base_url: str
+    scheduler_interval_seconds: int
+    smtp_host: str | None
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: str | None
+    smtp_security: str
+    mail_from: str
+    mail_reply_to: str | None
+    twilio_account_sid: str | None
+    twilio_auth_token: str | None
+    twilio_from: str | None
+    twilio_api_base_url: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _int(name: str, value: str, minimum: int = 0, maximum: int = 65535) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise ConfigError(f"{name}: expected a number from {minimum} to {maximum}, got {number}")
+    return number
+
+
+def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -> Settings:
+    """Read settings from ``environ`` (default ``os.environ``) with ``overrides`` on top."""
+    source: dict[str, str] = dict(os.environ if environ is None else environ)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            source[key] = str(value)
+
+    def get(name: str, default: str | None = None) -> str | None:
+        value = source.get(name)
+        if value is None or value.strip() == "":
+            return default
+        return value.strip()
+
+    env = _choice("KRISRUTIN_ENV", get("KRISRUTIN_ENV", "development"), ENVIRONMENTS)
+
+    secret_key = get("SECRET_KEY")
+    generated = secret_key is None
+    if generated:
+        if env == "production":
+            raise ConfigError("SECRET_KEY: must be set when KRISRUTIN_ENV=production")
+        secret_key = secrets.token_hex(32)
+    elif env == "production" and len(secret_key) < 32:
+        raise ConfigError("SECRET_KEY: expected at least 32 characters in production")
+
+    timezone = get("TIMEZONE", "Europe/Stockholm")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"TIMEZONE: expected an IANA time zone such as Europe/Stockholm, got {timezone!r}") from None
+
+    database_url = get("DATABASE_URL") or f"sqlite:///{DEFAULT_INSTANCE_DIR / 'krisrutin.sqlite3'}"
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql://" + database_url[len("postgres://"):]
+    if database_url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship.
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+    if not (database_url.startswith("sqlite") or database_url.startswith("postgresql+psycopg")):
+        raise ConfigError(f"DATABASE_URL: expected a sqlite:/// or postgresql:// URL, got {database_url.split(':')[0]}://…")
+
+    return Settings(
+        env=env,
+        database_url=database_url,
+        secret_key=secret_key,
+        secret_key_generated=generated,
+        timezone=timezone,
+        routine_file=Path(get("ROUTINE_FILE", str(DEFAULT_ROUTINE_FILE))),
+        log_format=_choice("LOG_FORMAT", get("LOG_FORMAT", "text"), ("text", "json")),
+        log_level=_choice("LOG_LEVEL", get("LOG_LEVEL", "INFO").upper(), ("DEBUG", "INFO", "WARNING", "ERROR")),
+        public_base_url=get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        scheduler_interval_seconds=_int("SCHEDULER_INTERVAL_SECONDS", get("SCHEDULER_INTERVAL_SECONDS", "30"), 1, 3600),
+        smtp_host=get("SMTP_HOST"),
+        smtp_port=_int("SMTP_PORT", get("SMTP_PORT", "587"), 1),
+        smtp_username=get("SMTP_USERNAME"),
+        smtp_password=get("SMTP_PASSWORD"),
+        smtp_security=_choice("SMTP_SECURITY", get("SMTP_SECURITY", "starttls"), ("none", "starttls", "ssl")),
+        mail_from=get("MAIL_FROM", "valfardsteknik@example.se"),
+        mail_reply_to=get("MAIL_REPLY_TO"),
+        twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
+        twilio_from=get("TWILIO_FROM"),
+        twilio_api_base_url=get("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
+    )

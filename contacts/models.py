@@ -1,0 +1,47 @@
+"""Responsible providers (ytterst ansvariga utförare) and their contact persons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.extensions import db
+from core.types import UTCDateTime
+
+# The welfare technology services a contact can receive operational information for.
+SERVICES = ("camera_supervision", "alarms", "keyless_locks", "time_registration")
+
+
+class Provider(db.Model):
+    """A home-care provider, municipal or private (ytterst ansvarig utförare)."""
+
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    organisation_number: Mapped[str | None] = mapped_column(String(11))
+    kind: Mapped[str] = mapped_column(String(16))  # "municipal" or "private"
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    contacts: Mapped[list[ContactPerson]] = relationship(back_populates="provider", order_by="ContactPerson.id")
+
+
+class ContactPerson(db.Model):
+    """A person who receives operational information for a provider (kontaktperson)."""
+
+    __tablename__ = "contact_persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role_title: Mapped[str] = mapped_column(String(200), default="")
+    mobile: Mapped[str | None] = mapped_column(String(16))  # E.164, e.g. +46701234567
+    email: Mapped[str | None] = mapped_column(String(254))
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    provider: Mapped[Provider] = relationship(back_populates="contacts")

@@ -1,0 +1,1 @@
+"""Cross-cutting parts of the service: extensions, clock, database types, logging, metrics."""

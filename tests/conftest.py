@@ -1,0 +1,170 @@
+"""Shared fixtures: a real database (SQLite file, and PostgreSQL when reachable), a fixed clock.
+
+Database tests take the ``app`` fixture, which is parametrised over both databases. PostgreSQL
+tests run in a schema of their own that is dropped afterwards, so parallel runs do not collide.
+With REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from core.clock import FixedClock
+from core.extensions import db
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+_pg_state: dict[str, bool] = {}
+
+
+def postgres_reachable() -> bool:
+    if "ok" not in _pg_state:
+        try:
+            engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            _pg_state["ok"] = True
+        except sa.exc.OperationalError:
+            _pg_state["ok"] = False
+    return _pg_state["ok"]
+
+
+def require_postgres_or_skip() -> None:
+    if postgres_reachable():
+        return
+    if os.environ.get("REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required (REQUIRE_POSTGRES=1) but {POSTGRES_URL} is unreachable")
+    pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL whose default schema is fresh and private to this test."""
+    require_postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _with_search_path(POSTGRES_URL, schema)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'krisrutin-test.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request):
+    """Each database test runs once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+def clock():
+    """Monday 23 November 2026, 10:00 in Stockholm (09:00 UTC): office hours."""
+    return FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
+
+
+def build_app(database_url: str, clock: FixedClock, **overrides):
+    config = {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET, "KRISRUTIN_ENV": "testing", **overrides}
+    return create_app(config, clock=clock)
+
+
+def create_schema(app) -> None:
+    with app.app_context():
+        db.create_all()
+
+
+@pytest.fixture
+def app(database_url, clock):
+    """The application on a fresh, migrated database. No app context is left pushed:
+    tests open ``with app.app_context():`` where they touch the database directly."""
+    application = build_app(database_url, clock)
+    create_schema(application)
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+DEFAULT_PASSWORD = "a-long-test-password"
+
+
+@pytest.fixture
+def make_user(app, clock):
+    """Create a user with a role; returns (id, username, password)."""
+    from accounts.service import create_user
+
+    counter = {"n": 0}
+
+    def make(role="team", username=None, password=DEFAULT_PASSWORD):
+        counter["n"] += 1
+        name = username or f"{role.replace('_', '-')}{counter['n']}"
+        with app.app_context():
+            user = create_user(
+                db_session=db.session, username=name, display_name=f"Test {name}", role=role, now=clock.now(),
+                password=password,
+            )
+            db.session.commit()
+            return user.id, name, password
+
+    return make
+
+
+@pytest.fixture
+def make_token(app, clock):
+    """Create an API token for a user id; returns the secret."""
+    from accounts.models import User
+    from accounts.service import create_token
+
+    def make(user_id, name="test"):
+        with app.app_context():
+            _, secret = create_token(db_session=db.session, user=db.session.get(User, user_id), name=name, now=clock.now())
+            db.session.commit()
+            return secret
+
+    return make
+
+
+def csrf_token_from(html: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+def log_in(client, username, password=DEFAULT_PASSWORD):
+    page = client.get("/login")
+    token = csrf_token_from(page.get_data(as_text=True))
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": token})

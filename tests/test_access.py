@@ -1,0 +1,79 @@
+"""Deny by default: only health, login, the calendar and public link pages answer anonymously."""
+
+import pytest
+from flask import Blueprint
+
+from accounts.access import access_rule_for, public
+from tests.conftest import build_app
+
+# Endpoints that answer without authentication, by design (issue #2). Extending this list is a
+# security decision: say why in the commit.
+PUBLIC_ENDPOINTS = {
+    "static",
+    "health.healthz",
+    "health.readyz",
+    "accounts.login",
+    "worktime_api.responsible",
+    "worktime_api.check_plan",
+}
+
+
+def test_the_set_of_public_endpoints_is_exactly_the_allowed_one(app):
+    public_endpoints = {r.endpoint for r in app.url_map.iter_rules() if access_rule_for(app, r.endpoint).public}
+    assert public_endpoints == PUBLIC_ENDPOINTS
+
+
+def _url_for_rule(app, rule):
+    values = {argument: ("1" if "int" in str(rule._converters[argument]) else "x") for argument in rule.arguments}
+    with app.test_request_context():
+        from flask import url_for
+
+        return url_for(rule.endpoint, **values)
+
+
+def test_every_other_endpoint_refuses_anonymous_requests(app, client):
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        url = _url_for_rule(app, rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method)
+            if url.startswith("/api/") or url == "/metrics":
+                assert response.status_code == 401, (method, url, response.status_code)
+            elif method == "GET":
+                assert response.status_code == 302, (method, url, response.status_code)
+                assert response.headers["Location"].startswith("/login?next=")
+            else:
+                # Unsafe methods without a session are stopped (CSRF or login) before any work.
+                assert response.status_code in (302, 400), (method, url, response.status_code)
+            checked += 1
+    assert checked >= 3
+
+
+def test_an_endpoint_without_an_access_rule_stops_start_up(sqlite_url, clock, monkeypatch):
+    import worktime
+
+    bp = Blueprint("forgotten", __name__)
+
+    @bp.get("/forgotten")
+    def forgotten():
+        return "should never be served"
+
+    original = worktime.init_app
+
+    def init_with_forgotten(app):
+        original(app)
+        app.register_blueprint(bp)
+
+    monkeypatch.setattr(worktime, "init_app", init_with_forgotten)
+    with pytest.raises(RuntimeError, match="forgotten.forgotten"):
+        build_app(sqlite_url, clock)
+
+
+def test_public_marker_is_needed_explicitly():
+    def view():
+        return ""
+
+    assert getattr(view, "access_rule", None) is None
+    assert public(view).access_rule.public is True
