@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.health
     import core.i18n
     import core.metrics
+    import core.security_headers
     import crisis
     import notifications
     import scheduling
@@ -79,6 +80,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.i18n.init_app(app, babel)
     core.errors.init_app(app)
     core.metrics.init_app(app)
+    core.security_headers.init_app(app)
     core.health.init_app(app)
     core.demo.init_app(app)
     for package in (accounts, worktime, scheduling, contacts, crisis, notifications):

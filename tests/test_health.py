@@ -27,3 +27,19 @@ def test_readyz_is_unavailable_when_the_database_is_unreachable(clock, tmp_path)
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["database"] == "unreachable"
+
+
+def test_every_response_carries_security_headers(client):
+    for url in ("/login", "/healthz", "/no-such-page"):
+        headers = client.get(url).headers
+        assert "script-src" not in headers["Content-Security-Policy"]  # default-src 'self': no inline scripts
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
+        assert "Strict-Transport-Security" not in headers  # plain HTTP in tests
+
+
+def test_hsts_is_sent_when_served_over_https(sqlite_url, clock):
+    app = build_app(sqlite_url, clock, PUBLIC_BASE_URL="https://krisrutin.example.se")
+    assert app.test_client().get("/healthz").headers["Strict-Transport-Security"].startswith("max-age=")
