@@ -12,10 +12,10 @@ from datetime import timedelta
 
 from flask import Flask
 
+import core.database  # noqa: F401  (connection pragmas)
 from config.routine import load_routine
 from config.settings import ROOT, load_settings
 from core.clock import Clock, SystemClock, install_clock
-import core.database  # noqa: F401  (connection pragmas)
 from core.extensions import babel, csrf, db, migrate
 
 log = logging.getLogger("krisrutin")
@@ -99,6 +99,6 @@ def _engine_options(url: str) -> dict:
 def _ensure_sqlite_folder(url: str) -> None:
     from pathlib import Path
 
-    path = url[len("sqlite:///"):]
+    path = url[len("sqlite:///") :]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

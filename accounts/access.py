@@ -59,7 +59,9 @@ def access_rule_for(app, endpoint: str) -> AccessRule | None:
 
 def verify_all_endpoints(app) -> None:
     """Refuse to start when any route lacks an access rule."""
-    missing = sorted({rule.endpoint for rule in app.url_map.iter_rules() if access_rule_for(app, rule.endpoint) is None})
+    missing = sorted(
+        {rule.endpoint for rule in app.url_map.iter_rules() if access_rule_for(app, rule.endpoint) is None}
+    )
     if missing:
         raise RuntimeError("endpoints without an access rule: " + ", ".join(missing))
 

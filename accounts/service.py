@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from accounts.models import ApiToken, User
 from accounts.roles import Role
 
-TOKEN_PREFIX = "krt_"
+TOKEN_PREFIX = "krt_"  # noqa: S105 (a marker, not a secret)
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 12
 

@@ -11,8 +11,11 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, time
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import holidays
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOLIDAY_CATEGORIES = ("public", "de_facto", "bank", "optional")
@@ -125,8 +128,10 @@ class _Reader:
     def hours(self, key: str, value: object) -> Hours:
         if not isinstance(value, list):
             raise self.fail(key, 'a list of intervals such as ["07:45-17:00"]', value)
-        intervals = tuple(sorted((self.interval(f"{key}[{i}]", v) for i, v in enumerate(value)), key=lambda iv: iv.start))
-        for before, after in zip(intervals, intervals[1:], strict=False):
+        intervals = tuple(
+            sorted((self.interval(f"{key}[{i}]", v) for i, v in enumerate(value)), key=lambda iv: iv.start)
+        )
+        for before, after in pairwise(intervals):
             if after.start < before.end:
                 raise self.fail(key, "intervals that do not overlap", value)
         return intervals
@@ -158,7 +163,7 @@ class _Reader:
         if not isinstance(by_weekday, dict):
             raise self.fail(f"{key}.by_weekday", "a table of weekday = [intervals]", by_weekday)
         days = []
-        for index, name in enumerate(WEEKDAYS):
+        for name in WEEKDAYS:
             if name in by_weekday:
                 days.append(self.hours(f"{key}.by_weekday.{name}", by_weekday[name]))
             else:
@@ -202,7 +207,9 @@ def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str
             raise r.fail(key, "a table with name, months and hours", raw)
         unknown = set(raw) - {"name", "months", "weekdays", "hours", "by_weekday"}
         if unknown:
-            raise r.fail(f"{key}.{sorted(unknown)[0]}", "no such key (allowed: name, months, weekdays, hours, by_weekday)")
+            raise r.fail(
+                f"{key}.{sorted(unknown)[0]}", "no such key (allowed: name, months, weekdays, hours, by_weekday)"
+            )
         name = raw.get("name")
         if not isinstance(name, str) or not name.strip():
             raise r.fail(f"{key}.name", "a non-empty name", name)
@@ -228,9 +235,17 @@ def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str
     country = wd.get("holiday_country")
     if not isinstance(country, str) or not re.fullmatch(r"[A-Z]{2}", country):
         raise r.fail("working_days.holiday_country", 'an ISO 3166 country code such as "SE"', country)
+    try:
+        holidays.country_holidays(country)
+    except NotImplementedError:
+        raise r.fail(
+            "working_days.holiday_country", 'a country the holidays package knows, such as "SE"', country
+        ) from None
     categories = wd.get("holiday_categories")
     if not isinstance(categories, list) or not categories or any(c not in HOLIDAY_CATEGORIES for c in categories):
-        raise r.fail("working_days.holiday_categories", "a non-empty list from " + ", ".join(HOLIDAY_CATEGORIES), categories)
+        raise r.fail(
+            "working_days.holiday_categories", "a non-empty list from " + ", ".join(HOLIDAY_CATEGORIES), categories
+        )
     extra_raw = wd.get("extra_non_working_days", [])
     if not isinstance(extra_raw, list):
         raise r.fail("working_days.extra_non_working_days", 'a list of dates "YYYY-MM-DD"', extra_raw)

@@ -104,12 +104,14 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
 
     database_url = get("DATABASE_URL") or f"sqlite:///{DEFAULT_INSTANCE_DIR / 'krisrutin.sqlite3'}"
     if database_url.startswith("postgres://"):
-        database_url = "postgresql://" + database_url[len("postgres://"):]
+        database_url = "postgresql://" + database_url[len("postgres://") :]
     if database_url.startswith("postgresql://"):
         # psycopg 3 is the driver we ship.
-        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
-    if not (database_url.startswith("sqlite") or database_url.startswith("postgresql+psycopg")):
-        raise ConfigError(f"DATABASE_URL: expected a sqlite:/// or postgresql:// URL, got {database_url.split(':')[0]}://…")
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+    if not database_url.startswith(("sqlite", "postgresql+psycopg")):
+        raise ConfigError(
+            f"DATABASE_URL: expected a sqlite:/// or postgresql:// URL, got {database_url.split(':')[0]}://…"
+        )
 
     return Settings(
         env=env,

@@ -61,7 +61,9 @@ def load_demo_data() -> list[tuple[str, str, str]]:
     created = []
     for username, name, role, password in DEMO_USERS:
         if db.session.scalar(select(User).where(User.username == username)) is None:
-            create_user(db_session=db.session, username=username, display_name=name, role=role, now=now, password=password)
+            create_user(
+                db_session=db.session, username=username, display_name=name, role=role, now=now, password=password
+            )
         created.append((username, role.value, password))
     for name, org, kind, contacts in DEMO_PROVIDERS:
         if db.session.scalar(select(Provider).where(Provider.name == name)) is not None:

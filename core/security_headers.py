@@ -4,7 +4,10 @@ No inline scripts or styles are allowed by the CSP; the referrer is never sent t
 because personal link tokens travel in URLs.
 """
 
-CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
 
 
 def _add_headers(response):

@@ -132,7 +132,11 @@ def make_user(app, clock):
         name = username or f"{role.replace('_', '-')}{counter['n']}"
         with app.app_context():
             user = create_user(
-                db_session=db.session, username=name, display_name=f"Test {name}", role=role, now=clock.now(),
+                db_session=db.session,
+                username=name,
+                display_name=f"Test {name}",
+                role=role,
+                now=clock.now(),
                 password=password,
             )
             db.session.commit()
@@ -149,7 +153,9 @@ def make_token(app, clock):
 
     def make(user_id, name="test"):
         with app.app_context():
-            _, secret = create_token(db_session=db.session, user=db.session.get(User, user_id), name=name, now=clock.now())
+            _, secret = create_token(
+                db_session=db.session, user=db.session.get(User, user_id), name=name, now=clock.now()
+            )
             db.session.commit()
             return secret
 

@@ -67,7 +67,7 @@ def test_an_endpoint_without_an_access_rule_stops_start_up(sqlite_url, clock, mo
         app.register_blueprint(bp)
 
     monkeypatch.setattr(worktime, "init_app", init_with_forgotten)
-    with pytest.raises(RuntimeError, match="forgotten.forgotten"):
+    with pytest.raises(RuntimeError, match=r"forgotten\.forgotten"):
         build_app(sqlite_url, clock)
 
 

@@ -92,6 +92,7 @@ def _break(path, value):
         (("office_hours", "weekdays"), ["monday"], "office_hours.weekdays: expected a list of days"),
         (("office_hours", "by_weekday"), {"fri": ["07:00-12:00", "11:00-15:00"]}, "do not overlap"),
         (("office_hours", "seasons"), [{"name": "summer", "months": [13], "hours": ["07:45-16:00"]}], "months"),
+        (("working_days", "holiday_country"), "XX", "working_days.holiday_country: expected a country the holidays"),
         (("working_days", "holiday_categories"), ["public", "pagan"], "working_days.holiday_categories"),
         (("working_days", "extra_non_working_days"), ["2026-02-30"], "extra_non_working_days[0]"),
         (("monthly_check", "send_day"), 31, "monthly_check.send_day: expected a whole number from 1 to 28"),

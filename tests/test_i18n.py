@@ -12,7 +12,9 @@ SKIP = (".venv", "tests", "bench", "migrations")
 def source_messages():
     found = set()
     for filename, _lineno, message, _comments, _context in extract_from_dir(
-        str(ROOT), METHOD_MAP, keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+        str(ROOT),
+        METHOD_MAP,
+        keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None},
     ):
         if filename.split("/")[0] in SKIP:
             continue

@@ -24,7 +24,7 @@ def test_instants_come_back_timezone_aware_in_utc(app, make_user):
 def test_naive_datetimes_are_refused(app, make_user):
     user_id, _, _ = make_user("team")
     with app.app_context():
-        db.session.get(User, user_id).last_login_at = datetime(2026, 1, 1, 12, 0)  # noqa: DTZ001
+        db.session.get(User, user_id).last_login_at = datetime(2026, 1, 1, 12, 0)
         with pytest.raises(StatementError, match="timezone-aware"):
             db.session.commit()
         db.session.rollback()

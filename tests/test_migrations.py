@@ -1,0 +1,31 @@
+"""The schema is managed by migrations: they build the same schema as the models, both ways."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+
+from core.extensions import db
+from tests.conftest import build_app
+
+
+def test_migrations_create_exactly_the_models_schema(database_url, clock):
+    app = build_app(database_url, clock)
+    with app.app_context():
+        upgrade()
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, db.metadata)
+        db.engine.dispose()
+    assert differences == [], "models and migrations differ: run flask db migrate and review the result"
+
+
+def test_migrations_downgrade_to_nothing_and_up_again(database_url, clock):
+    app = build_app(database_url, clock)
+    with app.app_context():
+        upgrade()
+        downgrade(revision="base")
+        with db.engine.connect() as connection:
+            tables = set(db.inspect(connection).get_table_names()) - {"alembic_version"}
+        assert tables == set()
+        upgrade()
+        db.engine.dispose()
