@@ -91,8 +91,11 @@ def build_app(database_url: str, clock: FixedClock, **overrides):
 
 
 def create_schema(app) -> None:
+    """Build the schema the way production does: by running the migrations."""
+    from flask_migrate import upgrade
+
     with app.app_context():
-        db.create_all()
+        upgrade()
 
 
 @pytest.fixture

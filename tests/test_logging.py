@@ -17,10 +17,11 @@ SCENARIO = textwrap.dedent(
     from core.extensions import db
     from accounts.service import create_user
     from core.demo import load_demo_data
+    from flask_migrate import upgrade
 
     app = create_app(clock=FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)))
     with app.app_context():
-        db.create_all()
+        upgrade()
         create_user(db_session=db.session, username="karin.personlig", display_name="Karin Personligsson",
                     role="team", now=datetime(2026, 11, 23, tzinfo=timezone.utc), password="hemligt-lösenord-123")
         db.session.commit()
