@@ -55,7 +55,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     app.extensions["krisrutin.routine"] = routine
     install_clock(app, clock or SystemClock())
     if settings.secret_key_generated:
-        log.warning("SECRET_KEY is not set: using a random key; sessions end when the process restarts")
+        log.warning("SECRET_KEY is not set: using a generated key (development/testing only)")
     if settings.database_url.startswith("sqlite:///"):
         _ensure_sqlite_folder(settings.database_url)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup
+from sqlalchemy import select
 
 from accounts.roles import Role
 from accounts.service import AccountError, create_token, create_user, get_user_by_username
+from contacts.models import Provider
 from core.clock import current_clock
 from core.extensions import db
 
@@ -23,8 +25,17 @@ tokens_cli = AppGroup("tokens", help="Manage API tokens for scripts and integrat
     default=None,
     help="Password (at least 12 characters). Prompted for, hidden, when omitted for staff roles.",
 )
-def create_user_command(role: str, username: str, display_name: str, password: str | None) -> None:
+@click.option("--provider", "provider_name", default=None, help="For --role provider: the provider's exact name.")
+def create_user_command(
+    role: str, username: str, display_name: str, password: str | None, provider_name: str | None
+) -> None:
     """Create a user, e.g. the first admin: flask --app app users create --role admin."""
+    provider_id = None
+    if provider_name is not None:
+        provider = db.session.scalar(select(Provider).where(Provider.name == provider_name))
+        if provider is None:
+            raise click.UsageError(f"no provider named {provider_name!r}")
+        provider_id = provider.id
     if password is None and Role(role).is_staff:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
@@ -35,6 +46,7 @@ def create_user_command(role: str, username: str, display_name: str, password: s
             role=role,
             password=password,
             now=current_clock().now(),
+            provider_id=provider_id,
         )
     except AccountError as error:
         db.session.rollback()

@@ -20,6 +20,8 @@ class User(db.Model):
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Provider contacts act for exactly one provider (and see only its data); nobody else has one.
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), index=True)
     is_active: Mapped[bool] = mapped_column(default=True)
     # Bumped when the password changes or the account is disabled: old sessions stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=1)

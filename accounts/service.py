@@ -47,9 +47,19 @@ def get_user_by_username(*, db_session: Session, username: str) -> User | None:
 
 
 def create_user(
-    *, db_session: Session, username: str, display_name: str, role: Role | str, now: datetime, password: str | None
+    *,
+    db_session: Session,
+    username: str,
+    display_name: str,
+    role: Role | str,
+    now: datetime,
+    password: str | None,
+    provider_id: int | None = None,
 ) -> User:
-    """Create a user; staff need a password, other roles may work by signed links or tokens only."""
+    """Create a user; staff need a password, other roles may work by signed links or tokens only.
+
+    A provider contact's account belongs to one provider (``provider_id``); other roles have none.
+    """
     username = username.strip().lower()
     if not USERNAME_PATTERN.match(username):
         raise AccountError("the username must be 2-64 characters: lowercase letters, digits, '.', '_' or '-'")
@@ -61,6 +71,15 @@ def create_user(
         raise AccountError(f"a user named {username!r} already exists")
     if role.is_staff and not password:
         raise AccountError("staff users need a password")
+    if role is Role.PROVIDER and provider_id is None:
+        raise AccountError("a provider contact's account needs the provider it belongs to")
+    if role is not Role.PROVIDER and provider_id is not None:
+        raise AccountError("only provider contacts belong to a provider")
+    if provider_id is not None:
+        from contacts.models import Provider
+
+        if db_session.get(Provider, provider_id) is None:
+            raise AccountError(f"there is no provider with id {provider_id}")
     if password:
         validate_password(password)
     user = User(
@@ -71,6 +90,7 @@ def create_user(
         created_at=now,
         is_active=True,
         session_version=1,
+        provider_id=provider_id,
     )
     db_session.add(user)
     db_session.flush()

@@ -72,6 +72,26 @@ def _int(name: str, value: str, minimum: int = 0, maximum: int = 65535) -> int:
     return number
 
 
+def _development_secret_key() -> str:
+    """A random key kept in instance/ so that `make run` sessions survive a restart and the web
+    process and the scheduler agree; never used in production (SECRET_KEY is required there)."""
+    path = DEFAULT_INSTANCE_DIR / "dev-secret-key"
+    try:
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(key, encoding="ascii")
+    except OSError:
+        log.warning("could not keep the development secret key in %s", path)
+    return key
+
+
 def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -> Settings:
     """Read settings from ``environ`` (default ``os.environ``) with ``overrides`` on top."""
     source: dict[str, str] = dict(os.environ if environ is None else environ)
@@ -92,7 +112,7 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
     if generated:
         if env == "production":
             raise ConfigError("SECRET_KEY: must be set when KRISRUTIN_ENV=production")
-        secret_key = secrets.token_hex(32)
+        secret_key = _development_secret_key() if env == "development" else secrets.token_hex(32)
     elif env == "production" and len(secret_key) < 32:
         raise ConfigError("SECRET_KEY: expected at least 32 characters in production")
 

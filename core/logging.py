@@ -58,3 +58,4 @@ def configure_logging(settings) -> None:
     # APScheduler and the web server log at INFO on every run; keep them for warnings.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -151,6 +151,18 @@ def test_create_app_works_with_no_arguments_and_no_environment(tmp_path):
     assert "SECRET_KEY is not set" in result.stderr
 
 
+def test_development_key_is_generated_once_and_kept(tmp_path, monkeypatch):
+    import config.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "DEFAULT_INSTANCE_DIR", tmp_path)
+    first = load_settings(environ={})
+    second = load_settings(environ={})
+    assert first.secret_key == second.secret_key and len(first.secret_key) == 64
+    assert (tmp_path / "dev-secret-key").stat().st_mode & 0o077 == 0  # readable by the owner only
+    testing = load_settings(environ={"KRISRUTIN_ENV": "testing"})
+    assert testing.secret_key != first.secret_key
+
+
 def test_start_up_stops_with_the_routine_error(tmp_path):
     bad = tmp_path / "routine.toml"
     bad.write_text(ROUTINE_FILE.read_text(encoding="utf-8").replace('send_time = "08:00"', 'send_time = "8"'))

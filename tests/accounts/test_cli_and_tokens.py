@@ -108,3 +108,39 @@ def test_token_requests_need_no_csrf_but_cookie_requests_do(client, make_user, m
     log_in(client, username)
     without_csrf = client.post("/logout")
     assert without_csrf.status_code == 400
+
+
+def test_provider_contact_accounts_belong_to_a_provider(app, runner, clock):
+    from contacts.models import Provider
+
+    with app.app_context():
+        db.session.add(Provider(name="Hemtjänst Test", kind="municipal", is_active=True, created_at=clock.now()))
+        db.session.commit()
+    without = runner.invoke(args=["users", "create", "--role", "provider", "--username", "kontakt1"])
+    assert without.exit_code != 0 and "needs the provider" in without.output
+    unknown = runner.invoke(
+        args=["users", "create", "--role", "provider", "--username", "kontakt1", "--provider", "Finns Inte"]
+    )
+    assert unknown.exit_code != 0 and "no provider named" in unknown.output
+    ok = runner.invoke(
+        args=["users", "create", "--role", "provider", "--username", "kontakt1", "--provider", "Hemtjänst Test"]
+    )
+    assert ok.exit_code == 0, ok.output
+    staff = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--role",
+            "team",
+            "--username",
+            "t2",
+            "--password",
+            "x" * 12,
+            "--provider",
+            "Hemtjänst Test",
+        ]
+    )
+    assert staff.exit_code != 0 and "only provider contacts" in staff.output
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "kontakt1"))
+        assert user.provider_id is not None and user.password_hash is None
