@@ -1,12 +1,50 @@
 """Error responses: JSON under /api/, a plain page elsewhere; never a stack trace to the user."""
 
 import logging
+import traceback
 
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from config.settings import ROOT
+
 log = logging.getLogger(__name__)
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception's class and message, for ``last_error`` and logs.
+
+    Database errors are reduced to their classes and SQLSTATE: their messages carry the SQL
+    parameters and the server's details (``Key (email)=(...) already exists``), i.e. personal
+    data. Domain exceptions raised in handlers must keep personal data out of their messages.
+    """
+    name = type(error).__name__
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        return f"{name} ({type(error.orig).__name__}{f', SQLSTATE {sqlstate}' if sqlstate else ''})"
+    if isinstance(error, sa_exc.StatementError):
+        return f"{name} (details withheld: they may contain personal data)"
+    message = str(error).strip()
+    return f"{name}: {message}"[:1000] if message else name
+
+
+def error_location(error: BaseException) -> str | None:
+    """Where our code raised or called into the failing library: ``path:line in function``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [f for f in frames if f.filename.startswith(str(ROOT)) and "site-packages" not in f.filename]
+    frame = (ours or frames or [None])[-1]
+    if frame is None:
+        return None
+    filename = frame.filename[len(str(ROOT)) + 1 :] if frame.filename.startswith(str(ROOT)) else frame.filename
+    return f"{filename}:{frame.lineno} in {frame.name}"
+
+
+def stack_without_values(error: BaseException) -> str:
+    """The traceback's frames (file, line, code) without the exception's message, which may
+    carry personal data."""
+    return "".join(traceback.format_tb(error.__traceback__))
 
 
 def _wants_json() -> bool:
@@ -35,5 +73,11 @@ def init_app(app) -> None:
     def unexpected(error):
         # The route, not the path: paths may carry personal link tokens.
         rule = request.url_rule.rule if request.url_rule else "?"
-        log.exception("unhandled error in %s %s", request.method, rule)
+        log.error(
+            "unhandled error in %s %s",
+            request.method,
+            rule,
+            # Only the class: an unexpected exception's message may hold anything, personal data too.
+            extra={"error": type(error).__name__, "where": error_location(error), "stack": stack_without_values(error)},
+        )
         return _respond(InternalServerError("Something went wrong on our side. The error has been logged."))

@@ -21,9 +21,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import Counter
 
 from core.clock import current_clock
+from core.errors import describe_error, error_location
 from core.extensions import db
 from core.metrics import REGISTRY
-from scheduling.service import TickReport, describe_error, error_location, tick
+from scheduling.service import TickReport, tick
 
 log = logging.getLogger(__name__)
 

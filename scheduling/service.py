@@ -38,17 +38,15 @@ Why downtime is caught up
 from __future__ import annotations
 
 import logging
-import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import event, func, select, update
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from config.settings import ROOT
+from core.errors import describe_error, error_location
 from core.metrics import REGISTRY
 from scheduling.models import ScheduledTask, SchedulerHeartbeat, TaskStatus
 from scheduling.registry import Registry, default_registry
@@ -238,34 +236,6 @@ def status_summary(*, db_session: Session, now: datetime) -> dict:
             {"name": beat.name, "last_tick_at": beat.last_tick_at.isoformat(), "ticks": beat.ticks} for beat in beats
         ],
     }
-
-
-def describe_error(error: BaseException) -> str:
-    """An exception's class and message, for ``last_error`` and logs.
-
-    Database errors are reduced to their classes and SQLSTATE: their messages carry the SQL
-    parameters and the server's details (``Key (email)=(...) already exists``), i.e. personal
-    data. Domain exceptions raised in handlers must keep personal data out of their messages.
-    """
-    name = type(error).__name__
-    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
-        sqlstate = getattr(error.orig, "sqlstate", None)
-        return f"{name} ({type(error.orig).__name__}{f', SQLSTATE {sqlstate}' if sqlstate else ''})"
-    if isinstance(error, sa_exc.StatementError):
-        return f"{name} (details withheld: they may contain personal data)"
-    message = str(error).strip()
-    return f"{name}: {message}"[:1000] if message else name
-
-
-def error_location(error: BaseException) -> str | None:
-    """Where our code raised or called into the failing library: ``path:line in function``."""
-    frames = traceback.extract_tb(error.__traceback__)
-    ours = [f for f in frames if f.filename.startswith(str(ROOT)) and "site-packages" not in f.filename]
-    frame = (ours or frames or [None])[-1]
-    if frame is None:
-        return None
-    filename = frame.filename[len(str(ROOT)) + 1 :] if frame.filename.startswith(str(ROOT)) else frame.filename
-    return f"{filename}:{frame.lineno} in {frame.name}"
 
 
 # --- the steps of a tick ---------------------------------------------------------------------
