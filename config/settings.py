@@ -50,6 +50,13 @@ class Settings:
     twilio_auth_token: str | None
     twilio_from: str | None
     twilio_api_base_url: str
+    email_rate_per_second: float
+    email_concurrency: int
+    sms_rate_per_second: float
+    sms_concurrency: int
+    dispatch_poll_seconds: float
+    dispatch_lease_seconds: int
+    message_max_attempts: int
 
     @property
     def is_production(self) -> bool:
@@ -90,6 +97,16 @@ def _development_secret_key() -> str:
     except OSError:
         log.warning("could not keep the development secret key in %s", path)
     return key
+
+
+def _float(name: str, value: str, minimum: float = 0.0) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if number < minimum or number != number:  # NaN
+        raise ConfigError(f"{name}: expected a number of at least {minimum}, got {value!r}")
+    return number
 
 
 def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -> Settings:
@@ -155,4 +172,11 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
         twilio_from=get("TWILIO_FROM"),
         twilio_api_base_url=get("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
+        email_rate_per_second=_float("EMAIL_RATE_PER_SECOND", get("EMAIL_RATE_PER_SECOND", "0")),
+        email_concurrency=_int("EMAIL_CONCURRENCY", get("EMAIL_CONCURRENCY", "2"), 1, 64),
+        sms_rate_per_second=_float("SMS_RATE_PER_SECOND", get("SMS_RATE_PER_SECOND", "0")),
+        sms_concurrency=_int("SMS_CONCURRENCY", get("SMS_CONCURRENCY", "4"), 1, 64),
+        dispatch_poll_seconds=_float("DISPATCH_POLL_SECONDS", get("DISPATCH_POLL_SECONDS", "0.5"), 0.05),
+        dispatch_lease_seconds=_int("DISPATCH_LEASE_SECONDS", get("DISPATCH_LEASE_SECONDS", "120"), 5, 3600),
+        message_max_attempts=_int("MESSAGE_MAX_ATTEMPTS", get("MESSAGE_MAX_ATTEMPTS", "10"), 1, 100),
     )

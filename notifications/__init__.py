@@ -2,4 +2,5 @@
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints and CLI commands (none yet)."""
+    """Register this package's blueprints and CLI commands."""
+    from notifications import models  # noqa: F401  (tables known to migrations)

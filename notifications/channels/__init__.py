@@ -1,0 +1,1 @@
+"""Transport adapters behind one small interface (see base.py)."""

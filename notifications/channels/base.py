@@ -1,0 +1,65 @@
+"""The channel interface: adapters only move bytes; the notifications service owns the rules.
+
+An adapter sends one message and returns the gateway's id for it, or raises
+:class:`TransientFailure` (worth retrying: timeouts, refused connections, SMTP 4xx, HTTP 429/5xx)
+or :class:`PermanentFailure` (retrying cannot help: unknown mailbox, invalid number). Adapters
+are not shared between threads: a dispatcher builds one per worker with the factory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ChannelFailure(Exception):
+    """A send that did not succeed; the message names no recipient (it may be logged)."""
+
+
+class TransientFailure(ChannelFailure):
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(ChannelFailure):
+    def __init__(self, message: str, *, address_rejected: bool = False):
+        super().__init__(message)
+        # True when the recipient's address itself is bad: the contact is marked as failing.
+        self.address_rejected = address_rejected
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    text: str
+    html: str | None
+    message_id: str  # our Message-ID header value, e.g. "<msg-42@krisrutin>"
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    to: str  # E.164
+    body: str
+    status_callback: str | None  # where the gateway posts delivery statuses
+
+
+class EmailSender(Protocol):
+    gateway: str  # "smtp" or "console"
+
+    def send_email(self, email: OutgoingEmail) -> str:
+        """Send; returns the gateway's id for the message."""
+
+    def close(self) -> None:
+        """Release the connection, if any."""
+
+
+class SmsSender(Protocol):
+    gateway: str  # "twilio" or "console"
+
+    def send_sms(self, sms: OutgoingSms) -> str:
+        """Send; returns the gateway's id (Twilio's MessageSid)."""
+
+    def close(self) -> None:
+        """Release the connection, if any."""
