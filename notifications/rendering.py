@@ -1,0 +1,142 @@
+"""Rendering a message kind to its e-mail subject, plain and HTML bodies, and SMS text.
+
+Each kind has up to four templates in ``notifications/templates/messages/<language>/``:
+``<kind>.subject.txt``, ``<kind>.txt`` (plain e-mail), ``<kind>.html`` (HTML e-mail) and
+``<kind>.sms.txt``. A kind may be e-mail only or SMS only, but an e-mail needs a subject and a
+plain body; HTML is optional. A language without the kind falls back to Swedish.
+
+The environment is our own, not Flask's, so dispatchers and CLI commands render without a
+request. Undefined variables are errors (a blank where a name should be is worse than a failed
+render), and only .html templates are autoescaped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import jinja2
+
+from notifications.segments import SmsLength, count_segments
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "messages"
+DEFAULT_LANGUAGE = "sv"
+_KIND = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+_LANGUAGE = re.compile(r"[a-z]{2}")
+
+
+class RenderError(Exception):
+    """An unknown kind, or a template that cannot be rendered with the context given."""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str | None  # None when the kind has no e-mail
+    text: str | None
+    html: str | None
+    sms: str | None  # None when the kind has no SMS
+    language: str  # the language actually rendered (after falling back)
+
+    @property
+    def sms_length(self) -> SmsLength | None:
+        return count_segments(self.sms) if self.sms is not None else None
+
+
+class SmsPreview(NamedTuple):
+    text: str
+    length: SmsLength
+
+
+def _http_url(value: Any) -> str:
+    """A link for an href: only http(s), so a context value cannot become javascript:."""
+    url = str(value)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise RenderError(f"not an http(s) link: {url[:40]!r}")
+    return url
+
+
+def _paragraphs(value: Any) -> list[list[str]]:
+    """Text split into paragraphs (at blank lines), each a list of its lines."""
+    blocks = re.split(r"\n\s*\n", str(value).strip())
+    return [[line.strip() for line in block.splitlines()] for block in blocks if block.strip()]
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+    env.filters["http_url"] = _http_url
+    env.filters["paragraphs"] = _paragraphs
+    return env
+
+
+def normalize_sms(text: str) -> str:
+    """SMS text as sent: lines stripped, runs of spaces made one, at most one blank line in a row."""
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def sms_preview(text: str) -> SmsPreview:
+    """The SMS as it will be sent, and its length in segments (for pages that show the cost)."""
+    normalized = normalize_sms(text)
+    return SmsPreview(normalized, count_segments(normalized))
+
+
+def _exists(language: str, name: str) -> bool:
+    return (TEMPLATE_DIR / language / name).is_file()
+
+
+def _parts(language: str, kind: str) -> dict[str, str]:
+    names = {
+        "subject": f"{kind}.subject.txt",
+        "text": f"{kind}.txt",
+        "html": f"{kind}.html",
+        "sms": f"{kind}.sms.txt",
+    }
+    return {part: f"{language}/{name}" for part, name in names.items() if _exists(language, name)}
+
+
+def render(kind: str, language: str, context: dict[str, Any]) -> RenderedMessage:
+    """Render every template of ``kind`` in ``language`` (or Swedish when it has none) with ``context``."""
+    if not _KIND.fullmatch(kind):
+        raise RenderError(f"not a message kind: {kind!r}")
+    language = language if _LANGUAGE.fullmatch(language or "") else DEFAULT_LANGUAGE
+    parts = _parts(language, kind)
+    if not parts and language != DEFAULT_LANGUAGE:
+        language = DEFAULT_LANGUAGE
+        parts = _parts(language, kind)
+    if not parts:
+        raise RenderError(f"unknown message kind: {kind!r}")
+    if ("subject" in parts) != ("text" in parts) or ("html" in parts and "text" not in parts):
+        raise RenderError(f"message kind {kind!r} ({language}): an e-mail needs both a subject and a plain body")
+
+    env = environment()
+    rendered: dict[str, str] = {}
+    for part, name in parts.items():
+        try:
+            rendered[part] = env.get_template(name).render(context)
+        except jinja2.UndefinedError as error:
+            raise RenderError(f"{name}: {error.message}") from error
+        except jinja2.TemplateError as error:
+            raise RenderError(f"{name}: {error}") from error
+
+    subject = rendered.get("subject")
+    return RenderedMessage(
+        # One line: a line break in a header would end it.
+        subject=" ".join(subject.split()) if subject is not None else None,
+        text=rendered["text"].strip() + "\n" if "text" in rendered else None,
+        html=rendered.get("html"),
+        sms=normalize_sms(rendered["sms"]) if "sms" in rendered else None,
+        language=language,
+    )
