@@ -20,11 +20,12 @@ db: setup
 demo: db
 	$(FLASK) demo load
 
-# The web service and the scheduler, side by side, until Ctrl-C.
+# The web service, the scheduler and the message dispatcher, side by side, until Ctrl-C.
 run: demo
-	@echo "Krisrutin: http://127.0.0.1:5000 (Ctrl-C stops both processes)"
+	@echo "Krisrutin: http://127.0.0.1:5000 (Ctrl-C stops all three processes)"
 	@trap 'kill 0' INT TERM; \
 	$(FLASK) scheduler run & \
+	$(FLASK) dispatcher run & \
 	$(FLASK) run --host 127.0.0.1 --port 5000 & \
 	wait
 

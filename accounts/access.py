@@ -4,7 +4,8 @@ Every view declares its rule with :func:`public` or :func:`roles_required`; an e
 a rule makes ``create_app`` fail (see :func:`verify_all_endpoints`) and would be refused with 403
 even if that check were bypassed. Requests authenticate either with the staff session cookie or
 with an ``Authorization: Bearer`` API token. CSRF is checked here for every unsafe request that
-relies on the session cookie; token requests carry no ambient credentials and need no CSRF token.
+relies on the session cookie; token requests carry no ambient credentials and need no CSRF token,
+nor do public webhooks marked with :func:`exempt_from_csrf`, whose callers sign each request.
 """
 
 from __future__ import annotations
@@ -32,6 +33,24 @@ def public(view):
     """Mark a view as reachable without authentication (health, login, calendar, signed links)."""
     view.access_rule = AccessRule(public=True, roles=frozenset())
     return view
+
+
+def exempt_from_csrf(view):
+    """Skip the CSRF check for a *public* view that authenticates its caller itself.
+
+    For webhooks called by a gateway (Twilio signs every request with ``X-Twilio-Signature``):
+    the gateway has no session and no CSRF token. Only public views may carry the marker — a
+    view for logged-in users must never accept a cross-site form post — and
+    :func:`verify_all_endpoints` refuses to start otherwise. Place it below ``@public``.
+    """
+    view.csrf_exempt = True
+    return view
+
+
+def is_csrf_exempt(app, endpoint: str) -> bool:
+    rule = access_rule_for(app, endpoint)
+    view = app.view_functions.get(endpoint)
+    return rule is not None and rule.public and getattr(view, "csrf_exempt", False) is True
 
 
 def roles_required(*roles: Role):
@@ -64,6 +83,13 @@ def verify_all_endpoints(app) -> None:
     )
     if missing:
         raise RuntimeError("endpoints without an access rule: " + ", ".join(missing))
+    exempt_but_protected = sorted(
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, "csrf_exempt", False) and not getattr(access_rule_for(app, endpoint), "public", False)
+    )
+    if exempt_but_protected:
+        raise RuntimeError("only public views may be exempt from CSRF: " + ", ".join(exempt_but_protected))
 
 
 def is_api_request() -> bool:
@@ -116,7 +142,11 @@ def enforce_access():
     denied = _load_principal()
     if denied is not None:
         return denied
-    if g.auth_method != "token" and request.method not in SAFE_METHODS:
+    if (
+        g.auth_method != "token"
+        and request.method not in SAFE_METHODS
+        and not is_csrf_exempt(current_app, request.endpoint)
+    ):
         csrf.protect()
     if rule is None:
         return _deny(403, "this endpoint is not open to anyone")

@@ -33,7 +33,11 @@ def migration_heads() -> tuple[set[str], set[str]]:
 @bp.get("/readyz")
 @public
 def readyz():
-    """The database answers and its schema is at the newest migration."""
+    """The database answers and its schema is at the newest migration.
+
+    Also reports each channel as ``"ok"`` or ``"degraded"`` with a ``warnings`` list; a degraded
+    channel leaves the status at 200.
+    """
     checks = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -48,7 +52,26 @@ def readyz():
     body = {"status": "ok" if ready else "unavailable", "checks": checks}
     if not ready:
         body["hint"] = "run: flask --app app db upgrade"
+    else:
+        body.update(_channel_health())
     return jsonify(body), 200 if ready else 503
+
+
+def _channel_health() -> dict:
+    """Channels are reported beside the checks, never as one: a failing SMS gateway must not take
+    the web service out of the load balancer (the outbox keeps the messages until it recovers)."""
+    from core.clock import current_clock
+    from notifications.health import channel_summary, degraded_channels
+
+    degraded = degraded_channels(db.session, current_clock().now())
+    return {
+        "channels": channel_summary(degraded),
+        "warnings": [
+            f"{state.channel} channel degraded since {state.degraded_since.isoformat()}"
+            f" ({state.consecutive_failures} consecutive failures)"
+            for state in degraded
+        ],
+    }
 
 
 def init_app(app) -> None:

@@ -4,10 +4,23 @@ Other domains call :func:`notifications.service.send` inside their own transacti
 processes (``flask --app app dispatcher run``) claim and send what is queued.
 """
 
+import logging
+
+log = logging.getLogger(__name__)
+
 
 def init_app(app) -> None:
-    """Register this package's blueprints and CLI commands."""
-    from notifications import cli, models, views  # noqa: F401  (models: tables known to migrations)
+    """Register this package's blueprints and CLI commands, and say which channels are live.
+
+    Building the channel setup here also stops start-up on a malformed TWILIO_FROM.
+    """
+    from notifications import cli, health, models, views, webhooks  # noqa: F401  (models: tables known to migrations)
+    from notifications.channels import build_channels, log_live_channels
+
+    log_live_channels(build_channels(app.extensions["krisrutin.settings"]), log)
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(webhooks.bp)
+    # The banner on staff pages when a channel keeps failing (templates/base.html).
+    app.context_processor(health.channel_warning_context)
     cli.init_app(app)

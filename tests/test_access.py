@@ -3,8 +3,8 @@
 import pytest
 from flask import Blueprint
 
-from accounts.access import access_rule_for, public
-from tests.conftest import build_app
+from accounts.access import access_rule_for, exempt_from_csrf, public, roles_required
+from tests.conftest import build_app, log_in
 
 # Endpoints that answer without authentication, by design (issue #2). Extending this list is a
 # security decision: say why in the commit.
@@ -15,6 +15,10 @@ PUBLIC_ENDPOINTS = {
     "accounts.login",
     "worktime_api.responsible",
     "worktime_api.check_plan",
+    # Twilio's webhooks: Twilio has no session; every request must carry Twilio's signature
+    # (X-Twilio-Signature, our Auth Token) for our public URL, which authenticates it instead.
+    "twilio_webhooks.status_callback",
+    "twilio_webhooks.inbound_sms",
 }
 
 
@@ -77,3 +81,58 @@ def test_public_marker_is_needed_explicitly():
 
     assert getattr(view, "access_rule", None) is None
     assert public(view).access_rule.public is True
+
+
+def _add_blueprint_at_start_up(monkeypatch, bp):
+    import worktime
+
+    original = worktime.init_app
+
+    def init_with_extra(app):
+        original(app)
+        app.register_blueprint(bp)
+
+    monkeypatch.setattr(worktime, "init_app", init_with_extra)
+
+
+def test_only_views_marked_exempt_skip_the_csrf_check(sqlite_url, clock, monkeypatch):
+    bp = Blueprint("hooks", __name__)
+
+    @bp.post("/hooks/signed")
+    @public
+    @exempt_from_csrf
+    def signed():
+        return "accepted"
+
+    @bp.post("/hooks/plain")
+    @public
+    def plain():
+        return "accepted"
+
+    _add_blueprint_at_start_up(monkeypatch, bp)
+    app = build_app(sqlite_url, clock)
+    client = app.test_client()
+    assert client.post("/hooks/signed", data={"x": "1"}).status_code == 200
+    assert client.post("/hooks/plain", data={"x": "1"}).status_code == 400  # no CSRF token
+
+
+def test_exempt_webhook_needs_no_csrf_token_even_with_a_staff_session(client, make_user):
+    # The marker is honoured whoever calls: the webhook authenticates by its signature, not the session.
+    _, username, password = make_user("team")
+    log_in(client, username, password)
+    response = client.post("/webhooks/twilio/status", data={"MessageSid": "SM1", "MessageStatus": "sent"})
+    assert response.status_code == 403  # refused for its missing Twilio signature, not for CSRF (400)
+
+
+def test_a_role_protected_view_cannot_be_exempt_from_csrf(sqlite_url, clock, monkeypatch):
+    bp = Blueprint("unsafe", __name__)
+
+    @bp.post("/unsafe")
+    @roles_required("team")
+    @exempt_from_csrf
+    def unsafe():
+        return "would accept cross-site posts"
+
+    _add_blueprint_at_start_up(monkeypatch, bp)
+    with pytest.raises(RuntimeError, match=r"only public views may be exempt from CSRF: unsafe\.unsafe"):
+        build_app(sqlite_url, clock)

@@ -1,0 +1,257 @@
+"""Fan-out benchmark: ``python -m bench.fanout --messages 10000 [--database-url URL]``.
+
+Sends N messages, half e-mail and half SMS, through the real outbox and dispatcher to a local
+SMTP server (aiosmtpd) and a local Twilio-speaking HTTP server, and in the same run measures the
+raw rate of the same gateways driven by a bare loop with the same adapters (smtplib, the twilio
+library) and the same concurrency. While the bulk runs, urgent messages are committed at
+intervals; their latency is from the commit that queued them to our record of the gateway's
+acceptance (``sent_at - created_at``), an upper bound of commit-to-acceptance.
+
+Prints one JSON line last: messages, seconds, msgs_per_s, raw_msgs_per_s, ratio, urgent_p99_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.support.smtp_server import SmtpTestServer
+from tests.support.twilio_server import TwilioTestServer
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _fresh_database(url: str | None, workdir: Path) -> tuple[str, callable]:
+    if url is None:
+        return f"sqlite:///{workdir / 'fanout.sqlite3'}", lambda: None
+    if not url.startswith("postgresql"):
+        return url, lambda: None
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1) if "+psycopg" not in url else url
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop():
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}", drop
+
+
+def raw_rate(settings, count: int) -> float:
+    """Messages per second through the bare adapters: same libraries, same concurrency."""
+    from notifications.channels.base import OutgoingEmail, OutgoingSms
+    from notifications.channels.smtp import SmtpEmail
+    from notifications.channels.twilio_sms import TwilioSms
+
+    emails, texts = count // 2, count - count // 2
+
+    def email_worker(share: int) -> None:
+        adapter = SmtpEmail(settings)
+        for number in range(share):
+            adapter.send_email(
+                OutgoingEmail(
+                    to=f"raw{number}@example.se",
+                    subject="Test av rutin",
+                    text="Hej! Stämmer dina kontaktuppgifter? https://krisrutin.example.se/l/abc",
+                    html="<p>Hej! Stämmer dina kontaktuppgifter?</p>",
+                    message_id=f"<raw-{uuid.uuid4().hex}@bench>",
+                )
+            )
+        adapter.close()
+
+    def sms_worker(share: int) -> None:
+        adapter = TwilioSms(settings)
+        for _ in range(share):
+            adapter.send_sms(
+                OutgoingSms(to="+46701740605", body="Test av rutin: svara JA eller NEJ.", status_callback=None)
+            )
+        adapter.close()
+
+    threads = [
+        threading.Thread(target=email_worker, args=(share,)) for share in _split(emails, settings.email_concurrency)
+    ] + [threading.Thread(target=sms_worker, args=(share,)) for share in _split(texts, settings.sms_concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return count / (time.perf_counter() - started)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--urgent", type=int, default=50, help="urgent messages injected during the bulk")
+    args = parser.parse_args()
+
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from contacts.models import ContactPerson, Provider
+    from core.extensions import db
+    from notifications.dispatcher import Dispatcher
+    from notifications.models import Channel, Message, MessageStatus, Priority
+    from notifications.service import send
+
+    smtp = SmtpTestServer().start()
+    twilio = TwilioTestServer().start()
+    workdir = Path(tempfile.mkdtemp(prefix="krisrutin-fanout-"))
+    database_url, drop = _fresh_database(args.database_url, workdir)
+    try:
+        app = create_app(
+            {
+                "DATABASE_URL": database_url,
+                "KRISRUTIN_ENV": "testing",
+                "SECRET_KEY": "bench-" * 8,
+                "LOG_LEVEL": "WARNING",
+                "SMTP_HOST": smtp.host,
+                "SMTP_PORT": smtp.port,
+                "SMTP_SECURITY": "none",
+                "MAIL_FROM": "valfardsteknik@example.se",
+                "TWILIO_ACCOUNT_SID": twilio.account_sid,
+                "TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "TWILIO_FROM": "Krisrutin",
+                "TWILIO_API_BASE_URL": twilio.url,
+                "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
+            }
+        )
+        settings = app.extensions["krisrutin.settings"]
+        with app.app_context():
+            upgrade()
+            now = datetime.now(UTC)
+            provider = Provider(name="Bench Omsorg AB", kind="private", is_active=True, created_at=now)
+            db.session.add(provider)
+            db.session.flush()
+            contact = ContactPerson(
+                provider_id=provider.id,
+                name="Bench Kontakt",
+                mobile="+46701740605",
+                email="bench@example.se",
+                services=[],
+                is_active=True,
+                created_at=now,
+            )
+            db.session.add(contact)
+            db.session.commit()
+            contact_id = contact.id
+
+        raw = raw_rate(settings, args.messages)
+        smtp_before, twilio_before = len(smtp.messages), len(twilio.requests)
+
+        with app.app_context():
+            contact = db.session.get(ContactPerson, contact_id)
+            now = datetime.now(UTC)
+            for number in range(args.messages):
+                channel = Channel.EMAIL if number % 2 == 0 else Channel.SMS
+                send(
+                    db_session=db.session,
+                    kind="test.hello",
+                    context={"name": "Bench", "link": f"https://krisrutin.example.se/l/{number}"},
+                    channels=[channel],
+                    priority=Priority.BULK,
+                    idempotency_key=f"bench:{number}",
+                    now=now,
+                    contact=contact,
+                    ref=("bench", "fanout"),
+                )
+                if number % 1000 == 999:
+                    db.session.commit()
+            db.session.commit()
+
+        dispatcher = Dispatcher(app, name="bench")
+        started = time.perf_counter()
+        dispatcher.start()
+        stop_injecting = threading.Event()
+
+        def inject_urgent() -> None:
+            interval = max(0.01, (args.messages / max(raw, 1.0)) / (args.urgent + 2))
+            with app.app_context():
+                contact = db.session.get(ContactPerson, contact_id)
+                for number in range(args.urgent):
+                    if stop_injecting.wait(interval):
+                        return
+                    send(
+                        db_session=db.session,
+                        kind="test.hello",
+                        context={"name": "Brådskande", "link": "https://krisrutin.example.se/i/1"},
+                        channels=[Channel.EMAIL if number % 2 else Channel.SMS],
+                        priority=Priority.URGENT,
+                        idempotency_key=f"urgent:{number}",
+                        now=datetime.now(UTC),
+                        contact=contact,
+                        ref=("bench", "urgent"),
+                    )
+                    db.session.commit()
+
+        injector = threading.Thread(target=inject_urgent)
+        injector.start()
+        total = args.messages + args.urgent
+        deadline = time.monotonic() + 600
+        with app.app_context():
+            while time.monotonic() < deadline:
+                open_count = db.session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(Message)
+                    .where(Message.status.in_([MessageStatus.QUEUED.value, MessageStatus.SENDING.value]))
+                )
+                db.session.rollback()
+                if open_count == 0 and not injector.is_alive():
+                    break
+                time.sleep(0.05)
+            seconds = time.perf_counter() - started
+            stop_injecting.set()
+            injector.join()
+            dispatcher.stop()
+            urgent = db.session.scalars(sa.select(Message).where(Message.ref_id == "urgent")).all()
+            latencies = [(m.sent_at - m.created_at).total_seconds() * 1000 for m in urgent if m.sent_at]
+            failed = db.session.scalar(
+                sa.select(sa.func.count()).select_from(Message).where(Message.status == MessageStatus.FAILED.value)
+            )
+        delivered = (len(smtp.messages) - smtp_before) + (len(twilio.requests) - twilio_before)
+        rate = total / seconds
+        result = {
+            "messages": args.messages,
+            "database": database_url.split(":", 1)[0],
+            "seconds": round(seconds, 2),
+            "msgs_per_s": round(rate, 1),
+            "raw_msgs_per_s": round(raw, 1),
+            "ratio": round(rate / raw, 3),
+            "urgent_p99_ms": round(_percentile(latencies, 99), 1),
+            "urgent_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+            "urgent": len(latencies),
+            "arrived_at_gateways": delivered,
+            "failed": failed,
+        }
+        print(json.dumps(result))
+    finally:
+        smtp.stop()
+        twilio.stop()
+        drop()
+
+
+if __name__ == "__main__":
+    main()

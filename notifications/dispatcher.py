@@ -1,0 +1,882 @@
+"""The dispatcher (``flask --app app dispatcher run``): sends what the outbox holds, urgent first.
+
+Why nothing is lost
+    A message exists only as a row in ``messages``, written in the same transaction as the
+    business change that caused it (:func:`notifications.service.send`). It leaves the states
+    ``queued``/``sending`` only by a committed write made *after* the gateway answered: ``sent``
+    with the gateway's id, ``queued`` again with a later ``next_attempt_at`` (a transient error),
+    or ``failed``. A dispatcher that crashes, is killed or loses its database connection at any
+    point leaves its messages ``queued`` or ``sending``. A ``sending`` row carries a lease
+    (``lease_until``, ``leased_by``); once the lease has expired any dispatcher puts the row back
+    to ``queued`` and sends it. So after a restart every message not confirmed sent is sent.
+
+Why nothing is sent twice (and the in-flight window)
+    A worker claims one message at a time with a single statement, ``UPDATE messages SET
+    status='sending', lease_until=now+lease, leased_by=me, attempts=attempts+1 WHERE id = (SELECT
+    id ... WHERE status='queued' AND channel=? AND next_attempt_at <= now ORDER BY priority,
+    next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status='queued'``, and commits before
+    it talks to the gateway. On PostgreSQL ``SKIP LOCKED`` makes concurrent dispatchers take
+    different rows without waiting; on SQLite the statement holds the database's write lock. A
+    row is therefore handed to one worker only, and the result is written back only by the
+    holder of that claim (``WHERE id=? AND leased_by=? AND attempts=?``).
+
+    What cannot be made exactly-once is the step between the gateway's acceptance and our commit
+    of ``sent``: SMTP and Twilio's API take part in no transaction of ours. A dispatcher killed
+    in that moment leaves a message that the gateway has but our database shows as ``sending``;
+    when its lease expires it is sent again. That is the in-flight window: after a crash, at most
+    the messages that were ``sending`` at the moment of the crash may arrive twice, which is at
+    most one per worker thread (``EMAIL_CONCURRENCY + SMS_CONCURRENCY`` per dispatcher), because
+    each worker holds one claim at a time and commits ``sent`` right after each acceptance. The
+    same holds for a send slower than the lease (``DISPATCH_LEASE_SECONDS``, 120 s by default;
+    the adapters time out long before that). E-mails keep their Message-ID when sent again, so
+    mail clients that de-duplicate show one; an SMS sent again arrives twice.
+
+Urgent first, and fast
+    Claims go by ``(priority, next_attempt_at, id)`` one message at a time, so an urgent message
+    queued behind 10,000 bulk ones is the next one claimed by each lane. Each channel is a lane
+    of its own (``*_CONCURRENCY`` worker threads, a token bucket for ``*_RATE_PER_SECOND``); a
+    failing or slow e-mail gateway never holds up SMS. :func:`~notifications.service.send`
+    wakes the dispatchers at commit: ``pg_notify`` on PostgreSQL (this process LISTENs on a
+    dedicated connection) and an in-process hook; polling every ``DISPATCH_POLL_SECONDS`` is the
+    safety net (and the only way on SQLite across processes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import bindparam, case, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core.clock import current_clock
+from core.errors import describe_error, error_location
+from core.extensions import db
+from core.metrics import REGISTRY
+from core.types import UTCDateTime
+from notifications.channels.base import OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
+from notifications.models import Channel, ChannelState, Message, MessageStatus, Priority
+from notifications.ratelimit import TokenBucket
+from notifications.service import (
+    NOTIFY_CHANNEL,
+    STATUS_CALLBACK_PATH,
+    add_event,
+    add_wake_listener,
+    mark_address_failing,
+    remove_wake_listener,
+)
+
+log = logging.getLogger(__name__)
+
+MESSAGES = Counter(
+    "krisrutin_outbox_messages_total",
+    "Send attempts by channel, kind and outcome (sent, retried, failed)",
+    ["channel", "kind", "outcome"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "krisrutin_outbox_queue_to_gateway_seconds",
+    "Time from queueing a message to the gateway's acceptance",
+    ["priority"],
+    registry=REGISTRY,
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+)
+DUE = Gauge(
+    "krisrutin_outbox_due_messages",
+    "Queued messages whose time has come, by channel",
+    ["channel"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
+
+RETRY_BASE = timedelta(seconds=10)  # the wait after the first failed attempt; doubles each time
+RETRY_CAP = timedelta(hours=1)
+DEGRADED_AFTER = 5  # consecutive failures of a channel (all dispatchers) before it is shown as degraded
+LANE_PAUSE_AFTER = 5  # consecutive transient failures in this process before a lane pauses
+LANE_PAUSE_CAP = 60.0  # seconds
+ERROR_PAUSE = 1.0  # seconds to wait after a database error before trying again
+SUCCESS_STATE_EVERY = 5.0  # seconds: how often a healthy lane refreshes last_success_at
+_MESSAGES = Message.__table__
+_STATES = ChannelState.__table__
+
+
+def default_dispatcher_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+
+def retry_delay(attempts: int, *, retry_after: float | None = None, jitter: Callable[[], float] = random.random):
+    """The wait after the ``attempts``-th failed attempt: 10 s doubling up to 1 h, each with
+    "equal jitter" (between half and all of it) so that messages failed together spread out;
+    never shorter than the gateway's ``retry_after``."""
+    base = min(RETRY_CAP, RETRY_BASE * 2 ** max(0, attempts - 1))
+    delay = base * (0.5 + 0.5 * jitter())
+    if retry_after:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return delay
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """What a worker needs to send one claimed message (read in the claiming statement)."""
+
+    id: int
+    kind: str
+    channel: str
+    priority: int
+    contact_id: int | None
+    to_address: str
+    subject: str | None
+    body_text: str
+    body_html: str | None
+    attempts: int
+    created_at: datetime
+
+
+@dataclass
+class DispatchReport:
+    """What :meth:`Dispatcher.run_until_idle` did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    errors: int = 0  # database or adapter set-up errors (logged)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, outcome: str) -> None:
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+    def as_dict(self) -> dict:
+        return {"sent": self.sent, "retried": self.retried, "failed": self.failed, "errors": self.errors}
+
+
+# --- the database steps ------------------------------------------------------------------------
+
+
+def _build_claim():
+    """The claiming statement, built once (parameters: channel, now, lease_until, name)."""
+    now = bindparam("p_now", type_=UTCDateTime())
+    candidate = (
+        select(_MESSAGES.c.id)
+        .where(
+            _MESSAGES.c.status == MessageStatus.QUEUED.value,
+            _MESSAGES.c.channel == bindparam("p_channel"),
+            _MESSAGES.c.next_attempt_at <= now,
+        )
+        .order_by(_MESSAGES.c.priority, _MESSAGES.c.next_attempt_at, _MESSAGES.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders none (the UPDATE locks)
+        .scalar_subquery()
+    )
+    return (
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id == candidate, _MESSAGES.c.status == MessageStatus.QUEUED.value)
+        .values(
+            status=MessageStatus.SENDING.value,
+            attempts=_MESSAGES.c.attempts + 1,
+            lease_until=bindparam("p_lease_until", type_=UTCDateTime()),
+            leased_by=bindparam("p_name"),
+            updated_at=now,
+        )
+        .returning(*(_MESSAGES.c[f] for f in ClaimedMessage.__dataclass_fields__))
+    )
+
+
+def _guarded(statement):
+    """``statement`` limited to the row of one claim: this message, this dispatcher, this attempt."""
+    return statement.where(
+        _MESSAGES.c.id == bindparam("p_id"),
+        _MESSAGES.c.leased_by == bindparam("p_name"),
+        _MESSAGES.c.attempts == bindparam("p_attempts"),
+    )
+
+
+# Built once: each worker runs these for every message, and building a statement costs more
+# than running it.
+_CLAIM = _build_claim()
+_RECORD_SENT = _guarded(update(_MESSAGES)).values(
+    # A delivery callback may have overtaken us (it then set a later status): keep that status.
+    status=case(
+        (_MESSAGES.c.status == MessageStatus.SENDING.value, MessageStatus.SENT.value),
+        else_=_MESSAGES.c.status,
+    ),
+    gateway=bindparam("p_gateway"),
+    gateway_id=bindparam("p_gateway_id"),
+    sent_at=bindparam("p_now", type_=UTCDateTime()),
+    lease_until=None,
+    leased_by=None,
+    last_error=None,
+    updated_at=bindparam("p_now", type_=UTCDateTime()),
+)
+
+
+def claim_next(
+    db_session: Session, *, channel: str, now: datetime, lease_seconds: float, name: str
+) -> ClaimedMessage | None:
+    """Claim the most urgent due message of ``channel`` and commit; None when none is due."""
+    lease_until = now + timedelta(seconds=lease_seconds)
+    row = db_session.execute(
+        _CLAIM, {"p_channel": channel, "p_now": now, "p_lease_until": lease_until, "p_name": name}
+    ).first()
+    if row is None:
+        db_session.rollback()
+        return None
+    claimed = ClaimedMessage(**row._asdict())
+    add_event(db_session, claimed.id, MessageStatus.SENDING.value, now, detail=f"attempt {claimed.attempts} by {name}")
+    db_session.commit()
+    return claimed
+
+
+def _claim_guard(claimed: ClaimedMessage, name: str):
+    return (_MESSAGES.c.id == claimed.id, _MESSAGES.c.leased_by == name, _MESSAGES.c.attempts == claimed.attempts)
+
+
+def record_sent(
+    db_session: Session, claimed: ClaimedMessage, *, name: str, gateway: str, gateway_id: str, now: datetime
+) -> bool:
+    """The gateway accepted the message: ``sent`` with its id. False if the claim was lost (the
+    lease expired and another dispatcher took it). Does not commit."""
+    result = db_session.execute(
+        _RECORD_SENT,
+        {
+            "p_id": claimed.id,
+            "p_name": name,
+            "p_attempts": claimed.attempts,
+            "p_gateway": gateway,
+            "p_gateway_id": gateway_id[:200],
+            "p_now": now,
+        },
+    )
+    if result.rowcount != 1:
+        return False
+    add_event(db_session, claimed.id, MessageStatus.SENT.value, now, detail=f"accepted by {gateway}")
+    return True
+
+
+def record_failure(
+    db_session: Session,
+    claimed: ClaimedMessage,
+    *,
+    name: str,
+    error: str,
+    now: datetime,
+    retry_at: datetime | None,
+) -> bool:
+    """A failed attempt: back to ``queued`` until ``retry_at``, or ``failed`` when ``retry_at``
+    is None. False if the claim was lost. Does not commit."""
+    if retry_at is not None:
+        values = {"status": MessageStatus.QUEUED.value, "next_attempt_at": retry_at}
+        event, detail = "retry", f"attempt {claimed.attempts} failed: {error}"
+    else:
+        values = {"status": MessageStatus.FAILED.value, "failed_at": now}
+        event, detail = MessageStatus.FAILED.value, f"attempt {claimed.attempts} failed: {error}"
+    result = db_session.execute(
+        update(_MESSAGES)
+        .where(*_claim_guard(claimed, name))
+        .values(lease_until=None, leased_by=None, last_error=error[:500], updated_at=now, **values)
+    )
+    if result.rowcount != 1:
+        return False
+    add_event(db_session, claimed.id, event, now, detail=detail[:500])
+    return True
+
+
+def reclaim_expired(db_session: Session, *, now: datetime, max_attempts: int) -> int:
+    """Put messages whose lease has expired (their dispatcher died or hung) back in the queue, or
+    fail them after the last attempt; commits. Returns how many went back to the queue."""
+    expired = (_MESSAGES.c.status == MessageStatus.SENDING.value, _MESSAGES.c.lease_until < now)
+    requeued = db_session.execute(
+        update(_MESSAGES)
+        .where(*expired, _MESSAGES.c.attempts < max_attempts)
+        .values(status=MessageStatus.QUEUED.value, lease_until=None, leased_by=None, updated_at=now)
+        .returning(_MESSAGES.c.id)
+    ).scalars()
+    requeued = list(requeued)
+    for message_id in requeued:
+        add_event(db_session, message_id, MessageStatus.QUEUED.value, now, detail="lease expired: to be sent again")
+    given_up = db_session.execute(
+        update(_MESSAGES)
+        .where(*expired, _MESSAGES.c.attempts >= max_attempts)
+        .values(
+            status=MessageStatus.FAILED.value,
+            failed_at=now,
+            lease_until=None,
+            leased_by=None,
+            last_error="lease expired after the last attempt",
+            updated_at=now,
+        )
+        .returning(_MESSAGES.c.id)
+    ).scalars()
+    given_up = list(given_up)
+    for message_id in given_up:
+        add_event(
+            db_session, message_id, MessageStatus.FAILED.value, now, detail="lease expired after the last attempt"
+        )
+    db_session.commit()
+    if requeued or given_up:
+        log.warning(
+            "expired leases reclaimed (a dispatcher stopped while sending)",
+            extra={"requeued": len(requeued), "failed": len(given_up)},
+        )
+    return len(requeued)
+
+
+def record_channel_success(db_session: Session, *, channel: str, gateway: str, now: datetime) -> None:
+    """The channel works: no consecutive failures, not degraded. Does not commit."""
+    values = {"consecutive_failures": 0, "last_success_at": now, "degraded_since": None, "gateway": gateway}
+    statement = _upsert(db_session)(_STATES).values(channel=channel, **values)
+    db_session.execute(statement.on_conflict_do_update(index_elements=["channel"], set_=values))
+
+
+def record_channel_failure(
+    db_session: Session, *, channel: str, gateway: str, error: str, now: datetime
+) -> datetime | None:
+    """One more consecutive failure; degraded from the :data:`DEGRADED_AFTER`-th. Returns
+    ``degraded_since``. Does not commit."""
+    failures = _STATES.c.consecutive_failures + 1
+    since = literal(now, UTCDateTime())
+    statement = _upsert(db_session)(_STATES).values(
+        channel=channel,
+        gateway=gateway,
+        consecutive_failures=1,
+        last_failure_at=now,
+        last_error=error[:500],
+        degraded_since=now if DEGRADED_AFTER <= 1 else None,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["channel"],
+        set_={
+            "consecutive_failures": failures,
+            "last_failure_at": now,
+            "last_error": error[:500],
+            "gateway": gateway,
+            "degraded_since": case(
+                (failures >= DEGRADED_AFTER, func.coalesce(_STATES.c.degraded_since, since)),
+                else_=_STATES.c.degraded_since,
+            ),
+        },
+    ).returning(_STATES.c.degraded_since, _STATES.c.consecutive_failures)
+    row = db_session.execute(statement).one()
+    if row.degraded_since is not None and row.consecutive_failures == DEGRADED_AFTER:
+        log.warning("channel degraded: it keeps failing", extra={"channel": channel, "failures": DEGRADED_AFTER})
+    return row.degraded_since
+
+
+def ensure_channel_states(db_session: Session, gateways: dict[str, str]) -> None:
+    """Create the channels' state rows if missing (the gateway name is refreshed); commits."""
+    for channel, gateway in gateways.items():
+        statement = _upsert(db_session)(_STATES).values(channel=channel, gateway=gateway, consecutive_failures=0)
+        db_session.execute(statement.on_conflict_do_update(index_elements=["channel"], set_={"gateway": gateway}))
+    db_session.commit()
+
+
+def _upsert(db_session: Session):
+    return postgresql.insert if db_session.get_bind(mapper=Message).dialect.name == "postgresql" else sqlite.insert
+
+
+# --- the process ------------------------------------------------------------------------------
+
+
+class Lane:
+    """One channel's workers share this: its adapter factory, rate limit, wake-ups and pause."""
+
+    def __init__(self, channel: Channel, factory: Callable[[], object], gateway: str, concurrency: int, rate: float):
+        self.channel = channel
+        self.factory = factory
+        self.gateway = gateway
+        self.concurrency = concurrency
+        self.limiter = TokenBucket(rate)
+        self._condition = threading.Condition()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._failures = 0  # consecutive transient failures in this process
+        self._paused_until = 0.0
+        self._state_written = float("-inf")  # monotonic time of the last success written to ChannelState
+        self._failed_since_written = True
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def wake(self) -> None:
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, generation: int, timeout: float) -> None:
+        """Sleep until woken (unless woken since ``generation`` was read) or ``timeout``."""
+        with self._condition:
+            if self._generation == generation:
+                self._condition.wait(timeout)
+
+    def pause_remaining(self) -> float:
+        return max(0.0, self._paused_until - time.monotonic())
+
+    def succeeded(self) -> bool:
+        """Record a success; True when ChannelState should be written (after failures, or now and then)."""
+        with self._lock:
+            self._failures = 0
+            self._paused_until = 0.0
+            due = self._failed_since_written or time.monotonic() - self._state_written >= SUCCESS_STATE_EVERY
+            if due:
+                self._state_written = time.monotonic()
+                self._failed_since_written = False
+            return due
+
+    def failed(self, *, transient: bool) -> None:
+        """Record a failure; after several transient ones in a row the lane pauses (a circuit
+        breaker), so that a dead gateway does not use up the attempts of every queued message."""
+        with self._lock:
+            self._failed_since_written = True
+            if not transient:
+                return
+            self._failures += 1
+            if self._failures >= LANE_PAUSE_AFTER:
+                pause = min(LANE_PAUSE_CAP, 2.0 ** (self._failures - LANE_PAUSE_AFTER))
+                self._paused_until = time.monotonic() + pause
+
+
+class Dispatcher:
+    """Sends queued messages: per channel a lane of worker threads (see the module docstring).
+
+    ``channels`` is a :class:`notifications.channels.ChannelSetup` (or anything with
+    ``email_factory``, ``sms_factory``, ``email_gateway``, ``sms_gateway``); by default it is
+    built from the settings. Time is the application's clock.
+    """
+
+    def __init__(
+        self,
+        app,
+        *,
+        name: str | None = None,
+        channels=None,
+        poll_seconds: float | None = None,
+        lease_seconds: float | None = None,
+        listen: bool = True,
+        jitter: Callable[[], float] = random.random,
+    ):
+        settings = app.extensions["krisrutin.settings"]
+        if channels is None:
+            from notifications.channels import build_channels
+
+            channels = build_channels(settings)
+        self.app = app
+        self.name = (name or default_dispatcher_name())[:100]
+        self.channels = channels
+        self.settings = settings
+        self.poll_seconds = poll_seconds if poll_seconds is not None else settings.dispatch_poll_seconds
+        self.lease_seconds = lease_seconds if lease_seconds is not None else settings.dispatch_lease_seconds
+        self.max_attempts = settings.message_max_attempts
+        self.listen = listen
+        self.jitter = jitter
+        self.lanes = {
+            Channel.EMAIL: Lane(
+                Channel.EMAIL,
+                channels.email_factory,
+                channels.email_gateway,
+                settings.email_concurrency,
+                settings.email_rate_per_second,
+            ),
+            Channel.SMS: Lane(
+                Channel.SMS,
+                channels.sms_factory,
+                channels.sms_gateway,
+                settings.sms_concurrency,
+                settings.sms_rate_per_second,
+            ),
+        }
+        self._mail_domain = settings.mail_from.rpartition("@")[2].strip(">").strip() or "krisrutin"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._report = DispatchReport()
+        self.listening = threading.Event()  # set while the LISTEN connection is up (tests wait for it)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker threads and the housekeeper (reclaims leases, LISTENs); returns at once."""
+        if self._threads:
+            raise RuntimeError("the dispatcher is already running")
+        self._stop.clear()
+        self._prepare()
+        add_wake_listener(self.wake)
+        for lane in self.lanes.values():
+            for number in range(lane.concurrency):
+                self._spawn(f"{lane.channel.value}-{number + 1}", self._work, lane, False, None, self._report)
+        self._spawn("housekeeper", self._housekeep)
+        log.info(
+            "dispatcher started",
+            extra={
+                "dispatcher": self.name,
+                "channels": _describe(self.channels),
+                "email_workers": self.lanes[Channel.EMAIL].concurrency,
+                "sms_workers": self.lanes[Channel.SMS].concurrency,
+            },
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let every worker finish the message it is sending, then stop; claims not yet sent are
+        never held (a worker claims right before sending)."""
+        self._stop.set()
+        remove_wake_listener(self.wake)
+        self.wake()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [thread.name for thread in self._threads if thread.is_alive()]
+        self._threads = []
+        if stuck:
+            log.error(
+                "dispatcher threads still sending at shutdown; their leases will expire", extra={"threads": stuck}
+            )
+        log.info("dispatcher stopped", extra={"dispatcher": self.name, **self._report.as_dict()})
+
+    def run_forever(self, stop: threading.Event | None = None) -> None:
+        """Run until ``stop`` is set or an exception (a signal's) interrupts the wait; then stop."""
+        self.start()
+        try:
+            (stop or threading.Event()).wait()
+        finally:
+            self.stop()
+
+    def run_until_idle(self, timeout: float = 60.0) -> DispatchReport:
+        """Send everything due now, in this call (for ``flask dispatcher drain`` and tests): each
+        lane's workers run until nothing is due, or until ``timeout`` seconds have passed."""
+        if self._threads:
+            raise RuntimeError("run_until_idle cannot run while the dispatcher runs")
+        self._stop.clear()
+        self._prepare()
+        report = DispatchReport()
+        deadline = time.monotonic() + timeout
+        workers = [
+            threading.Thread(
+                target=self._work,
+                args=(lane, True, deadline, report),
+                name=f"dispatcher-drain-{lane.channel.value}-{number + 1}",
+            )
+            for lane in self.lanes.values()
+            for number in range(lane.concurrency)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return report
+
+    def wake(self, channels: frozenset[str] | None = None) -> None:
+        """Make idle workers look for due messages now (all lanes, or those of ``channels``)."""
+        for lane in self.lanes.values():
+            if channels is None or lane.channel.value in channels:
+                lane.wake()
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _spawn(self, label: str, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"dispatcher-{label}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _prepare(self) -> None:
+        with self.app.app_context():
+            try:
+                gateways = {lane.channel.value: lane.gateway for lane in self.lanes.values()}
+                ensure_channel_states(db.session, gateways)
+                reclaim_expired(db.session, now=current_clock().now(), max_attempts=self.max_attempts)
+            except BaseException:
+                db.session.rollback()
+                raise
+
+    def _work(self, lane: Lane, drain: bool, deadline: float | None, report: DispatchReport) -> None:
+        """One worker: claim the most urgent due message, send it, record the outcome; repeat.
+        In ``drain`` mode it returns when nothing is due (or at ``deadline``)."""
+        with self.app.app_context():
+            adapter = None
+            try:
+                while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                    if not drain and lane.pause_remaining() > 0:
+                        self._stop.wait(min(1.0, lane.pause_remaining()))
+                        continue
+                    try:
+                        adapter = adapter or lane.factory()
+                        generation = lane.generation
+                        if not lane.limiter.acquire(self._stop):
+                            break
+                        claimed = self._claim(lane)
+                        if claimed is None:
+                            if drain:
+                                break
+                            lane.wait(generation, self.poll_seconds)
+                            continue
+                        outcome = self._deliver(lane, adapter, claimed)
+                    except Exception as error:
+                        # The database is unreachable, or a bug: logged, and tried again shortly.
+                        # A claimed message stays under its lease and is sent again when it expires.
+                        db.session.rollback()
+                        report.count("errors")
+                        log.error(
+                            "dispatcher worker error",
+                            extra={
+                                "channel": lane.channel.value,
+                                "error": _safe(error),
+                                "where": error_location(error),
+                            },
+                        )
+                        if drain:
+                            break
+                        self._stop.wait(ERROR_PAUSE)
+                        continue
+                    report.count(outcome)
+                    if outcome != "sent":
+                        _close(adapter, lane)  # a fresh connection for the next message
+                        adapter = None
+            finally:
+                if adapter is not None:
+                    _close(adapter, lane)
+
+    def _claim(self, lane: Lane) -> ClaimedMessage | None:
+        """Claim the lane's most urgent due message; the rate limiter's token is given back when
+        none is due, or when the claim fails."""
+        try:
+            claimed = claim_next(
+                db.session,
+                channel=lane.channel.value,
+                now=current_clock().now(),
+                lease_seconds=self.lease_seconds,
+                name=self.name,
+            )
+        except BaseException:
+            lane.limiter.refund()
+            raise
+        if claimed is None:
+            lane.limiter.refund()
+        return claimed
+
+    def _deliver(self, lane: Lane, adapter, claimed: ClaimedMessage) -> str:
+        """Hand one claimed message to the gateway and record what happened; returns the outcome."""
+        details = {"message_id": claimed.id, "kind": claimed.kind, "channel": claimed.channel}
+        try:
+            if claimed.channel == Channel.EMAIL.value:
+                gateway_id = adapter.send_email(
+                    OutgoingEmail(
+                        to=claimed.to_address,
+                        subject=claimed.subject or "",
+                        text=claimed.body_text,
+                        html=claimed.body_html,
+                        message_id=f"<krisrutin-{claimed.id}@{self._mail_domain}>",
+                    )
+                )
+            else:
+                gateway_id = adapter.send_sms(
+                    OutgoingSms(
+                        to=claimed.to_address,
+                        body=claimed.body_text,
+                        status_callback=f"{self.settings.public_base_url}{STATUS_CALLBACK_PATH}?message={claimed.id}",
+                    )
+                )
+        except TransientFailure as failure:
+            return self._failed(lane, claimed, describe_error(failure), transient=True, retry_after=failure.retry_after)
+        except PermanentFailure as failure:
+            return self._failed(
+                lane, claimed, describe_error(failure), transient=False, address_rejected=failure.address_rejected
+            )
+        except Exception as error:
+            # An adapter bug or an unmapped library error: retried like a transient failure. Only
+            # the class and place are kept: the message of a foreign exception may hold an address.
+            log.error(
+                "unexpected error from a channel adapter",
+                extra={**details, "error": type(error).__name__, "where": error_location(error)},
+            )
+            return self._failed(lane, claimed, f"unexpected {type(error).__name__} in the adapter", transient=True)
+
+        gateway = getattr(adapter, "gateway", lane.gateway)
+        write_state = lane.succeeded()
+
+        def store(now: datetime) -> bool:
+            kept = record_sent(db.session, claimed, name=self.name, gateway=gateway, gateway_id=gateway_id, now=now)
+            if write_state:
+                record_channel_success(db.session, channel=claimed.channel, gateway=gateway, now=now)
+            return kept
+
+        now, kept = self._write(store, details)
+        if kept is False:
+            log.warning("message sent after its claim was lost (lease expired): it may be sent twice", extra=details)
+        MESSAGES.labels(claimed.channel, claimed.kind, "sent").inc()
+        LATENCY.labels(_priority_label(claimed.priority)).observe(max(0.0, (now - claimed.created_at).total_seconds()))
+        log.info("message sent", extra={**details, "attempt": claimed.attempts, "gateway": gateway})
+        return "sent"
+
+    def _failed(
+        self,
+        lane: Lane,
+        claimed: ClaimedMessage,
+        error: str,
+        *,
+        transient: bool,
+        retry_after: float | None = None,
+        address_rejected: bool = False,
+    ) -> str:
+        details = {"message_id": claimed.id, "kind": claimed.kind, "channel": claimed.channel, "error": error}
+        give_up = not transient or claimed.attempts >= self.max_attempts
+        counts_against_channel = not address_rejected  # a bad address says nothing about the gateway
+        if counts_against_channel:
+            lane.failed(transient=transient)
+
+        def store(now: datetime) -> bool:
+            retry_at = None
+            if not give_up:
+                retry_at = now + retry_delay(claimed.attempts, retry_after=retry_after, jitter=self.jitter)
+            kept = record_failure(db.session, claimed, name=self.name, error=error, now=now, retry_at=retry_at)
+            if kept and address_rejected:
+                mark_address_failing(
+                    db_session=db.session,
+                    contact_id=claimed.contact_id,
+                    channel=claimed.channel,
+                    address=claimed.to_address,
+                    reason=f"{lane.gateway} rejected the address: {error}",
+                    now=now,
+                )
+            if counts_against_channel:
+                record_channel_failure(db.session, channel=claimed.channel, gateway=lane.gateway, error=error, now=now)
+            return kept
+
+        self._write(store, details)
+        if give_up:
+            MESSAGES.labels(claimed.channel, claimed.kind, "failed").inc()
+            log.error("message failed", extra={**details, "attempts": claimed.attempts, "permanent": not transient})
+            return "failed"
+        MESSAGES.labels(claimed.channel, claimed.kind, "retried").inc()
+        log.warning("message attempt failed; will retry", extra={**details, "attempt": claimed.attempts})
+        return "retried"
+
+    def _write(self, step: Callable[[datetime], bool], details: dict) -> tuple[datetime, bool | None]:
+        """Run a database step and commit, trying three times: a lost write only widens the
+        in-flight window (the lease brings the message back), but is worth avoiding."""
+        for attempt in (1, 2, 3):
+            now = current_clock().now()
+            try:
+                kept = step(now)
+                db.session.commit()
+                return now, kept
+            except Exception as error:
+                db.session.rollback()
+                log.error(
+                    "recording a send's outcome failed",
+                    extra={**details, "attempt": attempt, "error": _safe(error)},
+                )
+                if attempt < 3:
+                    time.sleep(0.2 * attempt)
+        return current_clock().now(), None
+
+    def _housekeep(self) -> None:
+        """Reclaim expired leases, refresh the gauges, and wake the lanes on NOTIFY."""
+        interval = max(0.5, min(5.0, self.lease_seconds / 4))
+        next_pass = 0.0
+        listener = None
+        next_connect = 0.0
+        with self.app.app_context():
+            postgres = db.engine.dialect.name == "postgresql" and self.listen
+            try:
+                while not self._stop.is_set():
+                    if time.monotonic() >= next_pass:
+                        self._housekeeping_pass()
+                        next_pass = time.monotonic() + interval
+                    if not postgres:
+                        self._stop.wait(max(0.0, next_pass - time.monotonic()))
+                        continue
+                    if listener is None and time.monotonic() >= next_connect:
+                        listener = self._connect_listener()
+                        next_connect = time.monotonic() + 5.0
+                        if listener is not None:
+                            self.wake()  # anything committed while we were not listening
+                    if listener is None:
+                        self._stop.wait(min(0.25, max(0.0, next_pass - time.monotonic())))
+                        continue
+                    try:
+                        for notification in listener.notifies(
+                            timeout=min(0.25, max(0.01, next_pass - time.monotonic()))
+                        ):
+                            self.wake(frozenset([notification.payload]) if notification.payload else None)
+                    except Exception as error:
+                        log.warning(
+                            "LISTEN connection lost; polling until it is back", extra={"error": describe_error(error)}
+                        )
+                        self.listening.clear()
+                        _close_quietly(listener)
+                        listener = None
+            finally:
+                self.listening.clear()
+                if listener is not None:
+                    _close_quietly(listener)
+
+    def _housekeeping_pass(self) -> None:
+        try:
+            now = current_clock().now()
+            if reclaim_expired(db.session, now=now, max_attempts=self.max_attempts):
+                self.wake()
+            due = dict(
+                db.session.execute(
+                    select(_MESSAGES.c.channel, func.count())
+                    .where(_MESSAGES.c.status == MessageStatus.QUEUED.value, _MESSAGES.c.next_attempt_at <= now)
+                    .group_by(_MESSAGES.c.channel)
+                ).all()
+            )
+            db.session.rollback()
+            for channel in Channel:
+                DUE.labels(channel.value).set(due.get(channel.value, 0))
+        except Exception as error:
+            db.session.rollback()
+            log.error("dispatcher housekeeping failed", extra={"error": _safe(error)})
+
+    def _connect_listener(self):
+        import psycopg
+
+        url = db.engine.url.set(drivername="postgresql")
+        try:
+            connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5)
+            connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        except Exception as error:
+            log.warning("could not LISTEN for new messages; polling", extra={"error": describe_error(error)})
+            return None
+        self.listening.set()
+        return connection
+
+
+def _describe(channels) -> object:
+    describe = getattr(channels, "describe", None)
+    return describe() if callable(describe) else {"email": channels.email_gateway, "sms": channels.sms_gateway}
+
+
+def _safe(error: BaseException) -> str:
+    """Database errors described (their class and SQLSTATE); anything else by class only, since
+    its message may carry an address."""
+    return describe_error(error) if isinstance(error, SQLAlchemyError) else type(error).__name__
+
+
+def _priority_label(priority: int) -> str:
+    try:
+        return Priority(priority).name.lower()
+    except ValueError:
+        return str(priority)
+
+
+def _close(adapter, lane: Lane) -> None:
+    try:
+        adapter.close()
+    except Exception as error:
+        log.warning("closing a channel adapter failed", extra={"channel": lane.channel.value, "error": _safe(error)})
+
+
+def _close_quietly(connection) -> None:
+    with contextlib.suppress(Exception):  # the connection is gone either way
+        connection.close()
