@@ -50,6 +50,8 @@ def build_scheduler(app, *, interval_seconds: int, name: str) -> BackgroundSched
         misfire_grace_time=None,
         coalesce=True,
         max_instances=1,
+        # APScheduler is the process's alarm clock and runs on real time; the tick itself asks
+        # the application's clock.
         next_run_time=datetime.now(timezone.utc),
     )
     return scheduler

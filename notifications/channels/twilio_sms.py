@@ -112,6 +112,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
+    # An HTTP date is relative to the real wall clock, not to the service's (injectable) clock.
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
