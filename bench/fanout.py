@@ -7,6 +7,9 @@ library) and the same concurrency. While the bulk runs, urgent messages are comm
 intervals; their latency is from the commit that queued them to our record of the gateway's
 acceptance (``sent_at - created_at``), an upper bound of commit-to-acceptance.
 
+The two gateways run in a child process of their own, as real gateways run elsewhere: in this
+process they would share the interpreter lock with the dispatcher and the bare loop alike.
+
 Prints one JSON line last: messages, seconds, msgs_per_s, raw_msgs_per_s, ratio, urgent_p99_ms.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 import threading
@@ -24,8 +28,52 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.support.smtp_server import SmtpTestServer
-from tests.support.twilio_server import TwilioTestServer
+
+def _serve_peers(connection) -> None:
+    """Child process: run the SMTP and Twilio peers; answer 'counts' and 'stop'."""
+    from tests.support.smtp_server import SmtpTestServer
+    from tests.support.twilio_server import TwilioTestServer
+
+    smtp = SmtpTestServer().start()
+    twilio = TwilioTestServer().start()
+    connection.send(
+        {
+            "smtp_host": smtp.host,
+            "smtp_port": smtp.port,
+            "twilio_url": twilio.url,
+            "account_sid": twilio.account_sid,
+            "auth_token": twilio.auth_token,
+        }
+    )
+    while True:
+        command = connection.recv()
+        if command == "counts":
+            connection.send((len(smtp.messages), len(twilio.requests)))
+        elif command == "stop":
+            smtp.stop()
+            twilio.stop()
+            connection.send("stopped")
+            return
+
+
+class Peers:
+    """The gateways in a child process."""
+
+    def __init__(self):
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve_peers, args=(child,), daemon=True)
+        self._process.start()
+        self.info = self._connection.recv()
+
+    def counts(self) -> tuple[int, int]:
+        self._connection.send("counts")
+        return self._connection.recv()
+
+    def stop(self) -> None:
+        self._connection.send("stop")
+        self._connection.recv()
+        self._process.join(10)
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -117,8 +165,8 @@ def main() -> None:
     from notifications.models import Channel, Message, MessageStatus, Priority
     from notifications.service import send
 
-    smtp = SmtpTestServer().start()
-    twilio = TwilioTestServer().start()
+    peers = Peers()
+    info = peers.info
     workdir = Path(tempfile.mkdtemp(prefix="krisrutin-fanout-"))
     database_url, drop = _fresh_database(args.database_url, workdir)
     try:
@@ -128,14 +176,14 @@ def main() -> None:
                 "KRISRUTIN_ENV": "testing",
                 "SECRET_KEY": "bench-" * 8,
                 "LOG_LEVEL": "WARNING",
-                "SMTP_HOST": smtp.host,
-                "SMTP_PORT": smtp.port,
+                "SMTP_HOST": info["smtp_host"],
+                "SMTP_PORT": info["smtp_port"],
                 "SMTP_SECURITY": "none",
                 "MAIL_FROM": "valfardsteknik@example.se",
-                "TWILIO_ACCOUNT_SID": twilio.account_sid,
-                "TWILIO_AUTH_TOKEN": twilio.auth_token,
+                "TWILIO_ACCOUNT_SID": info["account_sid"],
+                "TWILIO_AUTH_TOKEN": info["auth_token"],
                 "TWILIO_FROM": "Krisrutin",
-                "TWILIO_API_BASE_URL": twilio.url,
+                "TWILIO_API_BASE_URL": info["twilio_url"],
                 "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
             }
         )
@@ -160,7 +208,7 @@ def main() -> None:
             contact_id = contact.id
 
         raw = raw_rate(settings, args.messages)
-        smtp_before, twilio_before = len(smtp.messages), len(twilio.requests)
+        smtp_before, twilio_before = peers.counts()
 
         with app.app_context():
             contact = db.session.get(ContactPerson, contact_id)
@@ -231,7 +279,8 @@ def main() -> None:
             failed = db.session.scalar(
                 sa.select(sa.func.count()).select_from(Message).where(Message.status == MessageStatus.FAILED.value)
             )
-        delivered = (len(smtp.messages) - smtp_before) + (len(twilio.requests) - twilio_before)
+        smtp_after, twilio_after = peers.counts()
+        delivered = (smtp_after - smtp_before) + (twilio_after - twilio_before)
         rate = total / seconds
         result = {
             "messages": args.messages,
@@ -248,8 +297,7 @@ def main() -> None:
         }
         print(json.dumps(result))
     finally:
-        smtp.stop()
-        twilio.stop()
+        peers.stop()
         drop()
 
 

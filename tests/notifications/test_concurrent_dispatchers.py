@@ -23,6 +23,9 @@ def test_two_dispatchers_on_one_queue_send_every_message_exactly_once(database_u
         ids = queue_many(now=clock.now(), prefix="mail", count=MESSAGES // 2, channel="email", priority=Priority.BULK)
         ids += queue_many(now=clock.now(), prefix="sms", count=MESSAGES // 2, channel="sms", priority=Priority.BULK)
     recorder = Recorder()  # the two dispatchers' sends, in one list
+    # A gateway taking 5 ms per message (as real ones take longer) keeps the first dispatcher busy
+    # long enough for the second to take part, so the overlap the test is about really happens.
+    recorder.delay = {"email": 0.005, "sms": 0.005}
     dispatchers = [
         Dispatcher(app, name=name, channels=recorder.setup(), poll_seconds=0.05) for name in ("first", "second")
     ]
