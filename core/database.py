@@ -14,3 +14,16 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def dialect_insert(db_session, table):
+    """An INSERT for ``table`` in the session's dialect, so that callers can add
+    ``on_conflict_do_nothing``/``on_conflict_do_update`` (SQLite and PostgreSQL spell them alike)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    name = db_session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise RuntimeError(f"no upsert for the {name} dialect")

@@ -56,11 +56,11 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import bindparam, case, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.clock import current_clock
+from core.database import dialect_insert
 from core.errors import describe_error, error_location
 from core.extensions import db
 from core.metrics import REGISTRY
@@ -335,7 +335,7 @@ def reclaim_expired(db_session: Session, *, now: datetime, max_attempts: int) ->
 def record_channel_success(db_session: Session, *, channel: str, gateway: str, now: datetime) -> None:
     """The channel works: no consecutive failures, not degraded. Does not commit."""
     values = {"consecutive_failures": 0, "last_success_at": now, "degraded_since": None, "gateway": gateway}
-    statement = _upsert(db_session)(_STATES).values(channel=channel, **values)
+    statement = dialect_insert(db_session, _STATES).values(channel=channel, **values)
     db_session.execute(statement.on_conflict_do_update(index_elements=["channel"], set_=values))
 
 
@@ -346,7 +346,7 @@ def record_channel_failure(
     ``degraded_since``. Does not commit."""
     failures = _STATES.c.consecutive_failures + 1
     since = literal(now, UTCDateTime())
-    statement = _upsert(db_session)(_STATES).values(
+    statement = dialect_insert(db_session, _STATES).values(
         channel=channel,
         gateway=gateway,
         consecutive_failures=1,
@@ -376,13 +376,9 @@ def record_channel_failure(
 def ensure_channel_states(db_session: Session, gateways: dict[str, str]) -> None:
     """Create the channels' state rows if missing (the gateway name is refreshed); commits."""
     for channel, gateway in gateways.items():
-        statement = _upsert(db_session)(_STATES).values(channel=channel, gateway=gateway, consecutive_failures=0)
+        statement = dialect_insert(db_session, _STATES).values(channel=channel, gateway=gateway, consecutive_failures=0)
         db_session.execute(statement.on_conflict_do_update(index_elements=["channel"], set_={"gateway": gateway}))
     db_session.commit()
-
-
-def _upsert(db_session: Session):
-    return postgresql.insert if db_session.get_bind(mapper=Message).dialect.name == "postgresql" else sqlite.insert
 
 
 # --- the process ------------------------------------------------------------------------------

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import event, func, insert, literal, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from contacts.models import ContactPerson
+from core.database import dialect_insert
 from core.types import UTCDateTime
 from notifications import rendering
 from notifications.models import Channel, ChannelState, Message, MessageEvent, MessageStatus, Priority
@@ -83,7 +83,6 @@ def send(
     if contact is not None and contact.id is None:
         db_session.flush()
     ref_type, ref_id = (ref[0], str(ref[1])) if ref is not None else (None, None)
-    insert_for = postgresql.insert if _dialect(db_session) == "postgresql" else sqlite.insert
 
     rendered = None
     messages: list[Message] = []
@@ -110,7 +109,7 @@ def send(
                 raise ValueError(f"the message {kind!r} has no SMS text")
             content = {"subject": None, "body_text": rendered.sms, "segments": count_segments(rendered.sms).segments}
         statement = (
-            insert_for(_MESSAGES)
+            dialect_insert(db_session, _MESSAGES)
             .values(
                 idempotency_key=key,
                 kind=kind,

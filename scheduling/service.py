@@ -43,9 +43,9 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.database import dialect_insert
 from core.errors import describe_error, error_location
 from core.metrics import REGISTRY
 from scheduling.models import ScheduledTask, SchedulerHeartbeat, TaskStatus
@@ -115,9 +115,8 @@ def schedule(
         raise ValueError("kind must be 1 to 100 characters")
     if not key or len(key) > 200:
         raise ValueError("key must be 1 to 200 characters")
-    insert = postgresql.insert if _dialect(db_session) == "postgresql" else sqlite.insert
     statement = (
-        insert(_TABLE)
+        dialect_insert(db_session, _TABLE)
         .values(
             kind=kind,
             key=key,
@@ -243,10 +242,6 @@ def status_summary(*, db_session: Session, now: datetime) -> dict:
 _LOST = object()
 
 
-def _dialect(db_session: Session) -> str:
-    return db_session.get_bind(mapper=ScheduledTask).dialect.name
-
-
 def _claim_next(db_session: Session, now: datetime):
     """The id of the next due task, now marked done in the open transaction; None when nothing
     is due; ``_LOST`` when another worker claimed it first."""
@@ -343,9 +338,8 @@ def _run_planners(db_session: Session, now: datetime, registry: Registry, report
 
 
 def _record_heartbeat(db_session: Session, name: str, now: datetime) -> None:
-    insert = postgresql.insert if _dialect(db_session) == "postgresql" else sqlite.insert
     table = SchedulerHeartbeat.__table__
-    statement = insert(table).values(name=name[:100], last_tick_at=now, ticks=1)
+    statement = dialect_insert(db_session, table).values(name=name[:100], last_tick_at=now, ticks=1)
     statement = statement.on_conflict_do_update(
         index_elements=["name"], set_={"last_tick_at": statement.excluded.last_tick_at, "ticks": table.c.ticks + 1}
     )
