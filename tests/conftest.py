@@ -101,15 +101,29 @@ def create_schema(app) -> None:
 
 
 @pytest.fixture
-def app(database_url, clock):
+def make_app(database_url, clock):
+    """Applications on this test's fresh, migrated database, with extra settings if given
+    (``make_app(MESSAGE_MAX_ATTEMPTS=2)``); each is disposed of after the test."""
+    apps = []
+
+    def make(**overrides):
+        application = build_app(database_url, clock, **overrides)
+        create_schema(application)
+        apps.append(application)
+        return application
+
+    yield make
+    for application in apps:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
     """The application on a fresh, migrated database. No app context is left pushed:
     tests open ``with app.app_context():`` where they touch the database directly."""
-    application = build_app(database_url, clock)
-    create_schema(application)
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return make_app()
 
 
 @pytest.fixture

@@ -32,24 +32,6 @@ def recorder():
     return Recorder()
 
 
-@pytest.fixture
-def make_app(database_url, clock):
-    """The application on a fresh database, with settings for this test (e.g. MESSAGE_MAX_ATTEMPTS)."""
-    apps = []
-
-    def make(**overrides):
-        application = build_app(database_url, clock, **overrides)
-        create_schema(application)
-        apps.append(application)
-        return application
-
-    yield make
-    for application in apps:
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
 def dispatcher_for(app, recorder, **kwargs) -> Dispatcher:
     # No jitter: the longest wait of each step, so that the tests can reason about the clock.
     return Dispatcher(app, name="test-dispatcher", channels=recorder.setup(), jitter=lambda: 1.0, **kwargs)

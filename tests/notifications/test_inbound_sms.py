@@ -10,7 +10,6 @@ from core.extensions import db
 from notifications.inbound import UNMONITORED_REPLY, registry
 from notifications.models import InboundSms
 from notifications.segments import count_segments
-from tests.conftest import build_app, create_schema
 from tests.support.twilio_server import signature
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
@@ -21,13 +20,9 @@ KARIN = "+46701740605"
 
 
 @pytest.fixture
-def app(database_url, clock):
-    application = build_app(database_url, clock, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=BASE_URL)
-    create_schema(application)
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def app(make_app):
+    """The application with Twilio configured, behind the public URL Twilio calls."""
+    return make_app(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=BASE_URL)
 
 
 @pytest.fixture

@@ -6,31 +6,12 @@ import time
 
 import pytest
 
-from core.extensions import db
 from notifications.dispatcher import Dispatcher
 from notifications.models import Priority
 from notifications.ratelimit import TokenBucket
-from tests.conftest import build_app, create_schema
 from tests.notifications.dispatcher_app import Recorder, queue, queue_many
 
 BULK = 2000
-
-
-@pytest.fixture
-def make_app(database_url, clock):
-    apps = []
-
-    def make(**overrides):
-        application = build_app(database_url, clock, **overrides)
-        create_schema(application)
-        apps.append(application)
-        return application
-
-    yield make
-    for application in apps:
-        with application.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_an_urgent_letter_queued_behind_2000_bulk_messages_goes_out_first(make_app, clock):

@@ -18,14 +18,9 @@ STATUS_PATH = "/webhooks/twilio/status"
 
 
 @pytest.fixture
-def app(database_url, clock):
+def app(make_app):
     """The application with Twilio configured, behind the public URL Twilio calls."""
-    application = build_app(database_url, clock, TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=BASE_URL)
-    create_schema(application)
-    yield application
-    with application.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return make_app(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=BASE_URL)
 
 
 def add_sms(app, clock, *, gateway_id="SM" + "a" * 32, status="sent") -> int:
