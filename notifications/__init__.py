@@ -12,12 +12,15 @@ log = logging.getLogger(__name__)
 def init_app(app) -> None:
     """Register this package's blueprints and CLI commands, and say which channels are live.
 
-    Building the channel setup here also stops start-up on a malformed TWILIO_FROM.
+    The channel setup is built once here (which also stops start-up on a malformed TWILIO_FROM)
+    and kept in ``app.extensions["krisrutin.channels"]`` for the dispatcher and the pages.
     """
     from notifications import cli, health, models, views, webhooks  # noqa: F401  (models: tables known to migrations)
     from notifications.channels import build_channels, log_live_channels
 
-    log_live_channels(build_channels(app.extensions["krisrutin.settings"]), log)
+    setup = build_channels(app.extensions["krisrutin.settings"])
+    app.extensions["krisrutin.channels"] = setup
+    log_live_channels(setup, log)
 
     app.register_blueprint(views.bp)
     app.register_blueprint(webhooks.bp)

@@ -202,7 +202,7 @@ class Dispatcher:
 
     ``channels`` is a :class:`notifications.channels.ChannelSetup` (or anything with
     ``email_factory``, ``sms_factory``, ``email_gateway``, ``sms_gateway``); by default it is
-    built from the settings. Time is the application's clock.
+    the one create_app built from the settings. Time is the application's clock.
     """
 
     def __init__(
@@ -218,9 +218,7 @@ class Dispatcher:
     ):
         settings = app.extensions["krisrutin.settings"]
         if channels is None:
-            from notifications.channels import build_channels
-
-            channels = build_channels(settings)
+            channels = app.extensions["krisrutin.channels"]
         self.app = app
         self.name = (name or default_dispatcher_name())[:100]
         self.channels = channels

@@ -66,12 +66,7 @@ def _trim(url: str) -> str:
 
 def console_channels() -> set[str]:
     """The channels whose messages go to the console instead of a real gateway (as the dispatcher decides)."""
-    from notifications.channels import build_channels
-
-    try:
-        setup = build_channels(current_app.extensions["krisrutin.settings"])
-    except ValueError:  # a malformed TWILIO_FROM: the dispatcher refuses to start; SMS is not the console
-        return {Channel.EMAIL.value} if not current_app.extensions["krisrutin.settings"].smtp_host else set()
+    setup = current_app.extensions["krisrutin.channels"]
     gateways = {Channel.EMAIL.value: setup.email_gateway, Channel.SMS.value: setup.sms_gateway}
     return {channel for channel, gateway in gateways.items() if gateway == "console"}
 
