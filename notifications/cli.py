@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 
 import click
 from flask import current_app
@@ -12,6 +11,7 @@ from flask.cli import AppGroup
 
 from core.clock import current_clock
 from core.extensions import db
+from core.signals import run_until_signal
 from notifications.dispatcher import Dispatcher, default_dispatcher_name
 from notifications.service import status_summary
 
@@ -31,15 +31,7 @@ def _dispatcher(name: str | None) -> Dispatcher:
 def run_command(name: str | None) -> None:
     """Send queued messages until SIGTERM or Ctrl-C; in-flight sends finish first. Never started
     by the web app."""
-    dispatcher = _dispatcher(name)
-    previous = {sig: signal.signal(sig, _stop_requested) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        dispatcher.run_forever()
-    except _StopRequested as stop:
-        log.info("dispatcher shut down on a signal", extra={"signal": str(stop)})
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    run_until_signal(_dispatcher(name).run_forever, log=log, what="dispatcher")
 
 
 @dispatcher_cli.command("drain")
@@ -57,15 +49,6 @@ def status_command() -> None:
     """Print message counts by channel and status, the oldest due message's age, and the
     channels' states, as JSON."""
     click.echo(json.dumps(status_summary(db_session=db.session, now=current_clock().now()), indent=2))
-
-
-class _StopRequested(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to end the dispatcher's wait."""
-
-
-def _stop_requested(signum, frame):
-    # Raising (as Python does for Ctrl-C) is safe from a handler; setting an Event is not.
-    raise _StopRequested(signal.Signals(signum).name)
 
 
 def init_app(app) -> None:

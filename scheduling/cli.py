@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from datetime import datetime
 
@@ -14,6 +13,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from core.clock import FixedClock, current_clock, install_clock
 from core.extensions import db
+from core.signals import run_until_signal
 from scheduling.process import default_scheduler_name, run_scheduler
 from scheduling.service import status_summary, tick
 
@@ -72,29 +72,19 @@ def run_command(interval: int | None, name: str | None) -> None:
     """Tick every SCHEDULER_INTERVAL_SECONDS until SIGTERM or Ctrl-C. Never started by the web app."""
     app = current_app._get_current_object()
     interval = interval or app.extensions["krisrutin.settings"].scheduler_interval_seconds
-    previous = {sig: signal.signal(sig, _stop_requested) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        run_scheduler(app, interval_seconds=interval, name=name or default_scheduler_name(), stop=threading.Event())
-    except _StopRequested as stop:
-        log.info("scheduler shut down on a signal", extra={"signal": str(stop)})
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    run_until_signal(
+        lambda: run_scheduler(
+            app, interval_seconds=interval, name=name or default_scheduler_name(), stop=threading.Event()
+        ),
+        log=log,
+        what="scheduler",
+    )
 
 
 @scheduler_cli.command("status")
 def status_command() -> None:
     """Print task counts, what is overdue, and each scheduler's last tick, as JSON."""
     click.echo(json.dumps(status_summary(db_session=db.session, now=current_clock().now()), indent=2))
-
-
-class _StopRequested(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to end the scheduler's wait."""
-
-
-def _stop_requested(signum, frame):
-    # Raising (as Python does for Ctrl-C) is safe from a handler; setting an Event is not.
-    raise _StopRequested(signal.Signals(signum).name)
 
 
 def init_app(app) -> None:
