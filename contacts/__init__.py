@@ -1,6 +1,26 @@
-"""The contacts register (kontaktregister) and the monthly contact check (test av rutin)."""
+"""The contacts register (kontaktregister) and the monthly contact check (test av rutin).
+
+Modules: ``models`` and ``register`` (the register and its rules), ``register_views`` (team
+pages, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and ``checks``
+(the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the personal
+link pages), ``check_views`` (the team's check page, review queue, call list, report).
+"""
+
+import importlib
+
+_BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views")
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints and CLI commands."""
-    from contacts import models  # noqa: F401  (tables known to migrations)
+    """Register this package's blueprints, scheduled jobs and SMS reply handler."""
+    from contacts import check_models, models  # noqa: F401  (tables known to migrations)
+
+    for name in _BLUEPRINT_MODULES:
+        module = importlib.import_module(f"contacts.{name}")
+        blueprint = getattr(module, "bp", None)
+        if blueprint is not None:
+            app.register_blueprint(blueprint)
+        init = getattr(module, "init_app", None)
+        if init is not None:
+            init(app)
+    importlib.import_module("contacts.checks")  # planners, task handlers, the JA/NEJ handler

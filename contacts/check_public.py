@@ -1,0 +1,1 @@
+"""check_public: to be written (issue 4)."""

@@ -1,0 +1,1 @@
+"""check_views: to be written (issue 4)."""

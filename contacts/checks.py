@@ -1,0 +1,1 @@
+"""checks: to be written (issue 4)."""

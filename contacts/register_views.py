@@ -1,0 +1,1 @@
+"""register_views: to be written (issue 4)."""
