@@ -46,10 +46,12 @@ Urgent first, and fast
     Claims go by ``(priority, next_attempt_at, id)`` and a batch is sent in that order, so an
     urgent message queued behind 10,000 bulk ones is in the next batch each lane claims: it
     waits at most for the batches the lane's workers already hold (``DISPATCH_BATCH_SIZE``
-    messages each). On a rate-limited lane a worker claims no more than it may send in about a
-    second (``*_RATE_PER_SECOND / *_CONCURRENCY``), so that held claims do not hold up urgent
-    ones there either. Each channel is a lane of its own (``*_CONCURRENCY`` worker threads, a
-    token bucket for ``*_RATE_PER_SECOND``); a failing or slow e-mail gateway never holds up SMS.
+    messages each). An urgent message's ``sent`` is committed right after its acceptance (with
+    those of its batch sent before it), not at the end of its batch. On a rate-limited lane a
+    worker claims no more than it may send in about a second (``*_RATE_PER_SECOND /
+    *_CONCURRENCY``), so that held claims do not hold up urgent ones there either. Each channel
+    is a lane of its own (``*_CONCURRENCY`` worker threads, a token bucket for
+    ``*_RATE_PER_SECOND``); a failing or slow e-mail gateway never holds up SMS.
     :func:`~notifications.service.send` wakes the dispatchers at commit: ``pg_notify`` on
     PostgreSQL (this process LISTENs on a dedicated connection) and an in-process hook; polling
     every ``DISPATCH_POLL_SECONDS`` is the safety net (and the only way on SQLite across
@@ -70,8 +72,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from core.clock import current_clock
 from core.errors import describe_error, error_location
@@ -284,6 +287,7 @@ class Dispatcher:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._report = DispatchReport()
+        self._engine = None  # the workers' own pool (see _worker_engine)
         self.listening = threading.Event()  # set while the LISTEN connection is up (tests wait for it)
 
     # -- running ------------------------------------------------------------------------------
@@ -294,6 +298,7 @@ class Dispatcher:
             raise RuntimeError("the dispatcher is already running")
         self._stop.clear()
         self._prepare()
+        self._engine = self._worker_engine()
         add_wake_listener(self.wake)
         for lane in self.lanes.values():
             for number in range(lane.concurrency):
@@ -320,6 +325,9 @@ class Dispatcher:
             thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [thread.name for thread in self._threads if thread.is_alive()]
         self._threads = []
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
         if stuck:
             log.error(
                 "dispatcher threads still sending at shutdown; their leases will expire", extra={"threads": stuck}
@@ -352,10 +360,15 @@ class Dispatcher:
             for lane in self.lanes.values()
             for number in range(lane.concurrency)
         ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        self._engine = self._worker_engine()
+        try:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        finally:
+            self._engine.dispose()
+            self._engine = None
         return report
 
     def wake(self, channels: frozenset[str] | None = None) -> None:
@@ -381,12 +394,25 @@ class Dispatcher:
                 db.session.rollback()
                 raise
 
+    def _worker_engine(self):
+        """An engine for the workers: each keeps one connection from it between transactions, so
+        that the pool's pre-ping (PostgreSQL) runs once per connection instead of once per
+        transaction; a worker whose connection fails drops it and takes a fresh, pinged one. Its
+        own pool, sized to the workers, so that held connections never starve the housekeeper."""
+        workers = sum(lane.concurrency for lane in self.lanes.values())
+        with self.app.app_context():
+            url = db.engine.url
+        options = dict(self.app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        if url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:"):
+            options.update(pool_size=workers, max_overflow=workers)
+        return create_engine(url, **options)
+
     def _work(self, lane: Lane, drain: bool, deadline: float | None, report: DispatchReport) -> None:
         """One worker: claim the lane's most urgent due messages (up to its batch), send them one
         by one, record the outcomes; repeat. In ``drain`` mode it returns when nothing is due (or
         at ``deadline``)."""
         with self.app.app_context():
-            session = db.session
+            session = None
             adapter = None
             try:
                 while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -394,6 +420,7 @@ class Dispatcher:
                         self._stop.wait(min(1.0, lane.pause_remaining()))
                         continue
                     try:
+                        session = session or Session(bind=self._engine.connect())
                         adapter = adapter or lane.factory()
                         generation = lane.generation
                         if not lane.limiter.acquire(self._stop):
@@ -406,9 +433,11 @@ class Dispatcher:
                             continue
                         adapter = self._send_batch(session, lane, adapter, batch, drain, deadline, report)
                     except Exception as error:
-                        # The database is unreachable, or a bug: logged, and tried again shortly.
-                        # Claims not given back stay under their lease and are sent when it expires.
-                        session.rollback()
+                        # The database is unreachable, or a bug: logged, and tried again shortly
+                        # on a fresh connection. Claims not given back stay under their lease and
+                        # are sent when it expires.
+                        _discard(session)
+                        session = None
                         report.count("errors")
                         log.error(
                             "dispatcher worker error",
@@ -425,6 +454,7 @@ class Dispatcher:
             finally:
                 if adapter is not None:
                     _close(adapter, lane)
+                _discard(session)
 
     def _claim(self, session, lane: Lane) -> list[ClaimedMessage]:
         """Claim the lane's most urgent due messages, up to its batch. The caller holds a rate
@@ -456,8 +486,9 @@ class Dispatcher:
         report: DispatchReport,
     ):
         """Send a claimed batch in its order; record the acceptances together at the end (one
-        transaction), failures at once. Claims not sent (stopping, the lane paused, the deadline,
-        half the lease used up) are given back. Returns the adapter to use next (None: a new one)."""
+        transaction; an urgent message's at once, with those before it), failures at once. Claims
+        not sent (stopping, the lane paused, the deadline, half the lease used up) are given
+        back. Returns the adapter to use next (None: a new one)."""
         claimed_at = time.monotonic()
         accepted: list[SentRecord] = []
         write_state = False
@@ -475,6 +506,10 @@ class Dispatcher:
                     continue
                 accepted.append(SentRecord(claimed, getattr(adapter, "gateway", lane.gateway), gateway_id))
                 write_state = lane.succeeded() or write_state
+                if claimed.priority <= Priority.URGENT:
+                    # Urgent messages are recorded at once: they leave the in-flight window now.
+                    self._record_sent(session, lane, accepted, write_state, report)
+                    accepted, write_state = [], False
         finally:
             self._record_sent(session, lane, accepted, write_state, report)
             if done < len(batch):
@@ -773,6 +808,17 @@ def _close(adapter, lane: Lane) -> None:
         adapter.close()
     except Exception as error:
         log.warning("closing a channel adapter failed", extra={"channel": lane.channel.value, "error": _safe(error)})
+
+
+def _discard(session: Session | None) -> None:
+    """Close a worker's session and give its connection back (discarded by the pool if broken)."""
+    if session is None:
+        return
+    connection = session.get_bind()
+    with contextlib.suppress(Exception):  # the connection may be gone
+        session.close()
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 def _close_quietly(connection) -> None:
