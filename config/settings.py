@@ -56,6 +56,7 @@ class Settings:
     sms_concurrency: int
     dispatch_poll_seconds: float
     dispatch_lease_seconds: int
+    dispatch_batch_size: int
     message_max_attempts: int
 
     @property
@@ -178,5 +179,6 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         sms_concurrency=_int("SMS_CONCURRENCY", get("SMS_CONCURRENCY", "4"), 1, 64),
         dispatch_poll_seconds=_float("DISPATCH_POLL_SECONDS", get("DISPATCH_POLL_SECONDS", "0.5"), 0.05),
         dispatch_lease_seconds=_int("DISPATCH_LEASE_SECONDS", get("DISPATCH_LEASE_SECONDS", "120"), 5, 3600),
+        dispatch_batch_size=_int("DISPATCH_BATCH_SIZE", get("DISPATCH_BATCH_SIZE", "10"), 1, 100),
         message_max_attempts=_int("MESSAGE_MAX_ATTEMPTS", get("MESSAGE_MAX_ATTEMPTS", "10"), 1, 100),
     )

@@ -11,34 +11,51 @@ Why nothing is lost
     to ``queued`` and sends it. So after a restart every message not confirmed sent is sent.
 
 Why nothing is sent twice (and the in-flight window)
-    A worker claims one message at a time with a single statement, ``UPDATE messages SET
-    status='sending', lease_until=now+lease, leased_by=me, attempts=attempts+1 WHERE id = (SELECT
-    id ... WHERE status='queued' AND channel=? AND next_attempt_at <= now ORDER BY priority,
-    next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND status='queued'``, and commits before
-    it talks to the gateway. On PostgreSQL ``SKIP LOCKED`` makes concurrent dispatchers take
-    different rows without waiting; on SQLite the statement holds the database's write lock. A
-    row is therefore handed to one worker only, and the result is written back only by the
-    holder of that claim (``WHERE id=? AND leased_by=? AND attempts=?``).
+    A worker claims a batch of up to ``DISPATCH_BATCH_SIZE`` messages with a single statement,
+    ``UPDATE messages SET status='sending', lease_until=now+lease, leased_by=me,
+    attempts=attempts+1 WHERE id IN (SELECT id ... WHERE status='queued' AND channel=? AND
+    next_attempt_at <= now ORDER BY priority, next_attempt_at, id LIMIT n FOR UPDATE SKIP LOCKED)
+    AND status='queued'`` (on PostgreSQL written ``id = ANY(ARRAY(...))`` so that the subquery
+    runs once), and commits before it talks to the gateway. On PostgreSQL ``SKIP LOCKED`` makes
+    concurrent dispatchers take different rows without waiting; on SQLite the statement holds
+    the database's write lock. A row is therefore handed to one worker only, and the result is
+    written back only by the holder of that claim (``WHERE id=? AND leased_by=? AND
+    attempts=?``).
+
+    The worker then sends the batch one message at a time and records the acceptances of the
+    whole batch in one transaction at its end (a failure is recorded at once). Claims it will not
+    send (it is stopping, its lane paused after repeated failures, its drain deadline passed, or
+    half the lease has gone by) are given back: ``queued`` again with the attempt not counted, so
+    :meth:`Dispatcher.stop` leaves no claim held that was not sent.
 
     What cannot be made exactly-once is the step between the gateway's acceptance and our commit
     of ``sent``: SMTP and Twilio's API take part in no transaction of ours. A dispatcher killed
-    in that moment leaves a message that the gateway has but our database shows as ``sending``;
-    when its lease expires it is sent again. That is the in-flight window: after a crash, at most
-    the messages that were ``sending`` at the moment of the crash may arrive twice, which is at
-    most one per worker thread (``EMAIL_CONCURRENCY + SMS_CONCURRENCY`` per dispatcher), because
-    each worker holds one claim at a time and commits ``sent`` right after each acceptance. The
-    same holds for a send slower than the lease (``DISPATCH_LEASE_SECONDS``, 120 s by default;
-    the adapters time out long before that). E-mails keep their Message-ID when sent again, so
-    mail clients that de-duplicate show one; an SMS sent again arrives twice.
+    in that moment leaves messages that the gateway has but our database shows as ``sending``;
+    when their lease expires they are sent again. That is the in-flight window: after a crash, at
+    most the messages that were ``sending`` at the moment of the crash may arrive twice, and of
+    those only the ones already handed to a gateway. That is at most one batch per worker
+    thread, ``DISPATCH_BATCH_SIZE × (EMAIL_CONCURRENCY + SMS_CONCURRENCY)`` per dispatcher
+    (50 with the defaults; with ``DISPATCH_BATCH_SIZE=1``, one per worker as before), because
+    each worker holds one batch of claims at a time and commits its ``sent`` records when the
+    batch is done. The same holds for a send slower than the lease (``DISPATCH_LEASE_SECONDS``,
+    120 s by default; the adapters time out long before that, and a worker does not start a send
+    once half the lease has passed). E-mails keep their Message-ID when sent again, so mail
+    clients that de-duplicate show one; an SMS sent again arrives twice.
 
 Urgent first, and fast
-    Claims go by ``(priority, next_attempt_at, id)`` one message at a time, so an urgent message
-    queued behind 10,000 bulk ones is the next one claimed by each lane. Each channel is a lane
-    of its own (``*_CONCURRENCY`` worker threads, a token bucket for ``*_RATE_PER_SECOND``); a
-    failing or slow e-mail gateway never holds up SMS. :func:`~notifications.service.send`
-    wakes the dispatchers at commit: ``pg_notify`` on PostgreSQL (this process LISTENs on a
-    dedicated connection) and an in-process hook; polling every ``DISPATCH_POLL_SECONDS`` is the
-    safety net (and the only way on SQLite across processes).
+    Claims go by ``(priority, next_attempt_at, id)`` and a batch is sent in that order, so an
+    urgent message queued behind 10,000 bulk ones is in the next batch each lane claims: it
+    waits at most for the batches the lane's workers already hold (``DISPATCH_BATCH_SIZE``
+    messages each). An urgent message's ``sent`` is committed right after its acceptance (with
+    those of its batch sent before it), not at the end of its batch. On a rate-limited lane a
+    worker claims no more than it may send in about a second (``*_RATE_PER_SECOND /
+    *_CONCURRENCY``), so that held claims do not hold up urgent ones there either. Each channel
+    is a lane of its own (``*_CONCURRENCY`` worker threads, a token bucket for
+    ``*_RATE_PER_SECOND``); a failing or slow e-mail gateway never holds up SMS.
+    :func:`~notifications.service.send` wakes the dispatchers at commit: ``pg_notify`` on
+    PostgreSQL (this process LISTENs on a dedicated connection) and an in-process hook; polling
+    every ``DISPATCH_POLL_SECONDS`` is the safety net (and the only way on SQLite across
+    processes).
 """
 
 from __future__ import annotations
@@ -55,8 +72,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from core.clock import current_clock
 from core.errors import describe_error, error_location
@@ -66,13 +84,15 @@ from notifications.channels.base import OutgoingEmail, OutgoingSms, PermanentFai
 from notifications.models import Channel, Message, MessageStatus, Priority
 from notifications.outbox import (
     ClaimedMessage,
-    claim_next,
+    SentRecord,
+    claim_batch,
     ensure_channel_states,
     reclaim_expired,
     record_channel_failure,
     record_channel_success,
     record_failure,
-    record_sent,
+    record_sent_batch,
+    release,
     retry_delay,
 )
 from notifications.ratelimit import TokenBucket
@@ -111,6 +131,7 @@ LANE_PAUSE_AFTER = 5  # consecutive transient failures in this process before a 
 LANE_PAUSE_CAP = 60.0  # seconds
 ERROR_PAUSE = 1.0  # seconds to wait after a database error before trying again
 SUCCESS_STATE_EVERY = 5.0  # seconds: how often a healthy lane refreshes last_success_at
+_EMAIL = Channel.EMAIL.value
 
 
 def default_dispatcher_name() -> str:
@@ -127,9 +148,9 @@ class DispatchReport:
     errors: int = 0  # database or adapter set-up errors (logged)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def count(self, outcome: str) -> None:
+    def count(self, outcome: str, number: int = 1) -> None:
         with self._lock:
-            setattr(self, outcome, getattr(self, outcome) + 1)
+            setattr(self, outcome, getattr(self, outcome) + number)
 
     def as_dict(self) -> dict:
         return {"sent": self.sent, "retried": self.retried, "failed": self.failed, "errors": self.errors}
@@ -141,12 +162,23 @@ class DispatchReport:
 class Lane:
     """One channel's workers share this: its adapter factory, rate limit, wake-ups and pause."""
 
-    def __init__(self, channel: Channel, factory: Callable[[], object], gateway: str, concurrency: int, rate: float):
+    def __init__(
+        self,
+        channel: Channel,
+        factory: Callable[[], object],
+        gateway: str,
+        concurrency: int,
+        rate: float,
+        batch_size: int = 1,
+    ):
         self.channel = channel
         self.factory = factory
         self.gateway = gateway
         self.concurrency = concurrency
         self.limiter = TokenBucket(rate)
+        # A worker claims at most what it may send in about a second under the lane's rate limit,
+        # so that a rate-limited lane does not make urgent messages wait behind held claims.
+        self.batch = batch_size if rate == 0 else max(1, min(batch_size, int(rate / concurrency)))
         self._condition = threading.Condition()
         self._generation = 0
         self._lock = threading.Lock()
@@ -215,6 +247,7 @@ class Dispatcher:
         lease_seconds: float | None = None,
         listen: bool = True,
         jitter: Callable[[], float] = random.random,
+        batch_size: int | None = None,
     ):
         settings = app.extensions["krisrutin.settings"]
         if channels is None:
@@ -226,6 +259,9 @@ class Dispatcher:
         self.poll_seconds = poll_seconds if poll_seconds is not None else settings.dispatch_poll_seconds
         self.lease_seconds = lease_seconds if lease_seconds is not None else settings.dispatch_lease_seconds
         self.max_attempts = settings.message_max_attempts
+        self.batch_size = batch_size if batch_size is not None else settings.dispatch_batch_size
+        if not 1 <= self.batch_size <= 100:
+            raise ValueError(f"batch_size: expected 1 to 100, got {self.batch_size}")
         self.listen = listen
         self.jitter = jitter
         self.lanes = {
@@ -235,6 +271,7 @@ class Dispatcher:
                 channels.email_gateway,
                 settings.email_concurrency,
                 settings.email_rate_per_second,
+                self.batch_size,
             ),
             Channel.SMS: Lane(
                 Channel.SMS,
@@ -242,12 +279,15 @@ class Dispatcher:
                 channels.sms_gateway,
                 settings.sms_concurrency,
                 settings.sms_rate_per_second,
+                self.batch_size,
             ),
         }
         self._mail_domain = settings.mail_from.rpartition("@")[2].strip(">").strip() or "krisrutin"
+        self._status_callback = f"{settings.public_base_url}{STATUS_CALLBACK_PATH}?message="
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._report = DispatchReport()
+        self._engine = None  # the workers' own pool (see _worker_engine)
         self.listening = threading.Event()  # set while the LISTEN connection is up (tests wait for it)
 
     # -- running ------------------------------------------------------------------------------
@@ -258,6 +298,7 @@ class Dispatcher:
             raise RuntimeError("the dispatcher is already running")
         self._stop.clear()
         self._prepare()
+        self._engine = self._worker_engine()
         add_wake_listener(self.wake)
         for lane in self.lanes.values():
             for number in range(lane.concurrency):
@@ -274,8 +315,8 @@ class Dispatcher:
         )
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Let every worker finish the message it is sending, then stop; claims not yet sent are
-        never held (a worker claims right before sending)."""
+        """Let every worker finish the message it is sending, then stop; the claims of its batch
+        that it has not sent are given back to the queue (see the module docstring)."""
         self._stop.set()
         remove_wake_listener(self.wake)
         self.wake()
@@ -284,6 +325,9 @@ class Dispatcher:
             thread.join(max(0.0, deadline - time.monotonic()))
         stuck = [thread.name for thread in self._threads if thread.is_alive()]
         self._threads = []
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
         if stuck:
             log.error(
                 "dispatcher threads still sending at shutdown; their leases will expire", extra={"threads": stuck}
@@ -316,10 +360,15 @@ class Dispatcher:
             for lane in self.lanes.values()
             for number in range(lane.concurrency)
         ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        self._engine = self._worker_engine()
+        try:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        finally:
+            self._engine.dispose()
+            self._engine = None
         return report
 
     def wake(self, channels: frozenset[str] | None = None) -> None:
@@ -345,10 +394,25 @@ class Dispatcher:
                 db.session.rollback()
                 raise
 
-    def _work(self, lane: Lane, drain: bool, deadline: float | None, report: DispatchReport) -> None:
-        """One worker: claim the most urgent due message, send it, record the outcome; repeat.
-        In ``drain`` mode it returns when nothing is due (or at ``deadline``)."""
+    def _worker_engine(self):
+        """An engine for the workers: each keeps one connection from it between transactions, so
+        that the pool's pre-ping (PostgreSQL) runs once per connection instead of once per
+        transaction; a worker whose connection fails drops it and takes a fresh, pinged one. Its
+        own pool, sized to the workers, so that held connections never starve the housekeeper."""
+        workers = sum(lane.concurrency for lane in self.lanes.values())
         with self.app.app_context():
+            url = db.engine.url
+        options = dict(self.app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        if url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:"):
+            options.update(pool_size=workers, max_overflow=workers)
+        return create_engine(url, **options)
+
+    def _work(self, lane: Lane, drain: bool, deadline: float | None, report: DispatchReport) -> None:
+        """One worker: claim the lane's most urgent due messages (up to its batch), send them one
+        by one, record the outcomes; repeat. In ``drain`` mode it returns when nothing is due (or
+        at ``deadline``)."""
+        with self.app.app_context():
+            session = None
             adapter = None
             try:
                 while not self._stop.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -356,21 +420,24 @@ class Dispatcher:
                         self._stop.wait(min(1.0, lane.pause_remaining()))
                         continue
                     try:
+                        session = session or Session(bind=self._engine.connect())
                         adapter = adapter or lane.factory()
                         generation = lane.generation
                         if not lane.limiter.acquire(self._stop):
                             break
-                        claimed = self._claim(lane)
-                        if claimed is None:
+                        batch = self._claim(session, lane)
+                        if not batch:
                             if drain:
                                 break
                             lane.wait(generation, self.poll_seconds)
                             continue
-                        outcome = self._deliver(lane, adapter, claimed)
+                        adapter = self._send_batch(session, lane, adapter, batch, drain, deadline, report)
                     except Exception as error:
-                        # The database is unreachable, or a bug: logged, and tried again shortly.
-                        # A claimed message stays under its lease and is sent again when it expires.
-                        db.session.rollback()
+                        # The database is unreachable, or a bug: logged, and tried again shortly
+                        # on a fresh connection. Claims not given back stay under their lease and
+                        # are sent when it expires.
+                        _discard(session)
+                        session = None
                         report.count("errors")
                         log.error(
                             "dispatcher worker error",
@@ -384,38 +451,87 @@ class Dispatcher:
                             break
                         self._stop.wait(ERROR_PAUSE)
                         continue
-                    report.count(outcome)
-                    if outcome != "sent":
-                        _close(adapter, lane)  # a fresh connection for the next message
-                        adapter = None
             finally:
                 if adapter is not None:
                     _close(adapter, lane)
+                _discard(session)
 
-    def _claim(self, lane: Lane) -> ClaimedMessage | None:
-        """Claim the lane's most urgent due message; the rate limiter's token is given back when
-        none is due, or when the claim fails."""
+    def _claim(self, session, lane: Lane) -> list[ClaimedMessage]:
+        """Claim the lane's most urgent due messages, up to its batch. The caller holds a rate
+        limiter token for the first; it is given back when none is due, or when the claim fails."""
         try:
-            claimed = claim_next(
-                db.session,
+            claimed = claim_batch(
+                session,
                 channel=lane.channel.value,
                 now=current_clock().now(),
                 lease_seconds=self.lease_seconds,
                 name=self.name,
+                limit=lane.batch,
             )
         except BaseException:
             lane.limiter.refund()
             raise
-        if claimed is None:
+        if not claimed:
             lane.limiter.refund()
         return claimed
 
-    def _deliver(self, lane: Lane, adapter, claimed: ClaimedMessage) -> str:
-        """Hand one claimed message to the gateway and record what happened; returns the outcome."""
-        details = {"message_id": claimed.id, "kind": claimed.kind, "channel": claimed.channel}
+    def _send_batch(
+        self,
+        session,
+        lane: Lane,
+        adapter,
+        batch: list[ClaimedMessage],
+        drain: bool,
+        deadline: float | None,
+        report: DispatchReport,
+    ):
+        """Send a claimed batch in its order; record the acceptances together at the end (one
+        transaction; an urgent message's at once, with those before it), failures at once. Claims
+        not sent (stopping, the lane paused, the deadline, half the lease used up) are given
+        back. Returns the adapter to use next (None: a new one)."""
+        claimed_at = time.monotonic()
+        accepted: list[SentRecord] = []
+        write_state = False
+        done = 0
         try:
-            if claimed.channel == Channel.EMAIL.value:
-                gateway_id = adapter.send_email(
+            for claimed in batch:
+                if done and not self._may_go_on(lane, drain, deadline, claimed_at):
+                    break
+                adapter = adapter or lane.factory()
+                gateway_id = self._deliver(session, lane, adapter, claimed, report)
+                done += 1
+                if gateway_id is None:  # failed: a fresh connection for the next message
+                    _close(adapter, lane)
+                    adapter = None
+                    continue
+                accepted.append(SentRecord(claimed, getattr(adapter, "gateway", lane.gateway), gateway_id))
+                write_state = lane.succeeded() or write_state
+                if claimed.priority <= Priority.URGENT:
+                    # Urgent messages are recorded at once: they leave the in-flight window now.
+                    self._record_sent(session, lane, accepted, write_state, report)
+                    accepted, write_state = [], False
+        finally:
+            self._record_sent(session, lane, accepted, write_state, report)
+            if done < len(batch):
+                self._release(session, lane, batch[done:])
+        return adapter
+
+    def _may_go_on(self, lane: Lane, drain: bool, deadline: float | None, claimed_at: float) -> bool:
+        """Whether to send the next message of a batch (waiting for the rate limiter's token)."""
+        if self._stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            return False
+        if not drain and lane.pause_remaining() > 0:
+            return False
+        if time.monotonic() - claimed_at > self.lease_seconds / 2:
+            return False  # the rest goes back to the queue rather than risk a lease running out
+        return lane.limiter.acquire(self._stop)
+
+    def _deliver(self, session, lane: Lane, adapter, claimed: ClaimedMessage, report: DispatchReport) -> str | None:
+        """Hand one claimed message to the gateway; returns its id, or None after recording a
+        failure (and counting it in ``report``)."""
+        try:
+            if claimed.channel == _EMAIL:
+                return adapter.send_email(
                     OutgoingEmail(
                         to=claimed.to_address,
                         subject=claimed.subject or "",
@@ -424,48 +540,105 @@ class Dispatcher:
                         message_id=f"<krisrutin-{claimed.id}@{self._mail_domain}>",
                     )
                 )
-            else:
-                gateway_id = adapter.send_sms(
-                    OutgoingSms(
-                        to=claimed.to_address,
-                        body=claimed.body_text,
-                        status_callback=f"{self.settings.public_base_url}{STATUS_CALLBACK_PATH}?message={claimed.id}",
-                    )
+            return adapter.send_sms(
+                OutgoingSms(
+                    to=claimed.to_address,
+                    body=claimed.body_text,
+                    status_callback=f"{self._status_callback}{claimed.id}",
                 )
+            )
         except TransientFailure as failure:
-            return self._failed(lane, claimed, describe_error(failure), transient=True, retry_after=failure.retry_after)
+            outcome = self._failed(
+                session, lane, claimed, describe_error(failure), transient=True, retry_after=failure.retry_after
+            )
         except PermanentFailure as failure:
-            return self._failed(
-                lane, claimed, describe_error(failure), transient=False, address_rejected=failure.address_rejected
+            outcome = self._failed(
+                session,
+                lane,
+                claimed,
+                describe_error(failure),
+                transient=False,
+                address_rejected=failure.address_rejected,
             )
         except Exception as error:
             # An adapter bug or an unmapped library error: retried like a transient failure. Only
             # the class and place are kept: the message of a foreign exception may hold an address.
             log.error(
                 "unexpected error from a channel adapter",
-                extra={**details, "error": type(error).__name__, "where": error_location(error)},
+                extra={
+                    "message_id": claimed.id,
+                    "kind": claimed.kind,
+                    "channel": claimed.channel,
+                    "error": type(error).__name__,
+                    "where": error_location(error),
+                },
             )
-            return self._failed(lane, claimed, f"unexpected {type(error).__name__} in the adapter", transient=True)
+            outcome = self._failed(
+                session, lane, claimed, f"unexpected {type(error).__name__} in the adapter", transient=True
+            )
+        report.count(outcome)
+        return None
 
-        gateway = getattr(adapter, "gateway", lane.gateway)
-        write_state = lane.succeeded()
+    def _record_sent(
+        self, session, lane: Lane, accepted: list[SentRecord], write_state: bool, report: DispatchReport
+    ) -> None:
+        """Record a batch's acceptances in one transaction (and the channel's success, now and then)."""
+        if not accepted:
+            return
+        channel = lane.channel.value
 
-        def store(now: datetime) -> bool:
-            kept = record_sent(db.session, claimed, name=self.name, gateway=gateway, gateway_id=gateway_id, now=now)
+        def store(now: datetime) -> list[int]:
+            lost = record_sent_batch(session, accepted, name=self.name, now=now)
             if write_state:
-                record_channel_success(db.session, channel=claimed.channel, gateway=gateway, now=now)
-            return kept
+                record_channel_success(session, channel=channel, gateway=accepted[-1].gateway, now=now)
+            return lost
 
-        now, kept = self._write(store, details)
-        if kept is False:
-            log.warning("message sent after its claim was lost (lease expired): it may be sent twice", extra=details)
-        MESSAGES.labels(claimed.channel, claimed.kind, "sent").inc()
-        LATENCY.labels(_priority_label(claimed.priority)).observe(max(0.0, (now - claimed.created_at).total_seconds()))
-        log.info("message sent", extra={**details, "attempt": claimed.attempts, "gateway": gateway})
-        return "sent"
+        now, lost = self._write(session, store, {"channel": channel, "messages": len(accepted)})
+        if lost:
+            log.warning(
+                "messages sent after their claim was lost (lease expired): they may be sent twice",
+                extra={"channel": channel, "message_ids": lost},
+            )
+        report.count("sent", len(accepted))
+        kinds: dict[str, int] = {}
+        for record in accepted:
+            claimed = record.claimed
+            kinds[claimed.kind] = kinds.get(claimed.kind, 0) + 1
+            _latency(claimed.priority).observe(max(0.0, (now - claimed.created_at).total_seconds()))
+        for kind, count in kinds.items():
+            MESSAGES.labels(channel, kind, "sent").inc(count)
+        if log.isEnabledFor(logging.INFO):
+            for record in accepted:
+                claimed = record.claimed
+                log.info(
+                    "message sent",
+                    extra={
+                        "message_id": claimed.id,
+                        "kind": claimed.kind,
+                        "channel": channel,
+                        "attempt": claimed.attempts,
+                        "gateway": record.gateway,
+                    },
+                )
+
+    def _release(self, session, lane: Lane, claims: list[ClaimedMessage]) -> None:
+        """Give back claims that were not sent; if that fails their leases bring them back."""
+        try:
+            released = release(session, claims, name=self.name, now=current_clock().now())
+        except Exception as error:
+            session.rollback()
+            log.error(
+                "giving back unsent claims failed; their leases will expire",
+                extra={"channel": lane.channel.value, "message_ids": [c.id for c in claims], "error": _safe(error)},
+            )
+            return
+        if len(released) < len(claims):
+            lost = sorted({c.id for c in claims} - set(released))
+            log.warning("unsent claims were lost before being given back", extra={"message_ids": lost})
 
     def _failed(
         self,
+        session,
         lane: Lane,
         claimed: ClaimedMessage,
         error: str,
@@ -484,10 +657,10 @@ class Dispatcher:
             retry_at = None
             if not give_up:
                 retry_at = now + retry_delay(claimed.attempts, retry_after=retry_after, jitter=self.jitter)
-            kept = record_failure(db.session, claimed, name=self.name, error=error, now=now, retry_at=retry_at)
+            kept = record_failure(session, claimed, name=self.name, error=error, now=now, retry_at=retry_at)
             if kept and address_rejected:
                 mark_address_failing(
-                    db_session=db.session,
+                    db_session=session,
                     contact_id=claimed.contact_id,
                     channel=claimed.channel,
                     address=claimed.to_address,
@@ -495,10 +668,10 @@ class Dispatcher:
                     now=now,
                 )
             if counts_against_channel:
-                record_channel_failure(db.session, channel=claimed.channel, gateway=lane.gateway, error=error, now=now)
+                record_channel_failure(session, channel=claimed.channel, gateway=lane.gateway, error=error, now=now)
             return kept
 
-        self._write(store, details)
+        self._write(session, store, details)
         if give_up:
             MESSAGES.labels(claimed.channel, claimed.kind, "failed").inc()
             log.error("message failed", extra={**details, "attempts": claimed.attempts, "permanent": not transient})
@@ -507,17 +680,18 @@ class Dispatcher:
         log.warning("message attempt failed; will retry", extra={**details, "attempt": claimed.attempts})
         return "retried"
 
-    def _write(self, step: Callable[[datetime], bool], details: dict) -> tuple[datetime, bool | None]:
+    def _write(self, session, step: Callable[[datetime], object], details: dict) -> tuple[datetime, object]:
         """Run a database step and commit, trying three times: a lost write only widens the
-        in-flight window (the lease brings the message back), but is worth avoiding."""
+        in-flight window (the lease brings the message back), but is worth avoiding. Returns the
+        time used and the step's result (None if every try failed)."""
         for attempt in (1, 2, 3):
             now = current_clock().now()
             try:
-                kept = step(now)
-                db.session.commit()
-                return now, kept
+                result = step(now)
+                session.commit()
+                return now, result
             except Exception as error:
-                db.session.rollback()
+                session.rollback()
                 log.error(
                     "recording a send's outcome failed",
                     extra={**details, "attempt": attempt, "error": _safe(error)},
@@ -618,11 +792,33 @@ def _priority_label(priority: int) -> str:
         return str(priority)
 
 
+_LATENCY_BY_PRIORITY: dict[int, object] = {}
+
+
+def _latency(priority: int):
+    """The latency histogram's child for ``priority`` (looked up once per priority)."""
+    child = _LATENCY_BY_PRIORITY.get(priority)
+    if child is None:
+        child = _LATENCY_BY_PRIORITY[priority] = LATENCY.labels(_priority_label(priority))
+    return child
+
+
 def _close(adapter, lane: Lane) -> None:
     try:
         adapter.close()
     except Exception as error:
         log.warning("closing a channel adapter failed", extra={"channel": lane.channel.value, "error": _safe(error)})
+
+
+def _discard(session: Session | None) -> None:
+    """Close a worker's session and give its connection back (discarded by the pool if broken)."""
+    if session is None:
+        return
+    connection = session.get_bind()
+    with contextlib.suppress(Exception):  # the connection may be gone
+        session.close()
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 def _close_quietly(connection) -> None:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, func, literal, select, update
+from sqlalchemy import Integer, any_, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from core.database import dialect_insert
 from core.types import UTCDateTime
-from notifications.models import ChannelState, Message, MessageStatus
+from notifications.models import ChannelState, Message, MessageEvent, MessageStatus
 from notifications.service import add_event
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ RETRY_CAP = timedelta(hours=1)
 DEGRADED_AFTER = 5  # consecutive failures of a channel (all dispatchers) before it is shown as degraded
 _MESSAGES = Message.__table__
 _STATES = ChannelState.__table__
+_EVENTS = MessageEvent.__table__
 
 
 def retry_delay(attempts: int, *, retry_after: float | None = None, jitter: Callable[[], float] = random.random):
@@ -55,15 +56,34 @@ class ClaimedMessage:
     body_html: str | None
     attempts: int
     created_at: datetime
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    """A gateway's acceptance of one claimed message, to be recorded by :func:`record_sent_batch`."""
+
+    claimed: ClaimedMessage
+    gateway: str
+    gateway_id: str
 
 
 # --- the database steps ------------------------------------------------------------------------
 
 
-def _build_claim():
-    """The claiming statement, built once (parameters: channel, now, lease_until, name)."""
+def _build_claim(dialect: str):
+    """The claiming statement, built once (parameters: channel, now, lease_until, name, limit).
+
+    It claims the ``limit`` most urgent due messages of a channel in one statement. RETURNING
+    gives the rows in no particular order: :func:`claim_batch` sorts them.
+
+    On PostgreSQL the candidates are read by ``id = ANY(ARRAY(subquery))``, which runs the
+    subquery once (an InitPlan). With ``id IN (subquery)`` the planner may choose a nested loop
+    that runs the subquery again for each row; ``SKIP LOCKED`` then skips the rows this very
+    statement has just updated, and one claim takes far more than ``limit`` rows. SQLite runs an
+    uncorrelated ``IN`` subquery once."""
     now = bindparam("p_now", type_=UTCDateTime())
-    candidate = (
+    candidates = (
         select(_MESSAGES.c.id)
         .where(
             _MESSAGES.c.status == MessageStatus.QUEUED.value,
@@ -71,13 +91,16 @@ def _build_claim():
             _MESSAGES.c.next_attempt_at <= now,
         )
         .order_by(_MESSAGES.c.priority, _MESSAGES.c.next_attempt_at, _MESSAGES.c.id)
-        .limit(1)
+        .limit(bindparam("p_limit", type_=Integer()))
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders none (the UPDATE locks)
-        .scalar_subquery()
     )
+    if dialect == "postgresql":
+        chosen = _MESSAGES.c.id == any_(func.array(candidates.scalar_subquery()))
+    else:
+        chosen = _MESSAGES.c.id.in_(candidates)
     return (
         update(_MESSAGES)
-        .where(_MESSAGES.c.id == candidate, _MESSAGES.c.status == MessageStatus.QUEUED.value)
+        .where(chosen, _MESSAGES.c.status == MessageStatus.QUEUED.value)
         .values(
             status=MessageStatus.SENDING.value,
             attempts=_MESSAGES.c.attempts + 1,
@@ -100,7 +123,7 @@ def _guarded(statement):
 
 # Built once: each worker runs these for every message, and building a statement costs more
 # than running it.
-_CLAIM = _build_claim()
+_CLAIMS = {dialect: _build_claim(dialect) for dialect in ("postgresql", "sqlite")}
 _RECORD_SENT = _guarded(update(_MESSAGES)).values(
     # A delivery callback may have overtaken us (it then set a later status): keep that status.
     status=case(
@@ -116,22 +139,61 @@ _RECORD_SENT = _guarded(update(_MESSAGES)).values(
     updated_at=bindparam("p_now", type_=UTCDateTime()),
 )
 
+_RELEASE = (
+    _guarded(update(_MESSAGES))
+    .where(_MESSAGES.c.status == MessageStatus.SENDING.value)
+    .values(
+        status=MessageStatus.QUEUED.value,
+        attempts=_MESSAGES.c.attempts - 1,
+        lease_until=None,
+        leased_by=None,
+        updated_at=bindparam("p_now", type_=UTCDateTime()),
+    )
+)
+_EVENTS_INSERT = insert(_EVENTS)
+
+
+def claim_batch(
+    db_session: Session, *, channel: str, now: datetime, lease_seconds: float, name: str, limit: int
+) -> list[ClaimedMessage]:
+    """Claim the ``limit`` most urgent due messages of ``channel`` and commit: one statement,
+    one insert of their ``sending`` events, one commit. Returns them in claim order (most
+    urgent first); empty when none is due."""
+    lease_until = now + timedelta(seconds=lease_seconds)
+    rows = db_session.execute(
+        _CLAIMS[db_session.get_bind().dialect.name],
+        {"p_channel": channel, "p_now": now, "p_lease_until": lease_until, "p_name": name, "p_limit": limit},
+    ).all()
+    if not rows:
+        db_session.rollback()
+        return []
+    claimed = sorted((ClaimedMessage(*row) for row in rows), key=_claim_order)
+    db_session.execute(
+        _EVENTS_INSERT,
+        [
+            {
+                "message_id": message.id,
+                "at": now,
+                "status": MessageStatus.SENDING.value,
+                "detail": f"attempt {message.attempts} by {name}",
+            }
+            for message in claimed
+        ],
+    )
+    db_session.commit()
+    return claimed
+
 
 def claim_next(
     db_session: Session, *, channel: str, now: datetime, lease_seconds: float, name: str
 ) -> ClaimedMessage | None:
     """Claim the most urgent due message of ``channel`` and commit; None when none is due."""
-    lease_until = now + timedelta(seconds=lease_seconds)
-    row = db_session.execute(
-        _CLAIM, {"p_channel": channel, "p_now": now, "p_lease_until": lease_until, "p_name": name}
-    ).first()
-    if row is None:
-        db_session.rollback()
-        return None
-    claimed = ClaimedMessage(**row._asdict())
-    add_event(db_session, claimed.id, MessageStatus.SENDING.value, now, detail=f"attempt {claimed.attempts} by {name}")
-    db_session.commit()
-    return claimed
+    claimed = claim_batch(db_session, channel=channel, now=now, lease_seconds=lease_seconds, name=name, limit=1)
+    return claimed[0] if claimed else None
+
+
+def _claim_order(message: ClaimedMessage) -> tuple:
+    return (message.priority, message.next_attempt_at, message.id)
 
 
 def _claim_guard(claimed: ClaimedMessage, name: str):
@@ -158,6 +220,81 @@ def record_sent(
         return False
     add_event(db_session, claimed.id, MessageStatus.SENT.value, now, detail=f"accepted by {gateway}")
     return True
+
+
+def record_sent_batch(db_session: Session, sends: list[SentRecord], *, name: str, now: datetime) -> list[int]:
+    """Several acceptances at once (a worker's batch): one guarded update per message, run as one
+    executemany, and one insert of their ``sent`` events. Returns the ids whose claim was lost
+    (the lease expired and another dispatcher took the message): nothing is written for those.
+    Does not commit."""
+    if not sends:
+        return []
+    result = db_session.execute(
+        _RECORD_SENT,
+        [
+            {
+                "p_id": send.claimed.id,
+                "p_name": name,
+                "p_attempts": send.claimed.attempts,
+                "p_gateway": send.gateway,
+                "p_gateway_id": send.gateway_id[:200],
+                "p_now": now,
+            }
+            for send in sends
+        ],
+    )
+    lost: list[int] = []
+    if result.rowcount != len(sends):
+        # Which were not ours: a row we updated now carries the gateway id we wrote.
+        ours = {send.claimed.id: send.gateway_id[:200] for send in sends}
+        stored = db_session.execute(
+            select(_MESSAGES.c.id, _MESSAGES.c.gateway_id).where(_MESSAGES.c.id.in_(list(ours)))
+        ).all()
+        written = {row.id for row in stored if row.gateway_id == ours[row.id]}
+        lost = sorted(set(ours) - written)
+    kept = [send for send in sends if send.claimed.id not in lost] if lost else sends
+    if kept:
+        db_session.execute(
+            _EVENTS_INSERT,
+            [
+                {
+                    "message_id": send.claimed.id,
+                    "at": now,
+                    "status": MessageStatus.SENT.value,
+                    "detail": f"accepted by {send.gateway}",
+                }
+                for send in kept
+            ],
+        )
+    return lost
+
+
+def release(db_session: Session, claims: list[ClaimedMessage], *, name: str, now: datetime) -> list[int]:
+    """Give back claims that were not sent (the dispatcher is stopping, or its lane paused):
+    ``queued`` again, due as before, with the attempt not counted. Each is guarded like every
+    write of a claim (a claim lost meanwhile is left alone); commits. Returns the ids given back."""
+    released = []
+    for claim in claims:  # a rare path: one statement each, so that each outcome is known
+        result = db_session.execute(
+            _RELEASE, {"p_id": claim.id, "p_name": name, "p_attempts": claim.attempts, "p_now": now}
+        )
+        if result.rowcount == 1:
+            released.append(claim.id)
+    if released:
+        db_session.execute(
+            _EVENTS_INSERT,
+            [
+                {
+                    "message_id": message_id,
+                    "at": now,
+                    "status": MessageStatus.QUEUED.value,
+                    "detail": f"claim released unsent by {name}",
+                }
+                for message_id in released
+            ],
+        )
+    db_session.commit()
+    return released
 
 
 def record_failure(

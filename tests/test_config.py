@@ -27,6 +27,7 @@ def test_defaults_without_any_environment():
     assert settings.secret_key_generated and len(settings.secret_key) >= 32
     assert settings.smtp_security == "starttls"
     assert settings.twilio_api_base_url == "https://api.twilio.com"
+    assert settings.dispatch_batch_size == 10
 
 
 def test_secret_key_is_refused_when_unset_in_production():
@@ -45,6 +46,9 @@ def test_secret_key_is_refused_when_unset_in_production():
         ("SMTP_PORT", "twenty-five"),
         ("DATABASE_URL", "mysql://localhost/db"),
         ("KRISRUTIN_ENV", "staging"),
+        ("DISPATCH_BATCH_SIZE", "0"),
+        ("DISPATCH_BATCH_SIZE", "101"),
+        ("DISPATCH_BATCH_SIZE", "ten"),
     ],
 )
 def test_malformed_settings_name_the_variable(variable, value):

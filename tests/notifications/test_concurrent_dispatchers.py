@@ -1,10 +1,11 @@
 """Two dispatchers on one queue never send a message twice (PostgreSQL: FOR UPDATE SKIP LOCKED;
-SQLite: the claiming UPDATE holds the write lock)."""
+SQLite: the claiming UPDATE holds the write lock), claiming one message at a time or in batches."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 import sqlalchemy as sa
 
 from core.extensions import db
@@ -16,7 +17,8 @@ from tests.notifications.dispatcher_app import Recorder, queue_many
 MESSAGES = 500
 
 
-def test_two_dispatchers_on_one_queue_send_every_message_exactly_once(database_url, clock):
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_two_dispatchers_on_one_queue_send_every_message_exactly_once(database_url, clock, batch_size):
     app = build_app(database_url, clock, EMAIL_CONCURRENCY=4, SMS_CONCURRENCY=4)
     create_schema(app)
     with app.app_context():
@@ -27,7 +29,8 @@ def test_two_dispatchers_on_one_queue_send_every_message_exactly_once(database_u
     # long enough for the second to take part, so the overlap the test is about really happens.
     recorder.delay = {"email": 0.005, "sms": 0.005}
     dispatchers = [
-        Dispatcher(app, name=name, channels=recorder.setup(), poll_seconds=0.05) for name in ("first", "second")
+        Dispatcher(app, name=name, channels=recorder.setup(), poll_seconds=0.05, batch_size=batch_size)
+        for name in ("first", "second")
     ]
 
     for dispatcher in dispatchers:

@@ -33,14 +33,15 @@ def test_an_urgent_letter_queued_behind_2000_bulk_messages_goes_out_first(make_a
     assert position <= 2, f"the urgent letter was send number {position}"
 
 
-def test_an_urgent_letter_queued_while_bulk_is_going_out_overtakes_the_rest(make_app, clock):
+@pytest.mark.parametrize("batch_size", [1, 10])
+def test_an_urgent_letter_queued_while_bulk_is_going_out_overtakes_the_rest(make_app, clock, batch_size):
     concurrency = 3
     app = make_app(SMS_CONCURRENCY=concurrency)
     recorder = Recorder()
     recorder.delay["sms"] = 0.002  # a gateway round trip
     with app.app_context():
         queue_many(now=clock.now(), prefix="check", count=BULK, channel="sms", priority=Priority.BULK)
-    dispatcher = Dispatcher(app, name="prio", channels=recorder.setup(), poll_seconds=0.05)
+    dispatcher = Dispatcher(app, name="prio", channels=recorder.setup(), poll_seconds=0.05, batch_size=batch_size)
 
     dispatcher.start()
     try:
@@ -54,8 +55,8 @@ def test_an_urgent_letter_queued_while_bulk_is_going_out_overtakes_the_rest(make
 
     position = recorder.sent_ids().index(urgent.id) + 1
     assert len(recorder.sent_ids()) < BULK, "the bulk was still going out"
-    # Each worker may finish the bulk message it already holds: at most one per worker is ahead.
-    assert position <= sent_before + concurrency + 1, f"sent {position - sent_before} after it was queued"
+    # Each worker may finish the bulk batch it already holds: at most a batch per worker is ahead.
+    assert position <= sent_before + concurrency * batch_size + 1, f"sent {position - sent_before} after it was queued"
 
 
 def test_normal_priority_goes_before_bulk_and_after_urgent(make_app, clock):
