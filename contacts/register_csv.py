@@ -35,7 +35,7 @@ Decisions (the issue left them open):
 - **Formulas.** Exported cells starting with ``=``, ``+``, ``-`` or ``@`` get a leading ``'`` so
   Excel shows them as text instead of running them (they may come from a provider's correction);
   the import removes that quote again. Swedish mobile numbers are exported in the national form
-  (``070-174 06 05``), which Excel keeps as text; others as ``'+47 412 34 567``.
+  (``070-174 06 05``), which Excel keeps as text; others as ``'+47 41 23 45 67``.
 """
 
 from __future__ import annotations
@@ -198,6 +198,7 @@ def read_rows(text: str) -> tuple[dict[str, str], list[tuple[int, dict[str, str]
 def _columns(header: list[str]) -> dict[int, str]:
     found: dict[int, str] = {}
     unknown: list[str] = []
+    expected = ";".join(HEADERS)
     for index, name in enumerate(header):
         cleaned = " ".join(name.removeprefix(BOM).split())
         if not cleaned:
@@ -206,10 +207,9 @@ def _columns(header: list[str]) -> dict[int, str]:
         if key is None:
             unknown.append(cleaned)
         elif key in found.values():
-            raise ImportRejected(f"Kolumnen {cleaned} finns två gånger i rubrikraden")
+            raise ImportRejected(f"Kolumnen {cleaned} finns två gånger i rubrikraden. Rubrikraden ska vara: {expected}")
         else:
             found[index] = key
-    expected = ";".join(HEADERS)
     if unknown:
         raise ImportRejected(f"Okända kolumner i rubrikraden: {', '.join(unknown)}. Rubrikraden ska vara: {expected}")
     present = set(found.values())
