@@ -352,7 +352,9 @@ def plan_import(db_session: Session, data: bytes) -> list[_ProviderPlan]:
         plan.rows.append(_Row(line, contact_values, existing_contact))
 
     if problems:
-        problems.sort(key=lambda problem: (problem.line, HEADERS.index(problem.column) if problem.column in HEADERS else -1))
+        problems.sort(
+            key=lambda problem: (problem.line, HEADERS.index(problem.column) if problem.column in HEADERS else -1)
+        )
         raise ImportRejected(_rejected_message(problems), problems)
     return list(plans.values())
 

@@ -188,8 +188,7 @@ def listing(db_session, *, query: str = "", status: str = "active", problems_onl
                 shown = [
                     c
                     for c in shown
-                    if text_match(c.name, c.email, c.role_title, c.mobile)
-                    or (digits and digits in _digits(c.mobile))
+                    if text_match(c.name, c.email, c.role_title, c.mobile) or (digits and digits in _digits(c.mobile))
                 ]
                 if not shown:
                     continue
@@ -563,7 +562,12 @@ def import_file():
                 db.session.commit()
                 log.info(
                     "register import",
-                    extra={"user_id": g.user.id, "created": summary.created, "updated": summary.updated},
+                    extra={
+                        "user_id": g.user.id,
+                        "contacts_created": summary.created,
+                        "contacts_updated": summary.updated,
+                        "contacts_unchanged": summary.unchanged,
+                    },
                 )
         status = 400 if rejected is not None else 200
     return (

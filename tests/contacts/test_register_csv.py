@@ -102,9 +102,7 @@ def test_swedish_letters_survive_utf8_with_or_without_bom_and_windows_1252(app, 
 
 
 def test_english_column_names_in_another_order_are_accepted(app, clock):
-    data = _file(
-        ["anna@example.se;Anna Lind;Hemtjänst Norr;municipal"], header="Email;Name;Provider;Provider type"
-    )
+    data = _file(["anna@example.se;Anna Lind;Hemtjänst Norr;municipal"], header="Email;Name;Provider;Provider type")
     summary = _import(app, clock, data)
     assert summary.created == 1
 
@@ -159,18 +157,29 @@ def test_export_then_import_changes_nothing_and_exports_the_same(app, clock):
     with app.app_context():
         now = clock.now()
         norr = register.create_provider(
-            db.session, {"name": "Hemtjänst Norr", "kind": "kommunal", "organisation_number": "2120000142"},
-            actor=team, now=now,
+            db.session,
+            {"name": "Hemtjänst Norr", "kind": "kommunal", "organisation_number": "2120000142"},
+            actor=team,
+            now=now,
         ).record
-        privat = register.create_provider(db.session, {"name": "Ängens Omsorg AB", "kind": "privat"}, actor=team, now=now)
+        privat = register.create_provider(
+            db.session, {"name": "Ängens Omsorg AB", "kind": "privat"}, actor=team, now=now
+        )
         register.create_provider(db.session, {"name": "Utan Kontakter AB", "kind": "privat"}, actor=team, now=now)
         for data in (
-            {"name": "Åsa Öberg", "mobile": "070-174 06 05", "email": "Asa@Example.se", "services": "Kameratillsyn, larm"},
-            {"name": "=HYPERLINK(\"x\")", "role_title": "-natt", "mobile": "+47 412 34 567"},
+            {
+                "name": "Åsa Öberg",
+                "mobile": "070-174 06 05",
+                "email": "Asa@Example.se",
+                "services": "Kameratillsyn, larm",
+            },
+            {"name": '=HYPERLINK("x")', "role_title": "-natt", "mobile": "+47 412 34 567"},
             {"name": "Bo Ek", "email": "bo@example.se", "is_active": "nej"},
         ):
             register.create_contact(db.session, norr, data, actor=team, now=now)
-        register.create_contact(db.session, privat.record, {"name": "Eva", "email": "eva@example.se"}, actor=team, now=now)
+        register.create_contact(
+            db.session, privat.record, {"name": "Eva", "email": "eva@example.se"}, actor=team, now=now
+        )
         db.session.commit()
         exported = register_csv.export_csv(db.session)
     before = _counts(app)
