@@ -185,7 +185,7 @@ def read_rows(text: str) -> tuple[dict[str, str], list[tuple[int, dict[str, str]
                     raise ImportRejected(f"Filen har för många rader: högst {MAX_ROWS:,}".replace(",", " "))
                 if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
                     problems.append(RowProblem(line, "", "Raden har fler fält än rubrikraden"))
-                rows.append((line, {key: _unguard(cell) for key, cell in zip(keys, cells) if key}))
+                rows.append((line, {key: _unguard(cell) for key, cell in zip(keys, cells, strict=False) if key}))
             line = reader.line_num + 1
     except csv.Error as error:
         raise ImportRejected(f"Rad {line} går inte att läsa som CSV ({error})") from None

@@ -91,7 +91,10 @@ def test_semicolon_and_comma_files_as_excel_writes_them_both_import(app, clock, 
     ids=["utf8-bom", "utf8", "excel-windows-1252"],
 )
 def test_swedish_letters_survive_utf8_with_or_without_bom_and_windows_1252(app, clock, bom, encoding):
-    row = "Hemtjänst Västerås Öst;;Privat;Åsa Ärlig-Öberg;Samordnare nattpatrull;070-174 06 05;asa@example.se;Nyckelfria lås;Ja"
+    row = (
+        "Hemtjänst Västerås Öst;;Privat;Åsa Ärlig-Öberg;Samordnare nattpatrull;070-174 06 05;"
+        "asa@example.se;Nyckelfria lås;Ja"
+    )
     _import(app, clock, _file([row], bom=bom, encoding=encoding))
     with app.app_context():
         contact = db.session.scalar(select(ContactPerson))
