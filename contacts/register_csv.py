@@ -53,12 +53,13 @@ from sqlalchemy.orm import Session
 from contacts import register
 from contacts.models import ContactPerson, Provider
 from contacts.register import KIND_LABELS, SERVICE_LABELS, Actor, RegisterError
-from notifications.addresses import AddressError, normalize_email, normalize_mobile
+from notifications.addresses import AddressError
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
 BOM = "\ufeff"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_BATCH = 1000  # new contacts created per flush
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class _ProviderPlan:
     name: str
     existing: Provider | None
     rows: list[_Row] = field(default_factory=list)
+    created: bool = False
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -238,13 +240,13 @@ def _identity(values: dict) -> tuple[str, str] | None:
     email = (values.get("email") or "").strip()
     if email:
         try:
-            return ("email", normalize_email(email).casefold())
+            return ("email", register.normalize_email_cached(email).casefold())
         except AddressError:
             return None
     mobile = (values.get("mobile") or "").strip()
     if mobile:
         try:
-            return ("mobile", normalize_mobile(mobile))
+            return ("mobile", register.normalize_mobile_cached(mobile))
         except AddressError:
             return None
     name = _key(values.get("name") or "")
@@ -368,29 +370,40 @@ def import_csv(db_session: Session, data: bytes, *, actor: Actor, now: datetime)
     plans = plan_import(db_session, data)
     summary = ImportSummary()
     line = 0
+    new_contacts: list[tuple[Provider, dict]] = []
     try:
+        fresh = [plan for plan in plans if plan.existing is None]
+        for start in range(0, len(fresh), _BATCH):
+            batch = fresh[start : start + _BATCH]
+            line = batch[0].line
+            created = register.create_providers(
+                db_session, [{"name": plan.name, **plan.data} for plan in batch], actor=actor, now=now
+            )
+            for plan, outcome in zip(batch, created, strict=True):
+                plan.existing, plan.created = outcome.record, True
+            summary.providers_created += len(created)
         for plan in plans:
             line = plan.line
-            if plan.existing is None:
-                provider = register.create_provider(
-                    db_session, {"name": plan.name, **plan.data}, actor=actor, now=now
-                ).record
-                summary.providers_created += 1
-            else:
-                provider = plan.existing
-                if register.update_provider(db_session, provider, plan.data, actor=actor, now=now).changes:
-                    summary.providers_updated += 1
+            provider = plan.existing
+            if (
+                not plan.created
+                and register.update_provider(db_session, provider, plan.data, actor=actor, now=now).changes
+            ):
+                summary.providers_updated += 1
             for row in plan.rows:
                 line = row.line
                 if row.contact is None:
                     continue
                 if row.existing is None:
-                    register.create_contact(db_session, provider, row.contact, actor=actor, now=now)
-                    summary.created += 1
+                    new_contacts.append((provider, row.contact))
                 elif register.update_contact(db_session, row.existing, row.contact, actor=actor, now=now).changes:
                     summary.updated += 1
                 else:
                     summary.unchanged += 1
+        line = 0
+        for start in range(0, len(new_contacts), _BATCH):
+            batch = new_contacts[start : start + _BATCH]
+            summary.created += len(register.create_contacts(db_session, batch, actor=actor, now=now))
     except RegisterError as error:  # the register changed between validation and now (a race)
         problem = RowProblem(line, "", str(error))
         raise ImportRejected(_rejected_message([problem]), [problem]) from None
