@@ -20,7 +20,8 @@ Decisions (the issue left them open):
   (the export writes one for a provider without contacts, so that the round trip is complete).
 - **Identity.** A provider is its name, ignoring case and spacing (the register keeps names
   unique); a file never renames a provider. A contact is its provider plus its e-mail address
-  (ignoring case) when the row has one, else plus its mobile number, else plus its name. A row
+  (ignoring case) when the row has one, else plus its mobile number, else plus its name; a row
+  is matched with the register's contact that has that same e-mail (or mobile, or name). A row
   matching an existing contact updates its changed fields (history source ``import``); an
   identical row writes nothing, so importing the same file twice changes nothing. A changed
   e-mail address therefore makes a new contact: change addresses on the team page. Two rows
@@ -253,12 +254,14 @@ def _identity(values: dict) -> tuple[str, str] | None:
     return ("name", name) if name else None
 
 
-def _stored_identity(contact: ContactPerson) -> tuple[str, str]:
+def _stored_identities(contact: ContactPerson) -> list[tuple[str, str]]:
+    """Every key a row may find this contact by (a row without an e-mail finds it by mobile)."""
+    keys = [("name", _key(contact.name))]
     if contact.email:
-        return ("email", contact.email.casefold())
+        keys.append(("email", contact.email.casefold()))
     if contact.mobile:
-        return ("mobile", contact.mobile)
-    return ("name", _key(contact.name))
+        keys.append(("mobile", contact.mobile))
+    return keys
 
 
 _IDENTITY_COLUMN = {"email": "email", "mobile": "mobile", "name": "name"}
@@ -275,7 +278,8 @@ def plan_import(db_session: Session, data: bytes) -> list[_ProviderPlan]:
     providers = {_key(provider.name): provider for provider in db_session.scalars(select(Provider))}
     stored: dict[tuple[int, tuple[str, str]], list[ContactPerson]] = {}
     for contact in db_session.scalars(select(ContactPerson).order_by(ContactPerson.id)):
-        stored.setdefault((contact.provider_id, _stored_identity(contact)), []).append(contact)
+        for identity in _stored_identities(contact):
+            stored.setdefault((contact.provider_id, identity), []).append(contact)
 
     problems: list[RowProblem] = []
     plans: dict[str, _ProviderPlan] = {}

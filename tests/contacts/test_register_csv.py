@@ -240,3 +240,29 @@ def test_the_import_command_imports_a_file_and_refuses_a_bad_one(app, tmp_path):
     assert "rad 3, Mobil" in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ContactPerson)) == 2
+
+
+def test_imported_active_contacts_reach_the_listeners_like_contacts_added_by_hand(app, clock, monkeypatch):
+    # The monthly check listens to send a contact added mid-month its link at once.
+    monkeypatch.setattr(register, "_listeners", [])
+    heard = []
+
+    @register.on_contact_reachable
+    def listener(db_session, contact, now, reason):
+        heard.append((contact.name, reason, contact.id is not None))
+
+    rows = [_row(1), _row(2).replace(";ja", ";nej"), _row(3)]
+    _import(app, clock, _file(rows))
+    assert heard == [("Person 1", "created", True), ("Person 3", "created", True)]
+
+
+def test_without_an_email_column_a_contact_is_recognised_by_its_mobile_and_other_fields_are_kept(app, clock):
+    _import(app, clock, _file([_row(1)]))
+    summary = _import(
+        app, clock, _file(["Hemtjänst Område 0;Person Ett;070-1000001;Samordnare"], header="Utförare;Namn;Mobil;Roll")
+    )
+    assert (summary.created, summary.updated) == (0, 1)
+    with app.app_context():
+        contact = db.session.scalar(select(ContactPerson))
+        assert (contact.name, contact.role_title) == ("Person Ett", "Samordnare")
+        assert contact.email == "person1@example.se" and contact.services == ["camera_supervision"]
