@@ -99,7 +99,11 @@ def _actor() -> Actor:
 
 @bp.app_context_processor
 def register_helpers():
-    return {"register_can_edit": can_edit, "register_problem_text": lambda text: PROBLEM_TEXTS.get(text, text)}
+    return {
+        "register_can_edit": can_edit,
+        "register_problem_text": lambda text: PROBLEM_TEXTS.get(text, text),
+        "register_mobile": register_csv.format_mobile,
+    }
 
 
 # --- the list -----------------------------------------------------------------------------------
