@@ -259,15 +259,23 @@ def index():
 # --- providers ----------------------------------------------------------------------------------
 
 
-def _provider_or_404(provider_id: int) -> Provider:
-    provider = db.session.get(Provider, provider_id)
+def _record_id(value: str) -> int:
+    # Plain path segments rather than <int:...>: tests/test_access.py builds every rule's URL with
+    # "x" for any argument it does not recognise as an integer converter.
+    if not value.isdigit() or len(value) > 18:
+        abort(404)
+    return int(value)
+
+
+def _provider_or_404(provider_id: str) -> Provider:
+    provider = db.session.get(Provider, _record_id(str(provider_id)))
     if provider is None:
         abort(404)
     return provider
 
 
-def _contact_or_404(contact_id: int) -> ContactPerson:
-    contact = db.session.get(ContactPerson, contact_id)
+def _contact_or_404(contact_id: str) -> ContactPerson:
+    contact = db.session.get(ContactPerson, _record_id(str(contact_id)))
     if contact is None:
         abort(404)
     return contact
@@ -277,9 +285,9 @@ def _provider_form_values() -> dict:
     return {key: request.form.get(key, "").strip() for key in ("name", "organisation_number", "kind")}
 
 
-@bp.get("/providers/<int:provider_id>")
+@bp.get("/providers/<provider_id>")
 @roles_required(*READERS)
-def provider(provider_id: int):
+def provider(provider_id: str):
     """One provider with all its contacts, active and not."""
     record = _provider_or_404(provider_id)
     contacts = sorted(record.contacts, key=lambda c: (not c.is_active, swedish_key(c.name), c.id))
@@ -314,9 +322,9 @@ def new_provider():
     return _provider_form(values, errors, provider=None)
 
 
-@bp.route("/providers/<int:provider_id>/edit", methods=["GET", "POST"])
+@bp.route("/providers/<provider_id>/edit", methods=["GET", "POST"])
 @roles_required(*EDITORS)
-def edit_provider(provider_id: int):
+def edit_provider(provider_id: str):
     record = _provider_or_404(provider_id)
     values = {"name": record.name, "organisation_number": record.organisation_number or "", "kind": record.kind}
     errors: dict[str, str] = {}
@@ -348,19 +356,19 @@ def _provider_form(values: dict, errors: dict, *, provider: Provider | None):
     )
 
 
-@bp.post("/providers/<int:provider_id>/deactivate")
+@bp.post("/providers/<provider_id>/deactivate")
 @roles_required(*EDITORS)
-def deactivate_provider(provider_id: int):
+def deactivate_provider(provider_id: str):
     return _set_provider_active(provider_id, False)
 
 
-@bp.post("/providers/<int:provider_id>/reactivate")
+@bp.post("/providers/<provider_id>/reactivate")
 @roles_required(*EDITORS)
-def reactivate_provider(provider_id: int):
+def reactivate_provider(provider_id: str):
     return _set_provider_active(provider_id, True)
 
 
-def _set_provider_active(provider_id: int, active: bool):
+def _set_provider_active(provider_id: str, active: bool):
     record = _provider_or_404(provider_id)
     register.update_provider(db.session, record, {"is_active": active}, actor=_actor(), now=current_clock().now())
     db.session.commit()
@@ -378,9 +386,9 @@ def _contact_form_values() -> dict:
     return values
 
 
-@bp.route("/providers/<int:provider_id>/contacts/new", methods=["GET", "POST"])
+@bp.route("/providers/<provider_id>/contacts/new", methods=["GET", "POST"])
 @roles_required(*EDITORS)
-def new_contact(provider_id: int):
+def new_contact(provider_id: str):
     owner = _provider_or_404(provider_id)
     values = {"name": "", "role_title": "", "mobile": "", "email": "", "services": []}
     errors: dict[str, str] = {}
@@ -399,9 +407,9 @@ def new_contact(provider_id: int):
     return _contact_form(values, errors, provider=owner, contact=None)
 
 
-@bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@bp.route("/contacts/<contact_id>/edit", methods=["GET", "POST"])
 @roles_required(*EDITORS)
-def edit_contact(contact_id: int):
+def edit_contact(contact_id: str):
     record = _contact_or_404(contact_id)
     values = {
         "name": record.name,
@@ -441,19 +449,19 @@ def _contact_form(values: dict, errors: dict, *, provider: Provider, contact: Co
     )
 
 
-@bp.post("/contacts/<int:contact_id>/deactivate")
+@bp.post("/contacts/<contact_id>/deactivate")
 @roles_required(*EDITORS)
-def deactivate_contact(contact_id: int):
+def deactivate_contact(contact_id: str):
     return _set_contact_active(contact_id, False)
 
 
-@bp.post("/contacts/<int:contact_id>/reactivate")
+@bp.post("/contacts/<contact_id>/reactivate")
 @roles_required(*EDITORS)
-def reactivate_contact(contact_id: int):
+def reactivate_contact(contact_id: str):
     return _set_contact_active(contact_id, True)
 
 
-def _set_contact_active(contact_id: int, active: bool):
+def _set_contact_active(contact_id: str, active: bool):
     record = _contact_or_404(contact_id)
     register.update_contact(db.session, record, {"is_active": active}, actor=_actor(), now=current_clock().now())
     db.session.commit()
@@ -511,9 +519,9 @@ def _render_history(*, title: str, provider: Provider, contact: ContactPerson | 
     )
 
 
-@bp.get("/providers/<int:provider_id>/history")
+@bp.get("/providers/<provider_id>/history")
 @roles_required(*READERS)
-def provider_history(provider_id: int):
+def provider_history(provider_id: str):
     """Every change to a provider and to its contacts, newest first."""
     record = _provider_or_404(provider_id)
     names = {("contact", c.id): c.name for c in record.contacts}
@@ -527,9 +535,9 @@ def provider_history(provider_id: int):
     )
 
 
-@bp.get("/contacts/<int:contact_id>/history")
+@bp.get("/contacts/<contact_id>/history")
 @roles_required(*READERS)
-def contact_history(contact_id: int):
+def contact_history(contact_id: str):
     record = _contact_or_404(contact_id)
     return _render_history(
         title=_("Historik för %(name)s", name=record.name),

@@ -303,3 +303,15 @@ def test_demo_data_goes_through_the_register_with_history_and_loads_once(app):
             db.session.scalar(select(func.count()).select_from(RegisterChange)),
         ) == counts
         assert set(db.session.scalars(select(RegisterChange.source))) == {"demo"}
+
+
+def test_unknown_or_malformed_record_addresses_answer_not_found(app, team_client):
+    for url in (
+        "/register/providers/999",
+        "/register/providers/abc",
+        "/register/contacts/7/edit",
+        "/register/contacts/-1/history",
+    ):
+        response = team_client.get(url)
+        assert response.status_code == 404, url
+        assert "Sidan finns inte" in response.get_data(as_text=True)
