@@ -15,7 +15,6 @@ from sqlalchemy import select
 from accounts.models import User
 from accounts.roles import Role
 from accounts.service import create_user
-from contacts.models import Provider
 from core.clock import current_clock
 from core.extensions import db
 
@@ -40,13 +39,13 @@ DEMO_PROVIDERS = (
     ),
     (
         "Omsorgsbolaget Fiktiv AB (demo)",
-        "559999-0002",
+        "559999-0206",
         "private",
         (("Lena Påhittad", "Verksamhetschef", "+46701740607", "lena@omsorgsbolaget.example.se"),),
     ),
     (
         "Trygg Vardag Demo AB (demo)",
-        "559999-0003",
+        "559999-0305",
         "private",
         (("Åsa Övningsdotter", "Kvalitetsansvarig", "+46701740608", "asa@tryggvardag.example.se"),),
     ),
@@ -54,10 +53,14 @@ DEMO_PROVIDERS = (
 
 
 def load_demo_data() -> list[tuple[str, str, str]]:
-    """Create the demo users and providers that do not exist yet; returns (user, role, password)."""
-    from contacts.models import ContactPerson
+    """Create the demo users and providers that do not exist yet; returns (user, role, password).
+
+    Providers and contacts go through the register's rules (``contacts.register``) as the
+    source ``demo``, so they have a history like any other record."""
+    from contacts import register
 
     now = current_clock().now()
+    actor = register.Actor("demo")
     created = []
     for username, name, role, password in DEMO_USERS:
         if db.session.scalar(select(User).where(User.username == username)) is None:
@@ -66,21 +69,24 @@ def load_demo_data() -> list[tuple[str, str, str]]:
             )
         created.append((username, role.value, password))
     for name, org, kind, contacts in DEMO_PROVIDERS:
-        if db.session.scalar(select(Provider).where(Provider.name == name)) is not None:
+        if register.find_provider_by_name(db.session, name) is not None:
             continue
-        provider = Provider(name=name, organisation_number=org, kind=kind, is_active=True, created_at=now)
-        db.session.add(provider)
+        provider = register.create_provider(
+            db.session, {"name": name, "organisation_number": org, "kind": kind}, actor=actor, now=now
+        ).record
         for person, title, mobile, email in contacts:
-            provider.contacts.append(
-                ContactPerson(
-                    name=person,
-                    role_title=title,
-                    mobile=mobile,
-                    email=email,
-                    services=["camera_supervision", "alarms"],
-                    is_active=True,
-                    created_at=now,
-                )
+            register.create_contact(
+                db.session,
+                provider,
+                {
+                    "name": person,
+                    "role_title": title,
+                    "mobile": mobile,
+                    "email": email,
+                    "services": ["camera_supervision", "alarms"],
+                },
+                actor=actor,
+                now=now,
             )
     db.session.commit()
     return created
