@@ -33,9 +33,7 @@ Decisions (the issue left them open):
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 
 from flask import Blueprint, abort, g, jsonify, request, session, url_for
 from sqlalchemy import Text, cast, func, select
@@ -44,8 +42,21 @@ from sqlalchemy.exc import IntegrityError
 from accounts.access import SAFE_METHODS, roles_required
 from accounts.roles import Role
 from contacts import register
+from contacts.api_input import (
+    CONTACT_CHECKS,
+    MAX_ID,
+    PROVIDER_CHECKS,
+    ApiError,
+    bool_arg,
+    checked,
+    id_arg,
+    json_object,
+    matches,
+    paging,
+    refuse_unknown_parameters,
+)
 from contacts.models import SERVICES, ContactPerson, Provider, RegisterChange
-from contacts.register import KINDS, Actor, RegisterError
+from contacts.register import Actor, RegisterError
 from core.clock import current_clock
 from core.extensions import db
 
@@ -54,24 +65,8 @@ bp = Blueprint("contacts_api", __name__, url_prefix="/api/v1")
 READERS = (Role.TEAM, Role.ADMIN, Role.ON_CALL, Role.PROVIDER)
 WRITERS = (Role.TEAM, Role.ADMIN)
 
-DEFAULT_LIMIT, MAX_LIMIT = 50, 500
-MAX_OFFSET = 1_000_000_000
-MAX_ID = 2**31 - 1  # the integer columns' range; a larger id cannot exist (and PostgreSQL would refuse it)
-
-PROVIDER_WRITABLE = ("name", "organisation_number", "kind", "is_active")
-CONTACT_WRITABLE = ("name", "role_title", "mobile", "email", "services", "is_active")
 PROVIDER_READ_ONLY = ("id", "has_active_contact", "created_at", "updated_at")
 CONTACT_READ_ONLY = ("id", "created_at", "updated_at", "email_failing_since", "mobile_failing_since")
-
-
-class ApiError(Exception):
-    """A refused request: its status, a sentence saying what is wrong, and the fields to blame."""
-
-    def __init__(self, status: int, message: str, fields: Mapping[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.fields = dict(fields or {})
 
 
 @bp.errorhandler(ApiError)
@@ -99,162 +94,6 @@ def _anonymous_writes_are_unauthorised(endpoint, values):
     response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer realm="krisrutin"'
     abort(response)
-
-
-# --- reading the request ------------------------------------------------------------------------
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _json_object() -> dict:
-    """The request body: a JSON object, or :class:`ApiError` 400 saying what is wrong with it."""
-    if not request.is_json:
-        raise ApiError(400, "send the body as JSON with the header Content-Type: application/json")
-    try:
-        text = request.get_data(cache=False).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError(400, "the body is not valid UTF-8") from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as error:
-        raise ApiError(
-            400, f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
-    except ValueError as error:  # NaN, Infinity
-        raise ApiError(400, f"the body is not valid JSON: {error}") from None
-    except RecursionError:
-        raise ApiError(400, "the body is not valid JSON: nested too deep") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return data
-
-
-def _storable(text: str) -> bool:
-    """Whether a string can be stored: no NUL character, no lone surrogate (\\ud800 in JSON)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-# A field's check: None when the value has the documented type, else what was expected.
-Check = Callable[[object], str | None]
-
-
-def _string(*, nullable: bool = False) -> Check:
-    def check(value):
-        if value is None and nullable:
-            return None
-        if not isinstance(value, str):
-            return "expected a string or null" if nullable else "expected a string"
-        if not _storable(value):
-            return "contains a character that cannot be stored (NUL or an unpaired surrogate)"
-        return None
-
-    return check
-
-
-def _boolean(value):
-    return None if isinstance(value, bool) else "expected true or false"
-
-
-def _one_of(choices: Iterable[str]) -> Check:
-    choices = tuple(choices)
-
-    def check(value):
-        return None if isinstance(value, str) and value in choices else "expected one of: " + ", ".join(choices)
-
-    return check
-
-
-def _services(value):
-    if not isinstance(value, list) or not all(isinstance(item, str) and item in SERVICES for item in value):
-        return "expected a list of: " + ", ".join(SERVICES)
-    return None
-
-
-def _identifier(value):
-    return None if _is_int(value) and 1 <= value <= MAX_ID else "expected a positive integer id"
-
-
-PROVIDER_CHECKS: dict[str, Check] = {
-    "name": _string(),
-    "organisation_number": _string(nullable=True),
-    "kind": _one_of(KINDS),
-    "is_active": _boolean,
-}
-CONTACT_CHECKS: dict[str, Check] = {
-    "provider_id": _identifier,
-    "name": _string(),
-    "role_title": _string(),
-    "mobile": _string(nullable=True),
-    "email": _string(nullable=True),
-    "services": _services,
-    "is_active": _boolean,
-}
-
-
-def _checked(data: dict, checks: Mapping[str, Check], *, read_only: Iterable[str], required: Iterable[str]) -> dict:
-    """``data`` when every field is known, writable and of its documented type; else ApiError 400."""
-    problems: dict[str, str] = {}
-    read_only = set(read_only)
-    for name, value in data.items():
-        if name in read_only:
-            problems[name] = "read-only: cannot be set"
-        elif name not in checks:
-            problems[name] = "unknown field (fields: " + ", ".join(checks) + ")"
-        else:
-            problem = checks[name](value)
-            if problem:
-                problems[name] = problem
-    for name in required:
-        if name not in data:
-            problems[name] = "required"
-    if problems:
-        raise ApiError(400, "the body does not match the documented schema", problems)
-    return data
-
-
-def _query(allowed: Iterable[str]) -> None:
-    unknown = sorted(set(request.args) - set(allowed))
-    if unknown:
-        raise ApiError(
-            400,
-            "unknown query parameter: " + ", ".join(unknown),
-            {name: "unknown query parameter (parameters: " + ", ".join(allowed) + ")" for name in unknown},
-        )
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    text = raw.strip()
-    if not re.fullmatch(r"\d{1,10}", text) or not low <= int(text) <= high:
-        raise ApiError(400, f"{name}: expected an integer from {low} to {high}", {name: f"expected {low}-{high}"})
-    return int(text)
-
-
-def _bool_arg(name: str) -> bool | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if raw in ("true", "false"):
-        return raw == "true"
-    raise ApiError(400, f"{name}: expected true or false", {name: "expected true or false"})
-
-
-def _paging() -> tuple[int, int]:
-    return _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), _int_arg("offset", 0, 0, MAX_OFFSET)
 
 
 # --- who sees what ------------------------------------------------------------------------------
@@ -388,40 +227,6 @@ def _created(body: dict, location: str):
     return response
 
 
-# --- search -------------------------------------------------------------------------------------
-
-
-def _fold(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
-def _digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
-def _search_forms(value: str | None) -> list[str]:
-    """The forms a stored value is searched in: as written, and its digits (070... for +4670...)."""
-    if not value:
-        return []
-    forms = [_fold(value)]
-    digits = _digits(value)
-    if digits:
-        forms.append(digits)
-        if value.startswith("+46"):
-            forms.append("0" + digits[2:])
-    return forms
-
-
-def _matches(q: str, values: Iterable[str | None]) -> bool:
-    needle = _fold(q)
-    digits = _digits(q) if re.fullmatch(r"[\d\s()+-]+", q.strip()) else ""
-    for value in values:
-        for form in _search_forms(value):
-            if needle in form or (digits and digits in form):
-                return True
-    return False
-
-
 def _search_and_page(model, conditions: list, search_columns: list, q: str | None, limit: int, offset: int):
     """One page of ``model`` records meeting ``conditions`` (and matching ``q``), and the total.
 
@@ -430,7 +235,7 @@ def _search_and_page(model, conditions: list, search_columns: list, q: str | Non
     """
     if q is not None and q.strip():
         rows = db.session.execute(select(model.id, *search_columns).where(*conditions).order_by(model.id))
-        ids = [row[0] for row in rows if _matches(q, row[1:])]
+        ids = [row[0] for row in rows if matches(q, row[1:])]
         page_ids = ids[offset : offset + limit]
         records = (
             list(db.session.scalars(select(model).where(model.id.in_(page_ids)).order_by(model.id))) if page_ids else []
@@ -448,10 +253,10 @@ def _search_and_page(model, conditions: list, search_columns: list, q: str | Non
 @roles_required(*READERS)
 def list_providers():
     """Providers, filtered by ``q``, ``active`` and ``has_active_contact``, paged."""
-    _query(("q", "active", "has_active_contact", "limit", "offset"))
-    limit, offset = _paging()
-    active = _bool_arg("active")
-    has_contact = _bool_arg("has_active_contact")
+    refuse_unknown_parameters(("q", "active", "has_active_contact", "limit", "offset"))
+    limit, offset = paging()
+    active = bool_arg("active")
+    has_contact = bool_arg("has_active_contact")
     conditions = []
     scope = _provider_scope()
     if scope is not None:
@@ -474,7 +279,7 @@ def list_providers():
 @bp.post("/providers")
 @roles_required(*WRITERS)
 def create_provider():
-    data = _checked(_json_object(), PROVIDER_CHECKS, read_only=PROVIDER_READ_ONLY, required=("name", "kind"))
+    data = checked(json_object(), PROVIDER_CHECKS, read_only=PROVIDER_READ_ONLY, required=("name", "kind"))
     outcome = _save(lambda: register.create_provider(db.session, data, actor=_actor(), now=current_clock().now()))
     provider = outcome.record
     return _created(_with_active_contact([provider])[0], url_for("contacts_api.get_provider", provider_id=provider.id))
@@ -483,7 +288,7 @@ def create_provider():
 @bp.get("/providers/<int:provider_id>")
 @roles_required(*READERS)
 def get_provider(provider_id: int):
-    _query(())
+    refuse_unknown_parameters(())
     return jsonify(_with_active_contact([_get_provider(provider_id)])[0])
 
 
@@ -491,7 +296,7 @@ def get_provider(provider_id: int):
 @roles_required(*WRITERS)
 def update_provider(provider_id: int):
     provider = _get_provider(provider_id)
-    data = _checked(_json_object(), PROVIDER_CHECKS, read_only=PROVIDER_READ_ONLY, required=())
+    data = checked(json_object(), PROVIDER_CHECKS, read_only=PROVIDER_READ_ONLY, required=())
     _save(lambda: register.update_provider(db.session, provider, data, actor=_actor(), now=current_clock().now()))
     return jsonify(_with_active_contact([provider])[0])
 
@@ -504,8 +309,8 @@ def provider_history(provider_id: int):
 
 
 def _history(entity: str, entity_id: int):
-    _query(("limit", "offset"))
-    limit, offset = _paging()
+    refuse_unknown_parameters(("limit", "offset"))
+    limit, offset = paging()
     changes = register.history(db.session, entity=entity, entity_id=entity_id)
     return _page([_change_json(change) for change in changes[offset : offset + limit]], len(changes), limit, offset)
 
@@ -513,23 +318,14 @@ def _history(entity: str, entity_id: int):
 # --- contacts -----------------------------------------------------------------------------------
 
 
-def _id_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not re.fullmatch(r"\d{1,10}", raw.strip()) or not 1 <= int(raw) <= MAX_ID:
-        raise ApiError(400, f"{name}: expected a positive integer id", {name: "expected a positive integer id"})
-    return int(raw)
-
-
 @bp.get("/contacts")
 @roles_required(*READERS)
 def list_contacts():
     """Contact persons, filtered by ``provider_id``, ``q``, ``active`` and ``service``, paged."""
-    _query(("provider_id", "q", "active", "service", "limit", "offset"))
-    limit, offset = _paging()
-    provider_id = _id_arg("provider_id")
-    active = _bool_arg("active")
+    refuse_unknown_parameters(("provider_id", "q", "active", "service", "limit", "offset"))
+    limit, offset = paging()
+    provider_id = id_arg("provider_id")
+    active = bool_arg("active")
     service = request.args.get("service")
     if service is not None and service not in SERVICES:
         raise ApiError(
@@ -562,7 +358,7 @@ def list_contacts():
 @bp.post("/contacts")
 @roles_required(*WRITERS)
 def create_contact():
-    data = _checked(_json_object(), CONTACT_CHECKS, read_only=CONTACT_READ_ONLY, required=("provider_id", "name"))
+    data = checked(json_object(), CONTACT_CHECKS, read_only=CONTACT_READ_ONLY, required=("provider_id", "name"))
     fields = dict(data)
     provider = db.session.get(Provider, fields.pop("provider_id"))
     if provider is None:
@@ -577,7 +373,7 @@ def create_contact():
 @bp.get("/contacts/<int:contact_id>")
 @roles_required(*READERS)
 def get_contact(contact_id: int):
-    _query(())
+    refuse_unknown_parameters(())
     return jsonify(_contact_json(_get_contact(contact_id)))
 
 
@@ -585,14 +381,14 @@ def get_contact(contact_id: int):
 @roles_required(*WRITERS)
 def update_contact(contact_id: int):
     contact = _get_contact(contact_id)
-    data = _json_object()
+    data = json_object()
     if "provider_id" in data:
         raise ApiError(
             400,
             "a contact cannot move to another provider: create it there and deactivate this one",
             {"provider_id": "read-only after creation"},
         )
-    data = _checked(data, CONTACT_CHECKS, read_only=CONTACT_READ_ONLY, required=())
+    data = checked(data, CONTACT_CHECKS, read_only=CONTACT_READ_ONLY, required=())
     _save(lambda: register.update_contact(db.session, contact, data, actor=_actor(), now=current_clock().now()))
     return jsonify(_contact_json(contact))
 

@@ -8,7 +8,7 @@ real answers against its response schemas.
 
 from __future__ import annotations
 
-from contacts.api import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from contacts.api_input import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 from contacts.models import SERVICES
 from contacts.register import KINDS, SOURCES
 
