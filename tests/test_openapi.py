@@ -6,7 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.conftest import build_app
-from tests.support.openapi import DOCUMENT_URL
+from tests.support.openapi import DOCUMENT_URL, assert_documented
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -129,3 +129,20 @@ def test_the_enums_are_the_codes_own(document):
     schemas = document["components"]["schemas"]
     assert schemas["Contact"]["properties"]["services"]["items"]["enum"] == list(SERVICES)
     assert schemas["Provider"]["properties"]["kind"]["enum"] == ["municipal", "private"]
+
+
+@pytest.mark.parametrize(
+    ("url", "template", "status"),
+    [
+        ("/api/v1/calendar/responsible?at=2026-12-24T10:00:00%2B01:00", "/api/v1/calendar/responsible", 200),
+        ("/api/v1/calendar/responsible", "/api/v1/calendar/responsible", 200),
+        ("/api/v1/calendar/responsible?at=tomorrow", "/api/v1/calendar/responsible", 400),
+        ("/api/v1/calendar/check-plan?month=2027-01", "/api/v1/calendar/check-plan", 200),
+        ("/api/v1/calendar/check-plan?month=2027-13", "/api/v1/calendar/check-plan", 400),
+        (DOCUMENT_URL, DOCUMENT_URL, 200),
+    ],
+)
+def test_the_public_endpoints_answer_as_documented(app, document, url, template, status):
+    response = app.test_client().get(url)
+    assert response.status_code == status
+    assert_documented(document, response, "GET", template)
