@@ -150,13 +150,15 @@ def checked(data: dict, checks: Mapping[str, Check], *, read_only: Iterable[str]
     return data
 
 
-def refuse_unknown_parameters(allowed: Iterable[str]) -> None:
+def refuse_unknown_parameters(allowed: tuple[str, ...]) -> None:
+    """Refuse query parameters the endpoint does not know, so that a misspelt filter is not ignored."""
     unknown = sorted(set(request.args) - set(allowed))
     if unknown:
+        known = f"known parameters: {', '.join(allowed)}" if allowed else "this endpoint takes none"
         raise ApiError(
             400,
             "unknown query parameter: " + ", ".join(unknown),
-            {name: "unknown query parameter (parameters: " + ", ".join(allowed) + ")" for name in unknown},
+            {name: f"unknown query parameter ({known})" for name in unknown},
         )
 
 
