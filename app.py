@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.health
     import core.i18n
     import core.metrics
+    import core.openapi
     import core.security_headers
     import crisis
     import notifications
@@ -85,6 +86,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.demo.init_app(app)
     for package in (accounts, worktime, scheduling, contacts, crisis, notifications):
         package.init_app(app)
+    core.openapi.init_app(app)
     verify_all_endpoints(app)
     return app
 

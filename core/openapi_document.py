@@ -1,0 +1,541 @@
+"""The OpenAPI 3.1 description of everything under ``/api/v1``, built from the code's own constants.
+
+Built in Python rather than kept as YAML so that the enums (services, kinds, roles, change
+sources) are the ones the code uses. tests/test_openapi.py checks it against the OpenAPI 3.1
+meta-schema, against the Flask URL map (every route and method, no more, no less), and checks
+real answers against its response schemas.
+"""
+
+from __future__ import annotations
+
+from contacts.api_input import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
+from contacts.models import SERVICES
+from contacts.register import KINDS, SOURCES
+
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """\
+The crisis routine service of the welfare technology team: the register of responsible care
+providers and their contact persons, and the routine's calendar.
+
+**Authentication.** Send an API token as `Authorization: Bearer krt_...` (an administrator
+creates one with `flask --app app tokens create --user NAME`). A logged-in staff session also works; a
+write with the session then needs the `X-CSRFToken` header, like a form. The calendar endpoints
+and this description are public.
+
+**Who may.** Team and admin read and write the register; the on-call officer reads it; a
+provider contact's account reads its own provider and that provider's contacts only (others
+answer 404); the alarm operator is refused (403).
+
+**Errors** are JSON: `{"error": "...", "fields": {"name": "..."}}`, `fields` when particular
+fields or query parameters are to blame. 400: the request does not match this description
+(content type, malformed JSON, a body that is not an object, unknown or read-only fields, wrong
+types, values outside an enum, bad query parameters). 422: it does, but the register's rules
+refuse the values (an invalid mobile number, a duplicate provider name, a contact with neither
+mobile nor e-mail); these messages are Swedish, for the person who typed the value. A refused
+request changes nothing.
+
+**Values.** Services and kinds are English keys. Mobile numbers are E.164 (`+46701234567`;
+input may be written as in Sweden, `070-123 45 67`). Instants are ISO 8601 in UTC with the
+offset (`2026-11-23T09:00:00+00:00`). There is no DELETE: deactivate with
+`PATCH {"is_active": false}`; records and their history are kept.
+
+**Lists** are ordered by id and paged with `limit` and `offset`; `total` counts every match.
+"""
+
+
+def _ref(name: str, kind: str = "schemas") -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+NULLABLE_INSTANT = {"type": ["string", "null"], "format": "date-time"}
+INSTANT = {"type": "string", "format": "date-time"}
+ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def _page_of(item: str) -> dict:
+    return {
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "total": {"type": "integer", "minimum": 0, "description": "Every match, not only this page."},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+        },
+    }
+
+
+def _schemas() -> dict:
+    provider_fields = {
+        "name": {"type": "string", "description": "Unique, ignoring case; at most 200 characters."},
+        "organisation_number": {
+            "type": ["string", "null"],
+            "description": "A Swedish organisation number (10 digits with a valid check digit); "
+            "stored and answered as NNNNNN-NNNN.",
+        },
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "is_active": {"type": "boolean"},
+    }
+    contact_fields = {
+        "name": {"type": "string", "description": "At most 200 characters."},
+        "role_title": {"type": "string", "description": "The person's role at the provider, e.g. Enhetschef."},
+        "mobile": {"type": ["string", "null"], "description": "A mobile number; answered in E.164."},
+        "email": {"type": ["string", "null"]},
+        "services": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(SERVICES)},
+            "description": "The services the contact receives operational information for.",
+        },
+        "is_active": {"type": "boolean", "description": "false deactivates: no more messages, record kept."},
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {"type": "string", "description": "What is wrong, in one sentence."},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                    "description": "Per field or query parameter: what is wrong with it.",
+                },
+            },
+        },
+        "Provider": {
+            "type": "object",
+            "description": "A responsible care provider (ytterst ansvarig utförare).",
+            "required": [
+                "id",
+                "name",
+                "organisation_number",
+                "kind",
+                "is_active",
+                "has_active_contact",
+                "created_at",
+                "updated_at",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": ID,
+                **provider_fields,
+                "organisation_number": {"type": ["string", "null"], "pattern": r"^\d{6}-\d{4}$"},
+                "has_active_contact": {
+                    "type": "boolean",
+                    "description": "Whether an active contact person represents it; an active provider "
+                    "without one is flagged on the register.",
+                },
+                "created_at": INSTANT,
+                "updated_at": NULLABLE_INSTANT,
+            },
+        },
+        "ProviderCreate": {
+            "type": "object",
+            "required": ["name", "kind"],
+            "additionalProperties": False,
+            "properties": provider_fields,
+        },
+        "ProviderUpdate": {
+            "type": "object",
+            "description": "Only the fields sent change.",
+            "additionalProperties": False,
+            "properties": provider_fields,
+        },
+        "Contact": {
+            "type": "object",
+            "description": "A contact person of a provider (kontaktperson).",
+            "required": [
+                "id",
+                "provider_id",
+                "name",
+                "role_title",
+                "mobile",
+                "email",
+                "services",
+                "is_active",
+                "created_at",
+                "updated_at",
+                "mobile_failing_since",
+                "email_failing_since",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": ID,
+                "provider_id": ID,
+                **contact_fields,
+                "mobile": {"type": ["string", "null"], "pattern": r"^\+[1-9]\d{6,14}$"},
+                "email": {"type": ["string", "null"], "format": "email"},
+                "created_at": INSTANT,
+                "updated_at": NULLABLE_INSTANT,
+                "mobile_failing_since": {
+                    **NULLABLE_INSTANT,
+                    "description": "Set when the SMS gateway said the number cannot be reached; "
+                    "cleared when the number changes.",
+                },
+                "email_failing_since": {
+                    **NULLABLE_INSTANT,
+                    "description": "Set when the mail server said the address cannot be reached; "
+                    "cleared when the address changes.",
+                },
+            },
+        },
+        "ContactCreate": {
+            "type": "object",
+            "description": "Needs a mobile number or an e-mail address (preferably both).",
+            "required": ["provider_id", "name"],
+            "additionalProperties": False,
+            "properties": {"provider_id": ID, **contact_fields},
+        },
+        "ContactUpdate": {
+            "type": "object",
+            "description": "Only the fields sent change. provider_id cannot change: create the contact at "
+            "the other provider and deactivate this one.",
+            "additionalProperties": False,
+            "properties": contact_fields,
+        },
+        "Change": {
+            "type": "object",
+            "description": "One changed field of a provider or contact: who, when, the old and the new value. "
+            "Values are text as the register keeps them: services comma-separated, booleans ja/nej.",
+            "required": [
+                "id",
+                "entity",
+                "entity_id",
+                "provider_id",
+                "action",
+                "field",
+                "old_value",
+                "new_value",
+                "source",
+                "changed_by_id",
+                "changed_at",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": ID,
+                "entity": {"type": "string", "enum": ["provider", "contact"]},
+                "entity_id": ID,
+                "provider_id": ID,
+                "action": {"type": "string", "enum": ["created", "updated", "deactivated", "reactivated"]},
+                "field": {"type": "string"},
+                "old_value": {"type": ["string", "null"]},
+                "new_value": {"type": ["string", "null"]},
+                "source": {"type": "string", "enum": list(SOURCES)},
+                "changed_by_id": {**ID, "type": ["integer", "null"], "description": "The user; null for the system."},
+                "changed_at": INSTANT,
+            },
+        },
+        "ProviderPage": _page_of("Provider"),
+        "ContactPage": _page_of("Contact"),
+        "ChangePage": _page_of("Change"),
+        "Responsibility": {
+            "type": "object",
+            "required": ["at", "responsible", "office_hours", "next_change"],
+            "additionalProperties": False,
+            "properties": {
+                "at": {**INSTANT, "description": "The instant asked about, in Stockholm local time."},
+                "responsible": {
+                    "type": "string",
+                    "enum": ["team", "on_call"],
+                    "description": "The welfare technology team in office hours, else the on-call officer (TIB).",
+                },
+                "office_hours": {"type": "boolean"},
+                "next_change": {**NULLABLE_INSTANT, "description": "When responsibility next passes over."},
+            },
+        },
+        "CheckPlan": {
+            "type": "object",
+            "required": ["month", "send_on", "reminders", "call_on"],
+            "additionalProperties": False,
+            "properties": {
+                "month": {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
+                "send_on": {"type": "string", "format": "date", "description": "The 1st or the next working day."},
+                "reminders": {"type": "array", "items": {"type": "string", "format": "date"}},
+                "call_on": {"type": "string", "format": "date", "description": "When the team phones the silent."},
+            },
+        },
+    }
+
+
+def _parameters() -> dict:
+    def query(name: str, schema: dict, description: str) -> dict:
+        return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+    def path(name: str, what: str) -> dict:
+        return {"name": name, "in": "path", "required": True, "schema": ID, "description": f"The {what}'s id."}
+
+    return {
+        "Limit": query(
+            "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}, "Page size."
+        ),
+        "Offset": query(
+            "offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}, "Matches to skip."
+        ),
+        "Active": query(
+            "active", {"type": "string", "enum": ["true", "false"]}, "Only active, or only inactive, records."
+        ),
+        "Q": query(
+            "q",
+            {"type": "string"},
+            "Search, ignoring case (å, ä, ö too); a number also matches mobile numbers written 070-...",
+        ),
+        "ProviderId": path("provider_id", "provider"),
+        "ContactId": path("contact_id", "contact"),
+    }
+
+
+def _responses() -> dict:
+    error = _ref("Error")
+    return {
+        "BadRequest": _json(error, "The request does not match this description; nothing was changed."),
+        "Unauthorized": {
+            **_json(error, "No valid API token or session."),
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "description": 'Bearer realm="krisrutin"'}},
+        },
+        "Forbidden": _json(error, "Your role may not use this endpoint."),
+        "NotFound": _json(error, "No such record (or none you may see)."),
+        "Unprocessable": _json(error, "The register's rules refuse the values (Swedish messages per field)."),
+        "Conflict": _json(error, "A change made at the same time conflicted; nothing was saved; try again."),
+    }
+
+
+def _errors(*codes: str) -> dict:
+    names = {
+        "400": "BadRequest",
+        "401": "Unauthorized",
+        "403": "Forbidden",
+        "404": "NotFound",
+        "409": "Conflict",
+        "422": "Unprocessable",
+    }
+    return {code: _ref(names[code], "responses") for code in codes}
+
+
+def _read(summary: str, schema: str, description: str, *, parameters: list, errors=("400", "401", "403")) -> dict:
+    return {
+        "summary": summary,
+        "tags": [_tag(schema)],
+        "parameters": parameters,
+        "responses": {"200": _json(_ref(schema), description), **_errors(*errors)},
+    }
+
+
+def _write(summary: str, body: str, schema: str, status: str, *, parameters=(), errors=()) -> dict:
+    success = _json(_ref(schema), "Created." if status == "201" else "The record as it is now.")
+    if status == "201":
+        success["headers"] = {"Location": {"schema": {"type": "string"}, "description": "The new record's URL."}}
+    return {
+        "summary": summary,
+        "tags": [_tag(schema)],
+        "parameters": list(parameters),
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+        "responses": {status: success, **_errors("400", "401", "403", *errors, "409", "422")},
+    }
+
+
+def _tag(schema: str) -> str:
+    return "providers" if schema.startswith("Provider") else "contacts" if schema.startswith("Contact") else "register"
+
+
+def _paths() -> dict:
+    p = [_ref(name, "parameters") for name in ("Limit", "Offset")]
+    provider_id, contact_id = _ref("ProviderId", "parameters"), _ref("ContactId", "parameters")
+    public = {"security": []}
+    return {
+        "/api/v1/providers": {
+            "get": _read(
+                "List providers",
+                "ProviderPage",
+                "A page of providers.",
+                parameters=[
+                    _ref("Q", "parameters"),
+                    _ref("Active", "parameters"),
+                    {
+                        "name": "has_active_contact",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["true", "false"]},
+                        "description": "false: the flagged ones, that no active contact represents.",
+                    },
+                    *p,
+                ],
+            ),
+            "post": _write("Create a provider", "ProviderCreate", "Provider", "201"),
+        },
+        "/api/v1/providers/{provider_id}": {
+            "get": _read(
+                "One provider",
+                "Provider",
+                "The provider.",
+                parameters=[provider_id],
+                errors=("400", "401", "403", "404"),
+            ),
+            "patch": _write(
+                "Change a provider", "ProviderUpdate", "Provider", "200", parameters=[provider_id], errors=("404",)
+            ),
+        },
+        "/api/v1/providers/{provider_id}/history": {
+            "get": {
+                **_read(
+                    "A provider's changes",
+                    "ChangePage",
+                    "The provider's own changes, newest first; its contacts' changes are in their histories.",
+                    parameters=[provider_id, *p],
+                    errors=("400", "401", "403", "404"),
+                ),
+                "tags": ["providers"],
+            },
+        },
+        "/api/v1/contacts": {
+            "get": _read(
+                "List contact persons",
+                "ContactPage",
+                "A page of contact persons.",
+                parameters=[
+                    {
+                        "name": "provider_id",
+                        "in": "query",
+                        "required": False,
+                        "schema": ID,
+                        "description": "Only this provider's contacts.",
+                    },
+                    _ref("Q", "parameters"),
+                    _ref("Active", "parameters"),
+                    {
+                        "name": "service",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(SERVICES)},
+                        "description": "Only contacts receiving information for this service.",
+                    },
+                    *p,
+                ],
+            ),
+            "post": _write("Create a contact person", "ContactCreate", "Contact", "201"),
+        },
+        "/api/v1/contacts/{contact_id}": {
+            "get": _read(
+                "One contact person",
+                "Contact",
+                "The contact.",
+                parameters=[contact_id],
+                errors=("400", "401", "403", "404"),
+            ),
+            "patch": _write(
+                "Change or deactivate a contact person",
+                "ContactUpdate",
+                "Contact",
+                "200",
+                parameters=[contact_id],
+                errors=("404",),
+            ),
+        },
+        "/api/v1/contacts/{contact_id}/history": {
+            "get": {
+                **_read(
+                    "A contact person's changes",
+                    "ChangePage",
+                    "The contact's changes, newest first.",
+                    parameters=[contact_id, *p],
+                    errors=("400", "401", "403", "404"),
+                ),
+                "tags": ["contacts"],
+            },
+        },
+        "/api/v1/calendar/responsible": {
+            "get": {
+                **public,
+                "summary": "Who is responsible at an instant",
+                "description": "The team in office hours, else the on-call officer (TIB). Encode the + of an "
+                "offset as %2B; an unencoded one arrives as a space and is read as +.",
+                "tags": ["calendar"],
+                "parameters": [
+                    {
+                        "name": "at",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "format": "date-time"},
+                        "description": "An ISO 8601 instant with a UTC offset or Z, years 1900-2200; default: now.",
+                        "example": "2026-11-23T10:00:00+01:00",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        **_json(_ref("Responsibility"), "Who is responsible, and until when."),
+                        "headers": {"Cache-Control": {"schema": {"type": "string", "const": "no-store"}}},
+                    },
+                    "400": _ref("BadRequest", "responses"),
+                },
+            }
+        },
+        "/api/v1/calendar/check-plan": {
+            "get": {
+                **public,
+                "summary": "The monthly contact check's dates",
+                "tags": ["calendar"],
+                "parameters": [
+                    {
+                        "name": "month",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
+                        "description": "YYYY-MM, years 1900-2200; default: this month in Stockholm.",
+                        "example": "2027-01",
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("CheckPlan"), "When the check is sent, reminded and called."),
+                    "400": _ref("BadRequest", "responses"),
+                },
+            }
+        },
+        "/api/v1/openapi.json": {
+            "get": {
+                **public,
+                "summary": "This description",
+                "tags": ["meta"],
+                "responses": {"200": _json({"type": "object"}, "The OpenAPI 3.1 description.")},
+            }
+        },
+    }
+
+
+def build_document() -> dict:
+    """The OpenAPI 3.1 description, as a JSON-ready dict."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Krisrutin API",
+            "version": API_VERSION,
+            "summary": "The contacts register and the routine's calendar.",
+            "description": DESCRIPTION,
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [
+            {"name": "providers", "description": "Responsible care providers (ytterst ansvariga utförare)."},
+            {"name": "contacts", "description": "Their contact persons (kontaktpersoner)."},
+            {"name": "calendar", "description": "Office hours and the monthly check's dates; public."},
+            {"name": "meta", "description": "This description; public."},
+        ],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "krt_...",
+                    "description": "An API token of a user; the user's role decides what it may do.",
+                }
+            },
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "responses": _responses(),
+        },
+    }
