@@ -76,7 +76,7 @@ from notifications.inbound import inbound_handler
 from notifications.models import Channel, Priority
 from notifications.service import Outgoing, send, send_many
 from scheduling.registry import planner, task_handler
-from scheduling.service import schedule
+from scheduling.service import get_task, schedule
 from worktime.calendar import CheckPlan, check_plan, reminder_at, send_at
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,8 @@ def plan_monthly_check(db_session: Session, now: datetime) -> None:
     policy = _policy()
     local = now.astimezone(policy.timezone)
     plan = check_plan(local.year, local.month, policy)
+    if local.date() >= plan.call_on and get_task(db_session=db_session, kind=KIND_OPEN, key=plan.month) is None:
+        return  # too late for this month's check (see open_check); the next month is planned on its 1st
     schedule(
         db_session=db_session,
         kind=KIND_OPEN,
