@@ -27,13 +27,19 @@ def check_for_month(db_session: Session, month: str) -> MonthlyCheck | None:
 
 def call_list(db_session: Session, check: MonthlyCheck) -> list[CheckRecipient]:
     """Contacts of the check who have not answered, by provider name and contact name: whom
-    the team phones on the call day (whether or not a call outcome is recorded yet)."""
+    the team phones on the call day (whether or not a call outcome is recorded yet). Contacts
+    (or providers) deactivated during the month are left off: there is nobody to phone."""
     return list(
         db_session.scalars(
             select(CheckRecipient)
             .join(Provider, Provider.id == CheckRecipient.provider_id)
             .join(ContactPerson, ContactPerson.id == CheckRecipient.contact_id)
-            .where(CheckRecipient.check_id == check.id, CheckRecipient.answer.is_(None))
+            .where(
+                CheckRecipient.check_id == check.id,
+                CheckRecipient.answer.is_(None),
+                ContactPerson.is_active.is_(True),
+                Provider.is_active.is_(True),
+            )
             .order_by(Provider.name, ContactPerson.name, CheckRecipient.id)
             .options(joinedload(CheckRecipient.contact), joinedload(CheckRecipient.provider))
         )
