@@ -28,8 +28,8 @@ from accounts.access import public
 from contacts import check_review
 from contacts.check_links import CheckClosed, InvalidLink, recipient_for_token, record_answer, record_opened
 from contacts.check_models import CheckCorrection, CheckRecipient
-from contacts.register import SERVICE_LABELS, RegisterError
 from contacts.models import SERVICES
+from contacts.register import SERVICE_LABELS, RegisterError
 from core.clock import current_clock
 from core.extensions import db
 
@@ -129,7 +129,7 @@ def _submitted_values() -> dict:
 @bp.route("/k/<token>/korrigera", methods=["GET", "POST"])
 @public
 def correct(token: str):
-    """"Nej": each field editable, a comment, and optionally a new contact person."""
+    """The "Nej" form: each field editable, a comment, and optionally a new contact person."""
     try:
         recipient = _recipient(token)
     except InvalidLink as error:

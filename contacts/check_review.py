@@ -237,7 +237,11 @@ def record_call(
         raise CheckClosed(recipient.check.month)
 
     previous = recipient.call_outcome
-    if previous == "wrong_number" and outcome != "wrong_number" and contact.mobile_failure_reason == WRONG_NUMBER_REASON:
+    if (
+        previous == "wrong_number"
+        and outcome != "wrong_number"
+        and contact.mobile_failure_reason == WRONG_NUMBER_REASON
+    ):
         contact.mobile_failing_since = None
         contact.mobile_failure_reason = None
     if outcome == "confirmed":

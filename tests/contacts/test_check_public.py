@@ -91,7 +91,9 @@ def make_month(app, clock, *, month="2026-11", people=PEOPLE, opened=OPENED, clo
             )
             db.session.add(recipient)
             db.session.flush()
-            people_made.append(Person(recipient.id, contact.id, contact.provider_id, link_token(recipient, TEST_SECRET)))
+            people_made.append(
+                Person(recipient.id, contact.id, contact.provider_id, link_token(recipient, TEST_SECRET))
+            )
         db.session.commit()
         return Month(check.id, month, people_made)
 
@@ -99,6 +101,28 @@ def make_month(app, clock, *, month="2026-11", people=PEOPLE, opened=OPENED, clo
 @pytest.fixture
 def month(app, clock):
     return make_month(app, clock)
+
+
+def log_in_as(app, client, clock, role: str, *, provider_id: int | None = None) -> int:
+    """A logged-in user of ``role`` (a provider contact's account belongs to ``provider_id``)."""
+    from accounts.service import create_user
+    from tests.conftest import DEFAULT_PASSWORD, log_in
+
+    username = f"{role.replace('_', '-')}-user"
+    with app.app_context():
+        user = create_user(
+            db_session=db.session,
+            username=username,
+            display_name=f"Test {role}",
+            role=role,
+            now=clock.now(),
+            password=DEFAULT_PASSWORD,
+            provider_id=provider_id,
+        )
+        db.session.commit()
+        user_id = user.id
+    log_in(client, username)
+    return user_id
 
 
 def text_of(response) -> str:
