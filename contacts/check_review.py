@@ -8,6 +8,8 @@ Decisions (the issue left them open):
   the register (cleaned by :func:`contacts.register.clean_contact`), plus a ``new_contact`` row
   when a new contact person is named. A new submission supersedes the recipient's corrections
   still pending; a later "yes" withdraws them (see :func:`contacts.check_links.record_answer`).
+- Accepting a correction with only a comment changes nothing in the register (the team acts
+  on the comment in the register pages); it records that the team has dealt with it.
 - Accepting and rejecting are compare-and-set on ``status = 'pending'``: of two team members
   accepting the same correction, the second gets :class:`ReviewConflict`, never a double change.
 - A call "reached with corrections" applies the fields at once (source ``call``) and keeps an
