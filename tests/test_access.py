@@ -23,6 +23,11 @@ PUBLIC_ENDPOINTS = {
     # The OpenAPI description: it describes the interface and holds no data, and an integrator
     # needs it before being given a token (issue 4).
     "openapi.document",
+    # The monthly check's personal links (/k/<token>): contact persons answer without an account.
+    # Each token is signed (HMAC under the secret key) for one recipient and valid only while its
+    # month's check is open; the form posts still need the session's CSRF token.
+    "check_public.link",
+    "check_public.correct",
 }
 
 
