@@ -29,3 +29,20 @@ def test_migrations_downgrade_to_nothing_and_up_again(database_url, clock):
         assert tables == set()
         upgrade()
         db.engine.dispose()
+
+
+def test_the_copied_test_schema_is_the_migrated_one(app):
+    """Tests get a copy of the migrated schema (tests/conftest.py create_schema): it must be the
+    models' schema and at the newest revision, as if the migrations had run in it."""
+    from alembic.script import ScriptDirectory
+    from flask import current_app
+
+    with app.app_context():
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, db.metadata)
+            current = context.get_current_revision()
+        config = current_app.extensions["migrate"].migrate.get_config()
+        head = ScriptDirectory.from_config(config).get_current_head()
+    assert differences == []
+    assert current == head
