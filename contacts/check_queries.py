@@ -78,13 +78,17 @@ def month_summary(db_session: Session, check: MonthlyCheck, *, today: date) -> M
             .group_by(Message.status)
         ).all()
     )
-    silent_uncalled = db_session.scalar(
+    silent_uncalled = db_session.scalar(  # the call list's rule: active contacts of active providers
         select(func.count())
         .select_from(CheckRecipient)
+        .join(Provider, Provider.id == CheckRecipient.provider_id)
+        .join(ContactPerson, ContactPerson.id == CheckRecipient.contact_id)
         .where(
             CheckRecipient.check_id == check.id,
             CheckRecipient.answer.is_(None),
             CheckRecipient.call_outcome.is_(None),
+            ContactPerson.is_active.is_(True),
+            Provider.is_active.is_(True),
         )
     )
     calls_made = db_session.scalar(

@@ -9,6 +9,8 @@ month, and the dispatcher drains the outbox after every tick and every answer.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections import defaultdict
 from datetime import date, timedelta
@@ -20,6 +22,7 @@ from contacts.check_queries import call_list, check_for_month, month_summary
 from contacts.checks import open_check_at
 from core.extensions import db
 from notifications.dispatcher import Dispatcher
+from tests.conftest import csrf_token_from, log_in
 from tests.contacts.test_checks_helpers import STOCKHOLM, days, local, make_register, recipient_of, run_tick
 from tests.support.fixtures import PUBLIC_BASE_URL
 from tests.support.twilio_server import signature
@@ -116,7 +119,7 @@ def test_plans_of_the_three_months():
 
 
 @pytest.mark.parametrize("year, month", [(2027, 1), (2027, 5), (2026, 6)])
-def test_a_whole_month_of_the_contact_check(app, client, clock, smtp_server, twilio_server, year, month):
+def test_a_whole_month_of_the_contact_check(app, client, clock, smtp_server, twilio_server, make_user, year, month):
     policy = app.extensions["krisrutin.routine"]
     plan = check_plan(year, month, policy)
     label = plan.month
@@ -242,6 +245,24 @@ def test_a_whole_month_of_the_contact_check(app, client, clock, smtp_server, twi
         }
         closes_at = check.closes_at
         db.session.remove()
+
+    # The month's report, as the team downloads it at the end of the month: one row per contact.
+    _, username, password = make_user(role="team")
+    log_in(client, username, password)
+    response = client.get(f"/checks/{label}/report.csv")
+    assert response.status_code == 200
+    rows = list(
+        csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig").split("\r\n\r\n")[0]), delimiter=";")
+    )
+    report = {row["Kontaktperson"]: (row["Svar"], row["Svar via"], row["Påminnelser"], row["Samtal"]) for row in rows}
+    assert report == {
+        "Anna Ålund": ("ja", "sms", "0", ""),
+        "Bertil Öst": ("nej", "sms", "0", ""),
+        "Cecilia Berg": ("ja", "länk", "1", ""),
+        "David Dahl": ("", "", "2", "inte nådd"),
+        "Erik Ek": ("", "", "2", ""),
+    }
+    client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/").get_data(as_text=True))})
 
     # After the check has closed (and before the next one opened), a late "JA" gets a clear reply.
     clock.set(closes_at + timedelta(minutes=30))

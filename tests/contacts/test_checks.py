@@ -15,7 +15,7 @@ from config.settings import DEFAULT_ROUTINE_FILE
 from contacts import register
 from contacts.check_links import InvalidLink, link_token, recipient_for_token, record_answer
 from contacts.check_models import CheckRecipient, MonthlyCheck
-from contacts.check_queries import call_list, check_for_month
+from contacts.check_queries import call_list, check_for_month, month_summary
 from contacts.models import ContactPerson
 from core.extensions import db
 from notifications.models import Message, MessageEvent
@@ -287,8 +287,11 @@ def test_a_contact_deactivated_mid_month_gets_no_reminders_and_is_not_on_the_cal
         run_tick(app, clock, local(day, 8))
     assert not [row for row in outbox(app, "check.reminder") if f":{people['bo']}:" in row[1]]
     with app.app_context():
-        on_list = [r.contact.name for r in call_list(db.session, check_for_month(db.session, JUNE))]
+        check = check_for_month(db.session, JUNE)
+        on_list = [r.contact.name for r in call_list(db.session, check)]
         assert on_list == ["Anna Lind", "Cia Berg"]
+        summary = month_summary(db.session, check, today=date(2026, 6, 8))
+        assert (summary.outstanding, summary.calls_to_make) == (3, 2), "the summary counts the calls the list shows"
         db.session.remove()
     clock.set(local(date(2026, 6, 9), 9))
     with app.app_context():
