@@ -142,6 +142,10 @@ def enforce_access():
     denied = _load_principal()
     if denied is not None:
         return denied
+    if rule is not None and not rule.public and g.user is None:
+        # Before the CSRF check: an anonymous request to a protected endpoint is told to log in
+        # (401), not that its CSRF token is missing; it can change nothing either way.
+        return _deny(401, "authentication required: log in or send an API token")
     if (
         g.auth_method != "token"
         and request.method not in SAFE_METHODS

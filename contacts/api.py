@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, g, jsonify, request, session, url_for
+from flask import Blueprint, g, jsonify, request, url_for
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.exc import IntegrityError
 
-from accounts.access import SAFE_METHODS, roles_required
+from accounts.access import roles_required
 from accounts.roles import Role
 from contacts import register
 from contacts.api_input import (
@@ -78,22 +78,6 @@ def _api_error(error: ApiError):
     response = jsonify(body)
     response.status_code = error.status
     return response
-
-
-@bp.url_value_preprocessor
-def _anonymous_writes_are_unauthorised(endpoint, values):
-    """Answer an anonymous write with 401, like an anonymous read.
-
-    The access hook checks CSRF before it looks for a user, so a request with neither a token nor
-    a session would otherwise get the CSRF 400, which tells an API client nothing useful. URL value
-    preprocessors run before ``before_request`` hooks.
-    """
-    if request.method in SAFE_METHODS or "Authorization" in request.headers or session.get("uid") is not None:
-        return
-    response = jsonify(error="authentication required: log in or send an API token")
-    response.status_code = 401
-    response.headers["WWW-Authenticate"] = 'Bearer realm="krisrutin"'
-    abort(response)
 
 
 # --- who sees what ------------------------------------------------------------------------------
