@@ -97,6 +97,7 @@ def _exists(language: str, name: str) -> bool:
     return (TEMPLATE_DIR / language / name).is_file()
 
 
+@cache  # the template files are fixed while the process runs (the environment does not reload either)
 def _parts(language: str, kind: str) -> dict[str, str]:
     names = {
         "subject": f"{kind}.subject.txt",
