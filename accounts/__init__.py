@@ -2,8 +2,9 @@
 
 
 def init_app(app) -> None:
-    from accounts import access, cli, views
+    from accounts import access, cli, service, views
 
+    service.use_test_password_hashing(app.extensions["krisrutin.settings"].env == "testing")
     access.init_app(app)
     app.register_blueprint(views.bp)
     cli.init_app(app)

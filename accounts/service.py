@@ -7,7 +7,7 @@ import re
 import secrets
 from datetime import datetime
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,10 +19,29 @@ TOKEN_PREFIX = "krt_"  # noqa: S105 (a marker, not a secret)
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 12
 
-# Argon2id with the library's defaults (RFC 9106 low-memory profile).
-_hasher = PasswordHasher()
-# Verifying against this keeps login timing equal for unknown and known usernames.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+# Argon2id with the library's defaults (RFC 9106 low-memory profile: 64 MiB, 3 passes), except
+# in the test environment (KRISRUTIN_ENV=testing), which uses argon2's cheapest parameters so
+# that a thousand tests can log in: still Argon2id, verified the same way; a test checks that
+# every other environment uses the strong parameters. A hash made with other parameters is
+# re-made at the next successful login (check_needs_rehash).
+STRONG_HASHER = PasswordHasher()
+TEST_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+_hasher = STRONG_HASHER
+_DUMMY_HASHES: dict[int, str] = {}
+
+
+def use_test_password_hashing(enabled: bool) -> None:
+    """Called by create_app: cheap parameters only for KRISRUTIN_ENV=testing."""
+    global _hasher
+    _hasher = TEST_HASHER if enabled else STRONG_HASHER
+
+
+def _dummy_hash() -> str:
+    """Verifying against this keeps login timing equal for unknown and known usernames."""
+    key = id(_hasher)
+    if key not in _DUMMY_HASHES:
+        _DUMMY_HASHES[key] = _hasher.hash("not a real password, only for timing")
+    return _DUMMY_HASHES[key]
 
 
 class AccountError(ValueError):
@@ -106,7 +125,7 @@ def set_password(*, db_session: Session, user: User, password: str) -> None:
 def authenticate_password(*, db_session: Session, username: str, password: str, now: datetime) -> User | None:
     """The active user with this username and password, or None (same timing either way)."""
     user = get_user_by_username(db_session=db_session, username=username)
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

@@ -1,5 +1,7 @@
 from datetime import timedelta
 
+import pytest
+
 from accounts.models import User
 from accounts.service import set_password
 from core.extensions import db
@@ -114,3 +116,16 @@ def test_session_cookie_is_http_only_and_expires(app, client, make_user):
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Expires=" in cookie
     assert app.permanent_session_lifetime <= timedelta(hours=12)
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_outside_the_test_environment_passwords_get_the_strong_argon2id_parameters(tmp_path, clock, env):
+    """The test suite hashes cheaply (KRISRUTIN_ENV=testing); every real environment must not."""
+    from accounts.service import hash_password
+    from tests.conftest import TEST_SECRET, build_app
+
+    build_app(f"sqlite:///{tmp_path / 'strong.sqlite3'}", clock, KRISRUTIN_ENV=env, SECRET_KEY=TEST_SECRET)
+    try:
+        assert hash_password("ett långt lösenord").startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    finally:
+        build_app(f"sqlite:///{tmp_path / 'again.sqlite3'}", clock)  # back to the test environment's hashing
