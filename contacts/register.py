@@ -299,21 +299,8 @@ def _record(
     actor: Actor,
     now: datetime,
 ) -> None:
-    for name, (old, new) in changes.items():
-        db_session.add(
-            RegisterChange(
-                entity=entity,
-                entity_id=record.id,
-                provider_id=provider_id,
-                action=action,
-                field=name,
-                old_value=old,
-                new_value=new,
-                source=actor.source,
-                changed_by_id=actor.user_id,
-                changed_at=now,
-            )
-        )
+    for row in _change_rows(entity, record.id, provider_id, action, changes, actor, now):
+        db_session.add(RegisterChange(**row))
 
 
 def _apply(record, cleaned: dict) -> dict[str, tuple[str | None, str | None]]:
@@ -357,23 +344,7 @@ def _check_unique_name(db_session: Session, name: str, provider_id: int | None) 
 
 
 def create_provider(db_session: Session, data: Mapping, *, actor: Actor, now: datetime) -> Outcome:
-    cleaned = clean_provider(data)
-    _check_unique_name(db_session, cleaned["name"], None)
-    provider = Provider(created_at=now, updated_at=now, **cleaned)
-    db_session.add(provider)
-    db_session.flush()
-    changes = {name: (None, display_value(name, value)) for name, value in cleaned.items() if value is not None}
-    _record(
-        db_session,
-        entity="provider",
-        record=provider,
-        provider_id=provider.id,
-        action="created",
-        changes=changes,
-        actor=actor,
-        now=now,
-    )
-    return Outcome(provider, created=True, changes=changes)
+    return create_providers(db_session, [data], actor=actor, now=now)[0]
 
 
 def create_providers(db_session: Session, items: Sequence[Mapping], *, actor: Actor, now: datetime) -> list[Outcome]:
@@ -442,26 +413,7 @@ def update_provider(db_session: Session, provider: Provider, data: Mapping, *, a
 
 
 def create_contact(db_session: Session, provider: Provider, data: Mapping, *, actor: Actor, now: datetime) -> Outcome:
-    cleaned = clean_contact(data)
-    contact = ContactPerson(provider_id=provider.id, created_at=now, updated_at=now, **cleaned)
-    db_session.add(contact)
-    db_session.flush()
-    changes = {
-        name: (None, display_value(name, value)) for name, value in cleaned.items() if value not in (None, "", [])
-    }
-    _record(
-        db_session,
-        entity="contact",
-        record=contact,
-        provider_id=provider.id,
-        action="created",
-        changes=changes,
-        actor=actor,
-        now=now,
-    )
-    if contact.is_active:
-        _notify(db_session, contact, now, "created")
-    return Outcome(contact, created=True, changes=changes)
+    return create_contacts(db_session, [(provider, data)], actor=actor, now=now)[0]
 
 
 def create_contacts(
