@@ -30,6 +30,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.databases import fresh_database
+
 
 def _serve_peers(connection) -> None:
     """Child process: run the SMTP and Twilio peers; answer 'counts' and 'stop'."""
@@ -84,26 +86,6 @@ def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-def _fresh_database(url: str | None, workdir: Path) -> tuple[str, callable]:
-    if url is None:
-        return f"sqlite:///{workdir / 'fanout.sqlite3'}", lambda: None
-    if not url.startswith("postgresql"):
-        return url, lambda: None
-    url = url.replace("postgresql://", "postgresql+psycopg://", 1) if "+psycopg" not in url else url
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop():
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}", drop
 
 
 def raw_rate(settings, count: int) -> float:
@@ -170,7 +152,7 @@ def main() -> None:
     peers = Peers()
     info = peers.info
     workdir = Path(tempfile.mkdtemp(prefix="krisrutin-fanout-"))
-    database_url, drop = _fresh_database(args.database_url, workdir)
+    database_url, drop = fresh_database(args.database_url, workdir)
     try:
         app = create_app(
             {

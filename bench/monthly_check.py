@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench.fanout import _fresh_database
+from bench.databases import fresh_database
 
 PROVIDER_SIZE = 10
 INSERT_CHUNK = 5000
@@ -71,7 +71,7 @@ def main() -> None:
     from worktime.calendar import check_plan, send_at
 
     workdir = Path(tempfile.mkdtemp(prefix="krisrutin-check-"))
-    database_url, drop = _fresh_database(args.database_url, workdir)
+    database_url, drop = fresh_database(args.database_url, workdir)
     try:
         clock = FixedClock(datetime(2027, 1, 1, tzinfo=UTC))  # set to the send instant below
         app = create_app(

@@ -16,10 +16,11 @@ import argparse
 import json
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from bench.databases import fresh_database
 
 HEADER = "Utförare;Organisationsnummer;Utförartyp;Namn;Roll;Mobil;E-post;Tjänster;Aktiv"
 
@@ -37,26 +38,6 @@ def generate(contacts: int) -> bytes:
     return ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-def _fresh_database(url: str | None, workdir: Path):
-    if url is None:
-        return f"sqlite:///{workdir / 'register.sqlite3'}", lambda: None
-    if not url.startswith("postgresql"):
-        return url, lambda: None
-    url = url.replace("postgresql://", "postgresql+psycopg://", 1) if "+psycopg" not in url else url
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop():
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}", drop
-
-
 def run(contacts: int, database_url: str | None) -> dict:
     from flask_migrate import upgrade
 
@@ -69,7 +50,7 @@ def run(contacts: int, database_url: str | None) -> dict:
 
     data = generate(contacts)
     with tempfile.TemporaryDirectory() as workdir:
-        url, drop = _fresh_database(database_url, Path(workdir))
+        url, drop = fresh_database(database_url, Path(workdir))
         try:
             app = create_app(
                 {
