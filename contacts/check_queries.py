@@ -25,6 +25,10 @@ def check_for_month(db_session: Session, month: str) -> MonthlyCheck | None:
     return db_session.scalars(select(MonthlyCheck).where(MonthlyCheck.month == month)).first()
 
 
+# Whom the team can phone: active contacts of active providers (the call list and its count).
+_REACHABLE = (ContactPerson.is_active.is_(True), Provider.is_active.is_(True))
+
+
 def call_list(db_session: Session, check: MonthlyCheck) -> list[CheckRecipient]:
     """Contacts of the check who have not answered, by provider name and contact name: whom
     the team phones on the call day (whether or not a call outcome is recorded yet). Contacts
@@ -37,8 +41,7 @@ def call_list(db_session: Session, check: MonthlyCheck) -> list[CheckRecipient]:
             .where(
                 CheckRecipient.check_id == check.id,
                 CheckRecipient.answer.is_(None),
-                ContactPerson.is_active.is_(True),
-                Provider.is_active.is_(True),
+                *_REACHABLE,
             )
             .order_by(Provider.name, ContactPerson.name, CheckRecipient.id)
             .options(joinedload(CheckRecipient.contact), joinedload(CheckRecipient.provider))
@@ -78,7 +81,7 @@ def month_summary(db_session: Session, check: MonthlyCheck, *, today: date) -> M
             .group_by(Message.status)
         ).all()
     )
-    silent_uncalled = db_session.scalar(  # the call list's rule: active contacts of active providers
+    silent_uncalled = db_session.scalar(
         select(func.count())
         .select_from(CheckRecipient)
         .join(Provider, Provider.id == CheckRecipient.provider_id)
@@ -87,8 +90,7 @@ def month_summary(db_session: Session, check: MonthlyCheck, *, today: date) -> M
             CheckRecipient.check_id == check.id,
             CheckRecipient.answer.is_(None),
             CheckRecipient.call_outcome.is_(None),
-            ContactPerson.is_active.is_(True),
-            Provider.is_active.is_(True),
+            *_REACHABLE,
         )
     )
     calls_made = db_session.scalar(
