@@ -23,6 +23,9 @@ class User(db.Model):
     # Provider contacts act for exactly one provider (and see only its data); nobody else has one.
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("providers.id"), index=True)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # How staff are alerted (on-call officers, the manager): e-mail and an E.164 mobile.
+    email: Mapped[str | None] = mapped_column(String(254))
+    mobile: Mapped[str | None] = mapped_column(String(16))
     # Bumped when the password changes or the account is disabled: old sessions stop working.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

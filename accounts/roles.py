@@ -9,6 +9,7 @@ class Role(StrEnum):
     ON_CALL = "on_call"  # tjänsteman i beredskap (TIB)
     PROVIDER = "provider"  # kontaktperson hos ytterst ansvarig utförare
     ALARM_OPERATOR = "alarm_operator"  # larmoperatör
+    SUPPLIER = "supplier"  # leverantör (Telia, Careium): posts notices with an API token
 
     @property
     def is_staff(self) -> bool:

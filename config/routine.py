@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time
 from itertools import pairwise
 from pathlib import Path
@@ -19,6 +19,7 @@ import holidays
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOLIDAY_CATEGORIES = ("public", "de_facto", "bank", "optional")
+_WEEKDAYS = {name: index for index, name in enumerate(WEEKDAYS)}
 _INTERVAL = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _TIME = re.compile(r"^(\d{2}):(\d{2})$")
 
@@ -81,11 +82,42 @@ class CheckPolicy:
 
 
 @dataclass(frozen=True)
+class CrisisPolicy:
+    """Disruption handling (issue 5): on-call rotation, reaction times, planned-work rules."""
+
+    # The on-call week starts on this weekday at this local time (a wall-clock time, so shifts
+    # keep their local start across daylight-saving changes); week 0 starts on rotation_anchor.
+    rotation_weekday: int = 0  # monday
+    rotation_time: time = time(7, 45)
+    rotation_anchor: date = date(2026, 1, 5)
+    # Minutes the alerted officer has to acknowledge before the next step is alerted (backup on
+    # the roster, then the manager).
+    acknowledge_minutes: int = 15
+    # The manager alerted last (a username); empty: nobody after the backup.
+    manager_username: str = ""
+    # Remind the handling party when no update has gone out for this long (unplanned / planned).
+    update_interval_minutes: int = 120
+    planned_update_interval_minutes: int = 1440
+    # Unacknowledged urgent letters: re-sent after this many minutes, then put on the handling
+    # party's call list after this many minutes (both counted from the letter).
+    letter_resend_minutes: int = 30
+    letter_call_minutes: int = 60
+    # An unacknowledged handover is alerted again after this many minutes.
+    handover_realert_minutes: int = 15
+    # Planned work should be announced at least this many days ahead, within these weekdays and
+    # local hours; otherwise the notice is accepted and flagged to the team.
+    planned_min_days_ahead: int = 7
+    planned_weekdays: tuple[int, ...] = (1, 2, 3)  # tuesday..thursday
+    planned_hours: Interval = Interval(time(10, 0), time(13, 0))
+
+
+@dataclass(frozen=True)
 class RoutinePolicy:
     timezone: ZoneInfo
     office_hours: OfficeHoursPolicy
     working_days: WorkingDaysPolicy
     monthly_check: CheckPolicy
+    crisis: CrisisPolicy = field(default_factory=CrisisPolicy)
 
 
 class _Reader:
@@ -190,9 +222,11 @@ def _parse_date(value: object) -> date | None:
 def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str = "routine.toml") -> RoutinePolicy:
     """Validate parsed TOML and build the policy; raises :class:`RoutineConfigError`."""
     r = _Reader(source)
-    top_unknown = set(data) - {"office_hours", "working_days", "monthly_check"}
+    top_unknown = set(data) - {"office_hours", "working_days", "monthly_check", "crisis"}
     if top_unknown:
-        raise r.fail(sorted(top_unknown)[0], "no such section (allowed: office_hours, working_days, monthly_check)")
+        raise r.fail(
+            sorted(top_unknown)[0], "no such section (allowed: office_hours, working_days, monthly_check, crisis)"
+        )
 
     oh = r.table(data, "office_hours", {"weekdays", "hours", "by_weekday", "seasons", "day_before_holiday"})
     regular = r.weekly("office_hours", oh)
@@ -277,7 +311,70 @@ def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str
         office_hours=OfficeHoursPolicy(regular, tuple(seasons), day_before),
         working_days=WorkingDaysPolicy(country, tuple(categories), frozenset(extra)),
         monthly_check=CheckPolicy(send_day, send_time, reminder_days, call_day),
+        crisis=_crisis_policy(r, data),
     )
+
+
+_CRISIS_MINUTES = (
+    "acknowledge_minutes",
+    "update_interval_minutes",
+    "planned_update_interval_minutes",
+    "letter_resend_minutes",
+    "letter_call_minutes",
+    "handover_realert_minutes",
+)
+
+
+def _crisis_policy(r: _Reader, data: dict) -> CrisisPolicy:
+    """The optional ``[crisis]`` section; each missing key keeps its default."""
+    allowed = {
+        "rotation_weekday",
+        "rotation_time",
+        "rotation_anchor",
+        "manager_username",
+        "planned_min_days_ahead",
+        "planned_weekdays",
+        "planned_hours",
+        *_CRISIS_MINUTES,
+    }
+    section = r.table(data, "crisis", allowed, required=False) or {}
+    default = CrisisPolicy()
+    values: dict = {}
+    if "rotation_weekday" in section:
+        raw = section["rotation_weekday"]
+        if raw not in _WEEKDAYS:
+            raise r.fail("crisis.rotation_weekday", "one of mon, tue, wed, thu, fri, sat, sun", raw)
+        values["rotation_weekday"] = _WEEKDAYS[raw]
+    if "rotation_time" in section:
+        values["rotation_time"] = r.time("crisis.rotation_time", section["rotation_time"])
+    if "rotation_anchor" in section:
+        anchor = _parse_date(section["rotation_anchor"])
+        if anchor is None:
+            raise r.fail("crisis.rotation_anchor", 'a date "YYYY-MM-DD"', section["rotation_anchor"])
+        values["rotation_anchor"] = anchor
+    if "manager_username" in section:
+        if not isinstance(section["manager_username"], str):
+            raise r.fail("crisis.manager_username", "a username (text)", section["manager_username"])
+        values["manager_username"] = section["manager_username"].strip()
+    for key in _CRISIS_MINUTES:
+        if key in section:
+            values[key] = r.integer(f"crisis.{key}", section[key], 1, 7 * 24 * 60)
+    if "planned_min_days_ahead" in section:
+        values["planned_min_days_ahead"] = r.integer(
+            "crisis.planned_min_days_ahead", section["planned_min_days_ahead"], 0, 60
+        )
+    if "planned_weekdays" in section:
+        raw = section["planned_weekdays"]
+        if not isinstance(raw, list) or not raw or any(day not in _WEEKDAYS for day in raw):
+            raise r.fail("crisis.planned_weekdays", 'a list of weekdays such as ["tue", "wed", "thu"]', raw)
+        values["planned_weekdays"] = tuple(sorted({_WEEKDAYS[day] for day in raw}))
+    if "planned_hours" in section:
+        values["planned_hours"] = r.interval("crisis.planned_hours", section["planned_hours"])
+    if values.get("rotation_anchor", default.rotation_anchor).weekday() != values.get(
+        "rotation_weekday", default.rotation_weekday
+    ):
+        raise r.fail("crisis.rotation_anchor", "a date on the rotation weekday", section.get("rotation_anchor"))
+    return replace(default, **values)
 
 
 def load_routine(path: Path, *, timezone: str = "Europe/Stockholm") -> RoutinePolicy:

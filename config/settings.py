@@ -46,6 +46,9 @@ class Settings:
     smtp_security: str
     mail_from: str
     mail_reply_to: str | None
+    # The team's functional mailbox and duty phone: alerts and handovers to the team go here.
+    team_email: str | None
+    team_mobile: str | None
     twilio_account_sid: str | None
     twilio_auth_token: str | None
     twilio_from: str | None
@@ -169,6 +172,8 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         smtp_security=_choice("SMTP_SECURITY", get("SMTP_SECURITY", "starttls"), ("none", "starttls", "ssl")),
         mail_from=get("MAIL_FROM", "valfardsteknik@example.se"),
         mail_reply_to=get("MAIL_REPLY_TO"),
+        team_email=get("TEAM_EMAIL") or get("MAIL_REPLY_TO") or get("MAIL_FROM", "valfardsteknik@example.se"),
+        team_mobile=get("TEAM_MOBILE"),
         twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
         twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
         twilio_from=get("TWILIO_FROM"),

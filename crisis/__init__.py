@@ -1,5 +1,47 @@
-"""Disruptions (driftstörningar): notices, routing, letters, handover, physical visits (issues 5, 6)."""
+"""Disruptions (driftstörningar): notices, routing, letters, handover, physical visits (issues 5, 6).
+
+Modules: ``models`` (tables), ``timeline`` (the incident's steps); ``intake`` (a notice from the
+form, the API or a forwarded e-mail becomes an incident), ``routing`` and ``roster`` (who handles
+it, alerts, escalation, the on-call rotation), ``handover`` (office hours begin or end),
+``letters`` and ``followups`` (information letters, updates, acknowledgements, reminders),
+``views``/``export``/``report`` (the incident page, its timeline and the follow-up figures).
+"""
+
+import importlib
+import importlib.util
+
+# Blueprint modules and modules that register scheduled jobs, in registration order.
+_MODULES = (
+    "intake",
+    "notice_views",
+    "notice_api",
+    "email_ingest",
+    "supplier_views",
+    "roster",
+    "roster_views",
+    "routing",
+    "handover",
+    "letters",
+    "letter_views",
+    "provider_page",
+    "followups",
+    "views",
+    "export",
+    "report",
+)
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints and CLI commands (none yet)."""
+    """Register this package's blueprints, CLI commands and scheduled jobs."""
+    from crisis import models  # noqa: F401  (tables known to migrations)
+
+    for name in _MODULES:
+        if importlib.util.find_spec(f"crisis.{name}") is None:
+            continue  # not written yet (issue 5 is built in parts)
+        module = importlib.import_module(f"crisis.{name}")
+        blueprint = getattr(module, "bp", None)
+        if blueprint is not None:
+            app.register_blueprint(blueprint)
+        init = getattr(module, "init_app", None)
+        if init is not None:
+            init(app)
