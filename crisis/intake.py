@@ -22,7 +22,7 @@ Decisions (the issue left them open):
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -320,7 +320,7 @@ EDITABLE = ("service", "supplier_id", "planned", "starts_at", "expected_end", "p
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    return value.astimezone(UTC).isoformat() if value is not None else None
 
 
 def chosen_providers(db_session: Session, incident: Incident) -> list[int]:

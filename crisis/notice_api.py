@@ -148,6 +148,7 @@ def _commit_or_existing(external_id: str | None) -> Notice | None:
 def create_notice():
     """A supplier notice: a new incident, routed to the party handling it now."""
     own = _own_supplier()
+    original = request.get_data(as_text=True)  # kept as received (json_object reads the cached body)
     data = json_object()
     unknown = sorted(set(data) - set(NOTICE_FIELDS))
     if unknown:
@@ -172,7 +173,7 @@ def create_notice():
             now=current_clock().now(),
             actor_id=g.user.id,
             supplier=own,
-            original=request.get_data(as_text=True),
+            original=original,
             original_type="application/json",
             external_id=external_id,
         )
