@@ -414,7 +414,7 @@ def update_incident(
             actor_id=actor_id,
             party=incident.party,
             text="Rättat: " + ", ".join(changed),
-            fields=changed,
+            fields=list(changed),
         )
     if incident.planned and ("planned" in changed or "starts_at" in changed) and incident.starts_at is not None:
         received = min((n.received_at for n in incident.notices), default=now)

@@ -13,7 +13,6 @@ from datetime import datetime
 
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from accounts.access import roles_required
@@ -28,17 +27,6 @@ from crisis.models import Incident, Notice, NoticeSource, Supplier
 
 bp = Blueprint("notices", __name__)
 
-FIELD_NAMES = {
-    "title": _l("Rubrik"),
-    "body": _l("Text"),
-    "service": _l("Tjänst"),
-    "supplier": _l("Leverantör"),
-    "supplier_id": _l("Leverantör"),
-    "planned": _l("Planerat arbete"),
-    "starts_at": _l("Start"),
-    "expected_end": _l("Beräknat slut"),
-    "providers": _l("Berörda utförare"),
-}
 FIELD_IDS = {"supplier": "supplier_id", "providers": "providers-all"}
 
 
