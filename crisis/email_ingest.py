@@ -36,6 +36,7 @@ from html.parser import HTMLParser
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.clock import current_clock
@@ -176,13 +177,24 @@ def _header(message: EmailMessage, name: str):
         return None
 
 
+def parse_and_find(raw: bytes) -> Notice | None:
+    """The notice already received for the message ``raw`` (by Message-ID or digest), if any."""
+    message = parse_message(raw)
+    message_id = str(_header(message, "Message-ID") or "").strip()
+    return db.session.scalar(select(Notice).where(Notice.external_id == _external_id(message_id, raw)))
+
+
+def _external_id(message_id: str, raw: bytes) -> str:
+    return message_id[:300] if message_id else "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
 def ingest_email(db_session: Session, raw: bytes, *, now: datetime, actor_id: int | None = None, supplier=None):
     """A notice from the RFC 822 message ``raw``: (notice, True), or (the notice already received
     with its Message-ID, False). ``supplier``: the sender's own (a supplier's API user), used
     instead of the guess. Raises :class:`NoticeError`; does not commit."""
     message = parse_message(raw)
     message_id = str(_header(message, "Message-ID") or "").strip()
-    external_id = message_id[:300] if message_id else "sha256:" + hashlib.sha256(raw).hexdigest()
+    external_id = _external_id(message_id, raw)
     existing = db_session.scalar(select(Notice).where(Notice.external_id == external_id))
     if existing is not None:
         return existing, False
@@ -248,6 +260,11 @@ def ingest_command(path: str) -> None:
     except NoticeError as error:
         db.session.rollback()
         raise click.ClickException(f"{path}: " + "; ".join(error.errors.values())) from None
+    except IntegrityError:  # the same message, ingested at the same moment by another process
+        db.session.rollback()
+        notice, created = parse_and_find(raw), False
+        if notice is None:
+            raise
     if created:
         click.echo(f"Incident {notice.incident_id} created from notice {notice.id}.")
     else:

@@ -314,3 +314,14 @@ def test_the_alarm_centre_may_not_change_a_notice(send, token_for, suppliers):
     notice = send(token_for("team"), "POST", NOTICES, NOTICES, json=GSM).get_json()
     response = send(token_for("alarm_operator"), "PATCH", f"{NOTICES}/{notice['id']}", ONE, json={"comment": "x"})
     assert response.status_code == 403
+
+
+def test_a_closed_incident_takes_no_new_estimate(app, send, supplier_token):
+    token = supplier_token("Telia")
+    notice = send(token, "POST", NOTICES, NOTICES, json={"title": "GSM", "service": "camera_supervision"}).get_json()
+    with app.app_context():
+        db.session.get(Incident, notice["incident_id"]).status = "resolved"
+        db.session.commit()
+    response = send(token, "PATCH", f"{NOTICES}/{notice['id']}", ONE, json={"expected_end": "2026-11-24T10:00+01:00"})
+    assert response.status_code == 409
+    assert [kind for kind, _ in steps(app, notice["incident_id"])].count("expected_end_changed") == 0
