@@ -523,8 +523,9 @@ def build_document() -> dict:
             {"name": "contacts", "description": "Their contact persons (kontaktpersoner)."},
             {"name": "calendar", "description": "Office hours and the monthly check's dates; public."},
             {"name": "meta", "description": "This description; public."},
+            {"name": "notices", "description": "Supplier notices (driftmeddelanden) of disruptions."},
         ],
-        "paths": _paths(),
+        "paths": {**_paths(), **_notice_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
@@ -534,8 +535,168 @@ def build_document() -> dict:
                     "description": "An API token of a user; the user's role decides what it may do.",
                 }
             },
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **_notice_schemas()},
             "parameters": _parameters(),
             "responses": _responses(),
+        },
+    }
+
+
+# --- supplier notices (crisis.notice_api) -------------------------------------------------------
+
+NOTICE_DESCRIPTION = """\
+A supplier notice opens an incident, handled by the team in office hours and by the on-call
+officer (TIB) outside them. Suppliers' API users, the alarm centre, the team, the on-call officer
+and admins may post; a supplier's user reads only its own supplier's notices (others answer 404)
+and may not name another supplier (403). Times need a UTC offset; a naive time is refused (422).
+Field errors (422) are in Swedish, for the person who typed the value."""
+
+
+def _notice_schemas() -> dict:
+    providers = {
+        "oneOf": [
+            {"type": "string", "const": "all", "description": "Every provider using the service."},
+            {"type": "array", "items": ID, "minItems": 1, "description": "The chosen active providers' ids."},
+        ]
+    }
+    return {
+        "Notice": {
+            "type": "object",
+            "description": "A notice as received and where its incident stands.",
+            "required": [
+                "id",
+                "incident_id",
+                "source",
+                "title",
+                "body",
+                "supplier_id",
+                "supplier",
+                "service",
+                "planned",
+                "starts_at",
+                "expected_end",
+                "providers",
+                "received_at",
+                "status",
+                "party",
+                "flag_reason",
+                "estimate_requested",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": ID,
+                "incident_id": ID,
+                "source": {"type": "string", "enum": ["form", "api", "email"]},
+                "title": {"type": "string"},
+                "body": {"type": "string"},
+                "supplier_id": {**ID, "type": ["integer", "null"]},
+                "supplier": {"type": ["string", "null"], "description": "The supplier's name."},
+                "service": {"type": "string", "enum": list(SERVICES)},
+                "planned": {"type": "boolean"},
+                "starts_at": NULLABLE_INSTANT,
+                "expected_end": NULLABLE_INSTANT,
+                "providers": providers,
+                "received_at": INSTANT,
+                "status": {"type": "string", "enum": ["new", "open", "not_relevant", "resolved"]},
+                "party": {
+                    "type": "string",
+                    "enum": ["team", "on_call"],
+                    "description": "Who handles the incident now: the team or the on-call officer.",
+                },
+                "flag_reason": {
+                    "type": ["string", "null"],
+                    "description": "Planned work announced late or outside Tuesday-Thursday 10-13: why it was flagged.",
+                },
+                "estimate_requested": {
+                    "type": "boolean",
+                    "description": "The expected end has passed and a new estimate is asked for (PATCH expected_end).",
+                },
+            },
+        },
+        "NoticeCreate": {
+            "type": "object",
+            "required": ["title", "service"],
+            "additionalProperties": False,
+            "properties": {
+                "title": {"type": "string", "maxLength": 200},
+                "body": {"type": "string"},
+                "service": {
+                    "type": "string",
+                    "description": "One of " + ", ".join(SERVICES) + " (the Swedish names are accepted too).",
+                },
+                "supplier": {"type": ["string", "null"], "description": "A known supplier's name (ignoring case)."},
+                "supplier_id": {**ID, "type": ["integer", "null"]},
+                "planned": {"type": "boolean", "default": False},
+                "starts_at": {**NULLABLE_INSTANT, "description": "Default: now. Required for planned work."},
+                "expected_end": {**NULLABLE_INSTANT, "description": "After starts_at."},
+                "providers": {**providers, "default": "all"},
+            },
+        },
+        "NoticeUpdate": {
+            "type": "object",
+            "description": "At least one field.",
+            "additionalProperties": False,
+            "properties": {
+                "expected_end": {**INSTANT, "description": "A new estimate of when the disruption ends."},
+                "resolved_by_supplier": {
+                    "type": "boolean",
+                    "description": "true: the supplier says it is fixed; the handling party closes the incident.",
+                },
+                "comment": {"type": "string", "maxLength": 2000, "description": "A short note on the timeline."},
+            },
+        },
+    }
+
+
+def _notice_paths() -> dict:
+    notice_id = {"name": "notice_id", "in": "path", "required": True, "schema": ID, "description": "The notice's id."}
+    key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": "The same key again (from the same user) answers 200 with the notice already made.",
+    }
+    again = _json(_ref("Notice"), "Already received (the same Idempotency-Key or Message-ID): that notice.")
+    created = _write("Send a supplier notice", "NoticeCreate", "Notice", "201", parameters=[key])
+    created["description"] = NOTICE_DESCRIPTION
+    created["tags"] = ["notices"]
+    created["responses"]["200"] = again
+    update = _write(
+        "Give a new expected end, or say it is fixed",
+        "NoticeUpdate",
+        "Notice",
+        "200",
+        parameters=[notice_id],
+        errors=("404",),
+    )
+    update["tags"] = ["notices"]
+    update["description"] = "A closed incident answers 409. The supplier's users and staff may."
+    email = {
+        "summary": "Send a forwarded e-mail as a notice",
+        "description": "The raw message (RFC 822). Title from the subject, supplier from the sender's domain, "
+        "service guessed from its words; de-duplicated by Message-ID. The original is kept as received.",
+        "tags": ["notices"],
+        "requestBody": {"required": True, "content": {"message/rfc822": {"schema": {"type": "string"}}}},
+        "responses": {
+            "201": {
+                **_json(_ref("Notice"), "Created."),
+                "headers": {"Location": {"schema": {"type": "string"}, "description": "The new notice's URL."}},
+            },
+            "200": again,
+            **_errors("400", "401", "403", "409", "422"),
+        },
+    }
+    return {
+        "/api/v1/notices": {"post": created},
+        "/api/v1/notices/email": {"post": email},
+        "/api/v1/notices/{notice_id}": {
+            "get": {
+                **_read(
+                    "One notice", "Notice", "The notice.", parameters=[notice_id], errors=("400", "401", "403", "404")
+                ),
+                "tags": ["notices"],
+            },
+            "patch": update,
         },
     }
