@@ -21,7 +21,7 @@ def app(make_app):
 @pytest.fixture
 def people(app, make_user):
     ids = staff(app, make_user, ["anna", "bo", "cia"])
-    ids |= staff(app, make_user, ["chef"], role="team")
+    ids |= staff(app, make_user, ["chef"], role="team", first=9)
     put_on_roster(app, [ids["anna"], ids["bo"], ids["cia"]])
     return ids
 

@@ -36,10 +36,10 @@ def routing_app(make_app, *, manager: str = ""):
     return app
 
 
-def staff(app, make_user, names, role="on_call") -> dict[str, int]:
+def staff(app, make_user, names, role="on_call", first=1) -> dict[str, int]:
     """Users with e-mail and mobile (``anna`` -> anna@kommun.example.se, +4670100000n); ids by name."""
     ids = {}
-    for n, name in enumerate(names, start=1):
+    for n, name in enumerate(names, start=first):
         user_id, _, _ = make_user(role=role, username=name)
         with app.app_context():
             user = db.session.get(User, user_id)
