@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from accounts.access import roles_required
 from accounts.models import User
 from accounts.roles import Role
+from contacts.register import SERVICE_LABELS
 from core.clock import current_clock
 from core.extensions import db
 from crisis import roster, timeline
@@ -111,7 +112,13 @@ def alert(
     send(
         db_session=db_session,
         kind=kind,
-        context={"incident": incident, "link": incident_link(incident.id), "step": step, **context},
+        context={
+            "incident": incident,
+            "service": SERVICE_LABELS.get(incident.service, incident.service),
+            "link": incident_link(incident.id),
+            "step": step,
+            **context,
+        },
         channels=(Channel.SMS, Channel.EMAIL),
         priority=Priority.URGENT,
         idempotency_key=f"crisis-alert:{incident.id}:{reason}:{step}",

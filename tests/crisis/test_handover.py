@@ -150,7 +150,7 @@ def test_the_team_acknowledges_the_handover_on_its_page_and_no_realert_follows(a
     page = team.get(f"/handovers/{handover_id}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert "Historik vid överlämningen" in html and "routed" in html
+    assert "Historik vid överlämningen" in html and "Fördelat" in html and "Larmat" in html
     response = team.post(f"/handovers/{handover_id}/acknowledge", data={"csrf_token": csrf_token_from(html)})
     assert response.status_code == 302
     again = team.post(
