@@ -12,7 +12,10 @@ Escalation (on-call only)
     acknowledged within ``acknowledge_minutes``, the scheduled task ``crisis.escalate`` alerts
     step 1, the backup (the next member on the roster), and ``acknowledge_minutes`` later step 2,
     the manager (``manager_username``). A step whose person does not exist (nobody else on the
-    roster, no manager configured) is skipped. Each step is on the timeline (``escalated``).
+    roster, no manager configured) or was alerted already is skipped. Each step is on the
+    timeline (``escalated``). The chain stops when the incident is acknowledged, closed, or
+    handed over to the team at the start of office hours (the handover alerts the team). With an
+    empty roster the on-call alert goes to the team's mailbox and phone instead.
 
 Acknowledging
     ``POST /incidents/<id>/acknowledge`` (team, on-call officer, admin): the incident is taken
@@ -192,6 +195,8 @@ def escalate(db_session: Session, task, now: datetime) -> None:
     step = int(task.payload["step"])
     if incident is None or incident.acknowledged_at is not None or not incident.is_open:
         return
+    if incident.party != Party.ON_CALL.value:
+        return  # handed over to the team meanwhile: the team was alerted by the handover
     while step <= LAST_STEP:
         person = roster.backup_at(db_session, now) if step == 1 else roster.manager(db_session, _policy())
         alerted_before = set(

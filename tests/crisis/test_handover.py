@@ -213,3 +213,22 @@ def test_a_closed_incident_is_not_handed_over(app, clock, people):
         db.session.commit()
     tick_every_minute(app, clock, local(date(2026, 11, 24), 17), 2)
     assert handovers(app) == []
+
+
+def test_an_unacknowledged_night_alert_stops_escalating_once_the_team_has_the_incident(app, clock, people):
+    from dataclasses import replace
+
+    policy = app.extensions["krisrutin.routine"]
+    app.extensions["krisrutin.routine"] = replace(policy, crisis=replace(policy.crisis, manager_username="teamet"))
+    incident_id = new_incident(app, clock, local(MONDAY, 7, 20))  # cia's week has not begun: bo
+    run_tick(app, clock, local(MONDAY, 7, 35))  # bo silent: the backup (cia) is alerted
+    tick_every_minute(app, clock, local(MONDAY, 7, 45), 10)  # handover; the manager step falls due at 07:50
+    alerted = [(row[0], row[2]) for row in outbox(app, "crisis.alert")]
+    assert alerted == [
+        ("2026-11-30 07:20", "bo@kommun.example.se"),
+        ("2026-11-30 07:20", "+46701000002"),
+        ("2026-11-30 07:35", "cia@kommun.example.se"),
+        ("2026-11-30 07:35", "+46701000003"),
+    ]
+    assert handovers(app) == [(incident_id, "2026-11-30 07:45", "on_call", "team")]
+    assert {row[2] for row in outbox(app, "crisis.handover")} == {TEAM_EMAIL, TEAM_MOBILE}
