@@ -183,3 +183,19 @@ def test_notify_handler_alerts_the_handling_party_once_per_reason(app, clock, pe
         f"crisis-alert:{incident_id}:update_due:1:0:email",
         f"crisis-alert:{incident_id}:update_due:1:0:sms",
     ]
+
+
+def test_with_one_officer_on_the_roster_the_escalation_goes_straight_to_the_manager(app, clock, make_user):
+    ids = staff(app, make_user, ["ensam"])
+    ids |= staff(app, make_user, ["chef"], role="team", first=9)
+    put_on_roster(app, [ids["ensam"]])
+    incident_id = new_incident(app, clock, local(SATURDAY, 2, 10))
+    run_tick(app, clock, local(SATURDAY, 2, 25))
+    run_tick(app, clock, local(SATURDAY, 2, 40))
+    assert [(row[0], row[2]) for row in outbox(app)] == [
+        ("2026-11-28 02:10", "ensam@kommun.example.se"),
+        ("2026-11-28 02:10", "+46701000001"),
+        ("2026-11-28 02:25", "chef@kommun.example.se"),
+        ("2026-11-28 02:25", "+46701000009"),
+    ]
+    assert [(kind, detail.get("step")) for _, kind, detail in events(app, incident_id)][-1] == ("escalated", 2)
