@@ -247,6 +247,28 @@ def _schemas() -> dict:
                 },
                 "office_hours": {"type": "boolean"},
                 "next_change": {**NULLABLE_INSTANT, "description": "When responsibility next passes over."},
+                "officer": {
+                    "type": ["object", "null"],
+                    "description": "Only for an authenticated caller: the on-call officer (TIB) on the roster "
+                    "at `at` (also in office hours), null when the roster names nobody.",
+                    "required": ["name", "mobile", "email"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "mobile": {"type": ["string", "null"], "description": "E.164."},
+                        "email": {"type": ["string", "null"]},
+                    },
+                },
+                "team": {
+                    "type": "object",
+                    "description": "Only for an authenticated caller: the team's mailbox and duty phone.",
+                    "required": ["email", "mobile"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "email": {"type": ["string", "null"]},
+                        "mobile": {"type": ["string", "null"], "description": "E.164."},
+                    },
+                },
             },
         },
         "CheckPlan": {
@@ -453,7 +475,9 @@ def _paths() -> dict:
                 **public,
                 "summary": "Who is responsible at an instant",
                 "description": "The team in office hours, else the on-call officer (TIB). Encode the + of an "
-                "offset as %2B; an unencoded one arrives as a space and is read as +.",
+                "offset as %2B; an unencoded one arrives as a space and is read as +. Public; a caller with an "
+                "API token or a staff session also gets `officer` (name, mobile, e-mail of the officer on call "
+                "at `at`) and `team` (mailbox and duty phone); anonymous callers get neither.",
                 "tags": ["calendar"],
                 "parameters": [
                     {

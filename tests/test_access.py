@@ -28,6 +28,10 @@ PUBLIC_ENDPOINTS = {
     # month's check is open; the form posts still need the session's CSRF token.
     "check_public.link",
     "check_public.correct",
+    # The on-call roster's iCalendar feeds (/roster/feed/<token>.ics): a phone's calendar
+    # subscribes without a login. Each token is an HMAC under the secret key of one member (and
+    # their session version) or of the team; it only reads shifts.
+    "roster.feed",
 }
 
 

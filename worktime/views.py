@@ -1,7 +1,10 @@
 """The public calendar API: who is responsible now, and this month's contact check dates.
 
 Public on purpose (see tests/test_access.py): suppliers and providers may ask who handles a
-notice at a given moment without an account. Nothing here touches the database.
+notice at a given moment without an account. An authenticated caller (staff session or API
+token) of ``/responsible`` is also told how to reach the party: the on-call officer's name,
+mobile and e-mail (from the roster) and the team's mailbox and duty phone; anonymous callers
+get no names or numbers, and then nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from accounts.access import public
 from config.routine import RoutinePolicy
@@ -86,15 +89,35 @@ def responsible():
     except BadParameter as error:
         return _bad_request(error)
     answer = calendar.responsible_at(instant, policy)
-    response = jsonify(
-        at=answer.at.isoformat(),
-        responsible=answer.responsible,
-        office_hours=answer.office_hours,
-        next_change=answer.next_change.isoformat() if answer.next_change else None,
-    )
+    body = {
+        "at": answer.at.isoformat(),
+        "responsible": answer.responsible,
+        "office_hours": answer.office_hours,
+        "next_change": answer.next_change.isoformat() if answer.next_change else None,
+    }
+    if g.get("user") is not None:
+        body.update(_contacts(instant))
+    response = jsonify(body)
     # The answer without ``at`` depends on the moment it is asked.
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _contacts(instant: datetime) -> dict:
+    """How to reach the parties at ``instant``: the on-call officer then (or null) and the team."""
+    from core.extensions import db
+    from crisis.roster import on_call_at
+
+    settings = current_app.extensions["krisrutin.settings"]
+    officer = on_call_at(db.session, instant)
+    return {
+        "officer": (
+            {"name": officer.display_name, "mobile": officer.mobile, "email": officer.email}
+            if officer is not None
+            else None
+        ),
+        "team": {"email": settings.team_email, "mobile": settings.team_mobile},
+    }
 
 
 @bp.get("/check-plan")
