@@ -28,12 +28,19 @@ _MODULES = (
     "views",
     "export",
     "report",
+    "supervision",
+    "supervision_api",
+    "supervision_csv",
+    "visits",
+    "visit_page",
+    "visit_views",
+    "visit_report",
 )
 
 
 def init_app(app) -> None:
     """Register this package's blueprints, CLI commands and scheduled jobs."""
-    from crisis import models  # noqa: F401  (tables known to migrations)
+    from crisis import models, visit_models  # noqa: F401  (tables known to migrations)
 
     for name in _MODULES:
         if importlib.util.find_spec(f"crisis.{name}") is None:

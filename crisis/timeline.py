@@ -32,6 +32,9 @@ EVENT_KINDS = (
     "handover",  # detail: handover_id, from_party, to_party
     "handover_acknowledged",
     "resolved",
+    "visits_created",  # supervisions in the window became visits; detail: count, providers
+    "visits_escalated",  # a provider did not react; detail: provider_id, step
+    "supervision_returned",  # the outage ended: later supervisions back to the alarm operator
     "note",  # a free note by the handling party
 )
 
