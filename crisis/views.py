@@ -115,7 +115,7 @@ class TimelineEntry:
     deliveries: list[ContactDeliveries] = field(default_factory=list)
 
 
-def describe_event(event: IncidentEvent, names: dict[int, str]) -> str:
+def describe_event(event: IncidentEvent, names: dict[int, str], letter: Letter | None = None) -> str:
     """The step in Swedish (or the page's language), with the details that matter to a reader."""
     label = str(EVENT_LABELS.get(event.kind, event.kind))
     detail = event.detail or {}
@@ -139,10 +139,14 @@ def describe_event(event: IncidentEvent, names: dict[int, str]) -> str:
         if detail.get("reason"):
             extra = f"{extra}: {detail['reason']}" if extra else str(detail["reason"])
     elif event.kind == "letter_sent":
-        kind = LETTER_KIND_LABELS.get(detail.get("kind"), detail.get("kind") or "")
-        extra = _("nr %(number)s, %(kind)s", number=detail.get("number", "?"), kind=kind)
-        if detail.get("recipients") is not None:
-            extra += ", " + _("%(n)s mottagare", n=detail["recipients"])
+        # The letter's own row when there is one; ``kind`` cannot be a detail key of
+        # timeline.record (it is the event's kind), so the detail may say ``letter_kind``.
+        kind = letter.kind if letter is not None else detail.get("letter_kind") or detail.get("kind")
+        number = letter.number if letter is not None else detail.get("number", "?")
+        recipients = letter.recipients if letter is not None else detail.get("recipients")
+        extra = _("nr %(number)s, %(kind)s", number=number, kind=LETTER_KIND_LABELS.get(kind, kind or ""))
+        if recipients is not None:
+            extra += ", " + _("%(n)s mottagare", n=recipients)
     elif event.kind == "handover":
         extra = f"{party_label(detail.get('from_party'))} → {party_label(detail.get('to_party'))}"
     elif event.kind == "expected_end_changed":
@@ -170,10 +174,11 @@ def timeline(db_session: Session, incident: Incident) -> list[TimelineEntry]:
     }
     entries = []
     for event in events:
-        entry = TimelineEntry(event, describe_event(event, names), names.get(event.actor_user_id))
         letter_id = (event.detail or {}).get("letter_id")
-        if event.kind == "letter_sent" and letter_id in letters:
-            entry.letter = letters[letter_id]
+        letter = letters.get(letter_id) if event.kind == "letter_sent" else None
+        entry = TimelineEntry(event, describe_event(event, names, letter), names.get(event.actor_user_id))
+        if letter is not None:
+            entry.letter = letter
             entry.deliveries, _counts = delivery_overview(
                 db_session=db_session, ref_type=LETTER_REF, ref_id=str(letter_id)
             )
