@@ -204,7 +204,8 @@ def _parse_filters(args) -> tuple[dict, dict[str, str]]:
 
 
 def list_incidents(db_session: Session, chosen: dict, tz) -> list[Incident]:
-    """Open incidents first, then closed; newest first within each (at most LIST_LIMIT)."""
+    """New incidents first, then the other open ones, then closed; newest first within each (at
+    most LIST_LIMIT)."""
     is_open = Incident.status.in_(OPEN_STATUSES)
     query = select(Incident)
     status = chosen.get("status")
@@ -222,7 +223,9 @@ def list_incidents(db_session: Session, chosen: dict, tz) -> list[Incident]:
         month = report.parse_month(chosen["month"])
         ids = [incident.id for incident in report.incidents_in_month(db_session, month, tz)]
         query = query.where(Incident.id.in_(ids or [-1]))
-    query = query.order_by(case((is_open, 0), else_=1), Incident.created_at.desc(), Incident.id.desc())
+    # New (not yet acknowledged) first, then the other open ones, then the closed ones.
+    rank = case((Incident.status == IncidentStatus.NEW.value, 0), (is_open, 1), else_=2)
+    query = query.order_by(rank, Incident.created_at.desc(), Incident.id.desc())
     return list(db_session.scalars(query.limit(LIST_LIMIT)))
 
 

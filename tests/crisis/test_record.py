@@ -196,6 +196,7 @@ def test_open_incidents_come_first_and_new_ones_are_highlighted(app, make_user):
     with app.app_context():
         telia = make_supplier("Telia")
         make_incident("Gammal kvitterad", notice_at=utc(2026, 11, 20, 8), status="open", supplier_id=telia)
+        make_incident("Kvitterad i dag", notice_at=utc(2026, 11, 23, 8, 30), status="open")
         make_incident(
             "Löst nyligen", notice_at=utc(2026, 11, 23, 7), status="resolved", resolved_at=utc(2026, 11, 23, 8)
         )
@@ -210,7 +211,7 @@ def test_open_incidents_come_first_and_new_ones_are_highlighted(app, make_user):
         db.session.commit()
     client = staff_client(app, make_user, "on_call")
     html = client.get("/incidents").get_data(as_text=True)
-    assert _titles(html) == ["Ny i natt", "Gammal kvitterad", "Löst nyligen", "Inte relevant"]
+    assert _titles(html) == ["Ny i natt", "Kvitterad i dag", "Gammal kvitterad", "Löst nyligen", "Inte relevant"]
     open_part, closed_part = html.split('id="closed-title"')
     assert "Ny i natt" in open_part and "Löst nyligen" in closed_part
     new_row = re.search(r'<tr class="incident-new">(.*?)</tr>', html, re.S).group(1)
@@ -474,6 +475,15 @@ def test_demo_data_has_suppliers_a_roster_and_one_open_incident_and_loads_once(a
         assert "GSM" in title and status in ("new", "open") and service == "camera_supervision"
         assert planned is False and everyone is True
         assert notices == 1 and "notice_received" in kinds and "routed" in kinds
+
+
+def test_flask_demo_load_twice_leaves_one_demo_incident(app, runner):
+    for _ in range(2):
+        result = runner.invoke(args=["demo", "load"])
+        assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert len(db.session.scalars(select(Incident)).all()) == 1
+        assert len(db.session.scalars(select(Supplier)).all()) == 2
 
 
 def test_the_demo_incident_page_opens_for_the_demo_officer(app):
