@@ -39,7 +39,7 @@ LETTER_REF = "letter"
 
 STATUS_LABELS = {
     IncidentStatus.NEW.value: _l("Ny, inte kvitterad"),
-    IncidentStatus.OPEN.value: _l("Pågående"),
+    IncidentStatus.OPEN.value: _l("Kvitterad, pågår"),
     IncidentStatus.NOT_RELEVANT.value: _l("Stängd: inte relevant"),
     IncidentStatus.RESOLVED.value: _l("Åtgärdad"),
 }
