@@ -50,6 +50,7 @@ from crisis import report
 from crisis.affected import affected_providers
 from crisis.models import Alert, Handover, Letter, LetterReceipt
 from crisis.views import (
+    ALERT_REF,
     LETTER_REF,
     STATUS_LABELS,
     get_incident_or_404,
@@ -62,7 +63,6 @@ from notifications.views import delivery_overview
 bp = Blueprint("incident_export", __name__)
 
 FORMAT = "krisrutin.incident/1"
-ALERT_REF = "alert"
 
 
 def instant(value: datetime | None, tz) -> dict | None:
@@ -185,7 +185,8 @@ def build_record(db_session: Session, incident, *, tz, now: datetime) -> dict:
             "last_letter_at": instant(incident.last_letter_at, tz),
             "resolved_at": instant(incident.resolved_at, tz),
             "created_at": instant(incident.created_at, tz),
-            "url": url_for("incidents.detail", incident_id=incident.id, _external=True),
+            "url": current_app.extensions["krisrutin.settings"].public_base_url
+            + url_for("incidents.detail", incident_id=incident.id),
         },
         "affected_providers": [{"id": p.id, "name": p.name} for p in affected_providers(db_session, incident)],
         "notices": [

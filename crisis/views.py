@@ -36,6 +36,7 @@ bp = Blueprint("incidents", __name__)
 
 LIST_LIMIT = 200
 LETTER_REF = "letter"
+ALERT_REF = "alert"
 
 STATUS_LABELS = {
     IncidentStatus.NEW.value: _l("Ny, inte kvitterad"),
@@ -112,6 +113,7 @@ class TimelineEntry:
     description: str
     actor_name: str | None
     letter: Letter | None = None
+    alert_id: int | None = None
     deliveries: list[ContactDeliveries] = field(default_factory=list)
 
 
@@ -157,7 +159,7 @@ def describe_event(event: IncidentEvent, names: dict[int, str], letter: Letter |
 
 
 def timeline(db_session: Session, incident: Incident) -> list[TimelineEntry]:
-    """Every step of ``incident`` in order, described, with each letter's deliveries."""
+    """Every step of ``incident`` in order, described, with the deliveries of each letter and alert."""
     events = list(
         db_session.scalars(
             select(IncidentEvent)
@@ -181,6 +183,11 @@ def timeline(db_session: Session, incident: Incident) -> list[TimelineEntry]:
             entry.letter = letter
             entry.deliveries, _counts = delivery_overview(
                 db_session=db_session, ref_type=LETTER_REF, ref_id=str(letter_id)
+            )
+        elif event.kind in ("alerted", "escalated") and (event.detail or {}).get("alert_id") is not None:
+            entry.alert_id = event.detail["alert_id"]
+            entry.deliveries, _counts = delivery_overview(
+                db_session=db_session, ref_type=ALERT_REF, ref_id=str(entry.alert_id)
             )
         entries.append(entry)
     return entries

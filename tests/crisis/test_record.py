@@ -496,3 +496,56 @@ def test_the_demo_incident_page_opens_for_the_demo_officer(app):
     log_in(client, "tib", "demo-tib-lösenord")
     html = client.get(f"/incidents/{incident}").get_data(as_text=True)
     assert "GSM" in html and "Hemtjänst Exempelstad Norr (demo)" in html and "Telia" in html
+
+
+def test_an_alert_step_shows_whether_the_officer_got_the_sms(app, make_user):
+    from crisis.models import Alert
+
+    officer, _, _ = make_user("on_call", username="tor")
+    with app.app_context():
+        incident = make_incident("GSM nere", notice_at=utc(2026, 11, 21, 1, 10), party="on_call")
+        alert = Alert(
+            incident_id=incident,
+            reason="routed",
+            step=0,
+            party="on_call",
+            user_id=officer,
+            sent_at=utc(2026, 11, 21, 1, 10),
+        )
+        db.session.add(alert)
+        db.session.flush()
+        timeline.record(
+            db.session,
+            incident,
+            "alerted",
+            utc(2026, 11, 21, 1, 10),
+            party="on_call",
+            alert_id=alert.id,
+            reason="routed",
+            step=0,
+            user_id=officer,
+        )
+        message = Message(
+            idempotency_key=f"alert:{alert.id}:sms",
+            kind="crisis.alert",
+            channel="sms",
+            priority=0,
+            to_address="+46701740609",
+            body_text="Ny störning",
+            ref_type="alert",
+            ref_id=str(alert.id),
+            status="delivered",
+            attempts=1,
+            next_attempt_at=utc(2026, 11, 21, 1, 10),
+            created_at=utc(2026, 11, 21, 1, 10),
+            updated_at=utc(2026, 11, 21, 1, 11),
+            sent_at=utc(2026, 11, 21, 1, 10),
+            delivered_at=utc(2026, 11, 21, 1, 11),
+        )
+        db.session.add(message)
+        db.session.commit()
+    html = staff_client(app, make_user).get(f"/incidents/{incident}").get_data(as_text=True)
+    step = html.split('class="timeline-step timeline-alerted"')[1].split("</details>")[0]
+    assert "Larmad: Tjänsteman i beredskap, Test tor" in step
+    assert "+46701740609" in step and 'SMS: <strong class="tag tag-delivered">Levererat</strong>' in step
+    assert ">2026-11-21 02:11<" in step
