@@ -93,8 +93,9 @@ def has_endpoint(name: str) -> bool:
 
 
 bp.add_app_template_global(has_endpoint, "has_endpoint")
-bp.add_app_template_global(service_label, "service_label")
-bp.add_app_template_global(party_label, "party_label")
+# Prefixed: other parts of issue 5 register globals of their own.
+bp.add_app_template_global(service_label, "incident_service_label")
+bp.add_app_template_global(party_label, "incident_party_label")
 
 
 def user_names(db_session: Session, ids) -> dict[int, str]:
