@@ -3,6 +3,11 @@
 Phone numbers are from the range the Swedish regulator (PTS) reserves for fiction
 (070-174 06 05 … 070-174 06 99), e-mail addresses use example.se, and organisation numbers are
 invented. Loading twice changes nothing. Refused in production.
+
+Disruptions (issue 5): two suppliers (Telia, with an address for notices and estimates, and
+Careium), the on-call roster with the demo officer (``tib``, with a demo e-mail and mobile) as its
+only member, and one open incident — an unplanned GSM outage affecting every provider of camera
+supervision — received as a forwarded e-mail, on its timeline and routed like any other.
 """
 
 from __future__ import annotations
@@ -52,6 +57,18 @@ DEMO_PROVIDERS = (
 )
 
 
+DEMO_SUPPLIERS = (("Telia", "driftinfo@telia.example.se"), ("Careium", None))
+# How the on-call officer is alerted (fictional: PTS's range for fiction, example.se).
+DEMO_STAFF_CONTACTS = {"tib": ("tib@kommun.example.se", "+46701740609")}
+DEMO_ROSTER = ("tib",)
+DEMO_NOTICE_ID = "<demo-gsm-avbrott@telia.example.se>"
+DEMO_INCIDENT_TITLE = "GSM-nätet nere: kameratillsynen når inte routrarna (demo)"
+DEMO_NOTICE_BODY = (
+    "Vi har ett oplanerat avbrott i mobilnätet (GSM) i kommunens norra delar. "
+    "Routrar för kameratillsyn kan sakna kontakt. Felsökning pågår; beräknat klart om cirka tre timmar."
+)
+
+
 def load_demo_data() -> list[tuple[str, str, str]]:
     """Create the demo users and providers that do not exist yet; returns (user, role, password).
 
@@ -88,8 +105,77 @@ def load_demo_data() -> list[tuple[str, str, str]]:
                 actor=actor,
                 now=now,
             )
+    _load_crisis_demo(now)
     db.session.commit()
     return created
+
+
+def _load_crisis_demo(now) -> None:
+    """Suppliers, the roster and one open incident, each only if missing (see the module docstring)."""
+    from datetime import timedelta
+
+    from crisis import routing, timeline
+    from crisis.models import Incident, Notice, NoticeSource, Party, RosterMember, Supplier
+
+    suppliers = {}
+    for name, email in DEMO_SUPPLIERS:
+        supplier = db.session.scalar(select(Supplier).where(Supplier.name == name))
+        if supplier is None:
+            supplier = Supplier(name=name, email=email, is_active=True, created_at=now)
+            db.session.add(supplier)
+        suppliers[name] = supplier
+    for username, (email, mobile) in DEMO_STAFF_CONTACTS.items():
+        user = db.session.scalar(select(User).where(User.username == username))
+        if user is not None:  # fill in only what is missing: an edited address is kept
+            user.email = user.email or email
+            user.mobile = user.mobile or mobile
+    if db.session.scalar(select(RosterMember.id).limit(1)) is None:
+        for position, username in enumerate(DEMO_ROSTER):
+            user = db.session.scalar(select(User).where(User.username == username))
+            db.session.add(RosterMember(user_id=user.id, position=position, is_active=True))
+    db.session.flush()
+
+    if db.session.scalar(select(Notice.id).where(Notice.external_id == DEMO_NOTICE_ID)) is not None:
+        return
+    telia = suppliers["Telia"]
+    subject = "Driftstörning: GSM-avbrott, kameratillsyn påverkas (demo)"
+    original = (
+        "From: Telia driftinformation <driftinfo@telia.example.se>\r\n"
+        "To: valfardsteknik@kommun.example.se\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: {DEMO_NOTICE_ID}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{DEMO_NOTICE_BODY}\r\n"
+    )
+    incident = Incident(
+        title=DEMO_INCIDENT_TITLE,
+        service="camera_supervision",
+        supplier_id=telia.id,
+        planned=False,
+        starts_at=now - timedelta(minutes=15),
+        expected_end_at=now + timedelta(hours=3),
+        all_providers=True,
+        party=Party.TEAM.value,  # route_incident decides by the calendar below
+        party_since=now,
+        created_at=now,
+    )
+    db.session.add(incident)
+    db.session.flush()
+    notice = Notice(
+        incident_id=incident.id,
+        source=NoticeSource.EMAIL.value,
+        supplier_id=telia.id,
+        external_id=DEMO_NOTICE_ID,
+        subject=subject,
+        body=DEMO_NOTICE_BODY,
+        original=original,
+        original_type="message/rfc822",
+        received_at=now,
+    )
+    db.session.add(notice)
+    db.session.flush()
+    timeline.record(db.session, incident.id, "notice_received", now, notice_id=notice.id, source=notice.source)
+    routing.route_incident(db.session, incident, now)
 
 
 @demo_cli.command("load")
