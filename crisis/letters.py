@@ -470,7 +470,7 @@ def acknowledge(
     db_session: Session, receipt: LetterReceipt, *, name: str, local_routines_started: bool, now: datetime
 ) -> list[LetterReceipt]:
     """The provider's "received, local routines started": acknowledges this receipt and the
-    provider's earlier unacknowledged receipts of the same incident (the page shows them all).
+    provider's other unacknowledged receipts of the same incident (the page shows every letter).
     Returns the receipts acknowledged now (none when already done: idempotent). Does not commit."""
     letter = receipt.letter
     older = db_session.scalars(
@@ -478,7 +478,6 @@ def acknowledge(
         .join(Letter, Letter.id == LetterReceipt.letter_id)
         .where(
             Letter.incident_id == letter.incident_id,
-            Letter.number <= letter.number,
             LetterReceipt.provider_id == receipt.provider_id,
             LetterReceipt.acknowledged_at.is_(None),
         )

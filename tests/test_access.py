@@ -28,6 +28,10 @@ PUBLIC_ENDPOINTS = {
     # month's check is open; the form posts still need the session's CSRF token.
     "check_public.link",
     "check_public.correct",
+    # The provider's page of an incident's letters (/d/<token>, issue 5): contact persons read the
+    # letters and acknowledge them without an account. Each token is signed (HMAC under the secret
+    # key) for one letter receipt; the acknowledgement post still needs the session's CSRF token.
+    "provider_page.page",
 }
 
 

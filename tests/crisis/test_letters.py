@@ -90,7 +90,7 @@ def test_the_sms_links_to_the_providers_page_and_fits_in_two_segments(app, clock
     with app.app_context():
         make_people(clock)
         incident_id = make_incident(clock)
-        _send(incident_id, clock, subject="Kameratillsyn " + "mycket lång rubrik " * 12)
+        _send(incident_id, clock, subject="Kameratillsyn – " + "mycket lång rubrik " * 9)
         sms = [m for m in messages() if m.channel == "sms"]
         for message in sms:
             assert f"{BASE_URL}/d/" in message.body_text
