@@ -186,3 +186,21 @@ def test_letters_are_numbered_and_refused_out_of_order(app, clock):
             _send(incident_id, clock, kind=LetterKind.UPDATE)
         db.session.rollback()
         assert len(letters(incident_id)) == 3
+
+
+def test_outside_office_hours_the_letter_gives_the_on_call_officer_on_duty(app, clock, monkeypatch):
+    import sys
+    from types import ModuleType, SimpleNamespace
+
+    officer = SimpleNamespace(display_name="Olle Beredskap", mobile="+46709876543", email="olle@kommun.example.se")
+    roster = ModuleType("crisis.roster")
+    roster.on_call_at = lambda db_session, instant: officer if instant == NIGHT else None
+    monkeypatch.setitem(sys.modules, "crisis.roster", roster)
+    clock.set(NIGHT)
+    with app.app_context():
+        make_people(clock)
+        incident_id = make_incident(clock, party="on_call")
+        _send(incident_id, clock, party="on_call")
+        email = next(m for m in messages() if m.to_address == "cia@soder.se")
+    assert "tjänsteman i beredskap Olle Beredskap, telefon +46709876543, e-post olle@kommun.example.se" in email.body_text
+    assert TEAM_MOBILE not in email.body_text
