@@ -202,5 +202,6 @@ def test_outside_office_hours_the_letter_gives_the_on_call_officer_on_duty(app, 
         incident_id = make_incident(clock, party="on_call")
         _send(incident_id, clock, party="on_call")
         email = next(m for m in messages() if m.to_address == "cia@soder.se")
-    assert "tjänsteman i beredskap Olle Beredskap, telefon +46709876543, e-post olle@kommun.example.se" in email.body_text
+    expected = "tjänsteman i beredskap Olle Beredskap, telefon +46709876543, e-post olle@kommun.example.se"
+    assert expected in email.body_text
     assert TEAM_MOBILE not in email.body_text
