@@ -205,3 +205,60 @@ def test_outside_office_hours_the_letter_gives_the_on_call_officer_on_duty(app, 
     expected = "tjänsteman i beredskap Olle Beredskap, telefon +46709876543, e-post olle@kommun.example.se"
     assert expected in email.body_text
     assert TEAM_MOBILE not in email.body_text
+
+
+@pytest.mark.parametrize("language", ["sv", "en"])
+@pytest.mark.parametrize("kind", ["first", "update", "resolution", "planned_reminder"])
+@pytest.mark.parametrize("office_hours", [True, False])
+def test_every_letter_template_renders_in_both_languages(language, kind, office_hours):
+    from notifications import rendering
+
+    context = {
+        "letter": {
+            "number": 2,
+            "kind": kind,
+            "kind_label": "Uppdatering",
+            "subject": "Rubrik",
+            "body": "Text.\n\nMer text.",
+            "sent": "24 november 2026 kl. 02:10",
+            "urgent": kind != "planned_reminder",
+        },
+        "incident": {
+            "title": "GSM",
+            "service": "Kameratillsyn",
+            "supplier": "Telia",
+            "planned": False,
+            "starts": "",
+            "expected_end": "",
+        },
+        "measures": ["inform_staff", "operations_manager", "extra_resources", "sos_112"],
+        "contact": {
+            "office_hours": office_hours,
+            "team_email": "team@example.se",
+            "urgent_name": "",
+            "urgent_phone": "+46701999999",
+            "urgent_email": "",
+        },
+        "sms_title": "Rubrik",
+        "name": "Anna",
+        "provider": "Norr",
+        "link": "https://example.se/d/1-abcdefghij-abcdefghijklmnopqrstuv",
+        "team_copy": False,
+    }
+    rendered = rendering.render("crisis.letter", language, context)
+    assert rendered.language == language
+    assert "Rubrik" in rendered.subject and "Mer text." in rendered.text and "Mer text." in rendered.html
+    assert context["link"] in rendered.sms
+    for followup, extra in (
+        ("crisis.followup.update_due", {"since": "kl. 02:10"}),
+        ("crisis.followup.expected_end", {"expected_end": "kl. 06:10", "asked": True}),
+        ("crisis.followup.call_list", {"providers": 2, "letter_number": 1, "calls_link": "https://x.se/c"}),
+    ):
+        message = rendering.render(followup, language, {**extra, "incident": {"title": "GSM"}, "link": "https://x.se"})
+        assert message.subject and message.sms and "GSM" in message.text
+    estimate = rendering.render(
+        "crisis.estimate.request",
+        language,
+        {"supplier": "Telia", "title": "GSM", "service": "Kameratillsyn", "expected_end": "kl. 06:10"},
+    )
+    assert "Telia" in estimate.text and estimate.sms is None
