@@ -5,9 +5,11 @@ The planner ``crisis.followups`` runs at every tick and, for every open incident
 
 - ``crisis.update_due``: no letter has gone out for ``update_interval_minutes`` (planned work:
   ``planned_update_interval_minutes``) since the last letter, or since the incident was created
-  when none has: the handling party is reminded to send an update (``notify_handler`` with
-  reason ``update_due:<letter number>.<intervals>``, an ``update_due`` step). Once per interval:
-  after two intervals without a letter, a second reminder.
+  when none has (planned work: counted from its start at the earliest, so announced work is not
+  "due an update" every day for the weeks before it begins): the handling party is reminded to
+  send an update (``notify_handler`` with reason ``update_due:<letter number>.<intervals>``, an
+  ``update_due`` step). Once per interval: after two intervals without a letter, a second
+  reminder.
 - ``crisis.expected_end``: the supplier's expected end has passed without a resolution letter:
   the handling party is prompted (reason ``expected_end:<iso>``), and the supplier is asked for
   a new estimate — by e-mail (``crisis.estimate.request``) when it has an address, and through
@@ -98,8 +100,19 @@ def plan_followups(db_session: Session, now: datetime) -> None:
         _plan_planned_reminder(db_session, incident, letters, policy, now)
 
 
-def _plan_update_due(db_session: Session, incident: Incident, letters, policy, now: datetime) -> None:
+def update_due_since(incident: Incident) -> datetime | None:
+    """Since when an update is counted: the last letter (or the incident's creation); for planned
+    work not before it starts (until then the reminder letter the day before is the update)."""
     since = incident.last_letter_at or incident.created_at
+    if incident.planned and incident.starts_at is not None:
+        since = max(since, incident.starts_at)
+    return since
+
+
+def _plan_update_due(db_session: Session, incident: Incident, letters, policy, now: datetime) -> None:
+    since = update_due_since(incident)
+    if now < since:
+        return
     interval = update_interval(incident, policy)
     intervals = int((now - since) / interval)
     if intervals < 1:
@@ -167,7 +180,7 @@ def remind_update_due(db_session: Session, task, now: datetime) -> None:
     from crisis.routing import notify_handler
 
     n = f"{task.payload['letter_number']}.{task.payload['intervals']}"
-    since = incident.last_letter_at or incident.created_at
+    since = update_due_since(incident)
     timeline.record(db_session, incident.id, "update_due", now, party=incident.party, n=n, since=_iso(since))
     notify_handler(
         db_session,

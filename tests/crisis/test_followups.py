@@ -245,6 +245,11 @@ def test_planned_work_gets_a_reminder_letter_at_8_on_the_working_day_before(app,
         )
         email = next(m for m in reminder if m.channel == "email")
         assert "Påminnelse: arbetet startar 7 april 2026 kl. 10:00." in email.body_text
+        # Before the work starts nobody is told that an update is due: the reminder is the update.
+        assert events(incident_id, "update_due") == []
+    run_tick(app, clock, local(date(2026, 4, 8), 10))  # 24 hours after the start, still open
+    with app.app_context():
+        assert len(events(incident_id, "update_due")) == 1
 
 
 def test_no_planned_reminder_without_a_first_letter(app, clock, notified):
