@@ -467,7 +467,13 @@ def send_letter(
 
 
 def acknowledge(
-    db_session: Session, receipt: LetterReceipt, *, name: str, local_routines_started: bool, now: datetime
+    db_session: Session,
+    receipt: LetterReceipt,
+    *,
+    name: str,
+    local_routines_started: bool,
+    now: datetime,
+    via: str = "link",
 ) -> list[LetterReceipt]:
     """The provider's "received, local routines started": acknowledges this receipt and the
     provider's other unacknowledged receipts of the same incident (the page shows every letter).
@@ -495,6 +501,7 @@ def acknowledge(
             letter_id=item.letter_id,
             provider_id=item.provider_id,
             local_routines_started=bool(local_routines_started),
+            via=via,
         )
     return list(older)
 
@@ -598,7 +605,7 @@ def record_call(
         outcome=outcome,
     )
     if outcome == "reached" and receipt.acknowledged_at is None:
-        acknowledge(db_session, receipt, name="Per telefon", local_routines_started=True, now=now)
+        acknowledge(db_session, receipt, name="Per telefon", local_routines_started=True, now=now, via="call")
 
 
 __all__ = [
