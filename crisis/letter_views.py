@@ -190,9 +190,12 @@ def _kind_arg() -> str:
     return kind
 
 
-def _render_compose(incident: Incident, kind: str, values: dict, *, errors=None, preview=False, status=200):
+def _render_compose(
+    incident: Incident, kind: str, values: dict, *, errors=None, preview=False, status=200, blocked=False
+):
     now = current_clock().now()
     context = {
+        "blocked": blocked,
         "incident": incident,
         "kind": kind,
         "values": values,
@@ -225,7 +228,7 @@ def compose(incident_id: int):
         try:
             check_may_send(db.session, incident, kind)
         except LetterError as error:
-            return _render_compose(incident, kind, values, errors={"_": error.message}, status=400)
+            return _render_compose(incident, kind, values, errors={"_": error.message}, status=400, blocked=True)
         return _render_compose(incident, kind, values)
     form = request.form
     values = {

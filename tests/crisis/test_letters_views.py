@@ -136,6 +136,7 @@ def test_bad_letters_are_refused_with_400_and_nothing_is_sent(app, client, clock
     update_first = client.get(f"/incidents/{incident_id}/letters/new?kind=update")
     assert update_first.status_code == 400
     assert "Skicka informationsbrevet först." in update_first.get_data(as_text=True)
+    assert 'name="subject"' not in update_first.get_data(as_text=True)
     assert client.get(f"/incidents/{incident_id}/letters/new?kind=bogus").status_code == 400
     with app.app_context():
         assert messages(None) == [] and letters(incident_id) == []
