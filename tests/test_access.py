@@ -32,6 +32,10 @@ PUBLIC_ENDPOINTS = {
     # subscribes without a login. Each token is an HMAC under the secret key of one member (and
     # their session version) or of the team; it only reads shifts.
     "roster.feed",
+    # The provider's page of an incident's letters (/d/<token>, issue 5): contact persons read the
+    # letters and acknowledge them without an account. Each token is signed (HMAC under the secret
+    # key) for one letter receipt; the acknowledgement post still needs the session's CSRF token.
+    "provider_page.page",
 }
 
 

@@ -1,0 +1,140 @@
+"""The provider's page of an incident: reached by the signed link in the letter, made for a phone,
+acknowledged with a form post; forged links get 404, resolved incidents stay readable."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from core.extensions import db
+from crisis.letters import link_url, send_letter
+from crisis.models import Incident, LetterKind
+from tests.conftest import csrf_token_from
+from tests.crisis.test_letters_helpers import (
+    BASE_URL,
+    SETTINGS,
+    events,
+    letters,
+    local,
+    make_incident,
+    make_people,
+    messages,
+    receipts,
+)
+
+OFFICE = local(date(2026, 11, 24), 10)
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(**SETTINGS)
+
+
+def _send(incident_id, clock, kind=LetterKind.FIRST, body="Kameratillsynen kan inte utföras i natt."):
+    letter = send_letter(
+        db.session,
+        db.session.get(Incident, incident_id),
+        kind=kind,
+        subject=f"Brev {kind}",
+        body=body,
+        apply_local_routines=kind != LetterKind.RESOLUTION,
+        author_id=None,
+        party="team",
+        now=clock.now(),
+    )
+    db.session.commit()
+    return letter.id
+
+
+@pytest.fixture
+def sent(app, clock):
+    """A first letter and an update; returns the incident id and the path of Cia's provider's page."""
+    clock.set(OFFICE)
+    with app.app_context():
+        make_people(clock)
+        incident_id = make_incident(clock)
+        _send(incident_id, clock)
+        clock.advance(minutes=20)
+        _send(incident_id, clock, kind=LetterKind.UPDATE, body="Telia räknar med att felet är åtgärdat 14:00.")
+        sms = next(m for m in messages() if m.to_address == "+46701000003" and ":resend" not in m.idempotency_key)
+        path = sms.body_text.split()[-1].removeprefix(BASE_URL)
+        db.session.remove()
+    return incident_id, path
+
+
+def test_the_page_shows_the_letters_newest_first_the_measures_and_whom_to_contact(client, sent):
+    _, path = sent
+    page = client.get(path)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Omsorg Söder AB" in html and "GSM-nätet nere" in html
+    assert html.index("Telia räknar med") < html.index("Kameratillsynen kan inte utföras")
+    assert "Treserva" in html and "SOS 112" in html
+    assert "Lindesk" in html
+    assert 'name="viewport"' in html and "Mottaget – lokala rutiner startade" in html
+    assert 'name="robots" content="noindex' in html
+
+
+def test_acknowledging_records_who_and_is_idempotent(app, client, clock, sent):
+    incident_id, path = sent
+    token = csrf_token_from(client.get(path).get_data(as_text=True))
+    clock.advance(minutes=5)
+    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg", "local_routines_started": "yes"})
+    assert response.status_code == 200
+    assert "Kvitterat av Cia Berg" in response.get_data(as_text=True)
+    again = client.post(path, data={"csrf_token": token, "name": "Någon annan", "local_routines_started": "yes"})
+    assert again.status_code == 200
+    with app.app_context():
+        first, update = letters(incident_id)
+        soder = [r for r in receipts(first.id) + receipts(update.id) if r.acknowledged_at is not None]
+        assert {(r.acknowledged_by, r.local_routines_started) for r in soder} == {("Cia Berg", True)}
+        assert len(soder) == 2  # both letters: the page showed both
+        assert len([r for r in receipts(first.id) if r.acknowledged_at is None]) == 1  # Hemtjänst Norr
+        assert len(events(incident_id, "letter_acknowledged")) == 2
+
+
+def test_a_name_is_required(client, sent):
+    _, path = sent
+    token = csrf_token_from(client.get(path).get_data(as_text=True))
+    response = client.post(path, data={"csrf_token": token, "name": "  "})
+    assert response.status_code == 400
+    assert "Skriv ditt namn." in response.get_data(as_text=True)
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(app, client, sent):
+    incident_id, path = sent
+    response = client.post(path, data={"name": "Cia Berg"})
+    assert response.status_code == 400
+    with app.app_context():
+        assert events(incident_id, "letter_acknowledged") == []
+
+
+@pytest.mark.parametrize("change", ["mac", "id", "nonce", "garbage"])
+def test_a_forged_or_altered_link_gets_404(client, sent, change):
+    _, path = sent
+    token = path.removeprefix("/d/")
+    receipt_id, nonce, mac = token.split("-", 2)
+    forged = {
+        "mac": f"{receipt_id}-{nonce}-{'A' * 22}",
+        "id": f"{int(receipt_id) + 1}-{nonce}-{mac}",
+        "nonce": f"{receipt_id}-{'x' * len(nonce)}-{mac}",
+        "garbage": "not-a-token",
+    }[change]
+    response = client.get(f"/d/{forged}")
+    assert response.status_code == 404
+    assert "Länken fungerar inte" in response.get_data(as_text=True)
+    assert client.post(f"/d/{forged}", data={"name": "x"}).status_code in (400, 404)
+
+
+def test_a_resolved_incident_still_shows_its_letters_read_only(app, client, clock, sent):
+    incident_id, path = sent
+    with app.app_context():
+        _send(incident_id, clock, kind=LetterKind.RESOLUTION, body="Felet är åtgärdat.")
+        resolution = letters(incident_id)[-1]
+        new_link = link_url(receipts(resolution.id)[1])
+    for link in (path, new_link.removeprefix(BASE_URL)):
+        html = client.get(link).get_data(as_text=True)
+        assert "Störningen är åtgärdad och avslutad." in html
+        assert "Felet är åtgärdat." in html and "Kameratillsynen kan inte utföras" in html
+        assert 'name="local_routines_started"' not in html
