@@ -104,6 +104,11 @@ class CrisisPolicy:
     letter_call_minutes: int = 60
     # An unacknowledged handover is alerted again after this many minutes.
     handover_realert_minutes: int = 15
+    # Physical visits (issue 6): a provider that has not acknowledged its visit list after this
+    # many minutes is alerted again and put on the responsible party's call list; a visit not
+    # marked this many minutes after it was due is reported to the responsible party.
+    visit_acknowledge_minutes: int = 15
+    visit_overdue_minutes: int = 60
     # Planned work should be announced at least this many days ahead, within these weekdays and
     # local hours; otherwise the notice is accepted and flagged to the team.
     planned_min_days_ahead: int = 7
@@ -322,6 +327,8 @@ _CRISIS_MINUTES = (
     "letter_resend_minutes",
     "letter_call_minutes",
     "handover_realert_minutes",
+    "visit_acknowledge_minutes",
+    "visit_overdue_minutes",
 )
 
 
