@@ -654,6 +654,21 @@ def _notice_schemas() -> dict:
                 "starts_at": {**NULLABLE_INSTANT, "description": "Default: now. Required for planned work."},
                 "expected_end": {**NULLABLE_INSTANT, "description": "After starts_at."},
                 "providers": {**providers, "default": "all"},
+                "letter": {
+                    "type": "object",
+                    "description": (
+                        "Staff only (team, on-call officer, admin): send the first information letter at once, "
+                        "in the same transaction; the caller takes (acknowledges) the incident. Suppliers and "
+                        "the alarm centre get 403."
+                    ),
+                    "required": ["subject", "body"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "subject": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "body": {"type": "string", "minLength": 1},
+                        "apply_local_routines": {"type": "boolean", "default": True},
+                    },
+                },
             },
         },
         "NoticeUpdate": {

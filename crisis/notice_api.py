@@ -13,6 +13,11 @@ Decisions (the issue left them open):
   (Swedish messages, for the person who typed them).
 - ``resolved_by_supplier`` does not close the incident: the handling party does that with a
   resolution letter; the step is on the timeline (``note``) for them to see.
+- ``letter`` (staff only: the team, the on-call officer, admins): ``{"subject", "body",
+  "apply_local_routines"}`` sends the first information letter at once, in the same transaction
+  as the notice — the on-call officer's "notice and letter in one step" at 02:10. The handling
+  party taking it (the caller) counts as its acknowledgement. A supplier or the alarm centre
+  sending ``letter`` gets 403; a refused letter refuses the whole request (422, nothing saved).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from core.clock import current_clock
 from core.extensions import db
 from crisis import intake, timeline
 from crisis.email_ingest import ingest_email
-from crisis.models import Incident, Notice, NoticeSource, Supplier
+from crisis.models import Incident, LetterKind, Notice, NoticeSource, Supplier
 
 bp = Blueprint("notice_api", __name__, url_prefix="/api/v1")
 
@@ -44,7 +49,10 @@ NOTICE_FIELDS = (
     "starts_at",
     "expected_end",
     "providers",
+    "letter",
 )
+LETTER_SENDERS = (Role.TEAM, Role.ON_CALL, Role.ADMIN)
+LETTER_FIELDS = ("subject", "body", "apply_local_routines")
 PATCH_FIELDS = ("expected_end", "resolved_by_supplier", "comment")
 KEY_MAX = 200
 
@@ -164,6 +172,7 @@ def create_notice():
             isinstance(name, str) and name.strip() and name.strip().casefold() != own.name.casefold()
         ):
             raise ApiError(403, "a supplier's token sends notices for its own supplier only", {"supplier": "not yours"})
+    letter = _letter_request(data.pop("letter", None))
     external_id = _idempotency_key()
     try:
         notice, created = intake.create_notice(
@@ -179,10 +188,61 @@ def create_notice():
         )
     except intake.NoticeError as error:
         raise ApiError(422, "the notice was refused: see fields", error.errors) from None
+    if letter is not None and created:
+        _send_first_letter(notice.incident, letter)
     existing = _commit_or_existing(external_id)
     if existing is not None:
         return _answer(existing, False)
     return _answer(notice, created)
+
+
+def _letter_request(value) -> dict | None:
+    """The optional immediate letter of a notice, checked for shape (its texts by send_letter)."""
+    if value is None:
+        return None
+    if g.user.role not in LETTER_SENDERS:
+        raise ApiError(403, "only the team and the on-call officer send letters", {"letter": "not allowed"})
+    if not isinstance(value, dict):
+        raise ApiError(400, "the body does not match the documented schema", {"letter": "expected an object"})
+    unknown = sorted(set(value) - set(LETTER_FIELDS))
+    if unknown:
+        raise ApiError(
+            400,
+            "the body does not match the documented schema",
+            {f"letter.{name}": "unknown field (fields: " + ", ".join(LETTER_FIELDS) + ")" for name in unknown},
+        )
+    for name in ("subject", "body"):
+        if not isinstance(value.get(name), str):
+            raise ApiError(422, "the letter was refused: see fields", {f"letter.{name}": "expected text"})
+    routines = value.get("apply_local_routines", True)
+    if not isinstance(routines, bool):
+        raise ApiError(
+            422, "the letter was refused: see fields", {"letter.apply_local_routines": "expected true or false"}
+        )
+    return {"subject": value["subject"], "body": value["body"], "apply_local_routines": routines}
+
+
+def _send_first_letter(incident: Incident, letter: dict) -> None:
+    """The caller handles the incident now: it is acknowledged by them and the letter goes out."""
+    from crisis.letters import LetterError, send_letter
+    from crisis.routing import acknowledge_incident
+
+    now = current_clock().now()
+    acknowledge_incident(db.session, incident, g.user, now)
+    try:
+        send_letter(
+            db.session,
+            incident,
+            kind=LetterKind.FIRST,
+            subject=letter["subject"],
+            body=letter["body"],
+            apply_local_routines=letter["apply_local_routines"],
+            author_id=g.user.id,
+            party=incident.party,
+            now=now,
+        )
+    except LetterError as error:
+        raise ApiError(422, "the letter was refused: see fields", {f"letter.{error.field}": error.message}) from None
 
 
 @bp.post("/notices/email")
