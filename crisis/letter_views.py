@@ -41,6 +41,7 @@ from crisis.letters import (
     first_letter,
     letters_of,
     local_text,
+    queue_remaining,
     record_call,
     send_letter,
 )
@@ -271,6 +272,7 @@ def compose(incident_id: int):
         incident = _incident(incident_id)
         return _render_compose(incident, kind, values, errors={error.field: error.message}, status=400)
     db.session.commit()
+    queue_remaining(db.session, letter.id, current_clock().now(), commit=True)  # a big letter's rest
     flash(
         _(
             "Brevet är skickat till %(contacts)s kontaktpersoner hos %(providers)s utförare.",

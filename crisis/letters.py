@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 MESSAGE_KIND = "crisis.letter"
 REF_TYPE = "letter"
+FANOUT_TASK = "crisis.letter_fanout"
+FANOUT_CHUNK = 200  # contacts per transaction when a big letter is queued
 RESEND_TASK = "crisis.letter_resend"
 CALL_TASK = "crisis.letter_call"
 CHANNELS = (Channel.EMAIL, Channel.SMS)
@@ -308,11 +310,16 @@ def _queue_copies(
     now: datetime,
     *,
     suffix: str = "",
+    part: tuple[int, int | None] = (0, None),
 ) -> int:
-    """Queue the e-mail and SMS of ``letter`` to the active contacts of the receipts' providers;
-    returns the number of contacts."""
+    """Queue the e-mail and SMS of ``letter`` to the active contacts of the receipts' providers
+    (those in ``part``, a slice of them in their stable order; already queued ones are left
+    alone); returns the number of contacts of the whole letter."""
     by_provider = {receipt.provider_id: receipt for receipt in receipts}
-    contacts = _contacts_of(db_session, list(by_provider))
+    everyone = _contacts_of(db_session, list(by_provider))
+    contacts = everyone[part[0] : part[1]]
+    if not contacts:
+        return len(everyone)
     providers = {
         provider.id: provider.name
         for provider in db_session.scalars(select(Provider).where(Provider.id.in_(list(by_provider) or [0])))
@@ -346,7 +353,7 @@ def _queue_copies(
         now=now,
         ref=(REF_TYPE, letter.id),
     )
-    return len(contacts)
+    return len(everyone)
 
 
 def _queue_team_copy(db_session: Session, letter: Letter, incident: Incident, now: datetime) -> None:
@@ -421,7 +428,20 @@ def send_letter(
     receipts = [LetterReceipt(letter_id=letter.id, provider_id=pid, nonce=new_nonce()) for pid in provider_ids]
     db_session.add_all(receipts)
     db_session.flush()
-    letter.recipients = _queue_copies(db_session, letter, incident, receipts, now)
+    # A big letter queues its first FANOUT_CHUNK contacts in this transaction, so that the first
+    # messages go out as soon as it commits; the rest follow in transactions of their own
+    # (queue_remaining, called by the request after its commit) and, whatever happens to that
+    # request, by the FANOUT_TASK on the next tick (idempotent: queued copies are skipped).
+    letter.recipients = _queue_copies(db_session, letter, incident, receipts, now, part=(0, FANOUT_CHUNK))
+    if letter.recipients > FANOUT_CHUNK:
+        schedule(
+            db_session=db_session,
+            kind=FANOUT_TASK,
+            key=str(letter.id),
+            due_at=now,
+            payload={"letter_id": letter.id},
+            now=now,
+        )
     if party is Party.ON_CALL:
         _queue_team_copy(db_session, letter, incident, now)
 
@@ -519,6 +539,30 @@ def _still_current(db_session: Session, letter: Letter) -> Incident | None:
 
 def _unacknowledged(letter: Letter) -> list[LetterReceipt]:
     return [receipt for receipt in letter.receipts if receipt.acknowledged_at is None]
+
+
+def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commit: bool = False) -> None:
+    """Queue the copies of a big letter that its first transaction left for later, a chunk of
+    contacts per transaction when ``commit`` (a request after its own commit), else all in the
+    caller's transaction (the task). Copies already queued are skipped."""
+    letter = db_session.get(Letter, letter_id)
+    if letter is None:
+        return
+    incident = db_session.get(Incident, letter.incident_id)
+    receipts = list(letter.receipts)
+    if not commit:
+        _queue_copies(db_session, letter, incident, receipts, now, part=(FANOUT_CHUNK, None))
+        return
+    start = FANOUT_CHUNK
+    while start < letter.recipients:
+        _queue_copies(db_session, letter, incident, receipts, now, part=(start, start + FANOUT_CHUNK))
+        db_session.commit()
+        start += FANOUT_CHUNK
+
+
+@task_handler(FANOUT_TASK)
+def _queue_remaining_task(db_session: Session, task, now: datetime) -> None:
+    queue_remaining(db_session, task.payload["letter_id"], now)
 
 
 @task_handler(RESEND_TASK)

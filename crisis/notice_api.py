@@ -188,11 +188,14 @@ def create_notice():
         )
     except intake.NoticeError as error:
         raise ApiError(422, "the notice was refused: see fields", error.errors) from None
-    if letter is not None and created:
-        _send_first_letter(notice.incident, letter)
+    letter_id = _send_first_letter(notice.incident, letter) if letter is not None and created else None
     existing = _commit_or_existing(external_id)
     if existing is not None:
         return _answer(existing, False)
+    if letter_id is not None:
+        from crisis.letters import queue_remaining
+
+        queue_remaining(db.session, letter_id, current_clock().now(), commit=True)
     return _answer(notice, created)
 
 
@@ -222,7 +225,7 @@ def _letter_request(value) -> dict | None:
     return {"subject": value["subject"], "body": value["body"], "apply_local_routines": routines}
 
 
-def _send_first_letter(incident: Incident, letter: dict) -> None:
+def _send_first_letter(incident: Incident, letter: dict) -> int:
     """The caller handles the incident now: it is acknowledged by them and the letter goes out."""
     from crisis.letters import LetterError, send_letter
     from crisis.routing import acknowledge_incident
@@ -230,7 +233,7 @@ def _send_first_letter(incident: Incident, letter: dict) -> None:
     now = current_clock().now()
     acknowledge_incident(db.session, incident, g.user, now)
     try:
-        send_letter(
+        sent = send_letter(
             db.session,
             incident,
             kind=LetterKind.FIRST,
@@ -243,6 +246,7 @@ def _send_first_letter(incident: Incident, letter: dict) -> None:
         )
     except LetterError as error:
         raise ApiError(422, "the letter was refused: see fields", {f"letter.{error.field}": error.message}) from None
+    return sent.id
 
 
 @bp.post("/notices/email")
