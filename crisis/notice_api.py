@@ -23,7 +23,7 @@ Decisions (the issue left them open):
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from accounts.access import roles_required
@@ -331,5 +331,34 @@ def update_notice(notice_id: int):
             notice_id=notice.id,
         )
     incident.updated_at = now
+    if g.user.role == Role.SUPPLIER.value and ("expected_end" in data or data.get("resolved_by_supplier") is True):
+        _tell_handler(incident, data, comment, now)
     db.session.commit()
     return _answer(notice, False)
+
+
+def _tell_handler(incident: Incident, data: dict, comment: str, now) -> None:
+    """The supplier gave a new expected end or says it is fixed: the handling party hears it at
+    once (each PATCH is its own alert)."""
+    from crisis.letters import local_text
+    from crisis.models import Alert
+    from crisis.routing import notify_handler
+
+    earlier = db.session.scalar(
+        select(func.count())
+        .select_from(Alert)
+        .where(Alert.incident_id == incident.id, Alert.reason.like("supplier_update:%"), Alert.step == 0)
+    )
+    notify_handler(
+        db.session,
+        incident,
+        reason=f"supplier_update:{earlier + 1}",
+        kind="crisis.supplier_update",
+        context={
+            "supplier": incident.supplier.name if incident.supplier else "Leverantören",
+            "expected_end": local_text(incident.expected_end_at) if "expected_end" in data else None,
+            "resolved": data.get("resolved_by_supplier") is True,
+            "comment": comment,
+        },
+        now=now,
+    )

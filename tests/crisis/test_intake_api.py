@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from contacts.models import Provider
 from core.extensions import db
 from crisis.models import Incident, IncidentEvent, IncidentProvider, Notice, Supplier
+from notifications.models import Message
 from tests.support.openapi import DOCUMENT_URL, assert_documented
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -289,6 +290,16 @@ def test_the_supplier_gives_a_new_estimate_and_says_when_it_is_fixed(app, clock,
     assert ("expected_end_changed", change) in recorded
     notes = [detail for kind, detail in recorded if kind == "note"]
     assert notes[-1]["resolved_by_supplier"] is True and "Basstation omstartad" in notes[-1]["text"]
+    # The handling party (the team, in office hours) hears of each at once.
+    with app.app_context():
+        told = db.session.scalars(
+            select(Message.body_text)
+            .where(Message.kind == "crisis.supplier_update", Message.channel == "email")
+            .order_by(Message.id)
+        ).all()
+    assert len(told) == 2
+    assert "Ny beräknad sluttid: 23 november 2026 kl. 15:00" in told[0]
+    assert "åtgärdad" in told[1] and "Basstation omstartad" in told[1]
 
 
 @pytest.mark.parametrize(
