@@ -113,8 +113,8 @@ def dashboard():
 
 
 def call_rows(db_session) -> list[dict]:
-    """Alerts on the call list that are still not acknowledged, with provider, contacts and the
-    number of open visits."""
+    """Alerts on the call list that are still not acknowledged, of providers with open visits;
+    with provider, contacts and the number of open visits."""
     rows = db_session.execute(
         select(VisitAlert, Provider)
         .join(Provider, Provider.id == VisitAlert.provider_id)
@@ -138,6 +138,7 @@ def call_rows(db_session) -> list[dict]:
     return [
         {"alert": alert, "provider": provider, "contacts": contacts[provider.id], "open": open_count[provider.id]}
         for alert, provider in rows
+        if open_count[provider.id]  # every visit marked: nobody needs a call
     ]
 
 

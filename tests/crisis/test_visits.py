@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from core.extensions import db
+from crisis.models import Incident
 from crisis.visit_models import Visit, VisitAlert
 from crisis.visits import VisitError, acknowledge, mark_visits, visits_created
 from notifications.models import Priority
@@ -297,3 +298,91 @@ def test_marking_validates_everything_and_changes_nothing_on_error(app, clock, p
         assert raised.value.errors == {"visits": "visits_closed"}
         assert len(visit_events("marked")) == 2
         assert db.session.get(VisitAlert, alerts()[0].id).acknowledged_at is None
+
+
+def test_a_night_of_forty_clients_of_three_providers(app, client, clock, make_user, people):
+    """40 clients (15 Norr, 15 Söder, 10 Väst) supervised at 23:00 and 01:30 fail in one batch:
+    each provider is alerted once with its own list; Norr and Söder take theirs and mark them
+    through the link, Väst never reacts: alerted again and call-listed with the on-call officer
+    at 22:15, its visits reported overdue once per check; the report adds up."""
+    from crisis.visit_report import build_report
+    from tests.conftest import csrf_token_from
+    from tests.crisis.test_visit_helpers import VAST, link_of
+
+    on_call_officer(app, make_user)
+    clock.set(local(TUESDAY, 22, 0))
+    due = [local(TUESDAY, 23, 0), local(TUESDAY, 23, 0) + timedelta(hours=2, minutes=30)]
+    with app.app_context():
+        incident_id = make_incident(clock)
+        ids = {}
+        for name, clients in ((NORR, 15), (SODER, 15), (VAST, 10)):
+            ids[name] = new_visits(clock, name, due * clients, incident_id=incident_id, announce=False)
+        visits_created(db.session, [db.session.get(Visit, v) for vids in ids.values() for v in vids], clock.now())
+        db.session.commit()
+        links = {NORR: link_of("+46701000001"), SODER: link_of("+46701000003"), VAST: link_of("+46701000005")}
+        refs = {name: set(references(vids)) for name, vids in ids.items()}
+        assert len(messages("crisis.visit.alert")) == 8  # Anna, Bo, Cia, Eva: e-mail and SMS, once each
+    pages = {name: client.get(path).get_data(as_text=True) for name, path in links.items()}
+    for name, html in pages.items():
+        assert all(ref in html for ref in refs[name])
+        assert not any(ref in html for other in refs if other != name for ref in refs[other])
+        assert f"Besök att göra ({len(ids[name])})" in html
+
+    def post(name, suffix, data):
+        token = csrf_token_from(client.get(links[name]).get_data(as_text=True))
+        response = client.post(links[name] + suffix, data={"csrf_token": token, **data})
+        assert response.status_code == 200, response.get_data(as_text=True)[-6000:]
+
+    clock.set(local(TUESDAY, 22, 10))
+    post(NORR, "", {"name": "Anna Lind"})
+    post(SODER, "", {"name": "Cia Berg"})
+    for minute in range(0, 6 * 60, 5):  # 22:00 to 03:55, a tick every five minutes
+        now = local(TUESDAY, 22, 0) + timedelta(minutes=minute)
+        run_tick(app, clock, now)
+        if now == local(TUESDAY, 23, 20):
+            with app.app_context():
+                first = {
+                    name: [v for v in vids if db.session.get(Visit, v).due_at == due[0]] for name, vids in ids.items()
+                }
+            post(NORR, "/mark", {"visit": first[NORR], "outcome": "done", "done_at": "2026-11-24T23:10", "name": "Bo"})
+            post(
+                SODER, "/mark", {"visit": first[SODER], "outcome": "done", "done_at": "2026-11-24T23:20", "name": "Cia"}
+            )
+        if now == local(TUESDAY, 23, 0) + timedelta(hours=3, minutes=10):
+            with app.app_context():
+                rest = {
+                    name: [v for v in vids if db.session.get(Visit, v).status == "open"] for name, vids in ids.items()
+                }
+            post(NORR, "/mark", {"visit": rest[NORR], "outcome": "done", "done_at": "2026-11-25T01:40", "name": "Bo"})
+            post(
+                SODER,
+                "/mark",
+                {"visit": rest[SODER][:14], "outcome": "done", "done_at": "2026-11-25T02:00", "name": "Cia"},
+            )
+            post(
+                SODER, "/mark", {"visit": rest[SODER][14:], "outcome": "not_done", "reason": "not_home", "name": "Cia"}
+            )
+    with app.app_context():
+        vast = provider_id(VAST)
+        assert [(a.provider_id, a.call_listed_at) for a in alerts() if a.call_listed_at] == [
+            (vast, local(TUESDAY, 22, 15))
+        ]
+        assert sent_to("crisis.visit.escalation") == [("email", "tib@kommun.example.se"), ("sms", "+46701777777")]
+        again = [m for m in messages("crisis.visit.alert") if ":again" in m.idempotency_key]
+        assert sorted(m.to_address for m in again) == ["+46701000005", "eva@vast.se"]
+        overdue = [m for m in messages("crisis.visit.overdue") if m.channel == "sms"]
+        assert [m.body_text.split(" (")[0] for m in overdue] == [
+            "Krisrutin: Larmgruppen Väst har 10 försenade besök",
+            "Krisrutin: Larmgruppen Väst har 10 försenade besök",
+        ]  # 23:00 + 60 min and 01:30 + 60 min: once per check, only Väst
+        assert len(timeline(incident_id, "visits_escalated")) == 3  # call list + two overdue checks
+        report = build_report(db.session, incident=db.session.get(Incident, incident_id))
+        rows = {row.provider: (row.failures, row.visits, row.done, row.not_done, row.still_open) for row in report.rows}
+        assert rows == {NORR: (30, 30, 30, 0, 0), SODER: (30, 30, 29, 1, 0), VAST: (20, 20, 0, 0, 20)}
+        assert (report.total.visits, report.total.done, report.total.not_done, report.total.still_open) == (
+            80,
+            59,
+            1,
+            20,
+        )
+        assert report.total.delay_max == timedelta(minutes=30)  # Söder's 01:30 visits done at 02:00
