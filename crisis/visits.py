@@ -244,7 +244,8 @@ def open_visits(db_session: Session, provider_id: int) -> list[Visit]:
 
 
 def _alert_provider(db_session: Session, alert: VisitAlert, now: datetime, *, again: bool) -> int:
-    """Queue the alert's SMS and e-mail to the provider's active contacts; returns how many."""
+    """Queue the alert's SMS and e-mail to the provider's active contacts; returns how many.
+    The message counts the provider's open visits and names the first due: what the link shows."""
     provider = db_session.get(Provider, alert.provider_id)
     visits = open_visits(db_session, alert.provider_id)
     contacts = _contacts_of(db_session, alert.provider_id)
@@ -406,8 +407,8 @@ def visits_created(db_session: Session, visits: list, now: datetime) -> None:
 
 
 def acknowledge(db_session: Session, provider_id: int, *, name: str, now: datetime) -> list[VisitAlert]:
-    """ "Vi tar dessa": the provider's unacknowledged alerts and open visits are taken (the page
-    shows all of them). Returns the alerts acknowledged now (none when already done). Does not commit."""
+    """The provider's "Vi tar dessa": its unacknowledged alerts and open visits are taken (the
+    page shows all of them). Returns the alerts acknowledged now (none when already done). Does not commit."""
     alerts = list(
         db_session.scalars(
             select(VisitAlert)
