@@ -1,13 +1,706 @@
-"""Visits: alerting the providers, their acknowledgement, escalation (a stub until the visits
-part of issue 6 lands)."""
+"""Visits: alerting the providers, their acknowledgement, marking visits, escalation (issue 6).
+
+A failed camera supervision becomes a :class:`~crisis.visit_models.Visit` for the client's
+provider (:mod:`crisis.supervision` creates them and calls :func:`visits_created`). From there:
+
+- **Alert.** :func:`visits_created` groups the new visits by provider and gives each provider one
+  :class:`~crisis.visit_models.VisitAlert` (a random nonce for its signed link ``/v/<token>``)
+  and, at once, an urgent SMS and e-mail to each of its active contacts: how many visits, the
+  first due time (local), the link. Each provider's message and page hold only its own visits.
+- **No alert storms.** A provider that already has an *unacknowledged* alert younger than
+  ``visit_acknowledge_minutes`` gets no new message: the new visits are added to that alert
+  (``visit_ids``, a ``added_to_alert`` event). Its link already shows every open visit of the
+  provider, and that alert's escalation (due at its creation + ``visit_acknowledge_minutes``)
+  covers the added visits too. After the alert is acknowledged, or once it is older than that,
+  new visits get a new alert and a new message.
+- **Acknowledgement** ("Vi tar dessa", :func:`acknowledge`) marks the provider's unacknowledged
+  alerts and open visits taken, which stops their escalation.
+- **Escalation** (scheduled tasks, run by the scheduler's tick): at the alert's creation +
+  ``visit_acknowledge_minutes``, an unacknowledged alert whose visits are not all closed is sent
+  to the provider again (``realerted_at``) and put on the call list (``call_listed_at``) of the
+  party responsible by the calendar at that moment: the team in office hours (its mailbox and
+  duty phone), else the on-call officer on duty (the roster; the team's addresses when nobody is
+  on the roster or the officer has no address), told by SMS and e-mail with a link to the call
+  list. Visits of an incident get ``visits_escalated`` on its timeline.
+  At each visit's ``due_at`` + ``visit_overdue_minutes``, if it is still open, the responsible
+  party gets one message listing *all* the provider's overdue visits not yet reported overdue
+  (``overdue_alerted_at`` makes it once per visit; visits of one provider due at the same time
+  make one message).
+- **Marking** (:func:`mark_visits`): many visits at once, done (with when) or not done (with a
+  reason); validated all-or-nothing.
+
+Every step is a :class:`~crisis.visit_models.VisitEvent`. Nothing here commits.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from contacts.models import ContactPerson, Provider
+from crisis import timeline
+from crisis.letters import InvalidLink, local_text
+from crisis.visit_models import NOT_DONE_REASONS, Visit, VisitAlert, VisitEvent, VisitStatus
+from notifications.models import Channel, Priority
+from notifications.service import Outgoing, send, send_many
+from scheduling.registry import task_handler
+from scheduling.service import schedule
+from worktime.calendar import responsible_at
+
+log = logging.getLogger(__name__)
+
+ALERT_KIND = "crisis.visit.alert"
+ESCALATION_KIND = "crisis.visit.escalation"
+OVERDUE_KIND = "crisis.visit.overdue"
+ACK_TASK = "crisis.visit_ack_check"
+OVERDUE_TASK = "crisis.visit_overdue_check"
+REF_TYPE = "visit_alert"
+CHANNELS = (Channel.EMAIL, Channel.SMS)
+LINK_PATH = "/v/"
+CALLS_PATH = "/visits/calls"
+DASHBOARD_PATH = "/visits"
+# A visit marked done may not be said to have happened more than this before it was due.
+EARLIEST_BEFORE_DUE = timedelta(hours=24)
+# A little leeway for the clocks of phones: "done at" may be this much after now.
+CLOCK_LEEWAY = timedelta(minutes=2)
+REASON_LABELS = {
+    "not_home": "Brukaren var inte hemma",
+    "in_hospital": "Brukaren är på sjukhus",
+    "refused": "Brukaren tackade nej till besöket",
+    "moved": "Brukaren har flyttat",
+    "other": "Annat",
+}
+CALL_OUTCOMES = ("reached", "not_reached", "wrong_number")
+ERROR_CODES = (
+    "visits_none",
+    "visits_unknown",
+    "visits_closed",
+    "done_at_missing",
+    "done_at_future",
+    "done_at_early",
+    "reason_missing",
+    "comment_missing",
+    "outcome_missing",
+    "comment_long",
+    "name_missing",
+    "name_long",
+    "call_outcome_missing",
+    "note_long",
+)
+
+
+class VisitError(Exception):
+    """Bad input to :func:`mark_visits` or :func:`record_call`; ``errors`` maps a field to an
+    error code (the pages hold the text of each code, see :data:`ERROR_CODES`)."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def _policy():
+    return current_app.extensions["krisrutin.routine"]
+
+
+def _settings():
+    return current_app.extensions["krisrutin.settings"]
+
+
+def _base_url() -> str:
+    return _settings().public_base_url.rstrip("/")
+
+
+def event(
+    db_session: Session,
+    kind: str,
+    now: datetime,
+    *,
+    provider_id: int | None = None,
+    incident_id: int | None = None,
+    visit_id: int | None = None,
+    alert_id: int | None = None,
+    actor: str | None = None,
+    **detail,
+) -> VisitEvent:
+    row = VisitEvent(
+        at=now,
+        kind=kind,
+        provider_id=provider_id,
+        incident_id=incident_id,
+        visit_id=visit_id,
+        alert_id=alert_id,
+        actor=(actor or None) and actor[:200],
+        detail=detail,
+    )
+    db_session.add(row)
+    return row
+
+
+# --- signed links to the provider's visit list ----------------------------------------------------
+
+_TOKEN = re.compile(r"^(\d{1,12})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})$")
+_PURPOSE = b"krisrutin visit alert link v1"
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(8)[:10]
+
+
+def _mac(secret: str, alert_id: int, nonce: str) -> str:
+    key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
+    digest = hmac.new(key, f"{alert_id}:{nonce}".encode(), hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def link_token(alert: VisitAlert, secret: str | None = None) -> str:
+    secret = secret or current_app.config["SECRET_KEY"]
+    return f"{alert.id}-{alert.nonce}-{_mac(secret, alert.id, alert.nonce)}"
+
+
+def link_url(alert: VisitAlert) -> str:
+    return f"{_base_url()}{LINK_PATH}{link_token(alert)}"
+
+
+def alert_for_token(db_session: Session, token: str, *, secret: str) -> VisitAlert:
+    """The alert a visit link belongs to; raises :class:`~crisis.letters.InvalidLink`."""
+    match = _TOKEN.match(token or "")
+    if not match:
+        raise InvalidLink("malformed")
+    alert_id, nonce, mac = int(match[1]), match[2], match[3]
+    if not hmac.compare_digest(mac, _mac(secret, alert_id, nonce)):
+        raise InvalidLink("forged")
+    alert = db_session.get(VisitAlert, alert_id)
+    if alert is None:
+        raise InvalidLink("unknown")
+    if not hmac.compare_digest(alert.nonce, nonce):
+        raise InvalidLink("replaced")
+    return alert
+
+
+# --- who is told ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Responsible:
+    """The party responsible by the calendar at an instant, and how to reach it."""
+
+    party: str  # "team" or "on_call"
+    user_id: int | None
+    name: str
+    email: str | None
+    mobile: str | None
+
+
+def responsible_party(db_session: Session, now: datetime) -> Responsible:
+    """The team in office hours, else the on-call officer on duty (the team's addresses when
+    nobody is on the roster or the officer has no address)."""
+    settings = _settings()
+    team = Responsible("team", None, "Välfärdsteknikteamet", settings.team_email, settings.team_mobile)
+    if responsible_at(now, _policy()).responsible == "team":
+        return team
+    from crisis.roster import on_call_at
+
+    officer = on_call_at(db_session, now)
+    if officer is None or not (officer.email or officer.mobile):
+        return Responsible("on_call", None, team.name, team.email, team.mobile)
+    return Responsible("on_call", officer.id, officer.display_name, officer.email, officer.mobile)
+
+
+def _contacts_of(db_session: Session, provider_id: int) -> list[ContactPerson]:
+    return list(
+        db_session.scalars(
+            select(ContactPerson)
+            .join(Provider, Provider.id == ContactPerson.provider_id)
+            .where(
+                ContactPerson.provider_id == provider_id,
+                ContactPerson.is_active.is_(True),
+                Provider.is_active.is_(True),
+            )
+            .order_by(ContactPerson.id)
+        )
+    )
+
+
+def open_visits(db_session: Session, provider_id: int) -> list[Visit]:
+    """The provider's open visits, the earliest due first."""
+    return list(
+        db_session.scalars(
+            select(Visit)
+            .where(Visit.provider_id == provider_id, Visit.status == VisitStatus.OPEN.value)
+            .order_by(Visit.due_at, Visit.id)
+        )
+    )
+
+
+def _alert_provider(db_session: Session, alert: VisitAlert, now: datetime, *, again: bool) -> int:
+    """Queue the alert's SMS and e-mail to the provider's active contacts; returns how many.
+    The message counts the provider's open visits and names the first due: what the link shows."""
+    provider = db_session.get(Provider, alert.provider_id)
+    visits = open_visits(db_session, alert.provider_id)
+    contacts = _contacts_of(db_session, alert.provider_id)
+    if not contacts:
+        log.warning("visit alert: the provider has no active contact", extra={"provider_id": alert.provider_id})
+        return 0
+    common = {
+        "provider": provider.name,
+        "count": len(visits),
+        "first_due": local_text(visits[0].due_at) if visits else "",
+        "link": link_url(alert),
+        "again": again,
+    }
+    suffix = ":again" if again else ""
+    items = [
+        Outgoing(
+            idempotency_key=f"visit_alert:{alert.id}:contact:{contact.id}{suffix}",
+            context={**common, "name": contact.name},
+            contact_id=contact.id,
+            to_email=contact.email,
+            to_mobile=contact.mobile,
+        )
+        for contact in contacts
+    ]
+    send_many(
+        db_session=db_session,
+        kind=ALERT_KIND,
+        items=items,
+        channels=CHANNELS,
+        priority=Priority.URGENT,
+        now=now,
+        ref=(REF_TYPE, alert.id),
+    )
+    return len(contacts)
+
+
+def _tell_party(
+    db_session: Session,
+    party: Responsible,
+    *,
+    kind: str,
+    context: dict,
+    key: str,
+    ref: tuple[str, object],
+    now: datetime,
+) -> bool:
+    if not (party.email or party.mobile):
+        log.warning("visits: the responsible party has no address", extra={"party": party.party, "kind": kind})
+        return False
+    send(
+        db_session=db_session,
+        kind=kind,
+        context={
+            **context,
+            "name": party.name,
+            "calls_link": f"{_base_url()}{CALLS_PATH}",
+            "dashboard_link": f"{_base_url()}{DASHBOARD_PATH}",
+        },
+        channels=CHANNELS,
+        priority=Priority.URGENT,
+        idempotency_key=key,
+        now=now,
+        to_email=party.email,
+        to_mobile=party.mobile,
+        ref=ref,
+    )
+    return True
+
+
+# --- new visits -------------------------------------------------------------------------------------
+
+
+def _incident_of(visits: list[Visit]) -> int | None:
+    ids = {visit.incident_id for visit in visits}
+    return ids.pop() if len(ids) == 1 else None
 
 
 def visits_created(db_session: Session, visits: list, now: datetime) -> None:
     """New visits exist (flushed): alert each provider once with the link to its own visit
-    list and start the escalation clock. Does not commit. (Stub: does nothing yet.)"""
+    list and start the escalation clock. Does not commit."""
+    if not visits:
+        return
+    crisis = _policy().crisis
+    ack_window = timedelta(minutes=crisis.visit_acknowledge_minutes)
+    overdue_after = timedelta(minutes=crisis.visit_overdue_minutes)
+    by_provider: dict[int, list[Visit]] = defaultdict(list)
+    for visit in visits:
+        by_provider[visit.provider_id].append(visit)
+    for provider_id in sorted(by_provider):
+        batch = sorted(by_provider[provider_id], key=lambda v: (v.due_at, v.id))
+        ids = [visit.id for visit in batch]
+        recent = db_session.scalars(
+            select(VisitAlert)
+            .where(
+                VisitAlert.provider_id == provider_id,
+                VisitAlert.acknowledged_at.is_(None),
+                VisitAlert.created_at > now - ack_window,
+            )
+            .order_by(VisitAlert.id.desc())
+            .limit(1)
+        ).first()
+        if recent is not None:
+            recent.visit_ids = [*(recent.visit_ids or []), *ids]
+            for visit in batch:
+                visit.alert_id = recent.id
+            event(
+                db_session,
+                "added_to_alert",
+                now,
+                provider_id=provider_id,
+                incident_id=_incident_of(batch),
+                alert_id=recent.id,
+                visits=ids,
+            )
+        else:
+            alert = VisitAlert(
+                provider_id=provider_id,
+                incident_id=_incident_of(batch),
+                nonce=new_nonce(),
+                visit_ids=ids,
+                created_at=now,
+            )
+            db_session.add(alert)
+            db_session.flush()
+            for visit in batch:
+                visit.alert_id = alert.id
+            contacts = _alert_provider(db_session, alert, now, again=False)
+            event(
+                db_session,
+                "alerted",
+                now,
+                provider_id=provider_id,
+                incident_id=alert.incident_id,
+                alert_id=alert.id,
+                visits=ids,
+                contacts=contacts,
+            )
+            schedule(
+                db_session=db_session,
+                kind=ACK_TASK,
+                key=str(alert.id),
+                due_at=now + ack_window,
+                payload={"alert_id": alert.id},
+                now=now,
+            )
+        for visit in batch:
+            schedule(
+                db_session=db_session,
+                kind=OVERDUE_TASK,
+                key=str(visit.id),
+                due_at=max(visit.due_at + overdue_after, now),
+                payload={"visit_id": visit.id},
+                now=now,
+            )
+    log.info("visits alerted", extra={"visits": len(visits), "providers": len(by_provider)})
+
+
+# --- acknowledgement, marking -------------------------------------------------------------------------
+
+
+def acknowledge(db_session: Session, provider_id: int, *, name: str, now: datetime) -> list[VisitAlert]:
+    """The provider's "Vi tar dessa": its unacknowledged alerts and open visits are taken (the
+    page shows all of them). Returns the alerts acknowledged now (none when already done). Does not commit."""
+    alerts = list(
+        db_session.scalars(
+            select(VisitAlert)
+            .where(VisitAlert.provider_id == provider_id, VisitAlert.acknowledged_at.is_(None))
+            .order_by(VisitAlert.id)
+        )
+    )
+    for alert in alerts:
+        alert.acknowledged_at = now
+        alert.acknowledged_by = name[:200]
+        event(
+            db_session,
+            "acknowledged",
+            now,
+            provider_id=provider_id,
+            incident_id=alert.incident_id,
+            alert_id=alert.id,
+            actor=name,
+        )
+    for visit in open_visits(db_session, provider_id):
+        if visit.acknowledged_at is None:
+            visit.acknowledged_at = now
+    return alerts
+
+
+def parse_local(text: str, tz) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM`` (a datetime-local field) in local time, or None."""
+    try:
+        value = datetime.fromisoformat((text or "").strip())
+    except ValueError:
+        return None
+    if value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=tz)
+
+
+def mark_visits(
+    db_session: Session,
+    provider_id: int,
+    visit_ids: list[int],
+    *,
+    outcome: str,
+    done_at: datetime | None,
+    reason: str | None,
+    comment: str | None,
+    by: str,
+    now: datetime,
+) -> list[Visit]:
+    """Mark the provider's open visits ``visit_ids`` done (at ``done_at``) or not done (with
+    ``reason``; "other" needs ``comment``). All or nothing: raises :class:`VisitError` with every
+    problem and changes nothing. Does not commit."""
+    errors: dict[str, str] = {}
+    comment = (comment or "").strip()
+    visits: list[Visit] = []
+    if not visit_ids:
+        errors["visits"] = "visits_none"
+    else:
+        found = {
+            visit.id: visit
+            for visit in db_session.scalars(
+                select(Visit).where(Visit.id.in_(visit_ids), Visit.provider_id == provider_id)
+            )
+        }
+        if len(found) != len(set(visit_ids)):
+            errors["visits"] = "visits_unknown"
+        elif any(visit.status != VisitStatus.OPEN.value for visit in found.values()):
+            errors["visits"] = "visits_closed"
+        visits = sorted(found.values(), key=lambda v: (v.due_at, v.id))
+    if outcome == VisitStatus.DONE.value:
+        if done_at is None:
+            errors["done_at"] = "done_at_missing"
+        elif done_at > now + CLOCK_LEEWAY:
+            errors["done_at"] = "done_at_future"
+        elif visits and any(done_at < visit.due_at - EARLIEST_BEFORE_DUE for visit in visits):
+            errors["done_at"] = "done_at_early"
+    elif outcome == VisitStatus.NOT_DONE.value:
+        if reason not in NOT_DONE_REASONS:
+            errors["reason"] = "reason_missing"
+        elif reason == "other" and not comment:
+            errors["comment"] = "comment_missing"
+    else:
+        errors["outcome"] = "outcome_missing"
+    if len(comment) > 500:
+        errors["comment"] = "comment_long"
+    if not (by or "").strip():
+        errors["name"] = "name_missing"
+    elif len(by) > 200:
+        errors["name"] = "name_long"
+    if errors:
+        raise VisitError(errors)
+    for visit in visits:
+        visit.status = outcome
+        visit.done_at = done_at if outcome == VisitStatus.DONE.value else None
+        visit.not_done_reason = reason if outcome == VisitStatus.NOT_DONE.value else None
+        visit.comment = comment or None
+        visit.marked_at = now
+        visit.marked_by = by
+        if visit.acknowledged_at is None:
+            visit.acknowledged_at = now
+        event(
+            db_session,
+            "marked",
+            now,
+            provider_id=provider_id,
+            incident_id=visit.incident_id,
+            visit_id=visit.id,
+            alert_id=visit.alert_id,
+            actor=by,
+            status=outcome,
+            reason=visit.not_done_reason,
+        )
+    return visits
+
+
+# --- escalation -------------------------------------------------------------------------------------
+
+
+def _alert_visits(db_session: Session, alert: VisitAlert) -> list[Visit]:
+    ids = list(alert.visit_ids or [])
+    if not ids:
+        return []
+    return list(db_session.scalars(select(Visit).where(Visit.id.in_(ids)).order_by(Visit.due_at, Visit.id)))
+
+
+@task_handler(ACK_TASK)
+def check_acknowledged(db_session: Session, task, now: datetime) -> None:
+    """Not acknowledged in time: alert the provider again and call-list it with the party
+    responsible now."""
+    alert = db_session.get(VisitAlert, task.payload["alert_id"])
+    if alert is None or alert.acknowledged_at is not None:
+        return
+    visits = _alert_visits(db_session, alert)
+    still_open = [visit for visit in visits if visit.status == VisitStatus.OPEN.value]
+    if not still_open:
+        return  # every visit marked: nothing to chase
+    provider = db_session.get(Provider, alert.provider_id)
+    contacts = _alert_provider(db_session, alert, now, again=True)
+    alert.realerted_at = now
+    event(
+        db_session,
+        "realerted",
+        now,
+        provider_id=alert.provider_id,
+        incident_id=alert.incident_id,
+        alert_id=alert.id,
+        contacts=contacts,
+    )
+    party = responsible_party(db_session, now)
+    alert.call_listed_at = now
+    event(
+        db_session,
+        "call_listed",
+        now,
+        provider_id=alert.provider_id,
+        incident_id=alert.incident_id,
+        alert_id=alert.id,
+        party=party.party,
+        user_id=party.user_id,
+    )
+    _tell_party(
+        db_session,
+        party,
+        kind=ESCALATION_KIND,
+        context={
+            "provider": provider.name,
+            "count": len(still_open),
+            "first_due": local_text(still_open[0].due_at),
+            "alerted": local_text(alert.created_at),
+        },
+        key=f"visit_alert:{alert.id}:escalation",
+        ref=(REF_TYPE, alert.id),
+        now=now,
+    )
+    for incident_id in sorted({visit.incident_id for visit in still_open if visit.incident_id is not None}):
+        timeline.record(
+            db_session,
+            incident_id,
+            "visits_escalated",
+            now,
+            party=party.party,
+            provider_id=alert.provider_id,
+            step="call_list",
+            alert_id=alert.id,
+            visits=len([v for v in still_open if v.incident_id == incident_id]),
+        )
+    log.info("visit alert escalated", extra={"alert_id": alert.id, "party": party.party})
+
+
+@task_handler(OVERDUE_TASK)
+def check_overdue(db_session: Session, task, now: datetime) -> None:
+    """A visit still open ``visit_overdue_minutes`` after it was due: tell the responsible party,
+    with every overdue visit of that provider not yet reported (one message per provider)."""
+    visit = db_session.get(Visit, task.payload["visit_id"])
+    if visit is None or visit.status != VisitStatus.OPEN.value or visit.overdue_alerted_at is not None:
+        return
+    overdue_after = timedelta(minutes=_policy().crisis.visit_overdue_minutes)
+    overdue = [
+        item
+        for item in open_visits(db_session, visit.provider_id)
+        if item.overdue_alerted_at is None and item.due_at + overdue_after <= now
+    ]
+    if not overdue:
+        return
+    provider = db_session.get(Provider, visit.provider_id)
+    party = responsible_party(db_session, now)
+    for item in overdue:
+        item.overdue_alerted_at = now
+        event(
+            db_session,
+            "overdue",
+            now,
+            provider_id=item.provider_id,
+            incident_id=item.incident_id,
+            visit_id=item.id,
+            alert_id=item.alert_id,
+            party=party.party,
+        )
+    tz = _policy().timezone
+    _tell_party(
+        db_session,
+        party,
+        kind=OVERDUE_KIND,
+        context={
+            "provider": provider.name,
+            "count": len(overdue),
+            "visits": [
+                {"reference": item.client.reference, "due": item.due_at.astimezone(tz).strftime("%H:%M")}
+                for item in overdue
+            ],
+        },
+        key=f"visit_overdue:{visit.provider_id}:{min(item.id for item in overdue)}",
+        ref=("visit_overdue", visit.provider_id),
+        now=now,
+    )
+    for incident_id in sorted({item.incident_id for item in overdue if item.incident_id is not None}):
+        timeline.record(
+            db_session,
+            incident_id,
+            "visits_escalated",
+            now,
+            party=party.party,
+            provider_id=visit.provider_id,
+            step="overdue",
+            visits=len([item for item in overdue if item.incident_id == incident_id]),
+        )
+    log.info("overdue visits reported", extra={"provider_id": visit.provider_id, "visits": len(overdue)})
+
+
+# --- the call list ------------------------------------------------------------------------------------
+
+
+def record_call(
+    db_session: Session, alert: VisitAlert, *, outcome: str, note: str, user_id: int | None, now: datetime
+) -> None:
+    """Record a call to a provider on the visits' call list; "reached" also acknowledges (the
+    provider took the visits on the phone). Raises :class:`VisitError`. Does not commit."""
+    note = (note or "").strip()
+    errors = {}
+    if outcome not in CALL_OUTCOMES:
+        errors["outcome"] = "call_outcome_missing"
+    if len(note) > 250:
+        errors["note"] = "note_long"
+    if errors:
+        raise VisitError(errors)
+    alert.called_at = now
+    alert.call_outcome = outcome + (f": {note}" if note else "")
+    event(
+        db_session,
+        "called",
+        now,
+        provider_id=alert.provider_id,
+        incident_id=alert.incident_id,
+        alert_id=alert.id,
+        actor=f"user:{user_id}" if user_id else None,
+        outcome=outcome,
+    )
+    if outcome == "reached" and alert.acknowledged_at is None:
+        acknowledge(db_session, alert.provider_id, name="Per telefon", now=now)
+
+
+__all__ = [
+    "CALL_OUTCOMES",
+    "NOT_DONE_REASONS",
+    "REASON_LABELS",
+    "InvalidLink",
+    "VisitError",
+    "acknowledge",
+    "alert_for_token",
+    "link_url",
+    "mark_visits",
+    "open_visits",
+    "record_call",
+    "responsible_party",
+    "visits_created",
+]

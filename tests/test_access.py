@@ -36,6 +36,12 @@ PUBLIC_ENDPOINTS = {
     # letters and acknowledge them without an account. Each token is signed (HMAC under the secret
     # key) for one letter receipt; the acknowledgement post still needs the session's CSRF token.
     "provider_page.page",
+    # The provider's visit list (/v/<token>, issue 6): staff of a provider read their open visits,
+    # acknowledge them and mark them done at night without an account. Each token is signed (HMAC
+    # under the secret key) for one visit alert and shows only that alert's provider; the posts
+    # still need the session's CSRF token.
+    "visit_page.page",
+    "visit_page.mark",
 }
 
 
