@@ -45,6 +45,7 @@ Decisions (the issue left them open):
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,10 +53,12 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from contacts.models import Provider
 from crisis import timeline
+from crisis.intake import parse_instant
 from crisis.models import OPEN_STATUSES, Incident, IncidentEvent, IncidentProvider, IncidentStatus
 from crisis.visit_models import (
     ScheduleException,
@@ -67,6 +70,8 @@ from crisis.visit_models import (
     VisitStatus,
 )
 from scheduling.registry import planner
+
+log = logging.getLogger(__name__)
 
 SERVICE = "camera_supervision"
 LOOKAHEAD = timedelta(minutes=60)  # derived visits are created this far ahead of now
@@ -711,8 +716,6 @@ def _visits_created(db_session: Session, visits: list[Visit], now: datetime) -> 
 def clean_failure(db_session: Session, item, *, now: datetime, clients: dict | None = None) -> dict:
     """One reported failure checked: reference, scheduled_at (ISO 8601 with an offset), reason.
     :class:`SupervisionError` with every problem."""
-    from crisis.intake import parse_instant
-
     errors: dict[str, str] = {}
     cleaned: dict = {}
     if not isinstance(item, Mapping):
@@ -951,6 +954,14 @@ def incidents_to_derive(db_session: Session, now: datetime) -> list[Incident]:
 
 @planner("crisis.supervision")
 def plan_supervision_visits(db_session: Session, now: datetime) -> None:
-    """At every tick: every camera-supervision incident's window so far becomes visits."""
+    """At every tick: every camera-supervision incident's window so far becomes visits.
+
+    Each incident in a savepoint: when another worker derived the same supervisions at the same
+    moment (the unique (client, scheduled time) refuses the second), that incident's work here
+    is undone and the others' kept; the other worker's visits stand."""
     for incident in incidents_to_derive(db_session, now):
-        derive_incident(db_session, incident, now)
+        try:
+            with db_session.begin_nested():
+                derive_incident(db_session, incident, now)
+        except IntegrityError:
+            log.info("supervisions derived elsewhere at the same time", extra={"incident_id": incident.id})

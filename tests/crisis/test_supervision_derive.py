@@ -276,3 +276,32 @@ def test_a_camera_incident_without_clients_or_of_another_service_derives_nothing
         db.session.commit()
     run(app, clock, local(TUESDAY, 23))
     assert visits(app) == [] and created_visits == []
+
+
+def test_on_the_spring_forward_night_the_missing_time_is_visited_at_the_end_of_the_gap(
+    app, clock, world, created_visits
+):
+    # 28 March 2027: 02:00 becomes 03:00. Omsorg AB's 02:00 round does not exist that night: it
+    # is due at 03:00 summer time (01:00 UTC), once.
+    saturday, sunday = date(2027, 3, 27), date(2027, 3, 28)
+    clock.set(local(saturday, 21))
+    with app.app_context():
+        incident = Incident(
+            title="GSM-avbrott",
+            service="camera_supervision",
+            starts_at=local(saturday, 22).astimezone(UTC),
+            expected_end_at=local(sunday, 5).astimezone(UTC),
+            all_providers=True,
+            area="Norr",
+            status="open",
+            party="on_call",
+            party_since=clock.now(),
+            created_at=clock.now(),
+        )
+        db.session.add(incident)
+        db.session.commit()
+    run_every_five_minutes(app, clock, local(saturday, 21), local(sunday, 6))
+    omsorg = {due for _, due, provider, _, _ in visits(app) if provider == world["Omsorg AB"]}
+    assert omsorg == {datetime(2027, 3, 28, 1, 0, tzinfo=UTC)}
+    vast = {due for _, due, provider, _, _ in visits(app) if provider == world["Vård i Väst"]}
+    assert vast == {datetime(2027, 3, 27, 21, 0, tzinfo=UTC), datetime(2027, 3, 28, 1, 0, tzinfo=UTC)}
