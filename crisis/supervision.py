@@ -27,8 +27,10 @@ Decisions (the issue left them open):
   because the schedule on file is out of date would leave a client without a visit. A time
   that is not on the schedule is accepted and marked (``scheduled: false`` in the answer,
   ``unscheduled`` on the visit's ``created`` event) so that the team can correct the schedule.
-  A failure is one per (client, scheduled time): reported twice, or reported and also derived
-  from an incident, it is one failure and one visit.
+  A reported time within :data:`SNAP` (5 minutes) of a scheduled supervision is that
+  supervision (the operator's clock and ours may differ); seconds are ignored. A failure is one
+  per (client, scheduled time): reported twice, or reported and also derived from an incident,
+  it is one failure and one visit.
 - **Derived failures.** For every incident of the service ``camera_supervision`` with a start,
   the affected clients (the incident's area, or every area; the chosen providers' clients when
   the incident is for some providers only) get a failure for every supervision in the window
@@ -77,6 +79,7 @@ SERVICE = "camera_supervision"
 LOOKAHEAD = timedelta(minutes=60)  # derived visits are created this far ahead of now
 CATCH_UP = timedelta(hours=24)  # supervisions further back are not derived
 REPORT_WINDOW = timedelta(hours=24)  # a reported failure's time must lie within this of now
+SNAP = timedelta(minutes=5)  # a reported time this close to a scheduled supervision is that one
 REFERENCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TIME_RE = re.compile(r"([01]?\d|2[0-3])[:.]([0-5]\d)")
 AREA_MAX = 100
@@ -735,7 +738,7 @@ def clean_failure(db_session: Session, item, *, now: datetime, clients: dict | N
             cleaned["client"] = client
     try:
         at = parse_instant(item.get("scheduled_at"))
-        at = at.astimezone(UTC).replace(microsecond=0)
+        at = at.astimezone(UTC).replace(second=0, microsecond=0)  # schedules are to the minute
         if abs(at - now) > REPORT_WINDOW:
             errors["scheduled_at"] = "Tiden måste ligga inom ett dygn från nu"
         else:
@@ -795,7 +798,10 @@ def report_failures(
     scheduled_flags = []
     for cleaned in cleaned_items:
         client, at = cleaned["client"], cleaned["scheduled_at"]
-        scheduled = at in supervisions_between(client, at - timedelta(minutes=1), at + timedelta(minutes=1), policy)
+        nearby = supervisions_between(client, at - SNAP, at + SNAP + timedelta(seconds=1), policy)
+        scheduled = bool(nearby)
+        if nearby:  # the scheduled supervision the operator meant (clocks differ by a minute)
+            at = min(nearby, key=lambda instant: (abs(instant - at), instant))
         scheduled_flags.append(scheduled)
         wanted.append((client, at, cleaned["reason"], {} if scheduled else {"unscheduled": True}))
     actor = f"user:{reported_by_id}" if reported_by_id is not None else source

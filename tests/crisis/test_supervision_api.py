@@ -293,3 +293,11 @@ def test_failures_are_refused_more_than_a_day_away(app, call, night_clients, clo
     clock.set(clock.now() + timedelta(days=2))
     response = call("POST", FAILURES, FAILURES, json={"reference": "K-1", "scheduled_at": at(23)})
     assert response.status_code == 422
+
+
+def test_a_time_a_few_minutes_off_is_the_scheduled_supervision(app, call, night_clients, created_visits):
+    first = call("POST", FAILURES, FAILURES, json={"reference": "K-1", "scheduled_at": at(23)}).get_json()
+    late = call("POST", FAILURES, FAILURES, json={"reference": "K-1", "scheduled_at": at(23, 3)})
+    assert late.status_code == 200
+    assert late.get_json()["visits"][0]["id"] == first["visits"][0]["id"]
+    assert late.get_json()["visits"][0]["scheduled"] is True
