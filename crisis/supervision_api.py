@@ -31,7 +31,7 @@ from accounts.roles import Role
 from contacts.api_input import ApiError, bool_arg, id_arg, json_object, paging, refuse_unknown_parameters
 from core.clock import current_clock
 from core.extensions import db
-from crisis import supervision
+from crisis import supervision, supervision_clients
 from crisis.visit_models import SupervisedClient
 
 bp = Blueprint("supervision_api", __name__, url_prefix="/api/v1")
@@ -62,12 +62,12 @@ def client_json(client: SupervisedClient) -> dict:
         "active": client.is_active,
         "schedules": [
             {
-                "weekdays": [supervision.WEEKDAY_KEYS[day] for day in group["weekdays"]],
+                "weekdays": [supervision_clients.WEEKDAY_KEYS[day] for day in group["weekdays"]],
                 "times": group["times"],
                 "valid_from": _day(group["valid_from"]),
                 "valid_until": _day(group["valid_until"]),
             }
-            for group in supervision.schedule_groups(client)
+            for group in supervision_clients.schedule_groups(client)
         ],
         "exceptions": [
             {"date": exception.on_date.isoformat(), "action": exception.action, "time": exception.local_time}
@@ -78,7 +78,7 @@ def client_json(client: SupervisedClient) -> dict:
     }
 
 
-def _fields(problems: list[supervision.Problem], prefix: str | None) -> dict[str, str]:
+def _fields(problems: list[supervision_clients.Problem], prefix: str | None) -> dict[str, str]:
     fields: dict[str, str] = {}
     for problem in problems:
         name = problem.field
@@ -116,8 +116,8 @@ def list_clients():
         query = query.where(SupervisedClient.is_active.is_(active))
     clients = list(db.session.scalars(query.order_by(SupervisedClient.reference, SupervisedClient.id)))
     if area is not None and area.strip():
-        wanted = supervision.area_key(area)  # casefold in Python: SQLite's lower() is ASCII only
-        clients = [client for client in clients if supervision.area_key(client.area) == wanted]
+        wanted = supervision_clients.area_key(area)  # casefold in Python: SQLite's lower() is ASCII only
+        clients = [client for client in clients if supervision_clients.area_key(client.area) == wanted]
     page = clients[offset : offset + limit]
     return jsonify(items=[client_json(c) for c in page], total=len(clients), limit=limit, offset=offset)
 
@@ -136,10 +136,10 @@ def put_clients():
     if problems:
         raise ApiError(400, "the body does not match the documented schema", problems)
     try:
-        summary = supervision.save_clients(
+        summary = supervision_clients.save_clients(
             db.session, data["clients"], now=current_clock().now(), complete=data.get("complete", False)
         )
-    except supervision.BatchRejected as error:
+    except supervision_clients.BatchRejected as error:
         raise ApiError(422, "nothing was saved: see fields", _fields(error.problems, "clients")) from None
     _commit()
     return jsonify(
@@ -154,10 +154,10 @@ def put_clients():
 @roles_required(*USERS)
 def delete_client(reference: str):
     """Deactivate a client: no more supervisions derived for it; its history stays."""
-    client = supervision.find_client(db.session, reference)
+    client = supervision_clients.find_client(db.session, reference)
     if client is None:
         raise ApiError(404, "no supervised client with this reference")
-    supervision.deactivate_client(db.session, client, now=current_clock().now())
+    supervision_clients.deactivate_client(db.session, client, now=current_clock().now())
     _commit()
     return jsonify(client_json(client))
 
@@ -180,7 +180,7 @@ def post_failures():
     now = current_clock().now()
     try:
         reported = supervision.report_failures(db.session, items, source="operator", now=now, reported_by_id=g.user.id)
-    except supervision.BatchRejected as error:
+    except supervision_clients.BatchRejected as error:
         raise ApiError(
             422, "nothing was saved: see fields", _fields(error.problems, "failures" if batch else None)
         ) from None

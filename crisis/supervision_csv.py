@@ -21,7 +21,7 @@ One row per client. The columns (English names accepted on import, any order, an
 
 Like the register's import (:mod:`contacts.register_csv`, whose reading rules apply: UTF-8 or
 Windows-1252, ``;`` or ``,``, at most 5 MB, formula cells guarded with ``'``): every row is checked
-with the API's own rules (:func:`crisis.supervision.clean_client`) and every problem is reported
+with the API's own rules (:func:`crisis.supervision_clients.clean_client`) and every problem is reported
 (line, column, problem); only a file without problems is saved, in one transaction. A client is
 its reference: a row updates the client with that reference (its schedule and exceptions are
 replaced by the row's), a new reference creates one. With "the file is the whole list", active
@@ -51,7 +51,7 @@ from contacts.models import Provider
 from contacts.register_csv import BOM, MAX_BYTES, MAX_ROWS, ImportRejected, RowProblem, _guard, _unguard, decode
 from core.clock import current_clock
 from core.extensions import db
-from crisis import supervision
+from crisis import supervision_clients
 from crisis.visit_models import SupervisedClient
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
@@ -129,7 +129,7 @@ def parse_exceptions_text(text: str) -> list[dict]:
             {
                 "date": match.group("date"),
                 "time": match.group("time"),
-                "action": supervision.SKIP if word in _SKIP_WORDS else supervision.ADD,
+                "action": supervision_clients.SKIP if word in _SKIP_WORDS else supervision_clients.ADD,
             }
         )
     return exceptions
@@ -144,7 +144,7 @@ def _days_text(days: list[int]) -> str:
             runs[-1].append(day)
         else:
             runs.append([day])
-    names = supervision.WEEKDAY_SV
+    names = supervision_clients.WEEKDAY_SV
     parts = []
     for run in runs:
         if len(run) >= 3:
@@ -156,7 +156,7 @@ def _days_text(days: list[int]) -> str:
 
 def schedule_text(client: SupervisedClient) -> str:
     parts = []
-    for group in supervision.schedule_groups(client):
+    for group in supervision_clients.schedule_groups(client):
         text = f"{_days_text(group['weekdays'])} {','.join(group['times'])}"
         if group["valid_from"] is not None:
             text += f" från {group['valid_from'].isoformat()}"
@@ -169,7 +169,7 @@ def schedule_text(client: SupervisedClient) -> str:
 def exceptions_text(client: SupervisedClient) -> str:
     parts = []
     for exception in sorted(client.exceptions, key=lambda e: (e.on_date, e.local_time or "", e.action)):
-        word = "inställd" if exception.action == supervision.SKIP else "extra"
+        word = "inställd" if exception.action == supervision_clients.SKIP else "extra"
         time_part = f" {exception.local_time}" if exception.local_time else ""
         parts.append(f"{exception.on_date.isoformat()}{time_part} {word}")
     return "; ".join(parts)
@@ -224,7 +224,9 @@ def _message(problems: list[RowProblem]) -> str:
     return f"Filen importerades inte: {lines} rad{'er' if lines != 1 else ''} har fel. Rätta och försök igen."
 
 
-def import_csv(db_session: Session, data: bytes, *, now: datetime, complete: bool = False) -> supervision.SaveSummary:
+def import_csv(
+    db_session: Session, data: bytes, *, now: datetime, complete: bool = False
+) -> supervision_clients.SaveSummary:
     """Validate the whole file, then save it in the caller's transaction (the caller commits).
     Raises :class:`~contacts.register_csv.ImportRejected` with every problem, writing nothing."""
     headers, rows = _read(decode(data))
@@ -260,10 +262,10 @@ def import_csv(db_session: Session, data: bytes, *, now: datetime, complete: boo
         lines.append(line)
     try:
         if problems:
-            supervision.check_clients(db_session, items)  # the other columns' problems too
-            raise supervision.BatchRejected([])
-        return supervision.save_clients(db_session, items, now=now, complete=complete)
-    except supervision.BatchRejected as error:
+            supervision_clients.check_clients(db_session, items)  # the other columns' problems too
+            raise supervision_clients.BatchRejected([])
+        return supervision_clients.save_clients(db_session, items, now=now, complete=complete)
+    except supervision_clients.BatchRejected as error:
         for problem in error.problems:
             key = _FIELD_COLUMN.get(problem.field.split("[", 1)[0].split(".", 1)[0], problem.field.split("[", 1)[0])
             column = headers.get(key, "")
@@ -340,8 +342,8 @@ def _page(*, summary=None, rejected=None, status=200):
         query = query.where(SupervisedClient.is_active.is_(filters["active"] == "yes"))
     clients = list(db.session.scalars(query.order_by(SupervisedClient.reference)))
     if filters["area"]:
-        wanted = supervision.area_key(filters["area"])
-        clients = [client for client in clients if supervision.area_key(client.area) == wanted]
+        wanted = supervision_clients.area_key(filters["area"])
+        clients = [client for client in clients if supervision_clients.area_key(client.area) == wanted]
     providers = db.session.scalars(select(Provider).order_by(Provider.name)).all()
     areas = sorted({client.area for client in db.session.scalars(select(SupervisedClient))}, key=str.casefold)
     return (

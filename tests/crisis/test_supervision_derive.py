@@ -16,7 +16,7 @@ from sqlalchemy import select
 from contacts import register
 from contacts.register import Actor
 from core.extensions import db
-from crisis import supervision
+from crisis import supervision, supervision_clients
 from crisis.models import Incident, IncidentEvent, IncidentProvider, IncidentStatus
 from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitEvent
 from scheduling.service import tick
@@ -73,7 +73,7 @@ def world(app, clock):
                     "schedules": [{"weekdays": "alla", "times": ROUNDS[name]}],
                 }
             )
-        supervision.save_clients(db.session, items, now=clock.now())
+        supervision_clients.save_clients(db.session, items, now=clock.now())
         db.session.commit()
     return providers
 

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crisis.supervision import local_instant, parse_weekdays, supervisions_between
+from crisis.supervision import local_instant, supervisions_between
+from crisis.supervision_clients import parse_weekdays
 from crisis.visit_models import ScheduleException, SupervisedClient, SupervisionSchedule
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
