@@ -269,7 +269,7 @@ def _visits_created(db_session: Session, visits: list[Visit], now: datetime) -> 
     visits_module.visits_created(db_session, visits, now)
 
 
-def clean_failure(db_session: Session, item, *, now: datetime, clients: dict | None = None) -> dict:
+def clean_failure(db_session: Session, item, *, now: datetime) -> dict:
     """One reported failure checked: reference, scheduled_at (ISO 8601 with an offset), reason.
     :class:`SupervisionError` with every problem."""
     errors: dict[str, str] = {}

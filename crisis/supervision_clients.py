@@ -67,8 +67,8 @@ class SupervisionError(ValueError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem of one item of a batch: its index (0-based; a CSV file's line number), the
-    field and what is wrong (Swedish)."""
+    """One problem of one item of a batch: its index (0-based; the CSV import turns it into the
+    file's line number), the field and what is wrong (Swedish)."""
 
     index: int
     field: str
