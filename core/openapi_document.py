@@ -548,8 +548,9 @@ def build_document() -> dict:
             {"name": "calendar", "description": "Office hours and the monthly check's dates; public."},
             {"name": "meta", "description": "This description; public."},
             {"name": "notices", "description": "Supplier notices (driftmeddelanden) of disruptions."},
+            {"name": "supervision", "description": "Camera-supervised clients and failed supervisions."},
         ],
-        "paths": {**_paths(), **_notice_paths()},
+        "paths": {**_paths(), **_notice_paths(), **_supervision_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
@@ -559,7 +560,7 @@ def build_document() -> dict:
                     "description": "An API token of a user; the user's role decides what it may do.",
                 }
             },
-            "schemas": {**_schemas(), **_notice_schemas()},
+            "schemas": {**_schemas(), **_notice_schemas(), **_supervision_schemas()},
             "parameters": _parameters(),
             "responses": _responses(),
         },
@@ -574,6 +575,13 @@ officer (TIB) outside them. Suppliers' API users, the alarm centre, the team, th
 and admins may post; a supplier's user reads only its own supplier's notices (others answer 404)
 and may not name another supplier (403). Times need a UTC offset; a naive time is refused (422).
 Field errors (422) are in Swedish, for the person who typed the value."""
+
+
+AREA = {
+    "type": ["string", "null"],
+    "maxLength": 100,
+    "description": "The affected area of camera-supervised clients; null or empty: every area.",
+}
 
 
 def _notice_schemas() -> dict:
@@ -600,6 +608,7 @@ def _notice_schemas() -> dict:
                 "starts_at",
                 "expected_end",
                 "providers",
+                "area",
                 "received_at",
                 "status",
                 "party",
@@ -620,6 +629,7 @@ def _notice_schemas() -> dict:
                 "starts_at": NULLABLE_INSTANT,
                 "expected_end": NULLABLE_INSTANT,
                 "providers": providers,
+                "area": AREA,
                 "received_at": INSTANT,
                 "status": {"type": "string", "enum": ["new", "open", "not_relevant", "resolved"]},
                 "party": {
@@ -669,6 +679,7 @@ def _notice_schemas() -> dict:
                         "apply_local_routines": {"type": "boolean", "default": True},
                     },
                 },
+                "area": AREA,
             },
         },
         "NoticeUpdate": {
@@ -682,6 +693,7 @@ def _notice_schemas() -> dict:
                     "description": "true: the supplier says it is fixed; the handling party closes the incident.",
                 },
                 "comment": {"type": "string", "maxLength": 2000, "description": "A short note on the timeline."},
+                "area": AREA,
             },
         },
     }
@@ -738,4 +750,208 @@ def _notice_paths() -> dict:
             },
             "patch": update,
         },
+    }
+
+
+# --- camera supervision (crisis.supervision_api) ------------------------------------------------
+
+SUPERVISION_DESCRIPTION = """\
+Camera-supervised clients are known by a pseudonymous reference shared by the alarm operator and
+the provider, their provider, an area and weekly schedules of Stockholm wall-clock times with
+exceptions. The alarm operator, the team and admins may use these endpoints. A refused batch
+saves nothing and lists every problem (422, Swedish messages, fields like
+clients[3].schedules[0].times)."""
+
+_DATE = {"type": "string", "format": "date"}
+_NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
+_HHMM = {"type": "string", "pattern": "^([01]?[0-9]|2[0-3])[:.][0-5][0-9]$", "description": "HH:MM, local time."}
+_WEEKDAY = {
+    "oneOf": [
+        {"type": "string", "description": "mon..sun (mån..sön and ranges like mån-fre are accepted)"},
+        {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Monday"},
+    ]
+}
+
+
+def _supervision_schemas() -> dict:
+    schedule = {
+        "type": "object",
+        "required": ["weekdays", "times"],
+        "additionalProperties": False,
+        "properties": {
+            "weekdays": {"type": "array", "items": _WEEKDAY, "minItems": 1},
+            "times": {"type": "array", "items": _HHMM, "minItems": 1},
+            "valid_from": {**_NULLABLE_DATE, "description": "First local date (inclusive)."},
+            "valid_until": {**_NULLABLE_DATE, "description": "Last local date (inclusive)."},
+        },
+    }
+    exception = {
+        "type": "object",
+        "required": ["date", "action"],
+        "additionalProperties": False,
+        "properties": {
+            "date": _DATE,
+            "action": {"type": "string", "enum": ["skip", "add"]},
+            "time": {**_HHMM, "type": ["string", "null"], "description": "skip without a time: the whole day."},
+        },
+    }
+    visit = {
+        "type": "object",
+        "required": ["id", "reference", "provider_id", "due_at", "incident_id", "status", "created", "scheduled"],
+        "additionalProperties": False,
+        "properties": {
+            "id": ID,
+            "reference": {"type": "string"},
+            "provider_id": ID,
+            "due_at": INSTANT,
+            "incident_id": {**ID, "type": ["integer", "null"]},
+            "status": {"type": "string", "enum": ["open", "done", "not_done"]},
+            "created": {"type": "boolean", "description": "false: the failure was already known."},
+            "scheduled": {"type": "boolean", "description": "false: not one of the client's scheduled times."},
+        },
+    }
+    return {
+        "SupervisedClient": {
+            "type": "object",
+            "required": [
+                "reference",
+                "provider_id",
+                "area",
+                "active",
+                "schedules",
+                "exceptions",
+                "created_at",
+                "updated_at",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "reference": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "provider_id": ID,
+                "area": {"type": "string", "maxLength": 100},
+                "active": {"type": "boolean"},
+                "schedules": {"type": "array", "items": schedule},
+                "exceptions": {"type": "array", "items": exception},
+                "created_at": INSTANT,
+                "updated_at": NULLABLE_INSTANT,
+            },
+        },
+        "SupervisedClientInput": {
+            "type": "object",
+            "required": ["reference", "area"],
+            "additionalProperties": False,
+            "properties": {
+                "reference": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                "provider_id": {**ID, "description": "The provider (or name it by provider)."},
+                "provider": {"type": "string", "description": "The provider's name or organisation number."},
+                "area": {"type": "string", "maxLength": 100},
+                "active": {"type": "boolean", "default": True},
+                "schedules": {"type": "array", "items": schedule},
+                "exceptions": {"type": "array", "items": exception},
+            },
+        },
+        "SupervisedClientBatch": {
+            "type": "object",
+            "required": ["clients"],
+            "additionalProperties": False,
+            "properties": {
+                "clients": {"type": "array", "items": {"$ref": "#/components/schemas/SupervisedClientInput"}},
+                "complete": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "true: the whole set; active clients not in it are deactivated.",
+                },
+            },
+        },
+        "SupervisedClientSaved": {
+            "type": "object",
+            "required": ["created", "updated", "unchanged", "deactivated"],
+            "additionalProperties": False,
+            "properties": {
+                name: {"type": "integer", "minimum": 0} for name in ("created", "updated", "unchanged", "deactivated")
+            },
+        },
+        "SupervisedClientPage": _page_of("SupervisedClient"),
+        "SupervisionFailure": {
+            "type": "object",
+            "required": ["reference", "scheduled_at"],
+            "additionalProperties": False,
+            "properties": {
+                "reference": {"type": "string"},
+                "scheduled_at": {**INSTANT, "description": "With an offset; within a day of now."},
+                "reason": {"type": "string", "maxLength": 300},
+            },
+        },
+        "SupervisionFailureInput": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/SupervisionFailure"},
+                {
+                    "type": "object",
+                    "required": ["failures"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "failures": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"$ref": "#/components/schemas/SupervisionFailure"},
+                        }
+                    },
+                },
+            ]
+        },
+        "SupervisionVisits": {
+            "type": "object",
+            "required": ["visits"],
+            "additionalProperties": False,
+            "properties": {"visits": {"type": "array", "items": visit}},
+        },
+    }
+
+
+def _supervision_paths() -> dict:
+    tags = ["supervision"]
+    query = [
+        {"name": "provider_id", "in": "query", "required": False, "schema": ID, "description": "One provider's."},
+        {"name": "area", "in": "query", "required": False, "schema": {"type": "string"}, "description": "Any case."},
+        _ref("Active", "parameters"),
+        _ref("Limit", "parameters"),
+        _ref("Offset", "parameters"),
+    ]
+    reference = {
+        "name": "reference",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The client's reference.",
+    }
+    put = _write("Create or update clients (all or nothing)", "SupervisedClientBatch", "SupervisedClientSaved", "200")
+    put.update(tags=tags, description=SUPERVISION_DESCRIPTION)
+    post = _write("Report failed supervisions", "SupervisionFailureInput", "SupervisionVisits", "201")
+    post["responses"]["201"].pop("headers", None)
+    post["responses"]["201"]["description"] = "At least one new failure: the visits (new and existing)."
+    post["responses"]["200"] = _json(_ref("SupervisionVisits"), "Every failure was already known: its visit.")
+    post.update(
+        tags=tags,
+        description="One failure or {failures: [...]}. Each becomes one visit for the client's provider, due at "
+        "the scheduled time; the same client and time again is the same failure and visit.",
+    )
+    return {
+        "/api/v1/supervised-clients": {
+            "get": {
+                **_read("Supervised clients", "SupervisedClientPage", "A page of clients.", parameters=query),
+                "tags": tags,
+            },
+            "put": put,
+        },
+        "/api/v1/supervised-clients/{reference}": {
+            "delete": {
+                "summary": "Deactivate a client",
+                "tags": tags,
+                "parameters": [reference],
+                "responses": {
+                    "200": _json(_ref("SupervisedClient"), "The client, now inactive."),
+                    **_errors("401", "403", "404", "409"),
+                },
+            }
+        },
+        "/api/v1/supervision-failures": {"post": post},
     }

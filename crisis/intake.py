@@ -15,6 +15,8 @@ Decisions (the issue left them open):
   typo does not split one supplier's follow-up in two (the team adds suppliers on /suppliers).
 - Without ``starts_at`` an unplanned disruption starts when the notice arrives; planned work must
   say when it starts (the flag and the reminder depend on it).
+- ``area`` (optional, free text of at most 100 characters) narrows an incident of camera
+  supervision to the clients of that area (compared ignoring case and spacing); empty: every area.
 - ``providers`` is ``"all"`` (the default: every provider using the service, as the register
   stands when a letter goes out) or a non-empty list of active providers' ids.
 - Messages are Swedish: they are shown to the person who typed the value.
@@ -35,6 +37,7 @@ from crisis.models import Incident, IncidentProvider, IncidentStatus, Notice, No
 from worktime.calendar import responsible_at
 
 TITLE_MAX = 200
+AREA_MAX = 100
 BODY_MAX = 20_000
 WEEKDAY_NAMES = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
 _TRUE = {"true", "1", "on", "yes", "ja"}
@@ -95,6 +98,18 @@ def parse_bool(value) -> bool:
     if isinstance(value, str) and value.strip().casefold() in _TRUE | _FALSE:
         return value.strip().casefold() in _TRUE
     raise ValueError("Ange ja eller nej (true eller false)")
+
+
+def parse_area(value) -> str | None:
+    """The affected area (spacing normalised), or None for every area; ValueError (Swedish) else."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or not _storable(value):
+        raise ValueError("Skriv området som vanlig text")
+    area = " ".join(value.split())
+    if len(area) > AREA_MAX:
+        raise ValueError(f"Området får vara högst {AREA_MAX} tecken")
+    return area
 
 
 def find_supplier(db_session: Session, *, name=None, supplier_id=None) -> Supplier | None:
@@ -213,6 +228,11 @@ def clean_notice(db_session: Session, data: dict, *, now: datetime, supplier: Su
         errors["expected_end"] = "Beräknat slut måste vara efter starten"
 
     try:
+        cleaned["area"] = parse_area(data.get("area"))
+    except ValueError as error:
+        errors["area"] = str(error)
+
+    try:
         cleaned["providers"] = parse_providers(db_session, data.get("providers", "all"))
     except ValueError as error:
         errors["providers"] = str(error)
@@ -278,6 +298,7 @@ def create_notice(
         starts_at=cleaned["starts_at"] or now,
         expected_end_at=cleaned["expected_end"],
         all_providers=chosen is None,
+        area=cleaned["area"],
         status=IncidentStatus.NEW.value,
         # routing.route_incident decides; the column may not be empty until then.
         party=responsible_at(now, policy).responsible,
@@ -316,7 +337,7 @@ def create_notice(
 
 # --- corrections by the handling party ---------------------------------------------------------
 
-EDITABLE = ("service", "supplier_id", "planned", "starts_at", "expected_end", "providers")
+EDITABLE = ("service", "supplier_id", "planned", "starts_at", "expected_end", "providers", "area")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -327,6 +348,30 @@ def chosen_providers(db_session: Session, incident: Incident) -> list[int]:
     return sorted(
         db_session.scalars(select(IncidentProvider.provider_id).where(IncidentProvider.incident_id == incident.id))
     )
+
+
+def set_area(db_session: Session, incident: Incident, area, *, now: datetime, actor_id: int | None = None) -> bool:
+    """A new affected area (None or empty: every area), recorded as a ``note``; False when it is
+    the same. Raises :class:`NoticeError`; does not commit."""
+    try:
+        new = parse_area(area)
+    except ValueError as error:
+        raise NoticeError({"area": str(error)}) from None
+    if new == incident.area:
+        return False
+    incident.area = new
+    incident.updated_at = now
+    timeline.record(
+        db_session,
+        incident.id,
+        "note",
+        now,
+        actor_id=actor_id,
+        party=incident.party,
+        text="Rättat: area",
+        fields=["area"],
+    )
+    return True
 
 
 def set_expected_end(
@@ -361,9 +406,10 @@ def set_expected_end(
 def update_incident(
     db_session: Session, incident: Incident, data: dict, *, now: datetime, actor_id: int | None = None
 ) -> list[str]:
-    """Correct the incident's service, supplier, planned, start, expected end and providers from
-    ``data`` (the fields in :data:`EDITABLE`). A changed expected end is an ``expected_end_changed``
-    step, other changes one ``note`` step listing them. Returns the changed fields; raises
+    """Correct the incident's service, supplier, planned, start, expected end, providers and area
+    (only when ``data`` has the key ``area``) from ``data`` (the fields in :data:`EDITABLE`). A
+    changed expected end is an ``expected_end_changed`` step, other changes one ``note`` step
+    listing them. Returns the changed fields; raises
     :class:`NoticeError` with nothing changed; does not commit."""
     checked = clean_notice(
         db_session,
@@ -375,6 +421,7 @@ def update_incident(
             "starts_at": data.get("starts_at"),
             "expected_end": data.get("expected_end"),
             "providers": data.get("providers", "all"),
+            "area": data.get("area"),
         },
         now=incident.created_at or now,
     )
@@ -393,6 +440,9 @@ def update_incident(
     if starts_at != incident.starts_at:
         changed.append("starts_at")
         incident.starts_at = starts_at
+    if "area" in data and checked["area"] != incident.area:
+        changed.append("area")
+        incident.area = checked["area"]
     chosen = checked["providers"]
     if (chosen is None) != incident.all_providers or (
         chosen is not None and chosen != chosen_providers(db_session, incident)

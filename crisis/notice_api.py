@@ -50,10 +50,11 @@ NOTICE_FIELDS = (
     "expected_end",
     "providers",
     "letter",
+    "area",
 )
 LETTER_SENDERS = (Role.TEAM, Role.ON_CALL, Role.ADMIN)
 LETTER_FIELDS = ("subject", "body", "apply_local_routines")
-PATCH_FIELDS = ("expected_end", "resolved_by_supplier", "comment")
+PATCH_FIELDS = ("expected_end", "resolved_by_supplier", "comment", "area")
 KEY_MAX = 200
 
 
@@ -106,6 +107,7 @@ def notice_json(notice: Notice) -> dict:
         "starts_at": _instant(incident.starts_at),
         "expected_end": _instant(incident.expected_end_at),
         "providers": providers,
+        "area": incident.area,
         "received_at": _instant(notice.received_at),
         "status": incident.status,
         "party": incident.party,
@@ -290,8 +292,10 @@ def update_notice(notice_id: int):
         problems["comment"] = "expected a string of at most 2000 characters"
     if "expected_end" in data and not isinstance(data["expected_end"], str):
         problems["expected_end"] = "expected an ISO 8601 instant with an offset"
-    if not problems and not ({"expected_end", "resolved_by_supplier", "comment"} & set(data)):
-        problems["expected_end"] = "send expected_end, resolved_by_supplier or comment"
+    if "area" in data and data["area"] is not None and not isinstance(data["area"], str):
+        problems["area"] = "expected a string or null"
+    if not problems and not ({"expected_end", "resolved_by_supplier", "comment", "area"} & set(data)):
+        problems["expected_end"] = "send expected_end, resolved_by_supplier, comment or area"
     if problems:
         raise ApiError(400, "the body does not match the documented schema", problems)
     incident = notice.incident
@@ -302,6 +306,8 @@ def update_notice(notice_id: int):
     if "\x00" in comment:
         raise ApiError(422, "the change was refused: see fields", {"comment": "Texten innehåller ett otillåtet tecken"})
     try:
+        if "area" in data:
+            intake.set_area(db.session, incident, data["area"], now=now, actor_id=g.user.id)
         if "expected_end" in data:
             intake.set_expected_end(db.session, incident, data["expected_end"], now=now, actor_id=g.user.id)
     except intake.NoticeError as error:

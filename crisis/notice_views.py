@@ -70,6 +70,7 @@ def _form_data() -> dict:
         "starts_at": _form_instant(form.get("starts_at", "")),
         "expected_end": _form_instant(form.get("expected_end", "")),
         "providers": providers,
+        "area": form.get("area", ""),
     }
 
 
@@ -85,6 +86,7 @@ def _values_from_form() -> dict:
         "expected_end": form.get("expected_end", ""),
         "providers": form.get("providers", "all"),
         "provider_ids": {int(v) for v in form.getlist("provider_ids") if v.isdigit()},
+        "area": form.get("area", ""),
     }
 
 
@@ -159,6 +161,7 @@ def edit(incident_id: int):
             "expected_end": _local_input(incident.expected_end_at),
             "providers": "all" if incident.all_providers else "chosen",
             "provider_ids": set(intake.chosen_providers(db.session, incident)),
+            "area": incident.area or "",
         }
         return render_template("crisis/incident_edit.html", incident=incident, values=values, errors={}, **_choices())
     data = _form_data()
