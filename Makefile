@@ -33,5 +33,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two worker processes: this machine has two cores (see README, Tests).
+PYTEST_ARGS ?= -n 2
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
