@@ -33,9 +33,10 @@ Decisions (the issue left them open):
 - **Derived failures.** For every incident of the service ``camera_supervision`` with a start,
   the affected clients (the incident's area, or every area; the chosen providers' clients when
   the incident is for some providers only) get a failure for every supervision in the window
-  ``[starts_at, end)``: ``end`` is when the incident was closed, else the expected end, but at
-  most :data:`LOOKAHEAD` (60 minutes) ahead of now, so that a provider can plan the next hour's
-  visits and the window grows with every tick. Supervisions more than :data:`CATCH_UP`
+  ``[starts_at, end)``: ``end`` is when the incident was closed, else the expected end (at most
+  :data:`HORIZON`, 12 hours, ahead of now), so that each provider gets its night's visits in one
+  alert and can plan its staff; without an expected end, :data:`LOOKAHEAD` (60 minutes) ahead
+  of now, the window growing with every tick, as it does when the expected end is moved. Supervisions more than :data:`CATCH_UP`
   (24 hours) ago are not derived: a visit that late replaces nothing (the alarm operator may
   still report one). After the incident closes, nothing new is created for times after its end;
   the supervisions after the end go back to the alarm operator, recorded once on the timeline
@@ -83,7 +84,8 @@ from scheduling.registry import planner
 log = logging.getLogger(__name__)
 
 SERVICE = "camera_supervision"
-LOOKAHEAD = timedelta(minutes=60)  # derived visits are created this far ahead of now
+LOOKAHEAD = timedelta(minutes=60)  # without an expected end, visits are derived this far ahead of now
+HORIZON = timedelta(hours=12)  # never further ahead than this
 CATCH_UP = timedelta(hours=24)  # supervisions further back are not derived
 REPORT_WINDOW = timedelta(hours=24)  # a reported failure's time must lie within this of now
 SNAP = timedelta(minutes=5)  # a reported time this close to a scheduled supervision is that one
@@ -406,9 +408,9 @@ def derivation_window(incident: Incident, now: datetime) -> tuple[datetime, date
         return None
     end = incident_end(incident)
     if end is None:
-        end = now + LOOKAHEAD
-        if incident.expected_end_at is not None:
-            end = min(end, incident.expected_end_at)
+        # The whole window as it is known (a provider plans its night at once), at most HORIZON
+        # ahead; without an expected end, LOOKAHEAD ahead of now, growing with every tick.
+        end = min(incident.expected_end_at or now + LOOKAHEAD, now + HORIZON)
     start = max(incident.starts_at, now - CATCH_UP)
     if end <= start:
         return None

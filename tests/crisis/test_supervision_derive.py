@@ -161,8 +161,10 @@ def test_exactly_the_supervisions_inside_the_window_become_visits_each_once(app,
     assert not any(due >= END for _, due, *_ in made) and not any(due < START for _, due, *_ in made)
     # Nobody in Söder.
     assert not any(int(reference[2:]) >= 40 for reference, *_ in made)
-    # Created ahead, but never more than the lookahead before they are due.
-    assert all(due - created <= supervision.LOOKAHEAD for _, due, _, created, _ in made)
+    # The whole known window at once, at the first tick (each provider plans its night from one
+    # alert), never more than the horizon before they are due.
+    assert {created for _, _, _, created, _ in made} == {local(TUESDAY, 20)}
+    assert all(due - created <= supervision.HORIZON for _, due, _, created, _ in made)
     # visits_created got every new visit exactly once.
     handed = [visit_id for batch in created_visits for visit_id in batch]
     assert len(handed) == len(set(handed)) == len(made)
@@ -256,7 +258,7 @@ def test_a_reported_failure_and_a_derived_one_are_one_visit(app, clock, world, c
     with app.app_context():
         failures = db.session.scalars(select(SupervisionFailure).join(SupervisedClient)).all()
         assert len([f for f in failures if f.client_id == 1 and f.scheduled_at == local(TUESDAY, 23)]) == 1
-    assert len(visits(app)) == len(expected(app, START, local(WEDNESDAY, 0, 30)))
+    assert len(visits(app)) == len(expected(app, START, END))  # the known window: 22:00-03:00
 
 
 def test_a_camera_incident_without_clients_or_of_another_service_derives_nothing(app, clock, created_visits):
