@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 MESSAGE_KIND = "crisis.letter"
 REF_TYPE = "letter"
 FANOUT_TASK = "crisis.letter_fanout"
-FANOUT_CHUNK = 200  # contacts per transaction when a big letter is queued
+FIRST_CHUNK = 50  # contacts queued with the letter itself: the first messages leave at its commit
+FANOUT_CHUNK = 250  # contacts per transaction for the rest of a big letter
 RESEND_TASK = "crisis.letter_resend"
 CALL_TASK = "crisis.letter_call"
 CHANNELS = (Channel.EMAIL, Channel.SMS)
@@ -285,12 +286,21 @@ def _sms_title(common: dict, longest_link: str) -> str:
         title = title + "..." if title else ""
 
 
-def _contacts_of(db_session: Session, provider_ids: list[int]) -> list[ContactPerson]:
+def _contacts_of(db_session: Session, provider_ids: list[int]) -> list:
+    """The active contacts of active providers among ``provider_ids``, in a stable order, as
+    rows (id, provider_id, name, email, mobile): plain values, so that a commit between the
+    chunks of a big letter does not make each of them load again."""
     if not provider_ids:
         return []
     return list(
-        db_session.scalars(
-            select(ContactPerson)
+        db_session.execute(
+            select(
+                ContactPerson.id,
+                ContactPerson.provider_id,
+                ContactPerson.name,
+                ContactPerson.email,
+                ContactPerson.mobile,
+            )
             .join(Provider, Provider.id == ContactPerson.provider_id)
             .where(
                 ContactPerson.provider_id.in_(provider_ids),
@@ -311,20 +321,21 @@ def _queue_copies(
     *,
     suffix: str = "",
     part: tuple[int, int | None] = (0, None),
+    links: dict[int, str] | None = None,
 ) -> int:
     """Queue the e-mail and SMS of ``letter`` to the active contacts of the receipts' providers
     (those in ``part``, a slice of them in their stable order; already queued ones are left
     alone); returns the number of contacts of the whole letter."""
-    by_provider = {receipt.provider_id: receipt for receipt in receipts}
-    everyone = _contacts_of(db_session, list(by_provider))
+    if links is None:
+        links = {receipt.provider_id: link_url(receipt) for receipt in receipts}
+    everyone = _contacts_of(db_session, list(links))
     contacts = everyone[part[0] : part[1]]
     if not contacts:
         return len(everyone)
     providers = {
         provider.id: provider.name
-        for provider in db_session.scalars(select(Provider).where(Provider.id.in_(list(by_provider) or [0])))
+        for provider in db_session.scalars(select(Provider).where(Provider.id.in_(list(links) or [0])))
     }
-    links = {receipt.provider_id: link_url(receipt) for receipt in receipts}
     common = letter_context(db_session, letter, incident)
     if links:
         common["sms_title"] = _sms_title(common, max(links.values(), key=len))
@@ -428,12 +439,12 @@ def send_letter(
     receipts = [LetterReceipt(letter_id=letter.id, provider_id=pid, nonce=new_nonce()) for pid in provider_ids]
     db_session.add_all(receipts)
     db_session.flush()
-    # A big letter queues its first FANOUT_CHUNK contacts in this transaction, so that the first
+    # A big letter queues its first FIRST_CHUNK contacts in this transaction, so that the first
     # messages go out as soon as it commits; the rest follow in transactions of their own
     # (queue_remaining, called by the request after its commit) and, whatever happens to that
     # request, by the FANOUT_TASK on the next tick (idempotent: queued copies are skipped).
-    letter.recipients = _queue_copies(db_session, letter, incident, receipts, now, part=(0, FANOUT_CHUNK))
-    if letter.recipients > FANOUT_CHUNK:
+    letter.recipients = _queue_copies(db_session, letter, incident, receipts, now, part=(0, FIRST_CHUNK))
+    if letter.recipients > FIRST_CHUNK:
         schedule(
             db_session=db_session,
             kind=FANOUT_TASK,
@@ -551,11 +562,12 @@ def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commi
     incident = db_session.get(Incident, letter.incident_id)
     receipts = list(letter.receipts)
     if not commit:
-        _queue_copies(db_session, letter, incident, receipts, now, part=(FANOUT_CHUNK, None))
+        _queue_copies(db_session, letter, incident, receipts, now, part=(FIRST_CHUNK, None))
         return
-    start = FANOUT_CHUNK
-    while start < letter.recipients:
-        _queue_copies(db_session, letter, incident, receipts, now, part=(start, start + FANOUT_CHUNK))
+    links = {receipt.provider_id: link_url(receipt) for receipt in receipts}  # read once: commits expire them
+    start, total = FIRST_CHUNK, letter.recipients
+    while start < total:
+        _queue_copies(db_session, letter, incident, [], now, part=(start, start + FANOUT_CHUNK), links=links)
         db_session.commit()
         start += FANOUT_CHUNK
 

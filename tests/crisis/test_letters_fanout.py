@@ -19,7 +19,9 @@ from tests.crisis.test_letters_helpers import SETTINGS, local, make_incident, ma
 
 @pytest.fixture
 def app(make_app, monkeypatch):
-    monkeypatch.setattr(letters, "FANOUT_CHUNK", 2)  # three active contacts: two parts
+    # Three active contacts: two with the letter, then one per transaction.
+    monkeypatch.setattr(letters, "FIRST_CHUNK", 2)
+    monkeypatch.setattr(letters, "FANOUT_CHUNK", 1)
     return make_app(**SETTINGS)
 
 
