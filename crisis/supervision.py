@@ -36,9 +36,9 @@ Decisions (the issue left them open):
   ``[starts_at, end)``: ``end`` is when the incident was closed, else the expected end (at most
   :data:`HORIZON`, 12 hours, ahead of now), so that each provider gets its night's visits in one
   alert and can plan its staff; without an expected end, :data:`LOOKAHEAD` (60 minutes) ahead
-  of now, the window growing with every tick, as it does when the expected end is moved. Supervisions more than :data:`CATCH_UP`
-  (24 hours) ago are not derived: a visit that late replaces nothing (the alarm operator may
-  still report one). After the incident closes, nothing new is created for times after its end;
+  of now, the window growing with every tick, as it does when the expected end is moved.
+  Supervisions more than :data:`CATCH_UP` (24 hours) ago are not derived: a visit that late
+  replaces nothing (the alarm operator may still report one). After the incident closes, nothing new is created for times after its end;
   the supervisions after the end go back to the alarm operator, recorded once on the timeline
   (``supervision_returned``, with how many fell in the remaining lookahead). Visits already
   created stay until the provider closes them.
