@@ -38,10 +38,10 @@ Decisions (the issue left them open):
   alert and can plan its staff; without an expected end, :data:`LOOKAHEAD` (60 minutes) ahead
   of now, the window growing with every tick, as it does when the expected end is moved.
   Supervisions more than :data:`CATCH_UP` (24 hours) ago are not derived: a visit that late
-  replaces nothing (the alarm operator may still report one). After the incident closes, nothing new is created for times after its end;
-  the supervisions after the end go back to the alarm operator, recorded once on the timeline
-  (``supervision_returned``, with how many fell in the remaining lookahead). Visits already
-  created stay until the provider closes them.
+  replaces nothing (the alarm operator may still report one). After the incident closes, nothing
+  new is created for times after its end; the supervisions after the end go back to the alarm
+  operator, recorded once on the timeline (``supervision_returned``, with how many fell in the
+  remaining lookahead). Visits already created stay until the provider closes them.
 - Reasons and references are not logged; a reference is pseudonymous, but logs need none.
 """
 
