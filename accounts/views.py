@@ -119,8 +119,12 @@ def login_code():
     pending_at = session.get("pending_at") or 0
     user = get_user(db_session=db.session, user_id=user_id) if user_id is not None else None
     if user is None or not user.totp_secret or now.timestamp() - pending_at > PENDING_SECONDS:
-        session.clear()
-        return redirect(url_for("accounts.login"))
+        for key in ("pending_uid", "pending_at", "pending_next"):
+            session.pop(key, None)
+        if request.method == "POST":
+            return redirect(url_for("accounts.login"))
+        notice = _("Logga in med användarnamn och lösenord först.")
+        return render_template("accounts/login.html", errors={}, username="", notice=notice)
     errors: dict[str, str] = {}
     if request.method == "POST":
         if security.is_locked(user, now):
