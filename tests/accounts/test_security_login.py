@@ -138,3 +138,12 @@ def test_session_cookie_is_httponly_lax_and_secure_over_https(make_app):
     response = client.get("/login", base_url="https://krisrutin.example.se")
     cookie = response.headers.get("Set-Cookie", "")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+def test_an_administrator_can_unlock_an_account_from_the_command_line(client, runner, make_user):
+    _, username, password = make_user("team")
+    fail(client, username, 5)
+    result = runner.invoke(args=["users", "unlock", username])
+    assert result.exit_code == 0, result.output
+    assert log_in(client, username, password).status_code == 302
+    assert runner.invoke(args=["users", "unlock", "nobody-here"]).exit_code != 0

@@ -157,3 +157,15 @@ def test_team_members_may_log_in_without_totp(app, client, make_user):
     _, username, password = make_user("team")
     log_in(client, username, password)
     assert client.get("/").status_code == 200
+
+
+def test_a_lost_phone_is_handled_by_resetting_the_second_factor(app, client, clock, runner, make_user):
+    user_id, username, password = make_user("team")
+    log_in(client, username, password)
+    enrol(client, clock)
+    result = runner.invoke(args=["users", "reset-totp", username])
+    assert result.exit_code == 0, result.output
+    assert client.get("/").status_code == 302  # the old session ended
+    assert log_in(client, username, password).headers["Location"] == "/"
+    with app.app_context():
+        assert db.session.get(User, user_id).totp_secret is None
