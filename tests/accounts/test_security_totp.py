@@ -156,7 +156,9 @@ def test_team_members_may_log_in_without_totp(app, client, make_user):
     app.config["ADMIN_TOTP_REQUIRED"] = True
     _, username, password = make_user("team")
     log_in(client, username, password)
-    assert client.get("/").status_code == 200
+    start = client.get("/")
+    assert start.status_code == 200
+    assert "Aktivera tvåstegsverifiering" in start.get_data(as_text=True)  # optional, offered
 
 
 def test_a_lost_phone_is_handled_by_resetting_the_second_factor(app, client, clock, runner, make_user):
