@@ -115,9 +115,46 @@ def _load_principal():
         user = get_user(db_session=db.session, user_id=user_id)
         if user is None or not user.is_active or session.get("sv") != user.session_version:
             session.clear()
+        elif _session_expired():
+            session.clear()
+            g.session_expired = True
         else:
             g.user, g.auth_method = user, "session"
+            session["seen_at"] = int(current_clock().now().timestamp())
     return None
+
+
+def _session_expired() -> bool:
+    """Idle for SESSION_IDLE_MINUTES, or logged in longer than SESSION_MAX_HOURS (app clock)."""
+    from flask import current_app
+
+    now = current_clock().now().timestamp()
+    idle = current_app.config.get("SESSION_IDLE_MINUTES")
+    max_hours = current_app.config.get("SESSION_MAX_HOURS")
+    login_at = session.get("login_at")
+    seen_at = session.get("seen_at", login_at)
+    if login_at is None:  # a session from before timeouts existed: start counting now
+        session["login_at"] = session["seen_at"] = int(now)
+        return False
+    if idle and seen_at is not None and now - seen_at > idle * 60:
+        return True
+    return bool(max_hours and now - login_at > max_hours * 3600)
+
+
+# Endpoints an administrator without a second factor may still reach (enrol, log out).
+TOTP_ENROLMENT_ENDPOINTS = frozenset({"accounts.totp_enrol", "accounts.logout", "static"})
+
+
+def _must_enrol_totp() -> bool:
+    from flask import current_app
+
+    return (
+        g.auth_method == "session"
+        and g.user is not None
+        and g.user.role_enum is Role.ADMIN
+        and not g.user.totp_secret
+        and bool(current_app.config.get("ADMIN_TOTP_REQUIRED"))
+    )
 
 
 def _deny(status: int, message: str):
@@ -142,6 +179,17 @@ def enforce_access():
     denied = _load_principal()
     if denied is not None:
         return denied
+    if rule is not None and not rule.public and g.user is None and g.get("session_expired"):
+        if is_api_request():
+            return _deny(401, "the session has expired: log in again")
+        return redirect(url_for("accounts.login", expired=1, next=request.full_path.rstrip("?")))
+    if _must_enrol_totp() and request.endpoint not in TOTP_ENROLMENT_ENDPOINTS:
+        g.totp_required = True
+        if is_api_request():
+            return _deny(403, "administrators must enrol a second factor first")
+        return redirect(url_for("accounts.totp_enrol"))
+    if _must_enrol_totp():
+        g.totp_required = True
     if rule is not None and not rule.public and g.user is None:
         # Before the CSRF check: an anonymous request to a protected endpoint is told to log in
         # (401), not that its CSRF token is missing; it can change nothing either way.
@@ -166,4 +214,10 @@ def enforce_access():
 def init_app(app) -> None:
     if app.config.get("WTF_CSRF_CHECK_DEFAULT", True):
         raise RuntimeError("set WTF_CSRF_CHECK_DEFAULT=False: enforce_access checks CSRF itself")
+    # Session timeouts and the admin second factor, from app.config (tests may change them).
+    # In the test environment they are off unless a test turns them on, so that the suite's
+    # fake clock and admin logins elsewhere keep working; everywhere else they are on.
+    app.config.setdefault("SESSION_IDLE_MINUTES", None if app.testing else 30)
+    app.config.setdefault("SESSION_MAX_HOURS", None if app.testing else 12)
+    app.config.setdefault("ADMIN_TOTP_REQUIRED", not app.testing)
     app.before_request(enforce_access)

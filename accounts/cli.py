@@ -55,6 +55,34 @@ def create_user_command(
     click.echo(f"Created user {user.username} ({user.role}).")
 
 
+@users_cli.command("unlock")
+@click.argument("username")
+def unlock_user_command(username: str) -> None:
+    """Lift a login lock-out (after five failed attempts) before its 15 minutes are over."""
+    from accounts.security import reset_failures
+
+    user = get_user_by_username(db_session=db.session, username=username)
+    if user is None:
+        raise click.UsageError(f"no user named {username!r}")
+    reset_failures(user)
+    db.session.commit()
+    click.echo(f"Unlocked {user.username}.")
+
+
+@users_cli.command("reset-totp")
+@click.argument("username")
+def reset_totp_command(username: str) -> None:
+    """Remove a user's second factor (a lost phone); they enrol again at /account/totp."""
+    user = get_user_by_username(db_session=db.session, username=username)
+    if user is None:
+        raise click.UsageError(f"no user named {username!r}")
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.session_version += 1  # sessions made with the old factor end
+    db.session.commit()
+    click.echo(f"Removed the second factor of {user.username}; they must enrol again.")
+
+
 @tokens_cli.command("create")
 @click.option("--user", "username", required=True, help="The user the token acts as.")
 @click.option("--name", default="cli", help="What the token is for, e.g. 'alarm centre'.")

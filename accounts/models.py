@@ -30,6 +30,13 @@ class User(db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Login throttling: failures since first_failed_at (a 15-minute window); locked until then.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    first_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # TOTP second factor (RFC 6238): base32 secret, never logged; the last accepted time step.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -56,3 +63,16 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class LoginFailure(db.Model):
+    """One failed login from an IP address; shared by all web processes for the per-IP limit."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ip: Mapped[str] = mapped_column(String(45), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    # SHA-256 of the username tried (not the name itself): unknown usernames "lock" like real ones,
+    # so the login page never tells whether a username exists.
+    account: Mapped[str | None] = mapped_column(String(64), index=True)

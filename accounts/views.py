@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
+from accounts import security
 from accounts.access import public, roles_required
 from accounts.roles import ALL_ROLES
-from accounts.service import authenticate_password
+from accounts.service import authenticate_password, get_user, get_user_by_username
 from core.clock import current_clock
 from core.extensions import db
 
@@ -28,35 +29,162 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _start_session(user) -> None:
+    """Grant the logged-in state: only here, after the password and (if enrolled) the code."""
+    now = current_clock().now()
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.id
+    session["sv"] = user.session_version
+    session["login_at"] = int(now.timestamp())
+    session["seen_at"] = int(now.timestamp())
+
+
+def _locked_message() -> str:
+    return _("För många misslyckade inloggningsförsök. Kontot är spärrat i 15 minuter. Försök igen senare.")
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
     errors: dict[str, str] = {}
     username = ""
+    notice = None
+    if request.args.get("expired"):
+        notice = _("Du har varit inaktiv för länge och har loggats ut. Logga in igen.")
     if request.method == "POST":
+        now = current_clock().now()
+        ip = _client_ip()
         username = request.form.get("username", "").strip()
         password = request.form.get("password", "")
+        if security.ip_blocked(db.session, ip, now):
+            log.warning("login refused: too many failures from one address")
+            errors["password"] = _(
+                "För många misslyckade inloggningar från din adress. Vänta 15 minuter och försök igen."
+            )
+            return render_template("accounts/login.html", errors=errors, username=username, notice=None), 429
         if not username:
             errors["username"] = _("Ange ditt användarnamn")
         if not password:
             errors["password"] = _("Ange ditt lösenord")
         if not errors:
-            user = authenticate_password(
-                db_session=db.session, username=username, password=password, now=current_clock().now()
-            )
-            if user is None:
-                log.info("login failed")
-                errors["password"] = _("Fel användarnamn eller lösenord")
-            else:
+            known = get_user_by_username(db_session=db.session, username=username)
+            if security.is_locked(known, now) or (
+                known is None and security.unknown_account_locked(db.session, username, now)
+            ):
+                security.record_failure(db.session, user=None, username=username, ip=ip, now=now)
                 db.session.commit()
-                session.clear()
-                session.permanent = True
-                session["uid"] = user.id
-                session["sv"] = user.session_version
-                log.info("login", extra={"user_id": user.id})
-                return redirect(_safe_next(request.args.get("next")))
+                errors["password"] = _locked_message()
+            else:
+                user = authenticate_password(db_session=db.session, username=username, password=password, now=now)
+                if user is None:
+                    security.record_failure(db.session, user=known, username=username, ip=ip, now=now)
+                    db.session.commit()
+                    log.info("login failed")
+                    if security.is_locked(known, now) or (
+                        known is None and security.unknown_account_locked(db.session, username, now)
+                    ):
+                        errors["password"] = _locked_message()
+                    else:
+                        errors["password"] = _("Fel användarnamn eller lösenord")
+                else:
+                    security.reset_failures(user)
+                    db.session.commit()
+                    if user.totp_secret:
+                        session.clear()
+                        session["pending_uid"] = user.id
+                        session["pending_at"] = int(now.timestamp())
+                        session["pending_next"] = _safe_next(request.args.get("next"))
+                        return redirect(url_for("accounts.login_code"))
+                    _start_session(user)
+                    log.info("login", extra={"user_id": user.id})
+                    return redirect(_safe_next(request.args.get("next")))
     status = 400 if errors else 200
-    return render_template("accounts/login.html", errors=errors, username=username), status
+    return render_template("accounts/login.html", errors=errors, username=username, notice=notice), status
+
+
+PENDING_SECONDS = 300
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@public
+def login_code():
+    """The second step for users with TOTP: the password was right, access is not granted yet."""
+    now = current_clock().now()
+    user_id = session.get("pending_uid")
+    pending_at = session.get("pending_at") or 0
+    user = get_user(db_session=db.session, user_id=user_id) if user_id is not None else None
+    if user is None or not user.totp_secret or now.timestamp() - pending_at > PENDING_SECONDS:
+        for key in ("pending_uid", "pending_at", "pending_next"):
+            session.pop(key, None)
+        if request.method == "POST":
+            return redirect(url_for("accounts.login"))
+        notice = _("Logga in med användarnamn och lösenord först.")
+        return render_template("accounts/login.html", errors={}, username="", notice=notice)
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if security.is_locked(user, now):
+            errors["code"] = _locked_message()
+        elif security.verify_user_code(user, request.form.get("code", ""), now):
+            security.reset_failures(user)
+            user.last_login_at = now
+            target = session.get("pending_next") or url_for("accounts.index")
+            db.session.commit()
+            _start_session(user)
+            log.info("login", extra={"user_id": user.id})
+            return redirect(_safe_next(target))
+        else:
+            security.record_failure(db.session, user=user, username=user.username, ip=_client_ip(), now=now)
+            db.session.commit()
+            log.info("login code refused", extra={"user_id": user.id})
+            errors["code"] = (
+                _locked_message()
+                if security.is_locked(user, now)
+                else _("Koden stämmer inte. Ange den sexsiffriga koden från din app.")
+            )
+    return render_template("accounts/login_code.html", errors=errors), 400 if errors else 200
+
+
+@bp.route("/account/totp", methods=["GET", "POST"])
+@roles_required(*ALL_ROLES)
+def totp_enrol():
+    """Enrol an authenticator app: show the secret, confirm with a code. Admins must do this."""
+    user = g.user
+    now = current_clock().now()
+    if user.totp_secret:
+        return render_template("accounts/totp.html", enrolled=True, errors={})
+    secret = session.get("totp_new_secret")
+    if not secret:
+        secret = security.new_totp_secret()
+        session["totp_new_secret"] = secret
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        step = security.matching_step(secret, request.form.get("code", ""), now)
+        if step is None:
+            errors["code"] = _("Koden stämmer inte. Ange den sexsiffriga koden från din app.")
+        else:
+            user.totp_secret = secret
+            user.totp_last_step = step
+            db.session.commit()
+            session.pop("totp_new_secret", None)
+            log.info("totp enrolled", extra={"user_id": user.id})
+            flash(_("Tvåstegsverifiering är aktiverad."), "success")
+            return redirect(url_for("accounts.index"))
+    return (
+        render_template(
+            "accounts/totp.html",
+            enrolled=False,
+            errors=errors,
+            secret=secret,
+            uri=security.provisioning_uri(secret, user.username),
+            required=g.get("totp_required", False),
+        ),
+        400 if errors else 200,
+    )
 
 
 @bp.post("/logout")

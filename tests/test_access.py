@@ -14,6 +14,9 @@ PUBLIC_ENDPOINTS = {
     "health.healthz",
     "health.readyz",
     "accounts.login",
+    # The login's second step (/login/code, issue 7): reached with the password checked but no
+    # access granted yet; it only accepts the one-time code of the user kept in the session.
+    "accounts.login_code",
     "worktime_api.responsible",
     "worktime_api.check_plan",
     # Twilio's webhooks: Twilio has no session; every request must carry Twilio's signature

@@ -1,0 +1,145 @@
+"""Login throttling (per user and per IP, in the database) and the TOTP second factor (RFC 6238).
+
+Everything takes ``now`` as input. Per-user state lives on ``users`` (failed_logins,
+first_failed_at, locked_until); per-IP failures in ``login_failures`` so that several web
+processes share the count. TOTP: 30-second steps, 6 digits, HMAC-SHA-1, ±1 step, a step once
+accepted is never accepted again (``users.totp_last_step``). The secret is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+import struct
+from datetime import datetime, timedelta
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from accounts.models import LoginFailure, User
+
+log = logging.getLogger(__name__)
+
+MAX_USER_FAILURES = 5
+USER_WINDOW = timedelta(minutes=15)
+LOCK_DURATION = timedelta(minutes=15)
+MAX_IP_FAILURES = 20
+IP_WINDOW = timedelta(minutes=15)
+
+TOTP_STEP_SECONDS = 30
+TOTP_DIGITS = 6
+TOTP_ISSUER = "Krisrutin"
+
+
+# --- throttling ---------------------------------------------------------------------------------
+
+
+def is_locked(user: User | None, now: datetime) -> bool:
+    return user is not None and user.locked_until is not None and user.locked_until > now
+
+
+def ip_blocked(db_session: Session, ip: str, now: datetime) -> bool:
+    count = db_session.scalar(
+        select(func.count()).select_from(LoginFailure).where(LoginFailure.ip == ip, LoginFailure.at > now - IP_WINDOW)
+    )
+    return (count or 0) >= MAX_IP_FAILURES
+
+
+def account_key(username: str) -> str:
+    return hashlib.sha256(username.strip().lower().encode()).hexdigest()
+
+
+def unknown_account_locked(db_session: Session, username: str, now: datetime) -> bool:
+    """An unknown username is refused like a locked one after as many failures (no user enumeration)."""
+    count = db_session.scalar(
+        select(func.count())
+        .select_from(LoginFailure)
+        .where(LoginFailure.account == account_key(username), LoginFailure.at > now - USER_WINDOW)
+    )
+    return (count or 0) >= MAX_USER_FAILURES
+
+
+def record_failure(db_session: Session, *, user: User | None, username: str, ip: str, now: datetime) -> None:
+    """Count a failed attempt for the IP and the username tried, and, when it exists, for the user."""
+    db_session.execute(delete(LoginFailure).where(LoginFailure.at <= now - max(IP_WINDOW, USER_WINDOW)))
+    db_session.add(LoginFailure(ip=ip[:45], at=now, account=account_key(username) if user is None else None))
+    if user is None:
+        return
+    if user.first_failed_at is None or user.first_failed_at <= now - USER_WINDOW:
+        user.first_failed_at = now
+        user.failed_logins = 0
+    user.failed_logins = (user.failed_logins or 0) + 1
+    if user.failed_logins >= MAX_USER_FAILURES:
+        user.locked_until = now + LOCK_DURATION
+        user.failed_logins = 0
+        user.first_failed_at = None
+        log.warning("account locked after repeated failed logins", extra={"user_id": user.id})
+
+
+def reset_failures(user: User) -> None:
+    user.failed_logins = 0
+    user.first_failed_at = None
+    user.locked_until = None
+
+
+# --- TOTP (RFC 6238 / RFC 4226) -------------------------------------------------------------------
+
+
+def new_totp_secret() -> str:
+    return base64.b32encode(secrets.token_bytes(20)).decode("ascii")
+
+
+def _key(secret_b32: str) -> bytes:
+    cleaned = secret_b32.replace(" ", "").upper()
+    return base64.b32decode(cleaned + "=" * (-len(cleaned) % 8))
+
+
+def hotp(key: bytes, counter: int, *, digits: int = TOTP_DIGITS, digest=hashlib.sha1) -> str:
+    mac = hmac.new(key, struct.pack(">Q", counter), digest).digest()
+    offset = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
+
+
+def time_step(now: datetime) -> int:
+    return int(now.timestamp()) // TOTP_STEP_SECONDS
+
+
+def totp(secret_b32: str, now: datetime) -> str:
+    return hotp(_key(secret_b32), time_step(now))
+
+
+def matching_step(secret_b32: str, code: str, now: datetime, *, after: int | None = None) -> int | None:
+    """The step (now ±1) whose code equals ``code`` and is later than ``after``, or None."""
+    code = (code or "").replace(" ", "")
+    if len(code) != TOTP_DIGITS or not code.isdigit():
+        return None
+    key = _key(secret_b32)
+    current = time_step(now)
+    for step in (current - 1, current, current + 1):
+        if after is not None and step <= after:
+            continue
+        if hmac.compare_digest(hotp(key, step), code):
+            return step
+    return None
+
+
+def verify_user_code(user: User, code: str, now: datetime) -> bool:
+    """Check a login code; a step once used cannot be used again."""
+    if not user.totp_secret:
+        return False
+    step = matching_step(user.totp_secret, code, now, after=user.totp_last_step)
+    if step is None:
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def provisioning_uri(secret_b32: str, username: str) -> str:
+    label = quote(f"{TOTP_ISSUER}:{username}")
+    query = urlencode({"secret": secret_b32, "issuer": TOTP_ISSUER, "algorithm": "SHA1", "digits": 6, "period": 30})
+    return f"otpauth://totp/{label}?{query}"
