@@ -42,7 +42,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=10),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),  # the server ends sessions earlier (accounts.access)
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         # CSRF is checked in accounts.access.enforce_access, which knows how a request authenticated.
         WTF_CSRF_CHECK_DEFAULT=False,

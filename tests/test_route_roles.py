@@ -25,7 +25,9 @@ EVERYONE = set(ROLES)
 ROUTE_ROLES = {
     "accounts.index": EVERYONE,
     "accounts.login": PUBLIC,
+    "accounts.login_code": PUBLIC,
     "accounts.logout": EVERYONE,
+    "accounts.totp_enrol": EVERYONE,
     "check_public.correct": PUBLIC,
     "check_public.link": PUBLIC,
     "checks.calls": TEAM,
