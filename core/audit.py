@@ -177,10 +177,8 @@ def _changed_fields(obj) -> list[str]:
 
 
 def _entity_id(obj):
-    identity = inspect(obj).identity
-    if identity is None:
-        return None
-    return identity[0] if len(identity) == 1 else ",".join(str(part) for part in identity)
+    key = inspect(obj).mapper.primary_key_from_instance(obj)
+    return key[0] if len(key) == 1 else ",".join(str(part) for part in key)
 
 
 def _after_flush(session: Session, flush_context) -> None:

@@ -25,7 +25,7 @@ FILTERS = ("from", "to", "actor", "action", "entity", "entity_id")
 
 
 def _zone():
-    return current_app.extensions["krisrutin.routine"].crisis.timezone
+    return current_app.extensions["krisrutin.routine"].timezone
 
 
 def _filters() -> tuple[dict, dict, list]:
