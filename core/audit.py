@@ -80,6 +80,8 @@ def _who(actor_kind: str | None = None, actor_id=None) -> dict:
             "path": None,
         }
     where = {"ip": (request.remote_addr or "")[:64] or None, "path": request.path[:300]}
+    if actor_kind is None and g.get("audit_link") is not None:
+        actor_kind, actor_id = "link", g.audit_link
     if actor_kind is not None:
         return {"actor_kind": actor_kind, "actor_id": None if actor_id is None else str(actor_id)[:64], **where}
     user = g.get("user")
@@ -119,12 +121,20 @@ def viewed(entity: str, entity_id=None, *, actor_kind=None, actor_id=None, actio
     """Note that personal data of ``entity`` was shown; written after the response is built."""
     if not has_request_context():
         return
+    if actor_kind == "link":
+        as_link(actor_id)
     g.setdefault("audit_pending", []).append(_row(action, entity, entity_id, detail, actor_kind, actor_id))
 
 
-def exported(entity: str, **detail) -> None:
+def exported(entity: str, entity_id=None, **detail) -> None:
     """Note an export (CSV, file) of ``entity`` data; written like :func:`viewed`."""
-    viewed(entity, action="export", **detail)
+    viewed(entity, entity_id, action="export", **detail)
+
+
+def as_link(link_id) -> None:
+    """The rest of this request acts for a signed link (``kind:id``): changes are recorded so."""
+    if has_request_context():
+        g.audit_link = None if link_id is None else str(link_id)[:64]
 
 
 def _write_pending(response):
