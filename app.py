@@ -65,6 +65,8 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
 
     import accounts
     import contacts
+    import core.audit
+    import core.audit_views
     import core.demo
     import core.errors
     import core.health
@@ -86,6 +88,8 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.demo.init_app(app)
     for package in (accounts, worktime, scheduling, contacts, crisis, notifications):
         package.init_app(app)
+    core.audit.init_app(app)
+    core.audit_views.init_app(app)
     core.openapi.init_app(app)
     verify_all_endpoints(app)
     return app

@@ -57,6 +57,7 @@ from contacts.api_input import (
 )
 from contacts.models import SERVICES, ContactPerson, Provider, RegisterChange
 from contacts.register import Actor, RegisterError
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 
@@ -237,6 +238,7 @@ def _search_and_page(model, conditions: list, search_columns: list, q: str | Non
 @roles_required(*READERS)
 def list_providers():
     """Providers, filtered by ``q``, ``active`` and ``has_active_contact``, paged."""
+    audit.viewed("provider", api=True)
     refuse_unknown_parameters(("q", "active", "has_active_contact", "limit", "offset"))
     limit, offset = paging()
     active = bool_arg("active")
@@ -272,6 +274,7 @@ def create_provider():
 @bp.get("/providers/<int:provider_id>")
 @roles_required(*READERS)
 def get_provider(provider_id: int):
+    audit.viewed("provider", provider_id, api=True)
     refuse_unknown_parameters(())
     return jsonify(_with_active_contact([_get_provider(provider_id)])[0])
 
@@ -289,6 +292,7 @@ def update_provider(provider_id: int):
 @roles_required(*READERS)
 def provider_history(provider_id: int):
     """The provider's own changes, newest first (its contacts' changes are in their histories)."""
+    audit.viewed("provider", provider_id, api=True, history=True)
     return _history("provider", _get_provider(provider_id).id)
 
 
@@ -306,6 +310,7 @@ def _history(entity: str, entity_id: int):
 @roles_required(*READERS)
 def list_contacts():
     """Contact persons, filtered by ``provider_id``, ``q``, ``active`` and ``service``, paged."""
+    audit.viewed("contact", api=True)
     refuse_unknown_parameters(("provider_id", "q", "active", "service", "limit", "offset"))
     limit, offset = paging()
     provider_id = id_arg("provider_id")
@@ -357,6 +362,7 @@ def create_contact():
 @bp.get("/contacts/<int:contact_id>")
 @roles_required(*READERS)
 def get_contact(contact_id: int):
+    audit.viewed("contact", contact_id, api=True)
     refuse_unknown_parameters(())
     return jsonify(_contact_json(_get_contact(contact_id)))
 
@@ -381,4 +387,5 @@ def update_contact(contact_id: int):
 @roles_required(*READERS)
 def contact_history(contact_id: int):
     """The contact's changes, newest first."""
+    audit.viewed("contact", contact_id, api=True, history=True)
     return _history("contact", _get_contact(contact_id).id)

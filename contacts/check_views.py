@@ -30,6 +30,7 @@ from contacts.check_models import CALL_OUTCOMES, CheckCorrection, CheckRecipient
 from contacts.check_queries import REF_TYPE
 from contacts.models import SERVICES, ContactPerson
 from contacts.register import RegisterError, history
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 
@@ -70,6 +71,7 @@ def months():
 def month(month: str):
     """The month at a glance and its recipients, filtered by ``visa``."""
     check = _check(month)
+    audit.viewed("check_recipient", check=check.id)
     show = request.args.get("visa", "all")
     if show not in check_queries.RECIPIENT_FILTERS:
         show = "all"
@@ -91,6 +93,7 @@ def month(month: str):
 @roles_required(*STAFF)
 def contact_history(contact_id: int):
     """One contact across months: answers, calls, corrections and the register's changes."""
+    audit.viewed("contact", contact_id, checks=True)
     contact = db.session.get(ContactPerson, contact_id)
     if contact is None:
         abort(404, description=_("Kontaktpersonen finns inte."))
@@ -129,6 +132,7 @@ def _render_review(errors: dict[int, dict[str, str]] | None = None, status: int 
 @roles_required(*TEAM)
 def review():
     """Corrections waiting for the team, oldest first, current values beside the proposed."""
+    audit.viewed("check_correction")
     return _render_review()
 
 
@@ -195,6 +199,7 @@ def _render_calls(check: MonthlyCheck, *, errors=None, submitted=None, status: i
 @roles_required(*TEAM)
 def calls(month: str):
     """Whom to phone: the contacts who have not answered, and the outcomes recorded so far."""
+    audit.viewed("check_recipient", month=month, calls=True)
     return _render_calls(_check(month))
 
 
@@ -268,6 +273,7 @@ def report_csv(check: MonthlyCheck) -> str:
 @roles_required(*STAFF)
 def report(month: str):
     check = _check(month)
+    audit.exported("check_recipient", check=check.id)
     return Response(
         report_csv(check),
         mimetype="text/csv",

@@ -33,6 +33,7 @@ from accounts.roles import Role
 from contacts import register, register_csv
 from contacts.models import SERVICES, ContactPerson, Provider, RegisterChange
 from contacts.register import Actor, RegisterError
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 
@@ -244,6 +245,7 @@ def index():
         status = "active"
     problems_only = request.args.get("problems") == "1"
     result = listing(db.session, query=query, status=status, problems_only=problems_only, page=_page_number())
+    audit.viewed("provider", page=_page_number(), searched=bool(query))
     return render_template(
         "contacts/register/list.html",
         listing=result,
@@ -290,6 +292,7 @@ def _provider_form_values() -> dict:
 def provider(provider_id: str):
     """One provider with all its contacts, active and not."""
     record = _provider_or_404(provider_id)
+    audit.viewed("provider", record.id)
     contacts = sorted(record.contacts, key=lambda c: (not c.is_active, swedish_key(c.name), c.id))
     return render_template(
         "contacts/register/provider.html",
@@ -326,6 +329,7 @@ def new_provider():
 @roles_required(*EDITORS)
 def edit_provider(provider_id: str):
     record = _provider_or_404(provider_id)
+    audit.viewed("provider", record.id) if request.method == "GET" else None
     values = {"name": record.name, "organisation_number": record.organisation_number or "", "kind": record.kind}
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -411,6 +415,7 @@ def new_contact(provider_id: str):
 @roles_required(*EDITORS)
 def edit_contact(contact_id: str):
     record = _contact_or_404(contact_id)
+    audit.viewed("contact", record.id) if request.method == "GET" else None
     values = {
         "name": record.name,
         "role_title": record.role_title or "",
@@ -524,6 +529,7 @@ def _render_history(*, title: str, provider: Provider, contact: ContactPerson | 
 def provider_history(provider_id: str):
     """Every change to a provider and to its contacts, newest first."""
     record = _provider_or_404(provider_id)
+    audit.viewed("provider", record.id, history=True)
     names = {("contact", c.id): c.name for c in record.contacts}
     names[("provider", record.id)] = record.name
     return _render_history(
@@ -539,6 +545,7 @@ def provider_history(provider_id: str):
 @roles_required(*READERS)
 def contact_history(contact_id: str):
     record = _contact_or_404(contact_id)
+    audit.viewed("contact", record.id, history=True)
     return _render_history(
         title=_("Historik för %(name)s", name=record.name),
         provider=record.provider,
@@ -599,6 +606,7 @@ def import_file():
 @roles_required(*READERS)
 def export_file():
     """The whole register as CSV for Excel (UTF-8 with BOM, ``;``); re-importable unchanged."""
+    audit.exported("register")
     day = current_clock().now().date().isoformat()
     return Response(
         register_csv.export_csv(db.session).encode("utf-8"),

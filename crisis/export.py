@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from accounts.access import roles_required
 from accounts.roles import STAFF
 from contacts.models import Provider
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis import report
@@ -296,6 +297,7 @@ def _tz():
 @roles_required(*STAFF)
 def export_json(incident_id: int):
     incident = get_incident_or_404(incident_id)
+    audit.exported("incident", incident.id, format="json")
     record = build_record(db.session, incident, tz=_tz(), now=current_clock().now())
     response = jsonify(record)
     response.headers["Content-Disposition"] = f'attachment; filename="storning-{incident.id}.json"'
@@ -308,6 +310,7 @@ def export_json(incident_id: int):
 def print_page(incident_id: int):
     """The record as a page for printing or saving as PDF (the same content as the JSON)."""
     incident = get_incident_or_404(incident_id)
+    audit.exported("incident", incident.id, format="print")
     record = build_record(db.session, incident, tz=_tz(), now=current_clock().now())
     response = current_app.make_response(
         render_template(

@@ -28,6 +28,7 @@ from accounts.models import User
 from accounts.roles import Role
 from contacts.models import ContactPerson, Provider
 from contacts.register import SERVICE_LABELS
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis import timeline
@@ -331,6 +332,7 @@ def _render_calls(*, errors=None, submitted=None, status=200):
 @roles_required(*WRITERS)
 def calls():
     """Whom to phone: providers that have not acknowledged an urgent letter."""
+    audit.viewed("letter_receipt", calls=True)
     return _render_calls()
 
 

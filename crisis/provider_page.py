@@ -24,6 +24,7 @@ from flask_wtf.csrf import CSRFError
 
 from accounts.access import public
 from contacts.models import Provider
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis.letters import (
@@ -91,6 +92,7 @@ def page(token: str):
         receipt = receipt_for_token(db.session, token, secret=current_app.config["SECRET_KEY"])
     except InvalidLink as error:
         return _invalid(error.reason)
+    audit.viewed("letter_receipt", receipt.id, actor_kind="link", actor_id=f"letter:{receipt.id}")
     if request.method == "GET":
         return _page(receipt, token)
     incident = db.session.get(Incident, receipt.letter.incident_id)

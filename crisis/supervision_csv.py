@@ -49,6 +49,7 @@ from accounts.access import roles_required
 from accounts.roles import Role
 from contacts.models import Provider
 from contacts.register_csv import BOM, MAX_BYTES, MAX_ROWS, ImportRejected, RowProblem, _guard, _unguard, decode
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis import supervision_clients
@@ -369,6 +370,7 @@ def _page(*, summary=None, rejected=None, status=200):
 @roles_required(*USERS)
 def clients():
     """The camera-supervised clients and their schedules, with the CSV import and export."""
+    audit.viewed("client")
     return _page()
 
 
@@ -404,6 +406,7 @@ def import_file():
 @roles_required(*USERS)
 def export_file():
     """Every client as CSV for Excel; re-importable unchanged."""
+    audit.exported("client")
     day = current_clock().now().date().isoformat()
     return Response(
         export_csv(db.session).encode("utf-8"),

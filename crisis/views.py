@@ -26,6 +26,7 @@ from accounts.models import User
 from accounts.roles import STAFF
 from contacts.models import SERVICES
 from contacts.register import SERVICE_LABELS
+from core import audit
 from core.extensions import db
 from crisis import report
 from crisis.affected import affected_providers
@@ -296,6 +297,7 @@ def get_incident_or_404(incident_id: int) -> Incident:
 @roles_required(*STAFF)
 def detail(incident_id: int):
     incident = get_incident_or_404(incident_id)
+    audit.viewed("incident", incident.id)
     names = user_names(db.session, [incident.handler_user_id, incident.acknowledged_by_id, incident.assessed_by_id])
     return render_template(
         "crisis/incident.html",

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from accounts.access import public, roles_required
 from accounts.roles import Role
 from contacts.models import Provider
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis.letters import LOCAL_MEASURES, InvalidLink, contact_details
@@ -239,6 +240,7 @@ def page(token: str):
     alert = _alert_or_none(token)
     if isinstance(alert, InvalidLink):
         return _invalid(alert.reason)
+    audit.viewed("visit", actor_kind="link", actor_id=f"visit_alert:{alert.id}", provider_id=alert.provider_id)
     render = _link_renderer(alert, token)
     if request.method == "GET":
         return render()
@@ -252,6 +254,7 @@ def mark(token: str):
     alert = _alert_or_none(token)
     if isinstance(alert, InvalidLink):
         return _invalid(alert.reason)
+    audit.as_link(f"visit_alert:{alert.id}")
     return _mark(alert.provider_id, None, _link_renderer(alert, token))
 
 
@@ -287,6 +290,7 @@ def _mine_renderer(provider_id: int):
 def mine():
     """The same list for a logged-in provider user: its own provider's visits only."""
     provider_id = _own_provider_id()
+    audit.viewed("visit", provider_id=provider_id)
     render = _mine_renderer(provider_id)
     if request.method == "GET":
         return render()

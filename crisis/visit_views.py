@@ -25,6 +25,7 @@ from sqlalchemy import select
 from accounts.access import roles_required
 from accounts.roles import Role
 from contacts.models import ContactPerson, Provider
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis.visit_models import Visit, VisitAlert, VisitStatus
@@ -156,6 +157,7 @@ def _render_calls(*, errors=None, submitted=None, status=200):
 @roles_required(*READERS)
 def calls():
     """Whom to phone: providers that have not acknowledged their visits in time."""
+    audit.viewed("visit", calls=True)
     return _render_calls()
 
 

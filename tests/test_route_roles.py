@@ -28,6 +28,8 @@ ROUTE_ROLES = {
     "accounts.login_code": PUBLIC,
     "accounts.logout": EVERYONE,
     "accounts.totp_enrol": EVERYONE,
+    "audit.export": {"admin"},
+    "audit.index": {"admin"},
     "check_public.correct": PUBLIC,
     "check_public.link": PUBLIC,
     "checks.calls": TEAM,
