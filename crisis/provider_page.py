@@ -26,6 +26,7 @@ from accounts.access import public
 from contacts.models import Provider
 from core.clock import current_clock
 from core.extensions import db
+from crisis import links
 from crisis.letters import (
     KIND_LABELS,
     LOCAL_MEASURES,
@@ -43,6 +44,7 @@ bp = Blueprint("provider_page", __name__)
 
 def _invalid(reason: str):
     log.info("letter link refused", extra={"reason": reason})
+    links.note_refused(reason)
     return render_template("crisis/provider_invalid.html", reason=reason), 404
 
 
@@ -91,6 +93,8 @@ def page(token: str):
         receipt = receipt_for_token(db.session, token, secret=current_app.config["SECRET_KEY"])
     except InvalidLink as error:
         return _invalid(error.reason)
+    if links.letter_link_expired(db.session, receipt, current_clock().now()):
+        return links.expired_page()
     if request.method == "GET":
         return _page(receipt, token)
     incident = db.session.get(Incident, receipt.letter.incident_id)

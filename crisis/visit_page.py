@@ -30,6 +30,7 @@ from accounts.roles import Role
 from contacts.models import Provider
 from core.clock import current_clock
 from core.extensions import db
+from crisis import links
 from crisis.letters import LOCAL_MEASURES, InvalidLink, contact_details
 from crisis.visit_models import NOT_DONE_REASONS, Visit, VisitAlert, VisitStatus
 from crisis.visits import VisitError, acknowledge, alert_for_token, mark_visits, open_visits, parse_local
@@ -69,6 +70,9 @@ def _tz():
 
 def _invalid(reason: str):
     log.info("visit link refused", extra={"reason": reason})
+    links.note_refused(reason)
+    if reason == "expired":
+        return links.expired_page()
     return render_template("crisis/visit_invalid.html", reason=reason), 404
 
 
@@ -214,9 +218,12 @@ def _mark(provider_id: int, by: str | None, render):
 
 def _alert_or_none(token: str):
     try:
-        return alert_for_token(db.session, token, secret=current_app.config["SECRET_KEY"])
+        alert = alert_for_token(db.session, token, secret=current_app.config["SECRET_KEY"])
     except InvalidLink as error:
         return error
+    if links.visit_link_expired(db.session, alert, current_clock().now()):
+        return InvalidLink("expired")
+    return alert
 
 
 def _link_renderer(alert: VisitAlert, token: str):
