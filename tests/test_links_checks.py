@@ -69,3 +69,16 @@ def test_the_team_renews_a_check_link_the_old_one_fails_and_the_new_one_works(ap
         db.session.remove()
     assert client.get(old_path).status_code == 404
     assert client.get(new_path).status_code == 200
+
+
+def test_the_month_page_has_a_new_link_button_per_recipient(client, make_user, invited):
+    rid, _, old_path = invited
+    _, team, _ = make_user(role="team")
+    log_in(client, team)
+    html = client.get(f"/checks/{MONTH}").get_data(as_text=True)
+    assert f'action="/links/check-recipients/{rid}/renew"' in html
+    response = client.post(
+        f"/links/check-recipients/{rid}/renew", data={"csrf_token": csrf_token_from(html), "next": f"/checks/{MONTH}"}
+    )
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/checks/{MONTH}")
+    assert client.get(old_path).status_code == 404

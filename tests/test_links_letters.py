@@ -130,3 +130,21 @@ def test_only_team_and_admin_may_renew_and_only_by_post(app, client, clock, make
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
     assert client.post(f"/links/letter-receipts/{receipt_id}/renew").status_code == 400  # no CSRF token
     assert client.post("/links/letter-receipts/99999/renew", data={"csrf_token": token}).status_code == 404
+
+
+def test_the_incident_page_has_a_new_link_button_per_receipt_for_the_team_only(app, client, make_user, sent):
+    incident_id, receipt_id, old_path = sent
+    _, on_call, _ = make_user(role="on_call")
+    log_in(client, on_call)
+    action = f'action="/links/letter-receipts/{receipt_id}/renew"'
+    assert action not in client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+    _, team, _ = make_user(role="team")
+    log_in(client, team)
+    html = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+    assert action in html and "Ny länk" in html
+    response = client.post(
+        f"/links/letter-receipts/{receipt_id}/renew",
+        data={"csrf_token": csrf_token_from(html), "next": f"/incidents/{incident_id}"},
+    )
+    assert response.headers["Location"].endswith(f"/incidents/{incident_id}")
+    assert client.get(old_path).status_code == 404
