@@ -8,7 +8,9 @@ routines have started. Acknowledging covers every letter of the incident the pro
 (the page shows them all); posting again changes nothing. Opening the page records nothing
 (mail scanners open links).
 
-A forged, altered or replaced link gets a 404 page. A resolved incident's page still shows its
+A forged, altered or replaced link gets a 404 page; 30 days after the incident was resolved
+the link has expired (410, see :mod:`crisis.links`, which also limits repeated bad links).
+A resolved incident's page still shows its
 letters, read-only: providers read the resolution letter through the same link, and there is
 nothing left to acknowledge. Posts are CSRF-protected like every session post (the GET sets
 the token in the visitor's session cookie); a stale form gets a page that leads back.

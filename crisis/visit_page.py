@@ -11,8 +11,9 @@ and whom to contact.
 Isolation: the token names one :class:`~crisis.visit_models.VisitAlert`, and everything the
 page shows or changes is selected by that alert's ``provider_id`` (a logged-in user's
 ``provider_id``); a visit id of another provider in a post is refused like an unknown one.
-A forged, altered or replaced link gets a 404 page. Opening the page records nothing (mail
-scanners open links). Posts carry the session's CSRF token; a stale form gets a page that leads back.
+A forged, altered or replaced link gets a 404 page; an expired one 410 (:mod:`crisis.links`).
+Opening the page records nothing (mail scanners open links).
+Posts carry the session's CSRF token; a stale form gets a page that leads back.
 """
 
 from __future__ import annotations
