@@ -8,3 +8,6 @@ def init_app(app) -> None:
     access.init_app(app)
     app.register_blueprint(views.bp)
     cli.init_app(app)
+    from accounts import token_views
+
+    app.register_blueprint(token_views.bp)

@@ -48,6 +48,9 @@ def _team_mailbox() -> str | None:
 def _invalid(reason: str):
     status = 410 if reason == "closed" else 404
     log.info("check link refused", extra={"reason": reason})
+    from crisis.links import note_refused  # the shared brute-force count of all link kinds
+
+    note_refused(reason)
     return render_template("contacts/check/invalid_link.html", reason=reason, mailbox=_team_mailbox()), status
 
 

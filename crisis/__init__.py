@@ -35,6 +35,7 @@ _MODULES = (
     "visit_page",
     "visit_views",
     "visit_report",
+    "links",
 )
 
 

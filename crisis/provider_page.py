@@ -8,7 +8,9 @@ routines have started. Acknowledging covers every letter of the incident the pro
 (the page shows them all); posting again changes nothing. Opening the page records nothing
 (mail scanners open links).
 
-A forged, altered or replaced link gets a 404 page. A resolved incident's page still shows its
+A forged, altered or replaced link gets a 404 page; 30 days after the incident was resolved
+the link has expired (410, see :mod:`crisis.links`, which also limits repeated bad links).
+A resolved incident's page still shows its
 letters, read-only: providers read the resolution letter through the same link, and there is
 nothing left to acknowledge. Posts are CSRF-protected like every session post (the GET sets
 the token in the visitor's session cookie); a stale form gets a page that leads back.
@@ -27,6 +29,7 @@ from contacts.models import Provider
 from core import audit
 from core.clock import current_clock
 from core.extensions import db
+from crisis import links
 from crisis.letters import (
     KIND_LABELS,
     LOCAL_MEASURES,
@@ -44,6 +47,7 @@ bp = Blueprint("provider_page", __name__)
 
 def _invalid(reason: str):
     log.info("letter link refused", extra={"reason": reason})
+    links.note_refused(reason)
     return render_template("crisis/provider_invalid.html", reason=reason), 404
 
 
@@ -92,6 +96,8 @@ def page(token: str):
         receipt = receipt_for_token(db.session, token, secret=current_app.config["SECRET_KEY"])
     except InvalidLink as error:
         return _invalid(error.reason)
+    if links.letter_link_expired(db.session, receipt, current_clock().now()):
+        return links.expired_page()
     audit.viewed("letter_receipt", receipt.id, actor_kind="link", actor_id=f"letter:{receipt.id}")
     if request.method == "GET":
         return _page(receipt, token)

@@ -11,8 +11,9 @@ and whom to contact.
 Isolation: the token names one :class:`~crisis.visit_models.VisitAlert`, and everything the
 page shows or changes is selected by that alert's ``provider_id`` (a logged-in user's
 ``provider_id``); a visit id of another provider in a post is refused like an unknown one.
-A forged, altered or replaced link gets a 404 page. Opening the page records nothing (mail
-scanners open links). Posts carry the session's CSRF token; a stale form gets a page that leads back.
+A forged, altered or replaced link gets a 404 page; an expired one 410 (:mod:`crisis.links`).
+Opening the page records nothing (mail scanners open links).
+Posts carry the session's CSRF token; a stale form gets a page that leads back.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from contacts.models import Provider
 from core import audit
 from core.clock import current_clock
 from core.extensions import db
+from crisis import links
 from crisis.letters import LOCAL_MEASURES, InvalidLink, contact_details
 from crisis.visit_models import NOT_DONE_REASONS, Visit, VisitAlert, VisitStatus
 from crisis.visits import VisitError, acknowledge, alert_for_token, mark_visits, open_visits, parse_local
@@ -70,6 +72,9 @@ def _tz():
 
 def _invalid(reason: str):
     log.info("visit link refused", extra={"reason": reason})
+    links.note_refused(reason)
+    if reason == "expired":
+        return links.expired_page()
     return render_template("crisis/visit_invalid.html", reason=reason), 404
 
 
@@ -215,9 +220,12 @@ def _mark(provider_id: int, by: str | None, render):
 
 def _alert_or_none(token: str):
     try:
-        return alert_for_token(db.session, token, secret=current_app.config["SECRET_KEY"])
+        alert = alert_for_token(db.session, token, secret=current_app.config["SECRET_KEY"])
     except InvalidLink as error:
         return error
+    if links.visit_link_expired(db.session, alert, current_clock().now()):
+        return InvalidLink("expired")
+    return alert
 
 
 def _link_renderer(alert: VisitAlert, token: str):
