@@ -349,3 +349,42 @@ def test_admins_see_the_runs_and_periods_and_others_do_not(app, clock, client, m
     html = page.get_data(as_text=True)
     assert "Gallring" in html and "90 dagar" in html and "60 månader" in html
     assert "provkörning" in html and "2030-06-15 12:00" in html
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ({"message_days": 0}, "retention.message_days"),
+        ({"check_months": "två år"}, "retention.check_months"),
+        ({"run_time": "25:00"}, "retention.run_time"),
+        ({"keep_forever": True}, "retention.keep_forever"),
+    ],
+)
+def test_a_bad_retention_setting_names_the_key(section, key):
+    import tomllib
+
+    from config.routine import RoutineConfigError, parse_routine
+    from config.settings import DEFAULT_ROUTINE_FILE
+
+    data = tomllib.loads(DEFAULT_ROUTINE_FILE.read_text(encoding="utf-8"))
+    data["retention"] = section
+    with pytest.raises(RoutineConfigError, match=key.replace(".", r"\.")):
+        parse_routine(data)
+
+
+def test_without_a_retention_section_the_defaults_apply():
+    import tomllib
+
+    from config.routine import RetentionPolicy, parse_routine
+    from config.settings import DEFAULT_ROUTINE_FILE
+
+    data = tomllib.loads(DEFAULT_ROUTINE_FILE.read_text(encoding="utf-8"))
+    shipped = parse_routine(data).retention
+    del data["retention"]
+    assert parse_routine(data).retention == RetentionPolicy() == shipped
+    assert (shipped.check_months, shipped.incident_months, shipped.message_days, shipped.audit_months) == (
+        24,
+        36,
+        90,
+        60,
+    )
