@@ -154,7 +154,7 @@ def erase(db_session: Session, contact: ContactPerson, *, user_id: int | None, n
     """Remove ``contact``'s personal values everywhere (see the module docstring); returns how
     many rows of each kind were changed. Does not commit: the caller commits once."""
     from crisis.models import LetterReceipt
-    from crisis.visit_models import Visit
+    from crisis.visit_models import Visit, VisitAlert, VisitEvent
     from notifications.models import InboundSms, Message, MessageStatus
 
     counts: dict[str, int] = {}
@@ -210,6 +210,18 @@ def erase(db_session: Session, contact: ContactPerson, *, user_id: int | None, n
     apply(
         "visits",
         update(Visit).where(Visit.provider_id == contact.provider_id, Visit.marked_by == name).values(marked_by=None),
+    )
+    apply(
+        "visit_alerts",
+        update(VisitAlert)
+        .where(VisitAlert.provider_id == contact.provider_id, VisitAlert.acknowledged_by == name)
+        .values(acknowledged_by=None),
+    )
+    apply(
+        "visit_events",
+        update(VisitEvent)
+        .where(VisitEvent.provider_id == contact.provider_id, VisitEvent.actor == name)
+        .values(actor=None),
     )
     if contact.is_active:
         db_session.add(

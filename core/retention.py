@@ -12,7 +12,9 @@ The periods are in the ``[retention]`` section of config/routine.toml
   ago: the name typed when acknowledging and the call outcome are cleared; the times stay.
 * ``notices`` -- the originals (raw e-mail/JSON) of notices of those incidents are removed; the
   subject, body, timeline and figures stay.
-* ``visits`` -- visits older than ``visit_months``: the comment and who marked it are cleared.
+* ``visits`` -- visits older than ``visit_months``: the comment and who marked it are cleared;
+  ``visit_alerts`` and ``visit_events`` of that age: the name typed when acknowledging, the call
+  outcome and the event's actor.
 * ``messages`` -- messages older than ``message_days`` that are no longer waiting to be sent:
   subject, bodies and the address are cleared; kind, status, times and contact id stay.
 * ``inbound_sms`` -- SMS replies older than ``message_days``: the text and sender are cleared.
@@ -51,7 +53,17 @@ log = logging.getLogger(__name__)
 
 KIND = "core.retention"
 PLANNER = "core.retention"
-KINDS = ("check_recipients", "check_corrections", "letter_receipts", "notices", "visits", "messages", "inbound_sms")
+KINDS = (
+    "check_recipients",
+    "check_corrections",
+    "letter_receipts",
+    "notices",
+    "visits",
+    "visit_alerts",
+    "visit_events",
+    "messages",
+    "inbound_sms",
+)
 
 
 class RetentionRun(db.Model):
@@ -91,7 +103,7 @@ class _Rule:
 def _rules(policy: RetentionPolicy, now: datetime) -> list[_Rule]:
     from contacts.check_models import CheckCorrection, CheckRecipient
     from crisis.models import Incident, IncidentStatus, Letter, LetterReceipt, Notice
-    from crisis.visit_models import Visit
+    from crisis.visit_models import Visit, VisitAlert, VisitEvent
     from notifications.models import InboundSms, Message, MessageStatus
 
     check_cutoff = months_before(now, policy.check_months)
@@ -147,6 +159,21 @@ def _rules(policy: RetentionPolicy, now: datetime) -> list[_Rule]:
                 or_(Visit.comment.is_not(None), Visit.marked_by.is_not(None)),
             ),
             {"comment": None, "marked_by": None},
+        ),
+        _Rule(
+            "visit_alerts",
+            VisitAlert,
+            and_(
+                VisitAlert.created_at < visit_cutoff,
+                or_(VisitAlert.acknowledged_by.is_not(None), VisitAlert.call_outcome.is_not(None)),
+            ),
+            {"acknowledged_by": None, "call_outcome": None},
+        ),
+        _Rule(
+            "visit_events",
+            VisitEvent,
+            and_(VisitEvent.at < visit_cutoff, VisitEvent.actor.is_not(None)),
+            {"actor": None},
         ),
         _Rule(
             "messages",
@@ -241,6 +268,8 @@ KIND_LABELS = {
     "letter_receipts": _l("Kvittenser på utskick"),
     "notices": _l("Originalmeddelanden"),
     "visits": _l("Besök"),
+    "visit_alerts": _l("Besökslarm"),
+    "visit_events": _l("Besökshändelser"),
     "messages": _l("Meddelanden"),
     "inbound_sms": _l("Inkomna sms"),
 }

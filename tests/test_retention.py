@@ -13,7 +13,7 @@ from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from core.extensions import db
 from core.retention import RetentionRun, months_before, run_retention
 from crisis.models import Incident, Letter, LetterReceipt, Notice
-from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit
+from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitAlert, VisitEvent
 from notifications.models import InboundSms, Message
 from scheduling.models import ScheduledTask
 from scheduling.service import tick
@@ -184,6 +184,18 @@ def build(clock):
         )
         db.session.add(visit)
         rows[f"visit_{name}"] = visit
+        alert = VisitAlert(
+            provider_id=provider_id,
+            nonce="a" + name,
+            visit_ids=[],
+            created_at=when,
+            acknowledged_at=when,
+            acknowledged_by="Lisa Besöksson",
+        )
+        event = VisitEvent(at=when, kind="acknowledged", provider_id=provider_id, actor="Lisa Besöksson", detail={})
+        db.session.add_all([alert, event])
+        rows[f"valert_{name}"] = alert
+        rows[f"vevent_{name}"] = event
 
     rows["message_old"] = _message("m-old", ids["anna"], ago(days=91))
     rows["message_new"] = _message("m-new", ids["anna"], ago(days=89))
@@ -211,6 +223,8 @@ def snapshot(refs) -> dict:
         "notice": ("original", "subject", "body"),
         "receipt": ("acknowledged_by", "call_outcome", "acknowledged_at"),
         "visit": ("comment", "marked_by", "done_at"),
+        "valert": ("acknowledged_by", "acknowledged_at"),
+        "vevent": ("actor", "kind"),
         "message": ("body_text", "body_html", "subject", "to_address", "status", "contact_id"),
         "sms": ("body", "from_address", "received_at"),
     }
@@ -230,6 +244,8 @@ def test_retention_clears_exactly_what_is_older_than_each_period_and_is_idempote
             "letter_receipts": 1,
             "notices": 1,
             "visits": 1,
+            "visit_alerts": 1,
+            "visit_events": 1,
             "messages": 1,
             "inbound_sms": 1,
         }
@@ -241,6 +257,8 @@ def test_retention_clears_exactly_what_is_older_than_each_period_and_is_idempote
             "notice_old",
             "receipt_old",
             "visit_old",
+            "valert_old",
+            "vevent_old",
             "message_old",
             "sms_old",
         }
@@ -250,6 +268,8 @@ def test_retention_clears_exactly_what_is_older_than_each_period_and_is_idempote
         assert after["notice_old"] == (None, "Avbrott", "Text")
         assert after["receipt_old"] == (None, None, before["receipt_old"][2])
         assert after["visit_old"] == (None, None, before["visit_old"][2])
+        assert after["valert_old"] == (None, before["valert_old"][1])
+        assert after["vevent_old"] == (None, "acknowledged")
         assert after["message_old"] == ("", None, None, "", "delivered", before["message_old"][5])
         assert after["sms_old"] == ("", "", before["sms_old"][2])
         assert after["incident_old"] == before["incident_old"]  # the timeline and figures stay

@@ -15,6 +15,7 @@ from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from contacts.models import ContactPerson, RegisterChange
 from core.extensions import db
 from crisis.models import Incident, Letter, LetterReceipt
+from crisis.visit_models import VisitAlert, VisitEvent
 from notifications.models import InboundSms, Message
 from tests.conftest import csrf_token_from, log_in
 from tests.contacts.test_checks_helpers import TEAM, make_register
@@ -131,6 +132,10 @@ def people(app, clock):
                 acknowledged_by=ANNA[0],
             )
         )
+        db.session.add(
+            VisitAlert(provider_id=anna.provider_id, nonce="v", visit_ids=[], created_at=now, acknowledged_by=ANNA[0])
+        )
+        db.session.add(VisitEvent(at=now, kind="acknowledged", provider_id=anna.provider_id, actor=ANNA[0], detail={}))
         db.session.commit()
         db.session.remove()
         return ids
