@@ -73,6 +73,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.i18n
     import core.metrics
     import core.openapi
+    import core.retention
     import core.security_headers
     import crisis
     import notifications
@@ -86,6 +87,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.security_headers.init_app(app)
     core.health.init_app(app)
     core.demo.init_app(app)
+    core.retention.init_app(app)
     for package in (accounts, worktime, scheduling, contacts, crisis, notifications):
         package.init_app(app)
     core.audit.init_app(app)

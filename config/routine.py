@@ -117,12 +117,33 @@ class CrisisPolicy:
 
 
 @dataclass(frozen=True)
+class RetentionPolicy:
+    """Gallring (issue 7): how long personal data is kept; see core/retention.py."""
+
+    # Answered monthly-check recipients and corrections: personal fields cleared after this many months.
+    check_months: int = 24
+    # Closed incidents: names typed on receipts, call outcomes and notices' originals cleared.
+    incident_months: int = 36
+    # Visits: comments and who marked them cleared.
+    visit_months: int = 24
+    # Message bodies, subjects and addresses (and inbound SMS texts) cleared after this many days.
+    message_days: int = 90
+    # The routine-test record (monthly checks and their figures) is kept this long.
+    check_record_years: int = 10
+    # The audit log (core/audit.py) is purged after this many months (by its own purge).
+    audit_months: int = 60
+    # Local time of the daily run.
+    run_time: time = time(3, 0)
+
+
+@dataclass(frozen=True)
 class RoutinePolicy:
     timezone: ZoneInfo
     office_hours: OfficeHoursPolicy
     working_days: WorkingDaysPolicy
     monthly_check: CheckPolicy
     crisis: CrisisPolicy = field(default_factory=CrisisPolicy)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
 
 class _Reader:
@@ -227,10 +248,11 @@ def _parse_date(value: object) -> date | None:
 def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str = "routine.toml") -> RoutinePolicy:
     """Validate parsed TOML and build the policy; raises :class:`RoutineConfigError`."""
     r = _Reader(source)
-    top_unknown = set(data) - {"office_hours", "working_days", "monthly_check", "crisis"}
+    top_unknown = set(data) - {"office_hours", "working_days", "monthly_check", "crisis", "retention"}
     if top_unknown:
         raise r.fail(
-            sorted(top_unknown)[0], "no such section (allowed: office_hours, working_days, monthly_check, crisis)"
+            sorted(top_unknown)[0],
+            "no such section (allowed: office_hours, working_days, monthly_check, crisis, retention)",
         )
 
     oh = r.table(data, "office_hours", {"weekdays", "hours", "by_weekday", "seasons", "day_before_holiday"})
@@ -317,6 +339,7 @@ def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str
         working_days=WorkingDaysPolicy(country, tuple(categories), frozenset(extra)),
         monthly_check=CheckPolicy(send_day, send_time, reminder_days, call_day),
         crisis=_crisis_policy(r, data),
+        retention=_retention_policy(r, data),
     )
 
 
@@ -382,6 +405,28 @@ def _crisis_policy(r: _Reader, data: dict) -> CrisisPolicy:
     ):
         raise r.fail("crisis.rotation_anchor", "a date on the rotation weekday", section.get("rotation_anchor"))
     return replace(default, **values)
+
+
+_RETENTION_RANGES = {
+    "check_months": (1, 600),
+    "incident_months": (1, 600),
+    "visit_months": (1, 600),
+    "message_days": (1, 3650),
+    "check_record_years": (1, 50),
+    "audit_months": (1, 600),
+}
+
+
+def _retention_policy(r: _Reader, data: dict) -> RetentionPolicy:
+    """The optional ``[retention]`` section; each missing key keeps its default."""
+    section = r.table(data, "retention", {*_RETENTION_RANGES, "run_time"}, required=False) or {}
+    values: dict = {}
+    for key, (low, high) in _RETENTION_RANGES.items():
+        if key in section:
+            values[key] = r.integer(f"retention.{key}", section[key], low, high)
+    if "run_time" in section:
+        values["run_time"] = r.time("retention.run_time", section["run_time"])
+    return replace(RetentionPolicy(), **values)
 
 
 def load_routine(path: Path, *, timezone: str = "Europe/Stockholm") -> RoutinePolicy:

@@ -8,7 +8,7 @@ link pages), ``check_views`` (the team's check page, review queue, call list, re
 
 import importlib
 
-_BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views")
+_BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "privacy")
 
 
 def init_app(app) -> None:
