@@ -12,6 +12,7 @@ from accounts import security
 from accounts.access import public, roles_required
 from accounts.roles import ALL_ROLES
 from accounts.service import authenticate_password, get_user, get_user_by_username
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 
@@ -42,6 +43,7 @@ def _start_session(user) -> None:
     session["sv"] = user.session_version
     session["login_at"] = int(now.timestamp())
     session["seen_at"] = int(now.timestamp())
+    audit.viewed("user", user.id, action="login", actor_kind="user", actor_id=user.id)
 
 
 def _locked_message() -> str:
@@ -190,6 +192,7 @@ def totp_enrol():
 @bp.post("/logout")
 @roles_required(*ALL_ROLES)
 def logout():
+    audit.viewed("user", g.user.id, action="logout")
     session.clear()
     return redirect(url_for("accounts.login"))
 

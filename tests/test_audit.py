@@ -194,3 +194,13 @@ def test_the_audit_page_filters_pages_and_exports_csv(app, client, clock, make_u
     exports = _rows(app, action="export", entity="audit_log")
     assert exports and exports[0].actor_id == str(admin) and exports[0].detail["rows"] == 1
     _assert_nothing_personal(app)
+
+
+def test_logins_and_logouts_are_recorded(app, client, make_user):
+    user_id, username, password = make_user(role="team")
+    log_in(client, username, password)
+    token = csrf_token_from(client.get("/").get_data(as_text=True))
+    client.post("/logout", data={"csrf_token": token})
+    entries = [(e.action, e.entity, e.entity_id, e.actor_kind, e.actor_id) for e in _rows(app, entity="user")]
+    assert ("login", "user", str(user_id), "user", str(user_id)) in entries
+    assert ("logout", "user", str(user_id), "user", str(user_id)) in entries
