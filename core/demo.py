@@ -106,8 +106,38 @@ def load_demo_data() -> list[tuple[str, str, str]]:
                 now=now,
             )
     _load_crisis_demo(now)
+    _load_supervision_demo(now)
     db.session.commit()
     return created
+
+
+DEMO_CLIENTS_PER_PROVIDER = 3
+DEMO_SUPERVISION_TIMES = tuple(f"{hour:02d}:30" for hour in range(24))  # hourly, so the demo always has some
+
+
+def _load_supervision_demo(now) -> None:
+    """Camera-supervised clients (pseudonymous references, area "Ryd") of the first two demo
+    providers, supervised every hour at half past, each only if missing. The demo incident's
+    window (its start to its expected end) then turns their supervisions into visits at the
+    scheduler's next tick, with the providers alerted in the console outbox."""
+    from contacts import register
+    from crisis.visit_models import SupervisedClient, SupervisionSchedule
+
+    for name, _org, _kind, _contacts in DEMO_PROVIDERS[:2]:
+        provider = register.find_provider_by_name(db.session, name)
+        if provider is None:
+            continue
+        for number in range(1, DEMO_CLIENTS_PER_PROVIDER + 1):
+            reference = f"DEMO-{provider.id}-{number}"
+            if db.session.scalar(select(SupervisedClient.id).where(SupervisedClient.reference == reference)):
+                continue
+            client = SupervisedClient(
+                reference=reference, provider_id=provider.id, area="Ryd", is_active=True, created_at=now
+            )
+            client.schedules = [
+                SupervisionSchedule(weekdays=list(range(7)), local_time=moment) for moment in DEMO_SUPERVISION_TIMES
+            ]
+            db.session.add(client)
 
 
 def _load_crisis_demo(now) -> None:

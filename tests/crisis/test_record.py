@@ -549,3 +549,28 @@ def test_an_alert_step_shows_whether_the_officer_got_the_sms(app, make_user):
     assert "Larmad: Tjänsteman i beredskap, Test tor" in step
     assert "+46701740609" in step and 'SMS: <strong class="tag tag-delivered">Levererat</strong>' in step
     assert ">2026-11-21 02:11<" in step
+
+
+def test_the_demo_clients_become_visits_of_the_demo_outage_at_the_first_tick(app, clock):
+    """`make run` shows the visits side too: the demo's camera-supervised clients (three of each
+    of two providers, hourly at half past) get visits inside the demo outage's window, loaded once."""
+    from core.demo import DEMO_CLIENTS_PER_PROVIDER, load_demo_data
+    from crisis.visit_models import SupervisedClient, Visit
+    from scheduling.service import tick
+
+    with app.app_context():
+        load_demo_data()
+        load_demo_data()
+        assert len(db.session.scalars(select(SupervisedClient)).all()) == 2 * DEMO_CLIENTS_PER_PROVIDER
+        tick(db_session=db.session, now=clock.now())
+        visits = db.session.scalars(select(Visit)).all()
+        incident = db.session.scalar(select(Incident))
+        # Every client is supervised hourly at half past; the window runs from 15 minutes before
+        # the load to 3 hours after it: three or four half-pasts, whatever the minute.
+        half_pasts, moment = 0, incident.starts_at.replace(minute=30, second=0, microsecond=0)
+        while moment < incident.expected_end_at:
+            half_pasts += moment >= incident.starts_at
+            moment += timedelta(hours=1)
+        assert half_pasts in (3, 4)
+        assert len(visits) == 2 * DEMO_CLIENTS_PER_PROVIDER * half_pasts
+        assert all(incident.starts_at <= v.due_at < incident.expected_end_at for v in visits)
