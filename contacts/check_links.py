@@ -10,73 +10,37 @@ old links of a recipient. Opening a link never counts as answering (mail scanner
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
-import secrets
 from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from contacts.check_models import ANSWER_VIA, ANSWERS, CheckCorrection, CheckRecipient
+from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign  # noqa: F401  (re-exported for the pages)
 
 LINK_PATH = "/k/"
-_TOKEN = re.compile(r"^(\d{1,12})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})$")
 _PURPOSE = b"krisrutin monthly check link v1"
 
 
-class InvalidLink(Exception):
-    """The link cannot be used; ``reason`` is ``malformed``, ``forged``, ``unknown``, ``replaced``
-    or ``closed`` (the page says which in plain words)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+def _mac(secret: str, row_id: int, nonce: str) -> str:
+    return sign(secret, _PURPOSE, row_id, nonce)
 
 
 class CheckClosed(Exception):
     """The month's check has closed: answers are no longer recorded."""
 
 
-def new_nonce() -> str:
-    return secrets.token_urlsafe(8)[:10]
-
-
-def _mac(secret: str, recipient_id: int, nonce: str) -> str:
-    key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
-    digest = hmac.new(key, f"{recipient_id}:{nonce}".encode(), hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
 def link_token(recipient: CheckRecipient, secret: str) -> str:
-    return f"{recipient.id}-{recipient.nonce}-{_mac(secret, recipient.id, recipient.nonce)}"
+    return make_token(recipient.id, recipient.nonce, secret=secret, purpose=_PURPOSE)
 
 
 def link_url(recipient: CheckRecipient, *, secret: str, base_url: str) -> str:
     return f"{base_url.rstrip('/')}{LINK_PATH}{link_token(recipient, secret)}"
 
 
-def read_token(token: str, secret: str) -> tuple[int, str]:
-    """``(recipient_id, nonce)`` of a well-formed, correctly signed token; raises InvalidLink."""
-    match = _TOKEN.match(token or "")
-    if not match:
-        raise InvalidLink("malformed")
-    recipient_id, nonce, mac = int(match[1]), match[2], match[3]
-    if not hmac.compare_digest(mac, _mac(secret, recipient_id, nonce)):
-        raise InvalidLink("forged")
-    return recipient_id, nonce
-
-
 def recipient_for_token(db_session: Session, token: str, *, secret: str, now: datetime) -> CheckRecipient:
     """The recipient a link belongs to, if it may still be used; raises InvalidLink."""
-    recipient_id, nonce = read_token(token, secret)
-    recipient = db_session.get(CheckRecipient, recipient_id)
-    if recipient is None:
-        raise InvalidLink("unknown")
-    if not hmac.compare_digest(recipient.nonce, nonce):
-        raise InvalidLink("replaced")
+    recipient = row_for_token(db_session, CheckRecipient, token, secret=secret, purpose=_PURPOSE)
     if not recipient.check.is_open(now):
         raise InvalidLink("closed")
     return recipient

@@ -26,12 +26,7 @@ Decisions (where the issue is silent)
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -41,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from contacts.models import ContactPerson, Provider
 from contacts.register import SERVICE_LABELS
+from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign
 from crisis import timeline
 from crisis.affected import affected_providers
 from crisis.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt, Party
@@ -126,30 +122,15 @@ def local_text(instant: datetime | None) -> str:
 
 # --- signed links to the provider's page ----------------------------------------------------------
 
-_TOKEN = re.compile(r"^(\d{1,12})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})$")
 _PURPOSE = b"krisrutin letter receipt link v1"
 
 
-class InvalidLink(Exception):
-    """``reason``: malformed, forged, unknown or replaced."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-def new_nonce() -> str:
-    return secrets.token_urlsafe(8)[:10]
-
-
-def _mac(secret: str, receipt_id: int, nonce: str) -> str:
-    key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
-    digest = hmac.new(key, f"{receipt_id}:{nonce}".encode(), hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def _mac(secret: str, row_id: int, nonce: str) -> str:
+    return sign(secret, _PURPOSE, row_id, nonce)
 
 
 def link_token(receipt: LetterReceipt, secret: str) -> str:
-    return f"{receipt.id}-{receipt.nonce}-{_mac(secret, receipt.id, receipt.nonce)}"
+    return make_token(receipt.id, receipt.nonce, secret=secret, purpose=_PURPOSE)
 
 
 def link_url(receipt: LetterReceipt, *, secret: str | None = None, base_url: str | None = None) -> str:
@@ -160,18 +141,7 @@ def link_url(receipt: LetterReceipt, *, secret: str | None = None, base_url: str
 
 def receipt_for_token(db_session: Session, token: str, *, secret: str) -> LetterReceipt:
     """The receipt a provider link belongs to; raises :class:`InvalidLink`."""
-    match = _TOKEN.match(token or "")
-    if not match:
-        raise InvalidLink("malformed")
-    receipt_id, nonce, mac = int(match[1]), match[2], match[3]
-    if not hmac.compare_digest(mac, _mac(secret, receipt_id, nonce)):
-        raise InvalidLink("forged")
-    receipt = db_session.get(LetterReceipt, receipt_id)
-    if receipt is None:
-        raise InvalidLink("unknown")
-    if not hmac.compare_digest(receipt.nonce, nonce):
-        raise InvalidLink("replaced")
-    return receipt
+    return row_for_token(db_session, LetterReceipt, token, secret=secret, purpose=_PURPOSE)
 
 
 # --- whom to contact --------------------------------------------------------------------------------

@@ -34,12 +34,7 @@ Every step is a :class:`~crisis.visit_models.VisitEvent`. Nothing here commits.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
-import re
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,8 +44,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contacts.models import ContactPerson, Provider
+from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign
 from crisis import timeline
-from crisis.letters import InvalidLink, local_text
+from crisis.letters import local_text
 from crisis.visit_models import NOT_DONE_REASONS, Visit, VisitAlert, VisitEvent, VisitStatus
 from notifications.models import Channel, Priority
 from notifications.service import Outgoing, send, send_many
@@ -149,23 +145,16 @@ def event(
 
 # --- signed links to the provider's visit list ----------------------------------------------------
 
-_TOKEN = re.compile(r"^(\d{1,12})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})$")
 _PURPOSE = b"krisrutin visit alert link v1"
 
 
-def new_nonce() -> str:
-    return secrets.token_urlsafe(8)[:10]
-
-
-def _mac(secret: str, alert_id: int, nonce: str) -> str:
-    key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
-    digest = hmac.new(key, f"{alert_id}:{nonce}".encode(), hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+def _mac(secret: str, row_id: int, nonce: str) -> str:
+    return sign(secret, _PURPOSE, row_id, nonce)
 
 
 def link_token(alert: VisitAlert, secret: str | None = None) -> str:
     secret = secret or current_app.config["SECRET_KEY"]
-    return f"{alert.id}-{alert.nonce}-{_mac(secret, alert.id, alert.nonce)}"
+    return make_token(alert.id, alert.nonce, secret=secret, purpose=_PURPOSE)
 
 
 def link_url(alert: VisitAlert) -> str:
@@ -173,19 +162,8 @@ def link_url(alert: VisitAlert) -> str:
 
 
 def alert_for_token(db_session: Session, token: str, *, secret: str) -> VisitAlert:
-    """The alert a visit link belongs to; raises :class:`~crisis.letters.InvalidLink`."""
-    match = _TOKEN.match(token or "")
-    if not match:
-        raise InvalidLink("malformed")
-    alert_id, nonce, mac = int(match[1]), match[2], match[3]
-    if not hmac.compare_digest(mac, _mac(secret, alert_id, nonce)):
-        raise InvalidLink("forged")
-    alert = db_session.get(VisitAlert, alert_id)
-    if alert is None:
-        raise InvalidLink("unknown")
-    if not hmac.compare_digest(alert.nonce, nonce):
-        raise InvalidLink("replaced")
-    return alert
+    """The alert a visit link belongs to; raises :class:`~core.signed_links.InvalidLink`."""
+    return row_for_token(db_session, VisitAlert, token, secret=secret, purpose=_PURPOSE)
 
 
 # --- who is told ------------------------------------------------------------------------------------
