@@ -560,19 +560,26 @@ def check_acknowledged(db_session: Session, task, now: datetime) -> None:
         ref=(REF_TYPE, alert.id),
         now=now,
     )
-    for incident_id in sorted({visit.incident_id for visit in still_open if visit.incident_id is not None}):
+    _record_escalation(db_session, still_open, now, party=party.party, step="call_list", alert_id=alert.id)
+    log.info("visit alert escalated", extra={"alert_id": alert.id, "party": party.party})
+
+
+def _record_escalation(db_session: Session, visits: list[Visit], now: datetime, **detail) -> None:
+    """A ``visits_escalated`` step on the timeline of each incident the visits belong to."""
+    per_incident: dict[int, int] = defaultdict(int)
+    for visit in visits:
+        if visit.incident_id is not None:
+            per_incident[visit.incident_id] += 1
+    for incident_id in sorted(per_incident):
         timeline.record(
             db_session,
             incident_id,
             "visits_escalated",
             now,
-            party=party.party,
-            provider_id=alert.provider_id,
-            step="call_list",
-            alert_id=alert.id,
-            visits=len([v for v in still_open if v.incident_id == incident_id]),
+            provider_id=visits[0].provider_id,
+            visits=per_incident[incident_id],
+            **detail,
         )
-    log.info("visit alert escalated", extra={"alert_id": alert.id, "party": party.party})
 
 
 @task_handler(OVERDUE_TASK)
@@ -621,17 +628,7 @@ def check_overdue(db_session: Session, task, now: datetime) -> None:
         ref=("visit_overdue", visit.provider_id),
         now=now,
     )
-    for incident_id in sorted({item.incident_id for item in overdue if item.incident_id is not None}):
-        timeline.record(
-            db_session,
-            incident_id,
-            "visits_escalated",
-            now,
-            party=party.party,
-            provider_id=visit.provider_id,
-            step="overdue",
-            visits=len([item for item in overdue if item.incident_id == incident_id]),
-        )
+    _record_escalation(db_session, overdue, now, party=party.party, step="overdue")
     log.info("overdue visits reported", extra={"provider_id": visit.provider_id, "visits": len(overdue)})
 
 
