@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 FLASK := $(BIN)/flask --app app
 
-.PHONY: setup run test lint db demo
+.PHONY: setup run test lint db demo tools
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,14 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP)
+
+# Test tools that are not Python (Prism for the Twilio contract test, axe-core for the browser
+# tests), pinned in package-lock.json. Without npm the tests that need them skip (see README).
+NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | cksum | cut -d' ' -f1)
+$(NPM_STAMP): package-lock.json
+	if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $(NPM_STAMP); fi
+
+tools: $(NPM_STAMP)
 
 db: setup
 	$(FLASK) db upgrade
@@ -35,5 +43,5 @@ lint: setup
 
 # Two worker processes: this machine has two cores (see README, Tests).
 PYTEST_ARGS ?= -n 2
-test: lint
+test: lint tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
