@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 FLASK := $(BIN)/flask --app app
 
-.PHONY: setup run test lint db demo tools
+.PHONY: setup run test lint db demo tools audit
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Known vulnerabilities in the pinned dependencies (PyPI's advisory data; docs/security.md).
+audit: setup
+	$(BIN)/python -m tools.dependency_audit requirements.txt
+
 # Two worker processes: this machine has two cores (see README, Tests).
 PYTEST_ARGS ?= -n 2
-test: lint tools
+test: lint tools audit
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

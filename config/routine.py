@@ -128,9 +128,9 @@ class RetentionPolicy:
     visit_months: int = 24
     # Message bodies, subjects and addresses (and inbound SMS texts) cleared after this many days.
     message_days: int = 90
-    # The routine-test record (monthly checks and their figures) is kept this long.
+    # The routine-test record (monthly checks and their figures) is kept this long, then deleted.
     check_record_years: int = 10
-    # The audit log (core/audit.py) is purged after this many months (by its own purge).
+    # Audit log entries (core/audit.py) are deleted after this many months.
     audit_months: int = 60
     # Local time of the daily run.
     run_time: time = time(3, 0)

@@ -19,7 +19,14 @@ The periods are in the ``[retention]`` section of config/routine.toml
   subject, bodies and the address are cleared; kind, status, times and contact id stay.
 * ``inbound_sms`` -- SMS replies older than ``message_days``: the text and sender are cleared.
 
-The audit log (core/audit.py) is not touched here: its own purge uses ``audit_months``.
+Two records are kept for periods of their own and then deleted, not anonymised:
+
+* ``check_records`` -- the routine-test record: monthly checks that closed more than
+  ``check_record_years`` ago are deleted with their recipients and corrections.
+* ``audit_log`` -- audit entries older than ``audit_months`` are deleted. The database refuses
+  UPDATE and DELETE on ``audit_log`` (triggers); DELETE is let through only for rows older than
+  the cutoff this run writes into ``audit_log_purge`` in its own transaction and removes again
+  (migration 5e0c7d21a9b3). Each purge is itself written to the audit log (how many, before when).
 
 Every run (scheduled once per local day at ``run_time``, or ``flask retention run``) is
 recorded in ``retention_runs`` with its counts, and shown to admins on /admin/retention.
@@ -37,7 +44,7 @@ import click
 from flask import Blueprint, current_app, render_template
 from flask.cli import AppGroup
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import JSON, Boolean, String, and_, func, or_, select, update
+from sqlalchemy import JSON, Boolean, String, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from accounts.access import roles_required
@@ -63,6 +70,8 @@ KINDS = (
     "visit_events",
     "messages",
     "inbound_sms",
+    "check_records",
+    "audit_log",
 )
 
 
@@ -76,6 +85,16 @@ class RetentionRun(db.Model):
     trigger: Mapped[str] = mapped_column(String(16))  # "scheduler" or "cli"
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     counts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class AuditLogPurge(db.Model):
+    """The cutoff a running purge may delete audit entries before (see the module docstring).
+    Written and removed in the same transaction by :func:`run_retention` only."""
+
+    __tablename__ = "audit_log_purge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cutoff: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def months_before(moment: datetime, months: int) -> datetime:
@@ -217,12 +236,45 @@ def run_retention(db_session: Session, *, now: datetime, dry_run: bool = False, 
                     update(rule.model).where(rule.model.id.in_(chunk)).values(**rule.values),
                     execution_options={"synchronize_session": False},
                 )
+    counts["check_records"] = _delete_check_records(
+        db_session, months_before(now, 12 * policy.check_record_years), dry_run
+    )
+    counts["audit_log"] = _purge_audit_log(db_session, months_before(now, policy.audit_months), dry_run)
     run = RetentionRun(started_at=now, trigger=trigger, dry_run=dry_run, counts=counts)
     db_session.add(run)
     db_session.flush()
     db_session.expire_all()
     log.info("retention run", extra={"dry_run": dry_run, "trigger": trigger, "counts": counts})
     return run
+
+
+def _delete_check_records(db_session: Session, cutoff: datetime, dry_run: bool) -> int:
+    """Delete monthly checks closed before ``cutoff`` with their recipients and corrections."""
+    from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
+
+    check_ids = list(db_session.scalars(select(MonthlyCheck.id).where(MonthlyCheck.closes_at < cutoff)))
+    if check_ids and not dry_run:
+        recipients = select(CheckRecipient.id).where(CheckRecipient.check_id.in_(check_ids))
+        db_session.execute(delete(CheckCorrection).where(CheckCorrection.recipient_id.in_(recipients)))
+        db_session.execute(delete(CheckRecipient).where(CheckRecipient.check_id.in_(check_ids)))
+        db_session.execute(delete(MonthlyCheck).where(MonthlyCheck.id.in_(check_ids)))
+    return len(check_ids)
+
+
+def _purge_audit_log(db_session: Session, cutoff: datetime, dry_run: bool) -> int:
+    """Delete audit entries older than ``cutoff`` (the only DELETE the database lets through)."""
+    from core import audit
+
+    count = db_session.scalar(select(func.count()).select_from(audit.AuditEntry).where(audit.AuditEntry.at < cutoff))
+    if count and not dry_run:
+        permit = AuditLogPurge(cutoff=cutoff)
+        db_session.add(permit)
+        db_session.flush()
+        db_session.execute(delete(audit.AuditEntry).where(audit.AuditEntry.at < cutoff))
+        db_session.delete(permit)
+        audit.record("purge", "audit_log", db_session=db_session, before=cutoff.isoformat(), rows=count)
+        db_session.flush()
+    return count
 
 
 # --- scheduling -----------------------------------------------------------------------------------
@@ -272,6 +324,8 @@ KIND_LABELS = {
     "visit_events": _l("Besökshändelser"),
     "messages": _l("Meddelanden"),
     "inbound_sms": _l("Inkomna sms"),
+    "check_records": _l("Månadskontroller (raderade)"),
+    "audit_log": _l("Granskningsloggposter (raderade)"),
 }
 
 

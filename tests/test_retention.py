@@ -248,6 +248,8 @@ def test_retention_clears_exactly_what_is_older_than_each_period_and_is_idempote
             "visit_events": 1,
             "messages": 1,
             "inbound_sms": 1,
+            "check_records": 0,  # the routine-test record is kept 10 years
+            "audit_log": 0,  # the audit log 60 months
         }
         after = snapshot(refs)
         changed = {key for key in refs if after[key] != before[key]}
@@ -408,3 +410,113 @@ def test_without_a_retention_section_the_defaults_apply():
         90,
         60,
     )
+
+
+def _audit_entry(at, action="view"):
+    from core.audit import AuditEntry
+
+    return AuditEntry(at=at, actor_kind="user", actor_id="1", action=action, entity="contact", entity_id="7", detail={})
+
+
+def _check(month, closes_at):
+    return MonthlyCheck(
+        month=month,
+        send_on=closes_at.date() - timedelta(days=30),
+        first_reminder_on=closes_at.date() - timedelta(days=27),
+        second_reminder_on=closes_at.date() - timedelta(days=26),
+        call_on=closes_at.date() - timedelta(days=25),
+        opened_at=closes_at - timedelta(days=30),
+        closes_at=closes_at,
+        created_at=closes_at - timedelta(days=30),
+    )
+
+
+def test_the_audit_log_and_the_routine_test_record_are_deleted_after_their_own_periods(app, clock):
+    from sqlalchemy import text
+
+    from core.audit import AuditEntry
+    from core.retention import AuditLogPurge
+
+    with app.app_context():
+        clock.set(ago(months=59))  # the register's own audit entries are younger than the period
+        ids = make_register(
+            clock, {"anna": {"provider": "Hemtjänst Norr", "name": "Anna Lind", "mobile": "+46701000001"}}
+        )
+        provider_id = db.session.get(__import__("contacts.models").models.ContactPerson, ids["anna"]).provider_id
+        old_check = _check("2020-04", ago(months=120, days=1))  # closed just over 10 years ago
+        kept_check = _check("2020-06", ago(months=120) + timedelta(days=1))
+        db.session.add_all([old_check, kept_check])
+        db.session.flush()
+        for check in (old_check, kept_check):
+            recipient = CheckRecipient(
+                check_id=check.id,
+                contact_id=ids["anna"],
+                provider_id=provider_id,
+                added_at=check.opened_at,
+                added_reason="start",
+                nonce="n" + check.month,
+                answer="yes",
+                answered_at=check.opened_at,
+                answered_via="link",
+            )
+            db.session.add(recipient)
+            db.session.flush()
+            db.session.add(
+                CheckCorrection(
+                    recipient_id=recipient.id,
+                    kind="correction",
+                    contact_id=ids["anna"],
+                    provider_id=provider_id,
+                    proposed={},
+                    comment="",
+                    status="applied",
+                    submitted_at=check.opened_at,
+                    submitted_via="link",
+                )
+            )
+        old_entries = [_audit_entry(ago(months=60, days=d)) for d in (1, 400)]
+        kept_entry = _audit_entry(ago(months=60) + timedelta(hours=1))
+        db.session.add_all([*old_entries, kept_entry])
+        db.session.commit()
+        kept_check_id, kept_entry_id = kept_check.id, kept_entry.id
+
+        clock.set(NOW)
+        dry = run_retention(db.session, now=clock.now(), dry_run=True)
+        db.session.commit()
+        assert (dry.counts["check_records"], dry.counts["audit_log"]) == (1, 2)
+        assert (
+            db.session.scalar(select(db.func.count()).select_from(AuditEntry).where(AuditEntry.at < ago(months=60)))
+            == 2
+        )
+
+        run = run_retention(db.session, now=clock.now())
+        db.session.commit()
+        assert (run.counts["check_records"], run.counts["audit_log"]) == (1, 2)
+        assert [c.id for c in db.session.scalars(select(MonthlyCheck))] == [kept_check_id]
+        assert {r.check_id for r in db.session.scalars(select(CheckRecipient))} == {kept_check_id}
+        assert db.session.scalar(select(db.func.count()).select_from(CheckCorrection)) == 1
+        remaining = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert min(entry.at for entry in remaining) >= ago(months=60)
+        assert kept_entry_id in {entry.id for entry in remaining}
+        purge = remaining[-1]  # the purge is itself on the record, with no personal data
+        assert (purge.action, purge.entity, purge.detail["rows"]) == ("purge", "audit_log", 2)
+        assert db.session.scalar(select(db.func.count()).select_from(AuditLogPurge)) == 0  # the permit is gone
+
+        again = run_retention(db.session, now=clock.now())
+        db.session.commit()
+        assert (again.counts["check_records"], again.counts["audit_log"]) == (0, 0)
+
+    # Outside the retention run the database still refuses to change or delete any entry.
+    with app.app_context():
+        for statement in (f"DELETE FROM audit_log WHERE id = {kept_entry_id}", "UPDATE audit_log SET action = 'x'"):
+            with pytest.raises(Exception, match="append-only"):
+                db.session.execute(text(statement))
+            db.session.rollback()
+        db.session.add(_audit_entry(ago(months=70)))
+        db.session.commit()
+        with pytest.raises(Exception, match="append-only"):
+            db.session.execute(
+                text("DELETE FROM audit_log WHERE at < :t"),
+                {"t": ago(months=60).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)},
+            )
+        db.session.rollback()
