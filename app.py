@@ -50,7 +50,14 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
         TESTING=settings.env == "testing",
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
     )
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address (login limits, audit log) and scheme as the proxies saw them.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)
     app.extensions["krisrutin.settings"] = settings
     app.extensions["krisrutin.routine"] = routine
     install_clock(app, clock or SystemClock())

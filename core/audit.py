@@ -31,7 +31,7 @@ from core.types import UTCDateTime
 logger = logging.getLogger(__name__)
 
 ACTOR_KINDS = ("user", "token", "link", "system")
-ACTIONS = ("view", "create", "update", "delete", "export", "login", "logout")
+ACTIONS = ("view", "create", "update", "delete", "export", "login", "logout", "purge")
 # Columns whose change is bookkeeping, not a change of the record.
 _IGNORED_FIELDS = frozenset({"updated_at", "created_at"})
 

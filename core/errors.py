@@ -6,7 +6,7 @@ import traceback
 from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from config.settings import ROOT
 
@@ -63,6 +63,15 @@ def init_app(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         error.description = "The form had expired or was not sent from this service. Reload the page and try again."
+        return _respond(error)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        error.description = (
+            f"The request is larger than the service accepts ({limit / (1024 * 1024):.1f} MB, MAX_REQUEST_BYTES). "
+            "Split the file or send fewer rows at a time."
+        )
         return _respond(error)
 
     @app.errorhandler(HTTPException)

@@ -1,8 +1,11 @@
 """Security headers on every response.
 
 No inline scripts or styles are allowed by the CSP; the referrer is never sent to other sites,
-because personal link tokens travel in URLs.
+because personal link tokens travel in URLs. Nothing but the static files may be stored by a
+browser or a proxy (``Cache-Control: no-store``): pages, exports and API answers carry personal data.
 """
+
+from flask import request
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -16,6 +19,8 @@ def _add_headers(response):
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
+    if request.endpoint != "static":
+        headers["Cache-Control"] = "no-store"
     return response
 
 
