@@ -19,8 +19,8 @@ def _add_headers(response):
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint != "static":
-        headers["Cache-Control"] = "no-store"
+    if request.endpoint != "static" and "Cache-Control" not in headers:
+        headers["Cache-Control"] = "no-store"  # a view that sets its own (the public OpenAPI document) keeps it
     return response
 
 
