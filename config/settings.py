@@ -61,6 +61,9 @@ class Settings:
     dispatch_lease_seconds: int
     dispatch_batch_size: int
     message_max_attempts: int
+    # PostgreSQL: whether the dispatcher's own bookkeeping (claims, "sent", retries) waits for
+    # its WAL flush; see notifications/dispatcher.py "Durability of the bookkeeping".
+    dispatch_synchronous_commit: bool
     # Requests larger than this are refused with 413 (CSV imports and forwarded e-mails included).
     max_request_bytes: int
     # Reverse proxies in front of the service whose X-Forwarded-For/-Proto are trusted (0: none).
@@ -190,6 +193,10 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         dispatch_lease_seconds=_int("DISPATCH_LEASE_SECONDS", get("DISPATCH_LEASE_SECONDS", "120"), 5, 3600),
         dispatch_batch_size=_int("DISPATCH_BATCH_SIZE", get("DISPATCH_BATCH_SIZE", "10"), 1, 100),
         message_max_attempts=_int("MESSAGE_MAX_ATTEMPTS", get("MESSAGE_MAX_ATTEMPTS", "10"), 1, 100),
+        dispatch_synchronous_commit=_choice(
+            "DISPATCH_SYNCHRONOUS_COMMIT", get("DISPATCH_SYNCHRONOUS_COMMIT", "off").lower(), ("on", "off")
+        )
+        == "on",
         max_request_bytes=_int("MAX_REQUEST_BYTES", get("MAX_REQUEST_BYTES", str(10 * 1024 * 1024)), 1024, 1 << 30),
         trusted_proxies=_int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0, 5),
     )

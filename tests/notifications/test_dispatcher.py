@@ -353,3 +353,31 @@ def test_dispatcher_run_stops_cleanly_on_sigterm(sqlite_url, clock):
     with app.app_context():
         assert reload(message.id).leased_by is None
         db.engine.dispose()
+
+
+@pytest.mark.parametrize("setting, worker_mode", [(None, "off"), ("on", "on")])
+def test_writing_a_message_is_always_durable_and_only_the_dispatchers_bookkeeping_may_skip_the_flush(
+    postgres_url, clock, recorder, setting, worker_mode
+):
+    """PostgreSQL: the commit that writes a message waits for its WAL flush (a message is never
+    lost); the dispatcher's claims and 'sent' records do not, unless DISPATCH_SYNCHRONOUS_COMMIT=on."""
+    overrides = {} if setting is None else {"DISPATCH_SYNCHRONOUS_COMMIT": setting}
+    app = build_app(postgres_url, clock, **overrides)
+    create_schema(app)
+    with app.app_context():
+        queue(now=clock.now(), key="durable-1", channels=("sms",), commit=False)
+        assert db.session.execute(sa.text("SHOW synchronous_commit")).scalar() == "on"
+        db.session.commit()
+        message_id = db.session.scalar(sa.select(Message.id))
+    dispatcher = dispatcher_for(app, recorder)
+    engine = dispatcher._worker_engine()
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SHOW synchronous_commit")).scalar() == worker_mode
+        dispatcher.run_until_idle()
+        assert recorder.sent == [("sms", message_id)]
+    finally:
+        engine.dispose()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
