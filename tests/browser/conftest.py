@@ -131,6 +131,7 @@ class Steps:
 
     def shot(self, page, step: str) -> None:
         self.count += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{self.count:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower()).strip('-')}.png"
         page.screenshot(path=str(self.folder / name), full_page=True)
         self.taken.append(name)
@@ -140,7 +141,6 @@ class Steps:
 def steps(request) -> Steps:
     folder = ARTIFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     return Steps(folder)
 
 

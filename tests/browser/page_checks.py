@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 
-AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+AXE_OPTIONS = {
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]},
+    "resultTypes": ["violations"],  # details of violations only: quicker
+}
 BLOCKING = ("serious", "critical")
 
 

@@ -157,8 +157,7 @@ def test_the_team_follows_the_month_and_accepts_a_correction(live, new_page, ste
         assert db.session.get(ContactPerson, ids["omar"]).mobile == "+46701740699"
         db.session.remove()
 
-    zoomed = new_page(**ZOOMED)
-    log_in(zoomed, live, "tea")
+    zoomed = new_page(**ZOOMED, storage_state=page.context.storage_state())  # still logged in
     zoomed.goto(live(f"/checks/{MONTH}"))
     steps.shot(zoomed, "the month page at 200 percent")
     assert_no_horizontal_scroll(zoomed, "the check month page")

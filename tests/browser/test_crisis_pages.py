@@ -82,8 +82,7 @@ def test_the_on_call_officer_writes_previews_and_sends_a_letter(live, new_page, 
         assert ("sms", "+46701000004") not in queued  # Dan is inactive
         db.session.remove()
 
-    zoomed = new_page(**ZOOMED)
-    log_in(zoomed, live, "tib")
+    zoomed = new_page(**ZOOMED, storage_state=page.context.storage_state())  # still logged in
     zoomed.goto(live(f"/incidents/{incident_id}/letters/new?kind=update"))
     steps.shot(zoomed, "the letter form at 200 percent")
     assert_no_horizontal_scroll(zoomed, "the letter form")
