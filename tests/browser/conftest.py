@@ -155,7 +155,9 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def new_page(browser, request, steps):
     """``new_page(**context_options)``: a page in a new browser context (closed after the test).
-    Console errors (e.g. a CSP refusal) and failed requests are collected on ``page.errors``."""
+    Console errors (e.g. a CSP refusal) and failed requests for a page's resources (style
+    sheets, icons) are collected on ``page.errors``; a page's own status is the test's to assert (a
+    form with errors answers 400)."""
     contexts = []
 
     def make(**options):
@@ -164,9 +166,9 @@ def new_page(browser, request, steps):
         contexts.append(context)
         page = context.new_page()
         page.errors = []
-        page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+        page.on("console", lambda message: _console_error(page, message))
         page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on("response", lambda answer: answer.status >= 400 and page.errors.append(f"{answer.status} {answer.url}"))
+        page.on("response", lambda answer: _failed_resource(page, answer))
         return page
 
     yield make
@@ -175,6 +177,20 @@ def new_page(browser, request, steps):
             for page in context.pages:
                 steps.shot(page, "failure")
         context.close()
+
+
+def _console_error(page, message) -> None:
+    if message.type != "error":
+        return
+    url = message.location.get("url", "")
+    if message.text.startswith("Failed to load resource") and url.split("#")[0] == page.url.split("#")[0]:
+        return  # Chromium logs the page's own 4xx too
+    page.errors.append(f"{message.text} ({url})" if url else message.text)
+
+
+def _failed_resource(page, answer) -> None:
+    if answer.status >= 400 and answer.request.resource_type != "document":
+        page.errors.append(f"{answer.status} {answer.request.resource_type} {answer.url}")
 
 
 def staff_user(live: Live, role: str, username: str, **fields) -> str:

@@ -110,8 +110,9 @@ def test_a_provider_acknowledges_the_letter_and_marks_visits_done_on_a_phone(liv
         db.session.remove()
 
     # The letter's page: Hemtjänst Norr acknowledges.
+    letter_link = _link_in_sms(live, ANNA, "crisis.letter", "/d/")
     page = new_page(**PHONE)
-    page.goto(_link_in_sms(live, ANNA, "crisis.letter", "/d/"))
+    page.goto(letter_link)
     page.get_by_role("heading", name="GSM-nätet nere i norra kommundelen").wait_for()
     steps.shot(page, "the provider page")
     check_page(page, axe_source, "the provider page")
@@ -167,6 +168,9 @@ def test_a_provider_acknowledges_the_letter_and_marks_visits_done_on_a_phone(liv
     assert_no_horizontal_scroll(zoomed, "the visit list")
     save = zoomed.get_by_role("button", name="Spara för de valda besöken")
     assert_in_view_horizontally(save, zoomed, "the save button")
+    zoomed.goto(letter_link)
+    steps.shot(zoomed, "the provider page at 200 percent")
+    assert_no_horizontal_scroll(zoomed, "the provider page")
 
 
 def _provider_of(visit_id: int) -> int:
