@@ -54,9 +54,14 @@ def unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
-    """Debian's Chromium, started once per test session (Playwright's own download does not work here)."""
+    """Debian's Chromium (Playwright's own download does not work here), started once for this
+    package's tests in a test session (in each xdist worker that runs them).
+
+    Not session-scoped: while Playwright's sync API is started it leaves its event loop marked as
+    running in the main thread, so any later test in the same process that calls ``asyncio.run()``
+    would fail. Package scope stops it when the browser tests are done."""
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:
