@@ -1,8 +1,9 @@
 """Browser tests: the real application on a live server, driven by Debian's Chromium through
 Playwright (sync API), with axe-core for accessibility.
 
-One browser per test session (per xdist worker), a new context per test, a live server per test
-on its own migrated SQLite file and a fixed clock the test moves. Without Chromium, the
+One browser for this package's tests (per xdist worker; see ``browser``), a new context per
+test, a live server per test on its own migrated SQLite file and a fixed clock the test moves.
+Without Chromium, the
 ``playwright`` package or axe-core the tests skip, unless ``REQUIRE_BROWSER=1`` (CI), when they
 fail and say what is missing. Each test writes a screenshot of every step to
 ``test-artifacts/browser/<test name>/NN-step.png``.
@@ -135,6 +136,7 @@ class Steps:
     taken: list[str] = field(default_factory=list)
 
     def shot(self, page, step: str) -> None:
+        page.wait_for_load_state("load")  # style sheets applied
         self.count += 1
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{self.count:02d}-{re.sub(r'[^a-z0-9]+', '-', step.lower()).strip('-')}.png"

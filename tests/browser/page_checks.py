@@ -30,6 +30,7 @@ def check_page(page, axe_source: str, what: str) -> None:
 
     axe is evaluated in the page rather than added as a script element: the application's CSP
     (no inline scripts) would refuse an injected element, and the test keeps the real CSP."""
+    page.wait_for_load_state("load")  # style sheets applied before colours are checked
     assert page.evaluate("document.documentElement.lang") == "sv", f"{what}: <html lang> is not sv"
     if not page.evaluate("typeof window.axe === 'object'"):
         page.evaluate(axe_source + "\n;undefined")
