@@ -16,7 +16,7 @@ from crisis.visit_models import Visit
 from tests.browser.conftest import DESKTOP, PHONE, ZOOMED, log_in, staff_user
 from tests.browser.page_checks import assert_in_view_horizontally, assert_no_horizontal_scroll, check_page, tab_to
 from tests.crisis.test_letters_helpers import letters, local, make_incident, make_people, messages
-from tests.crisis.test_visit_helpers import NORR, new_visits
+from tests.crisis.test_visit_helpers import NORR, alerts, new_visits
 
 pytestmark = pytest.mark.browser
 
@@ -136,20 +136,23 @@ def test_a_provider_acknowledges_the_letter_and_marks_visits_done_on_a_phone(liv
     steps.shot(page, "the visit list")
     check_page(page, axe_source, "the visit list")
     tab_to(page, "Ditt namn")
-    page.keyboard.type("Omar Demosson")
+    page.keyboard.type("Bo Ek")
     tab_to(page, "Vi tar dessa")
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Tack! Ni har kvitterat besöken.").wait_for()
     steps.shot(page, "the visits are acknowledged")
     check_page(page, axe_source, "the visit list after acknowledging")
+    with live.app.app_context():
+        assert [alert.acknowledged_by for alert in alerts()] == ["Bo Ek"]
+        db.session.remove()
 
     first = tab_to(page, "02:30")
     assert first["type"] == "checkbox"
     page.keyboard.press("Space")
-    tab_to(page, "Gjorda")
+    assert tab_to(page, "Gjorda")["type"] == "radio"
     page.keyboard.press("Space")
     tab_to(page, "Ditt namn")
-    page.keyboard.type("Omar Demosson")
+    page.keyboard.type("Bo Ek")
     steps.shot(page, "a visit is chosen and marked done")
     tab_to(page, "Spara för de valda besöken")
     page.keyboard.press("Enter")
