@@ -78,6 +78,7 @@ def reset_totp_command(username: str) -> None:
         raise click.UsageError(f"no user named {username!r}")
     user.totp_secret = None
     user.totp_last_step = None
+    user.totp_recovery = None
     user.session_version += 1  # sessions made with the old factor end
     db.session.commit()
     click.echo(f"Removed the second factor of {user.username}; they must enrol again.")

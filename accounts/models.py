@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from accounts.roles import Role
@@ -37,6 +37,8 @@ class User(db.Model):
     # TOTP second factor (RFC 6238): base32 secret, never logged; the last accepted time step.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # One-time recovery codes for a lost phone: SHA-256 digests of the unused ones (never the codes).
+    totp_recovery: Mapped[list | None] = mapped_column(JSON)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 

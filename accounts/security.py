@@ -128,6 +128,44 @@ def matching_step(secret_b32: str, code: str, now: datetime, *, after: int | Non
     return None
 
 
+# --- recovery codes ---------------------------------------------------------------------------------
+
+RECOVERY_CODES = 10
+_RECOVERY_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols without 0/O and 1/I
+_RECOVERY_LENGTH = 16  # 80 bits: a digest cannot be reversed by trying codes
+
+
+def _recovery_digest(user_id: int, code: str) -> str:
+    return hashlib.sha256(f"krisrutin-recovery:{user_id}:{code}".encode()).hexdigest()
+
+
+def _normalise_recovery(text: str) -> str:
+    return "".join(ch for ch in (text or "").upper() if ch.isalnum())
+
+
+def new_recovery_codes(user: User) -> list[str]:
+    """Replace the user's recovery codes with new ones; returns them (shown once, stored hashed)."""
+    codes = []
+    for _ in range(RECOVERY_CODES):
+        raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(_RECOVERY_LENGTH))
+        codes.append("-".join(raw[i : i + 4] for i in range(0, _RECOVERY_LENGTH, 4)))
+    user.totp_recovery = [_recovery_digest(user.id, _normalise_recovery(code)) for code in codes]
+    return codes
+
+
+def use_recovery_code(user: User, text: str) -> bool:
+    """Accept an unused recovery code instead of the app's code, and spend it."""
+    code = _normalise_recovery(text)
+    if not user.totp_secret or len(code) != _RECOVERY_LENGTH or not user.totp_recovery:
+        return False
+    digest = _recovery_digest(user.id, code)
+    remaining = [d for d in user.totp_recovery if not hmac.compare_digest(d, digest)]
+    if len(remaining) == len(user.totp_recovery):
+        return False
+    user.totp_recovery = remaining
+    return True
+
+
 def verify_user_code(user: User, code: str, now: datetime) -> bool:
     """Check a login code; a step once used cannot be used again."""
     if not user.totp_secret:

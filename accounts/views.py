@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from accounts import security
@@ -129,25 +129,42 @@ def login_code():
         return render_template("accounts/login.html", errors={}, username="", notice=notice)
     errors: dict[str, str] = {}
     if request.method == "POST":
+        recovery = request.form.get("recovery_code", "").strip()
         if security.is_locked(user, now):
-            errors["code"] = _locked_message()
-        elif security.verify_user_code(user, request.form.get("code", ""), now):
+            errors["recovery_code" if recovery else "code"] = _locked_message()
+        elif (
+            security.use_recovery_code(user, recovery)
+            if recovery
+            else security.verify_user_code(user, request.form.get("code", ""), now)
+        ):
             security.reset_failures(user)
             user.last_login_at = now
             target = session.get("pending_next") or url_for("accounts.index")
+            if recovery:
+                audit.record("login", "user", user.id, actor_kind="user", actor_id=user.id, factor="recovery_code")
             db.session.commit()
             _start_session(user)
+            if recovery:
+                log.info("login with a recovery code", extra={"user_id": user.id})
+                flash(
+                    _(
+                        "Du loggade in med en reservkod. Oanvända reservkoder: %(n)s. Skapa nya om telefonen är borta.",
+                        n=len(user.totp_recovery or []),
+                    ),
+                    "warning",
+                )
             log.info("login", extra={"user_id": user.id})
             return redirect(_safe_next(target))
         else:
             security.record_failure(db.session, user=user, username=user.username, ip=_client_ip(), now=now)
             db.session.commit()
             log.info("login code refused", extra={"user_id": user.id})
-            errors["code"] = (
-                _locked_message()
-                if security.is_locked(user, now)
-                else _("Koden stämmer inte. Ange den sexsiffriga koden från din app.")
-            )
+            if security.is_locked(user, now):
+                errors["recovery_code" if recovery else "code"] = _locked_message()
+            elif recovery:
+                errors["recovery_code"] = _("Reservkoden stämmer inte eller är redan använd.")
+            else:
+                errors["code"] = _("Koden stämmer inte. Ange den sexsiffriga koden från din app.")
     return render_template("accounts/login_code.html", errors=errors), 400 if errors else 200
 
 
@@ -158,7 +175,9 @@ def totp_enrol():
     user = g.user
     now = current_clock().now()
     if user.totp_secret:
-        return render_template("accounts/totp.html", enrolled=True, errors={})
+        return render_template(
+            "accounts/totp.html", enrolled=True, errors={}, recovery_left=len(user.totp_recovery or [])
+        )
     secret = session.get("totp_new_secret")
     if not secret:
         secret = security.new_totp_secret()
@@ -174,7 +193,10 @@ def totp_enrol():
             db.session.commit()
             session.pop("totp_new_secret", None)
             log.info("totp enrolled", extra={"user_id": user.id})
-            flash(_("Tvåstegsverifiering är aktiverad."), "success")
+            flash(
+                _("Tvåstegsverifiering är aktiverad. Skapa reservkoder nu, för dagen då telefonen inte finns."),
+                "success",
+            )
             return redirect(url_for("accounts.index"))
     return (
         render_template(
@@ -187,6 +209,20 @@ def totp_enrol():
         ),
         400 if errors else 200,
     )
+
+
+@bp.post("/account/totp/recovery-codes")
+@roles_required(*ALL_ROLES)
+def recovery_codes():
+    """New one-time recovery codes (the old ones stop working), shown once on this answer only."""
+    user = g.user
+    if not user.totp_secret:
+        abort(400, description=_("Aktivera tvåstegsverifiering innan du skapar reservkoder."))
+    codes = security.new_recovery_codes(user)
+    audit.changed("user", user.id, fields=["totp_recovery"])
+    db.session.commit()
+    log.info("recovery codes created", extra={"user_id": user.id})
+    return render_template("accounts/recovery_codes.html", codes=codes)
 
 
 @bp.post("/logout")

@@ -27,6 +27,7 @@ ROUTE_ROLES = {
     "accounts.login": PUBLIC,
     "accounts.login_code": PUBLIC,
     "accounts.logout": EVERYONE,
+    "accounts.recovery_codes": EVERYONE,
     "accounts.totp_enrol": EVERYONE,
     "audit.export": {"admin"},
     "audit.index": {"admin"},
