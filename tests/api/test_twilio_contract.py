@@ -76,10 +76,19 @@ class Prism:
         new, self._mark = text[self._mark :], len(text)
         return new
 
-    def requests_and_violations(self, text: str) -> tuple[list[str], list[str]]:
-        requests = re.findall(r"\[HTTP SERVER\] (\w+ \S+) ℹ\s+info\s+Request received", text)
-        violations = [line for line in text.splitlines() if VIOLATION.search(line)]
-        return requests, violations
+    def answered(self, count: int, timeout: float = 10.0) -> tuple[list[str], list[str]]:
+        """(requests, violation lines) Prism logged since the last call, once it has logged an
+        answer to ``count`` requests (its log is written asynchronously)."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while True:
+            text += self.new_log()
+            requests = re.findall(r"\[HTTP SERVER\] (\w+ \S+) ℹ\s+info\s+Request received", text)
+            answers = len(re.findall(r"> Responding with|Request terminated with error", text))
+            if (len(requests) >= count and answers >= count) or time.monotonic() > deadline:
+                violations = [line for line in text.splitlines() if VIOLATION.search(line)]
+                return requests, violations
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
@@ -212,9 +221,9 @@ def _send_and_check(app, prism, outgoing) -> dict[str, list[str]]:
     its text and the production status callback, and Prism logged no violation. Returns the
     recipients by kind of message."""
     Dispatcher(app, name="prism-test", jitter=lambda: 1.0, listen=False).run_until_idle(timeout=30)
-    requests, violations = prism.requests_and_violations(prism.new_log())
     with app.app_context():
         sms = db.session.scalars(select(Message).where(Message.channel == "sms").order_by(Message.id)).all()
+        requests, violations = prism.answered(len(sms))
         states = [(message.kind, message.status, message.last_error) for message in sms]
         expected = [
             {
@@ -289,6 +298,6 @@ def test_prism_refuses_a_message_without_a_recipient(app, prism):
     no_recipient = client.request("POST", url, data={"From": "Krisrutin", "Body": "Hej"})
     no_auth = client.http_client.request("POST", url, data={"To": "+46701000001", "From": "Krisrutin", "Body": "Hej"})
     assert (no_recipient.status_code, no_auth.status_code) == (422, 401)
-    _, violations = prism.requests_and_violations(prism.new_log())
+    _, violations = prism.answered(2)
     assert any("must have required property 'To'" in line for line in violations), violations
     assert any("Invalid security scheme used" in line for line in violations), violations
