@@ -34,6 +34,14 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or exponent: an int when its value is whole. JSON has one
+    number type and JSON Schema counts 44600.0 as an integer, as the description's ids and
+    counts are; the checks below then treat it like 44600."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def json_object() -> dict:
     """The request body: a JSON object, or :class:`ApiError` 400 saying what is wrong with it."""
     if not request.is_json:
@@ -43,7 +51,7 @@ def json_object() -> dict:
     except UnicodeDecodeError:
         raise ApiError(400, "the body is not valid UTF-8") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_number)
     except json.JSONDecodeError as error:
         raise ApiError(
             400, f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"

@@ -51,12 +51,19 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics")
 
 
+def _headers(error: HTTPException) -> list[tuple[str, str]]:
+    """The headers the error itself carries (Allow on a 405, WWW-Authenticate on a 401,
+    Retry-After on a 429 or 503), without its own body's Content-Type."""
+    return [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+
+
 def _respond(error: HTTPException):
     if _wants_json():
         response = jsonify(error=error.description)
         response.status_code = error.code
+        response.headers.extend(_headers(error))
         return response
-    return render_template("error.html", error=error), error.code
+    return render_template("error.html", error=error), error.code, _headers(error)
 
 
 def init_app(app) -> None:

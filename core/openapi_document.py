@@ -55,6 +55,8 @@ def _json(schema: dict, description: str) -> dict:
 NULLABLE_INSTANT = {"type": ["string", "null"], "format": "date-time"}
 INSTANT = {"type": "string", "format": "date-time"}
 ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# YYYY-MM of the years the calendar answers for, 1900-2200.
+MONTH_PATTERN = r"^(19\d\d|2[01]\d\d|2200)-(0[1-9]|1[0-2])$"
 
 
 def _page_of(item: str) -> dict:
@@ -276,7 +278,7 @@ def _schemas() -> dict:
             "required": ["month", "send_on", "reminders", "call_on"],
             "additionalProperties": False,
             "properties": {
-                "month": {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
+                "month": {"type": "string", "pattern": MONTH_PATTERN},
                 "send_on": {"type": "string", "format": "date", "description": "The 1st or the next working day."},
                 "reminders": {"type": "array", "items": {"type": "string", "format": "date"}},
                 "call_on": {"type": "string", "format": "date", "description": "When the team phones the silent."},
@@ -508,7 +510,7 @@ def _paths() -> dict:
                         "name": "month",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}$"},
+                        "schema": {"type": "string", "pattern": MONTH_PATTERN},
                         "description": "YYYY-MM, years 1900-2200; default: this month in Stockholm.",
                         "example": "2027-01",
                     }
@@ -685,6 +687,7 @@ def _notice_schemas() -> dict:
         "NoticeUpdate": {
             "type": "object",
             "description": "At least one field.",
+            "minProperties": 1,
             "additionalProperties": False,
             "properties": {
                 "expected_end": {**INSTANT, "description": "A new estimate of when the disruption ends."},

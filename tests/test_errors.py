@@ -44,6 +44,19 @@ def test_api_errors_are_json(sqlite_url, clock):
     assert wrong_method.status_code == 405 and "error" in wrong_method.get_json()
 
 
+def test_a_wrong_method_answers_405_with_the_allowed_methods(sqlite_url, clock):
+    """RFC 9110: a 405 lists the methods the resource supports (found by tests/api/test_fuzz.py:
+    the JSON and page error handlers dropped the Allow header)."""
+    client = build_app(sqlite_url, clock).test_client()
+    for method, url in (("TRACE", "/api/v1/providers"), ("DELETE", "/api/v1/calendar/check-plan"), ("PUT", "/login")):
+        response = client.open(url, method=method)
+        assert response.status_code == 405, (method, url)
+        assert "GET" in response.headers["Allow"].split(", "), (method, url)
+        assert response.headers["Content-Type"].startswith(
+            "application/json" if url.startswith("/api/") else "text/html"
+        ), (method, url)
+
+
 def test_unknown_pages_get_a_swedish_not_found_page(client):
     response = client.get("/finns-inte")
     assert response.status_code == 404

@@ -146,3 +146,20 @@ def test_the_public_endpoints_answer_as_documented(app, document, url, template,
     response = app.test_client().get(url)
     assert response.status_code == status
     assert_documented(document, response, "GET", template)
+
+
+@pytest.mark.parametrize(
+    "month", ["1900-01", "2026-11", "2200-12", "1899-12", "2201-01", "0000-00", "2026-13", "2026-00"]
+)
+def test_the_check_plan_month_pattern_admits_exactly_the_months_answered(app, document, month):
+    """A month the description's pattern admits is answered 200, any other 400 (the pattern
+    admitted 0000-00 and 2026-13 until tests/api/test_fuzz.py found the mismatch)."""
+    parameter = document["paths"]["/api/v1/calendar/check-plan"]["get"]["parameters"][0]
+    admitted = re.search(parameter["schema"]["pattern"], month) is not None
+    response = app.test_client().get(f"/api/v1/calendar/check-plan?month={month}")
+    assert response.status_code == (200 if admitted else 400)
+
+
+def test_a_notice_update_needs_a_field(document):
+    """The server refuses an empty PATCH with 400; the description says so in its schema."""
+    assert document["components"]["schemas"]["NoticeUpdate"]["minProperties"] == 1
