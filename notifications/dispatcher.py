@@ -614,13 +614,15 @@ class Dispatcher:
             return
         channel = lane.channel.value
 
-        def store(now: datetime) -> list[int]:
-            lost = record_sent_batch(session, accepted, name=self.name, now=now)
-            if write_state:
-                record_channel_success(session, channel=channel, gateway=accepted[-1].gateway, now=now)
-            return lost
-
-        now, lost = self._write(session, store, {"channel": channel, "messages": len(accepted)})
+        details = {"channel": channel, "messages": len(accepted)}
+        now, lost = self._write(
+            session, lambda now: record_sent_batch(session, accepted, name=self.name, now=now), details
+        )
+        if write_state:  # a step of its own: the sends above are recorded whatever happens to it
+            gateway = accepted[-1].gateway
+            self._write(
+                session, lambda now: record_channel_success(session, channel=channel, gateway=gateway, now=now), details
+            )
         if lost:
             log.warning(
                 "messages sent after their claim was lost (lease expired): they may be sent twice",

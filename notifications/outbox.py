@@ -10,9 +10,10 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Integer, any_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.database import dialect_insert
@@ -153,6 +154,79 @@ _RELEASE = (
 _EVENTS_INSERT = insert(_EVENTS)
 
 
+# --- PostgreSQL: the two steps of every message as one statement each, in autocommit ------------
+#
+# A worker of the dispatcher owns its connection (``Session(bind=connection)``). Between its
+# transactions that connection is idle, and on PostgreSQL the claim and the record of a batch's
+# acceptances then run as one statement each -- the update and its events in data-modifying
+# CTEs -- in autocommit: one round trip instead of BEGIN, two statements and COMMIT. A statement
+# is atomic on its own, so what is claimed or recorded, and the guard on the claim's holder, are
+# exactly those of the transactional path below, which stays for SQLite and for sessions that are
+# already in a transaction or bound to an engine.
+
+_FIELDS = ", ".join(ClaimedMessage.__dataclass_fields__)
+_PG_CLAIM = f"""
+WITH chosen AS (
+    UPDATE messages
+    SET status = '{MessageStatus.SENDING.value}', attempts = attempts + 1, lease_until = %(lease_until)s,
+        leased_by = %(name)s, updated_at = %(now)s
+    WHERE id = ANY(ARRAY(
+        SELECT id FROM messages
+        WHERE status = '{MessageStatus.QUEUED.value}' AND channel = %(channel)s AND next_attempt_at <= %(now)s
+        ORDER BY priority, next_attempt_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )) AND status = '{MessageStatus.QUEUED.value}'
+    RETURNING {_FIELDS}
+), events AS (
+    INSERT INTO message_events (message_id, at, status, detail)
+    SELECT id, %(now)s, '{MessageStatus.SENDING.value}', 'attempt ' || attempts || ' by ' || %(name)s FROM chosen
+)
+SELECT {_FIELDS} FROM chosen
+"""  # noqa: S608 (only constants are formatted in; values are bound)
+_PG_RECORD_SENT = f"""
+WITH accepted AS (
+    SELECT * FROM unnest(%(ids)s::integer[], %(attempts)s::integer[], %(gateways)s::text[], %(gateway_ids)s::text[])
+        AS a(id, attempts, gateway, gateway_id)
+), recorded AS (
+    UPDATE messages AS m
+    SET status = CASE WHEN m.status = '{MessageStatus.SENDING.value}' THEN '{MessageStatus.SENT.value}'
+                      ELSE m.status END,
+        gateway = a.gateway, gateway_id = a.gateway_id, sent_at = %(now)s, lease_until = NULL,
+        leased_by = NULL, last_error = NULL, updated_at = %(now)s
+    FROM accepted AS a
+    WHERE m.id = a.id AND m.leased_by = %(name)s AND m.attempts = a.attempts
+    RETURNING m.id, a.gateway
+), events AS (
+    INSERT INTO message_events (message_id, at, status, detail)
+    SELECT id, %(now)s, '{MessageStatus.SENT.value}', 'accepted by ' || gateway FROM recorded
+)
+SELECT id FROM recorded
+"""  # noqa: S608 (only constants are formatted in; values are bound)
+
+
+def _idle_postgres_connection(db_session: Session):
+    """The psycopg connection of a session bound to its own, idle PostgreSQL connection, or None."""
+    bind = db_session.get_bind()
+    if not isinstance(bind, Connection) or bind.dialect.name != "postgresql":
+        return None
+    if db_session.in_transaction() or bind.in_transaction():
+        return None
+    return bind.connection.driver_connection
+
+
+def _autocommit(raw, sql: str, params: dict) -> list[tuple]:
+    raw.autocommit = True
+    try:
+        return raw.execute(sql, params).fetchall()
+    finally:
+        raw.autocommit = False
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
 def claim_batch(
     db_session: Session, *, channel: str, now: datetime, lease_seconds: float, name: str, limit: int
 ) -> list[ClaimedMessage]:
@@ -160,6 +234,13 @@ def claim_batch(
     one insert of their ``sending`` events, one commit. Returns them in claim order (most
     urgent first); empty when none is due."""
     lease_until = now + timedelta(seconds=lease_seconds)
+    raw = _idle_postgres_connection(db_session)
+    if raw is not None:
+        params = {"channel": channel, "now": now, "lease_until": lease_until, "name": name, "limit": limit}
+        claimed = [
+            ClaimedMessage(*row[:10], _utc(row[10]), _utc(row[11])) for row in _autocommit(raw, _PG_CLAIM, params)
+        ]
+        return sorted(claimed, key=_claim_order)
     rows = db_session.execute(
         _CLAIMS[db_session.get_bind().dialect.name],
         {"p_channel": channel, "p_now": now, "p_lease_until": lease_until, "p_name": name, "p_limit": limit},
@@ -229,6 +310,18 @@ def record_sent_batch(db_session: Session, sends: list[SentRecord], *, name: str
     Does not commit."""
     if not sends:
         return []
+    raw = _idle_postgres_connection(db_session)
+    if raw is not None:
+        params = {
+            "ids": [send.claimed.id for send in sends],
+            "attempts": [send.claimed.attempts for send in sends],
+            "gateways": [send.gateway for send in sends],
+            "gateway_ids": [send.gateway_id[:200] for send in sends],
+            "name": name,
+            "now": now,
+        }
+        written = {row[0] for row in _autocommit(raw, _PG_RECORD_SENT, params)}
+        return sorted({send.claimed.id for send in sends} - written)
     result = db_session.execute(
         _RECORD_SENT,
         [
