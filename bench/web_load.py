@@ -62,8 +62,11 @@ def _chunks(rows: list[dict], size: int = INSERT_CHUNK):
         yield rows[start : start + size]
 
 
-def seed(*, providers: int, contacts: int, incidents: int, visits: int, clients: int, now: datetime) -> dict:
-    """Bulk-insert the data set (in an app context); returns what the clients need."""
+def seed(
+    *, providers: int, contacts: int, incidents: int, visits: int, clients: int, now: datetime, secret: str = SECRET_KEY
+) -> dict:
+    """Bulk-insert the data set (in an app context); returns what the clients need (visit links
+    signed with ``secret``, the server's SECRET_KEY)."""
     from accounts.roles import Role
     from accounts.service import create_user
     from contacts.models import Provider
@@ -282,7 +285,7 @@ def seed(*, providers: int, contacts: int, incidents: int, visits: int, clients:
     return {
         "usernames": [f"team{number:02d}" for number in range(clients)],
         "incident_ids": incident_ids,
-        "visit_tokens": [link_token(alert, SECRET_KEY) for alert in alerts],
+        "visit_tokens": [link_token(alert, secret) for alert in alerts],
     }
 
 
