@@ -16,8 +16,12 @@ Each drill prints one JSON line with what was expected and what was counted, and
     trust auth, a free port; stopped and deleted at the end; the shared server on 5432 is never
     touched). The month's check is opened there by a scheduler (APScheduler ticking every
     second, in threads, at a clock set to the check's send instant and running on) and sent by
-    a dispatcher (threads) to the peers; when a quarter of the messages have arrived the cluster
-    is restarted (``pg_ctl restart -m fast``). Counted: every contact got its e-mail and SMS
+    a dispatcher (threads) to the peers. The cluster is restarted twice: ``pg_ctl restart -m
+    immediate`` (a crash) just after the send instant, while the tick opens the check, and
+    ``-m fast`` when a quarter of the messages have arrived; then, at half, it is stopped for
+    ``--pg-down-seconds`` (default 5) and started again. The dispatcher's lease is 20 s here, and
+    the drill waits two leases after the last arrival, so that a message whose ``sent`` record
+    was lost and which is therefore sent again shows up. Counted: every contact got its e-mail and SMS
     exactly once, and the scheduler ticked and the dispatcher sent after the restart without
     being restarted themselves.
 
@@ -62,6 +66,7 @@ SHARED_DATABASE = "postgresql://postgres@127.0.0.1:5432/test"
 SECRET_KEY = "bench-drills-" * 4
 PASSWORD = "bench-lösenord-12345"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+LEASE_SECONDS = 20  # pg_restart's dispatcher lease
 
 
 def log(text: str) -> None:
@@ -387,13 +392,16 @@ class Cluster:
         self.data = self.dir / "data"
         self.port = free_port()
         self._as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        self._start()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _start(self) -> None:
         self._as_postgres(
             str(PG_BIN / "pg_ctl"),
             *("-D", str(self.data), "-l", str(self.dir / "server.log"), "-w", "start"),
             "-o",
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
         )
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _as_postgres(self, *command: str) -> None:
         # No pipes: a server started by pg_ctl would inherit them and keep this call waiting.
@@ -405,7 +413,7 @@ class Cluster:
             cwd=self.dir,
         )
 
-    def restart(self) -> None:
+    def restart(self, mode: str = "fast") -> None:
         self._as_postgres(
             str(PG_BIN / "pg_ctl"),
             "-D",
@@ -413,10 +421,16 @@ class Cluster:
             "-l",
             str(self.dir / "server.log"),
             "-m",
-            "fast",
+            mode,
             "-w",
             "restart",
         )
+
+    def stop_start(self, down_seconds: float) -> None:
+        pg_ctl = str(PG_BIN / "pg_ctl")
+        self._as_postgres(pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop")
+        time.sleep(down_seconds)
+        self._start()
 
     def remove(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -452,7 +466,9 @@ def drill_pg_restart(args) -> dict:
     stop_scheduler = threading.Event()
     scheduler_thread = dispatcher = None
     try:
-        settings = base_settings(cluster.url, peers.info)
+        # A short lease, so that a message sent twice because its "sent" record was lost shows
+        # within the drill (it would after 120 s by default).
+        settings = {**base_settings(cluster.url, peers.info), "DISPATCH_LEASE_SECONDS": str(LEASE_SECONDS)}
         probe = create_app(settings)
         policy = probe.extensions["krisrutin.routine"]
         instant = send_at(check_plan(2027, 1, policy), policy)
@@ -473,6 +489,12 @@ def drill_pg_restart(args) -> dict:
         scheduler_thread.start()
         expected = 2 * contacts
         log(f"pg_restart: scheduler and dispatcher running; the check opens for {contacts} contacts")
+        # First restart (immediate: a crash, no shutdown checkpoint) just after the send instant,
+        # while the tick opens the check and queues its batches; the second (fast) mid-sending.
+        wait_until(lambda: clock.now() >= instant + timedelta(seconds=0.3), 30, 0.02)
+        cluster.restart("immediate")
+        opening_arrived = peers.arrived()
+        log(f"pg_restart: cluster restarted (-m immediate) as the check opened ({opening_arrived} messages arrived)")
         wait_until(lambda: peers.arrived() >= expected // 4, 300, 0.05)
         before = peers.arrived()
         restarted_at_clock = clock.now()
@@ -480,9 +502,15 @@ def drill_pg_restart(args) -> dict:
         cluster.restart()
         took = time.monotonic() - started
         log(f"pg_restart: cluster restarted (pg_ctl restart -m fast, {took:.1f} s) after {before} messages")
+        if args.pg_down_seconds:
+            # A longer outage: stopped, down for a while, started again.
+            wait_until(lambda: peers.arrived() >= expected // 2, 300, 0.05)
+            cluster.stop_start(args.pg_down_seconds)
+            log(f"pg_restart: cluster down for {args.pg_down_seconds} s after {peers.arrived()} messages")
         complete = wait_until(lambda: peers.arrived() >= expected, args.recover_timeout, 1)
         finished_seconds = round(time.monotonic() - started, 1)
-        time.sleep(3)
+        # A message whose "sent" record was lost is sent again when its lease runs out: wait for that.
+        time.sleep(2 * LEASE_SECONDS + 5)
         tally = peers.tally()
         with app.app_context():
             beat = db.session.scalars(
@@ -496,6 +524,9 @@ def drill_pg_restart(args) -> dict:
             "expected_messages": expected,
             "delivered": tally["emails"] + tally["texts"],
             "duplicates": tally["duplicates"],
+            "restarts": ["immediate, as the check opened", "fast, mid-sending"]
+            + ([f"stopped {args.pg_down_seconds:g} s, at half"] if args.pg_down_seconds else []),
+            "arrived_before_first_restart": opening_arrived,
             "arrived_before_restart": before,
             "all_delivered_seconds_after_restart": finished_seconds if complete else None,
             "every_contact_email_and_sms_once": every_contact_once(tally, contacts),
@@ -684,6 +715,9 @@ def main() -> None:
         "--contacts", type=int, default=None, help="default 1000 (smtp_outage, pg_restart), 300 (two_schedulers)"
     )
     parser.add_argument("--smtp-down-seconds", type=float, default=None, help="default 120")
+    parser.add_argument(
+        "--pg-down-seconds", type=float, default=5, help="pg_restart: a third outage, stopped this long (0: none)"
+    )
     parser.add_argument("--tick-minutes", type=int, default=None, help="two_schedulers' step, default 10")
     parser.add_argument("--recover-timeout", type=float, default=600, help="seconds to wait for everything to arrive")
     parser.add_argument("--database-url", default=SHARED_DATABASE, help="PostgreSQL for smtp_outage and two_schedulers")

@@ -353,3 +353,62 @@ def test_dispatcher_run_stops_cleanly_on_sigterm(sqlite_url, clock):
     with app.app_context():
         assert reload(message.id).leased_by is None
         db.engine.dispose()
+
+
+class _Session:
+    """Stands in for the session in ``_write``: the step itself plays the database."""
+
+    def commit(self):
+        pass
+
+    def rollback(self):
+        pass
+
+
+def _outage(monkeypatch, failures: int | None):
+    """A step that fails with a lost connection ``failures`` times (None: always), on a fake
+    monotonic clock that sleeping advances; returns (step, calls, slept)."""
+    import notifications.dispatcher as dispatcher_module
+
+    clock = {"t": 1000.0}
+    slept: list[float] = []
+    monkeypatch.setattr(dispatcher_module.time, "monotonic", lambda: clock["t"])
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock["t"] += seconds
+
+    monkeypatch.setattr(dispatcher_module.time, "sleep", sleep)
+    calls = []
+
+    def step(now):
+        calls.append(now)
+        if failures is None or len(calls) <= failures:
+            raise sa.exc.OperationalError("UPDATE messages", {}, Exception("the connection is lost"))
+        return "stored"
+
+    return step, calls, slept
+
+
+def test_a_sends_record_waits_out_a_database_restart_of_a_few_seconds(app, recorder, monkeypatch):
+    dispatcher = dispatcher_for(app, recorder, lease_seconds=120)
+    step, calls, slept = _outage(monkeypatch, failures=5)
+
+    with app.app_context():
+        _now, result = dispatcher._write(_Session(), step, {"channel": "email"})
+
+    # Three tries in 0.6 s lost the record to a 5-second outage, and the message was sent again
+    # when its lease ran out (bench.drills pg_restart); now it is stored after the outage.
+    assert result == "stored" and len(calls) == 6
+    assert slept == [0.2, 0.4, 0.8, 1.6, 3.2]
+
+
+def test_recording_gives_up_before_half_the_lease_is_gone(app, recorder, monkeypatch):
+    dispatcher = dispatcher_for(app, recorder, lease_seconds=10)
+    step, calls, slept = _outage(monkeypatch, failures=None)
+
+    with app.app_context():
+        _now, result = dispatcher._write(_Session(), step, {"channel": "email"})
+
+    assert result is None
+    assert sum(slept) <= 5 and len(calls) == len(slept) + 1 == 5
