@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 from contacts.models import ContactPerson, Provider
@@ -11,10 +11,22 @@ from crisis.models import Incident, IncidentProvider
 
 def providers_using(db_session: Session, service: str) -> list[Provider]:
     """Active providers with at least one active contact who receives information about ``service``."""
-    contacts = db_session.scalars(
-        select(ContactPerson).join(Provider).where(ContactPerson.is_active.is_(True), Provider.is_active.is_(True))
+    # Decided in the database, not by loading every contact (this runs on every incident page,
+    # over the whole register): the services list is stored as JSON text and the keys of
+    # SERVICES are plain words, so the quoted key matches exactly the element equal to it (a
+    # quote inside a string element would be escaped as \").
+    ids = set(
+        db_session.scalars(
+            select(ContactPerson.provider_id)
+            .join(Provider)
+            .where(
+                ContactPerson.is_active.is_(True),
+                Provider.is_active.is_(True),
+                cast(ContactPerson.services, String).like(f'%"{service}"%'),
+            )
+            .distinct()
+        )
     )
-    ids = {contact.provider_id for contact in contacts if service in (contact.services or [])}
     if not ids:
         return []
     return list(db_session.scalars(select(Provider).where(Provider.id.in_(ids)).order_by(Provider.name)))

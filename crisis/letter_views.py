@@ -368,7 +368,7 @@ def letters_panel(incident: Incident) -> dict:
     letters = letters_of(db.session, incident.id)
     provider_ids = {receipt.provider_id for letter in letters for receipt in letter.receipts}
     providers = (
-        {p.id: p.name for p in db.session.scalars(select(Provider).where(Provider.id.in_(provider_ids)))}
+        dict(db.session.execute(select(Provider.id, Provider.name).where(Provider.id.in_(provider_ids))).all())
         if provider_ids
         else {}
     )

@@ -25,6 +25,7 @@ from flask import Blueprint, abort, current_app, g, render_template, request, ur
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from accounts.access import public, roles_required
 from accounts.roles import Role
@@ -89,6 +90,7 @@ def recent_visits(provider_id: int, now: datetime) -> list[Visit]:
     return list(
         db.session.scalars(
             select(Visit)
+            .options(selectinload(Visit.client))
             .where(
                 Visit.provider_id == provider_id,
                 Visit.status != VisitStatus.OPEN.value,

@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from contacts.models import ContactPerson, Provider
 from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign
@@ -211,10 +211,11 @@ def _contacts_of(db_session: Session, provider_id: int) -> list[ContactPerson]:
 
 
 def open_visits(db_session: Session, provider_id: int) -> list[Visit]:
-    """The provider's open visits, the earliest due first."""
+    """The provider's open visits, the earliest due first (with their clients: the pages show them)."""
     return list(
         db_session.scalars(
             select(Visit)
+            .options(selectinload(Visit.client))
             .where(Visit.provider_id == provider_id, Visit.status == VisitStatus.OPEN.value)
             .order_by(Visit.due_at, Visit.id)
         )

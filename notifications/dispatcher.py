@@ -710,10 +710,16 @@ class Dispatcher:
         return "retried"
 
     def _write(self, session, step: Callable[[datetime], object], details: dict) -> tuple[datetime, object]:
-        """Run a database step and commit, trying three times: a lost write only widens the
-        in-flight window (the lease brings the message back), but is worth avoiding. Returns the
-        time used and the step's result (None if every try failed)."""
-        for attempt in (1, 2, 3):
+        """Run a database step and commit, trying again while the database is away, for up to
+        half the lease (with waits growing from 0.2 s to 5 s): a lost ``sent`` record means the
+        message is sent again once its lease runs out, so a database restart of a few seconds
+        must not lose it (bench.drills' pg_restart: three tries in 0.6 s lost 40 of 2,000 to a
+        5-second outage). Returns the time used and the step's result (None if every try
+        failed)."""
+        give_up_at = time.monotonic() + self.lease_seconds / 2
+        attempt = 0
+        while True:
+            attempt += 1
             now = current_clock().now()
             try:
                 result = step(now)
@@ -725,9 +731,10 @@ class Dispatcher:
                     "recording a send's outcome failed",
                     extra={**details, "attempt": attempt, "error": _safe(error)},
                 )
-                if attempt < 3:
-                    time.sleep(0.2 * attempt)
-        return current_clock().now(), None
+                wait = min(5.0, 0.2 * 2 ** (attempt - 1))
+                if time.monotonic() + wait >= give_up_at:
+                    return current_clock().now(), None
+                time.sleep(wait)
 
     def _housekeep(self) -> None:
         """Reclaim expired leases, refresh the gauges, and wake the lanes on NOTIFY."""

@@ -205,22 +205,31 @@ SELECT id FROM recorded
 """  # noqa: S608 (only constants are formatted in; values are bound)
 
 
-def _idle_postgres_connection(db_session: Session):
-    """The psycopg connection of a session bound to its own, idle PostgreSQL connection, or None."""
+def _idle_postgres_connection(db_session: Session) -> Connection | None:
+    """The connection of a session bound to its own, idle PostgreSQL connection, or None."""
     bind = db_session.get_bind()
     if not isinstance(bind, Connection) or bind.dialect.name != "postgresql":
         return None
     if db_session.in_transaction() or bind.in_transaction():
         return None
-    return bind.connection.driver_connection
+    return bind
 
 
-def _autocommit(raw, sql: str, params: dict) -> list[tuple]:
-    raw.autocommit = True
+def _autocommit(bind: Connection, sql: str, params: dict) -> list[tuple]:
+    """Run one statement in autocommit on ``bind``'s psycopg connection. A connection that broke
+    (the server restarted) is invalidated, so that the caller's next try gets a fresh one."""
+    raw = bind.connection.driver_connection
     try:
-        return raw.execute(sql, params).fetchall()
-    finally:
-        raw.autocommit = False
+        raw.autocommit = True
+        try:
+            return raw.execute(sql, params).fetchall()
+        finally:
+            if not raw.broken and not raw.closed:
+                raw.autocommit = False
+    except Exception:
+        if raw.broken or raw.closed:
+            bind.invalidate()
+        raise
 
 
 def _utc(value: datetime) -> datetime:
@@ -234,11 +243,11 @@ def claim_batch(
     one insert of their ``sending`` events, one commit. Returns them in claim order (most
     urgent first); empty when none is due."""
     lease_until = now + timedelta(seconds=lease_seconds)
-    raw = _idle_postgres_connection(db_session)
-    if raw is not None:
+    bind = _idle_postgres_connection(db_session)
+    if bind is not None:
         params = {"channel": channel, "now": now, "lease_until": lease_until, "name": name, "limit": limit}
         claimed = [
-            ClaimedMessage(*row[:10], _utc(row[10]), _utc(row[11])) for row in _autocommit(raw, _PG_CLAIM, params)
+            ClaimedMessage(*row[:10], _utc(row[10]), _utc(row[11])) for row in _autocommit(bind, _PG_CLAIM, params)
         ]
         return sorted(claimed, key=_claim_order)
     rows = db_session.execute(
@@ -310,8 +319,8 @@ def record_sent_batch(db_session: Session, sends: list[SentRecord], *, name: str
     Does not commit."""
     if not sends:
         return []
-    raw = _idle_postgres_connection(db_session)
-    if raw is not None:
+    bind = _idle_postgres_connection(db_session)
+    if bind is not None:
         params = {
             "ids": [send.claimed.id for send in sends],
             "attempts": [send.claimed.attempts for send in sends],
@@ -320,7 +329,7 @@ def record_sent_batch(db_session: Session, sends: list[SentRecord], *, name: str
             "name": name,
             "now": now,
         }
-        written = {row[0] for row in _autocommit(raw, _PG_RECORD_SENT, params)}
+        written = {row[0] for row in _autocommit(bind, _PG_RECORD_SENT, params)}
         return sorted({send.claimed.id for send in sends} - written)
     result = db_session.execute(
         _RECORD_SENT,
