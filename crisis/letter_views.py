@@ -363,6 +363,9 @@ def record_call_view(receipt_id: int):
 # --- the panel on the incident page -------------------------------------------------------------------
 
 
+RECEIPT_ROWS = 50  # receipts shown per letter on the incident page before "Visa alla"
+
+
 def letters_panel(incident: Incident) -> dict:
     """What ``crisis/_letters_panel.html`` shows for ``incident``."""
     letters = letters_of(db.session, incident.id)
@@ -374,8 +377,22 @@ def letters_panel(incident: Incident) -> dict:
     )
     assessor = db.session.get(User, incident.assessed_by_id) if incident.assessed_by_id else None
     first = any(letter.kind == LetterKind.FIRST.value for letter in letters)
+    # A letter to every provider has a thousand receipts: the ones not acknowledged come first and
+    # the table stops at RECEIPT_ROWS unless all are asked for (``?receipts=all``), so the page
+    # stays quick to read (and to load on a phone) in a crisis.
+    show_all = request.args.get("receipts") == "all"
+    rows, acknowledged = {}, {}
+    for letter in letters:
+        ordered = sorted(
+            letter.receipts,
+            key=lambda r: (r.acknowledged_at is not None, providers.get(r.provider_id, "").casefold(), r.id),
+        )
+        rows[letter.id] = ordered if show_all else ordered[:RECEIPT_ROWS]
+        acknowledged[letter.id] = sum(1 for receipt in letter.receipts if receipt.acknowledged_at is not None)
     return {
         "letters": list(reversed(letters)),
+        "rows": rows,
+        "acknowledged": acknowledged,
         "providers": providers,
         "assessor": assessor.display_name if assessor is not None else None,
         "first_sent": first,

@@ -286,6 +286,9 @@ def index():
 # --- one incident -----------------------------------------------------------------------------
 
 
+PROVIDER_ROWS = 50  # affected providers listed on the incident page before "Visa alla"
+
+
 def get_incident_or_404(incident_id: int) -> Incident:
     incident = db.session.get(Incident, incident_id)
     if incident is None:
@@ -305,6 +308,7 @@ def detail(incident_id: int):
         names=names,
         status_label=STATUS_LABELS.get(incident.status, incident.status),
         providers=affected_providers(db.session, incident),
+        list_limit=PROVIDER_ROWS,
         entries=timeline(db.session, incident),
         figures=report.incident_figures(db.session, incident),
         source_labels=SOURCE_LABELS,

@@ -153,3 +153,64 @@ def test_the_on_call_officer_may_not_assess(app, client, clock, make_user):
     incident_id = _incident(app, clock, OFFICE)
     _logged_in(client, make_user, "on_call")
     assert client.get(f"/incidents/{incident_id}/assess").status_code == 403
+
+
+def test_a_letter_to_many_providers_shows_the_unacknowledged_first_and_the_rest_on_request(
+    app, client, clock, make_user
+):
+    """Sixty providers: the incident page lists fifty receipts, those not yet acknowledged first,
+    says how many have acknowledged, and shows all of them (and all providers) on request."""
+    from contacts import register
+    from crisis.letters import send_letter
+    from tests.crisis.test_letters_helpers import TEAM
+
+    clock.set(OFFICE)
+    with app.app_context():
+        for number in range(60):
+            provider = register.create_provider(
+                db.session, {"name": f"Utförare {number:02d}", "kind": "private"}, actor=TEAM, now=clock.now()
+            ).record
+            register.create_contact(
+                db.session,
+                provider,
+                {"name": f"Kontakt {number}", "email": f"k{number}@example.se", "services": ["camera_supervision"]},
+                actor=TEAM,
+                now=clock.now(),
+            )
+        db.session.commit()
+        incident_id = make_incident(clock)
+        letter = send_letter(
+            db.session,
+            db.session.get(Incident, incident_id),
+            kind="first",
+            subject="GSM-nätet nere",
+            body="Kameratillsynen fungerar inte.",
+            apply_local_routines=True,
+            author_id=None,
+            party="team",
+            now=clock.now(),
+        )
+        # Utförare 00 to 54 have acknowledged; 55 to 59 have not.
+        for receipt in letter.receipts:
+            name = db.session.get(register.Provider, receipt.provider_id).name
+            if name < "Utförare 55":
+                receipt.acknowledged_at, receipt.acknowledged_by = clock.now(), "Kontakt"
+        db.session.commit()
+        db.session.remove()
+    _logged_in(client, make_user, "team")
+
+    page = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+    table = page.split("Kvittenser för brev 1")[1].split("</table>")[0]
+    shown = re.findall(r"<td>(Utförare \d\d)", table)
+    assert len(shown) == 50
+    assert shown[:5] == [f"Utförare {n}" for n in range(55, 60)]  # not acknowledged: first
+    assert "55 av 60 utförare har kvitterat." in page
+    assert "Visa alla 60 kvittenser" in page and "Visa alla 60 utförare" in page
+    listed = re.findall(r"<li>(Utförare \d\d)</li>", page)
+    assert len(listed) == 50
+
+    everything = client.get(f"/incidents/{incident_id}?receipts=all&providers=all").get_data(as_text=True)
+    table = everything.split("Kvittenser för brev 1")[1].split("</table>")[0]
+    assert len(re.findall(r"<td>(Utförare \d\d)", table)) == 60
+    assert len(re.findall(r"<li>(Utförare \d\d)</li>", everything)) == 60
+    assert "Visa alla 60" not in everything
