@@ -3,9 +3,10 @@
 Sends N messages, half e-mail and half SMS, through the real outbox and dispatcher to a local
 SMTP server (aiosmtpd) and a local Twilio-speaking HTTP server, and in the same run measures the
 raw rate of the same gateways driven by a bare loop with the same adapters (smtplib, the twilio
-library) and the same concurrency: N/2 messages before the dispatcher's run and N/2 after it,
-the raw rate being N over both times, so that drift in the machine's speed (shared cores) weighs
-on both sides of the ratio. While the bulk runs, urgent messages are committed at
+library), the same concurrency and the same messages (the subject, text, HTML, SMS text and
+status-callback address of messages the dispatcher is about to send): N/2 messages before the
+dispatcher's run and N/2 after it, the raw rate being N over both times, so that drift in the
+machine's speed (shared cores) weighs on both sides of the ratio. While the bulk runs, urgent messages are committed at
 intervals; their latency is from the commit that queued them to our record of the gateway's
 acceptance (``sent_at - created_at``), an upper bound of commit-to-acceptance.
 
