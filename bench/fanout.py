@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import statistics
 import tempfile
 import threading
@@ -32,53 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.databases import fresh_database
-
-
-def _serve_peers(connection) -> None:
-    """Child process: run the SMTP and Twilio peers; answer 'counts' and 'stop'."""
-    from tests.support.smtp_server import SmtpTestServer
-    from tests.support.twilio_server import TwilioTestServer
-
-    smtp = SmtpTestServer().start()
-    twilio = TwilioTestServer().start()
-    connection.send(
-        {
-            "smtp_host": smtp.host,
-            "smtp_port": smtp.port,
-            "twilio_url": twilio.url,
-            "account_sid": twilio.account_sid,
-            "auth_token": twilio.auth_token,
-        }
-    )
-    while True:
-        command = connection.recv()
-        if command == "counts":
-            connection.send((len(smtp.messages), len(twilio.requests)))
-        elif command == "stop":
-            smtp.stop()
-            twilio.stop()
-            connection.send("stopped")
-            return
-
-
-class Peers:
-    """The gateways in a child process."""
-
-    def __init__(self):
-        context = multiprocessing.get_context("spawn")
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve_peers, args=(child,), daemon=True)
-        self._process.start()
-        self.info = self._connection.recv()
-
-    def counts(self) -> tuple[int, int]:
-        self._connection.send("counts")
-        return self._connection.recv()
-
-    def stop(self) -> None:
-        self._connection.send("stop")
-        self._connection.recv()
-        self._process.join(10)
+from bench.peers import Peers
 
 
 def _percentile(values: list[float], q: float) -> float:

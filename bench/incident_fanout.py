@@ -30,7 +30,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.databases import fresh_database
-from bench.fanout import Peers
+from bench.peers import Peers
 
 INSERT_CHUNK = 5000
 
