@@ -31,10 +31,12 @@ demo: db
 # The web service, the scheduler and the message dispatcher, side by side, until Ctrl-C.
 run: demo
 	@echo "Krisrutin: http://127.0.0.1:5000 (Ctrl-C stops all three processes)"
-	@trap 'kill 0' INT TERM; \
-	$(FLASK) scheduler run & \
-	$(FLASK) dispatcher run & \
-	$(FLASK) run --host 127.0.0.1 --port 5000 & \
+	@# Background jobs of a non-interactive shell ignore Ctrl-C's SIGINT: the trap ends all three
+	@# with SIGTERM (each shuts down cleanly on it) and waits for them.
+	@trap 'trap - INT TERM; kill $$pids 2>/dev/null; wait' INT TERM; \
+	$(FLASK) scheduler run & pids="$$!"; \
+	$(FLASK) dispatcher run & pids="$$pids $$!"; \
+	$(FLASK) run --host 127.0.0.1 --port 5000 & pids="$$pids $$!"; \
 	wait
 
 lint: setup
