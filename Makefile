@@ -31,12 +31,14 @@ demo: db
 # The web service, the scheduler and the message dispatcher, side by side, until Ctrl-C.
 run: demo
 	@echo "Krisrutin: http://127.0.0.1:5000 (Ctrl-C stops all three processes)"
-	@# Background jobs of a non-interactive shell ignore Ctrl-C's SIGINT: the trap ends all three
-	@# with SIGTERM (each shuts down cleanly on it) and waits for them.
-	@trap 'trap - INT TERM; kill $$pids 2>/dev/null; wait' INT TERM; \
-	$(FLASK) scheduler run & pids="$$!"; \
-	$(FLASK) dispatcher run & pids="$$pids $$!"; \
-	$(FLASK) run --host 127.0.0.1 --port 5000 & pids="$$pids $$!"; \
+	@# Ctrl-C reaches all three, but a background job of a non-interactive shell ignores SIGINT
+	@# unless it handles it itself: the scheduler and the dispatcher do (a clean shutdown), the
+	@# web server does not, so the trap ends it with SIGTERM. A SIGTERM to make ends all three.
+	@trap 'trap - INT TERM; kill $$web 2>/dev/null; wait' INT; \
+	trap 'trap - INT TERM; kill $$web $$workers 2>/dev/null; wait' TERM; \
+	$(FLASK) scheduler run & workers="$$!"; \
+	$(FLASK) dispatcher run & workers="$$workers $$!"; \
+	$(FLASK) run --host 127.0.0.1 --port 5000 & web="$$!"; \
 	wait
 
 lint: setup

@@ -7,8 +7,9 @@ import signal
 from collections.abc import Callable
 
 
-class StopRequested(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to end a long-running process's wait."""
+class StopRequested(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT to end a long-running process's wait. A
+    BaseException, like KeyboardInterrupt, so that no ``except Exception`` on the way swallows it."""
 
 
 def _stop_requested(signum, frame):
