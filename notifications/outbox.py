@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import Integer, any_, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import Integer, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -72,17 +72,11 @@ class SentRecord:
 # --- the database steps ------------------------------------------------------------------------
 
 
-def _build_claim(dialect: str):
-    """The claiming statement, built once (parameters: channel, now, lease_until, name, limit).
-
-    It claims the ``limit`` most urgent due messages of a channel in one statement. RETURNING
-    gives the rows in no particular order: :func:`claim_batch` sorts them.
-
-    On PostgreSQL the candidates are read by ``id = ANY(ARRAY(subquery))``, which runs the
-    subquery once (an InitPlan). With ``id IN (subquery)`` the planner may choose a nested loop
-    that runs the subquery again for each row; ``SKIP LOCKED`` then skips the rows this very
-    statement has just updated, and one claim takes far more than ``limit`` rows. SQLite runs an
-    uncorrelated ``IN`` subquery once."""
+def _build_sqlite_claim():
+    """SQLite's claiming statement, built once (parameters: channel, now, lease_until, name,
+    limit): the ``limit`` most urgent due messages of a channel in one statement (SQLite runs the
+    uncorrelated ``IN`` subquery once and the UPDATE holds the write lock). RETURNING gives the
+    rows in no particular order: :func:`claim_batch` sorts them. PostgreSQL: ``_PG_CLAIM``."""
     now = bindparam("p_now", type_=UTCDateTime())
     candidates = (
         select(_MESSAGES.c.id)
@@ -93,15 +87,10 @@ def _build_claim(dialect: str):
         )
         .order_by(_MESSAGES.c.priority, _MESSAGES.c.next_attempt_at, _MESSAGES.c.id)
         .limit(bindparam("p_limit", type_=Integer()))
-        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite renders none (the UPDATE locks)
     )
-    if dialect == "postgresql":
-        chosen = _MESSAGES.c.id == any_(func.array(candidates.scalar_subquery()))
-    else:
-        chosen = _MESSAGES.c.id.in_(candidates)
     return (
         update(_MESSAGES)
-        .where(chosen, _MESSAGES.c.status == MessageStatus.QUEUED.value)
+        .where(_MESSAGES.c.id.in_(candidates), _MESSAGES.c.status == MessageStatus.QUEUED.value)
         .values(
             status=MessageStatus.SENDING.value,
             attempts=_MESSAGES.c.attempts + 1,
@@ -124,7 +113,7 @@ def _guarded(statement):
 
 # Built once: each worker runs these for every message, and building a statement costs more
 # than running it.
-_CLAIMS = {dialect: _build_claim(dialect) for dialect in ("postgresql", "sqlite")}
+_SQLITE_CLAIM = _build_sqlite_claim()
 _RECORD_SENT = _guarded(update(_MESSAGES)).values(
     # A delivery callback may have overtaken us (it then set a later status): keep that status.
     status=case(
@@ -154,15 +143,20 @@ _RELEASE = (
 _EVENTS_INSERT = insert(_EVENTS)
 
 
-# --- PostgreSQL: the two steps of every message as one statement each, in autocommit ------------
+# --- PostgreSQL: the two steps of every message as one statement each ---------------------------
 #
-# A worker of the dispatcher owns its connection (``Session(bind=connection)``). Between its
-# transactions that connection is idle, and on PostgreSQL the claim and the record of a batch's
-# acceptances then run as one statement each -- the update and its events in data-modifying
-# CTEs -- in autocommit: one round trip instead of BEGIN, two statements and COMMIT. A statement
-# is atomic on its own, so what is claimed or recorded, and the guard on the claim's holder, are
-# exactly those of the transactional path below, which stays for SQLite and for sessions that are
-# already in a transaction or bound to an engine.
+# On PostgreSQL the claim and the record of a batch's acceptances are one statement each: the
+# update and its events in data-modifying CTEs. A dispatcher worker owns its connection
+# (``Session(bind=connection)``); between its transactions that connection is idle, and the
+# statement then runs in autocommit -- one round trip instead of BEGIN, two statements and COMMIT.
+# Any other session (an engine-bound one, or one already in a transaction) runs the same statement
+# in its transaction. A statement is atomic on its own, so what is claimed or recorded, and the
+# guard on the claim's holder, are the same either way, and the same as SQLite's statements below.
+#
+# The candidates are read by ``id = ANY(ARRAY(subquery))``, which runs the subquery once (an
+# InitPlan). With ``id IN (subquery)`` the planner may choose a nested loop that runs the subquery
+# again for each row; ``SKIP LOCKED`` then skips the rows this very statement has just updated,
+# and one claim takes far more than ``limit`` rows.
 
 _FIELDS = ", ".join(ClaimedMessage.__dataclass_fields__)
 _PG_CLAIM = f"""
@@ -232,6 +226,16 @@ def _autocommit(bind: Connection, sql: str, params: dict) -> list[tuple]:
         raise
 
 
+def _on_postgres(db_session: Session, sql: str, params: dict) -> list[tuple] | None:
+    """Run one of the statements above on PostgreSQL (see there); None on another database."""
+    bind = _idle_postgres_connection(db_session)
+    if bind is not None:
+        return _autocommit(bind, sql, params)
+    if db_session.get_bind().dialect.name != "postgresql":
+        return None
+    return db_session.connection().exec_driver_sql(sql, params).all()
+
+
 def _utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
@@ -243,15 +247,14 @@ def claim_batch(
     one insert of their ``sending`` events, one commit. Returns them in claim order (most
     urgent first); empty when none is due."""
     lease_until = now + timedelta(seconds=lease_seconds)
-    bind = _idle_postgres_connection(db_session)
-    if bind is not None:
-        params = {"channel": channel, "now": now, "lease_until": lease_until, "name": name, "limit": limit}
-        claimed = [
-            ClaimedMessage(*row[:10], _utc(row[10]), _utc(row[11])) for row in _autocommit(bind, _PG_CLAIM, params)
-        ]
+    params = {"channel": channel, "now": now, "lease_until": lease_until, "name": name, "limit": limit}
+    rows = _on_postgres(db_session, _PG_CLAIM, params)
+    if rows is not None:
+        db_session.commit()  # the session's transaction, if the statement ran in one
+        claimed = [ClaimedMessage(*row[:10], _utc(row[10]), _utc(row[11])) for row in rows]
         return sorted(claimed, key=_claim_order)
     rows = db_session.execute(
-        _CLAIMS[db_session.get_bind().dialect.name],
+        _SQLITE_CLAIM,
         {"p_channel": channel, "p_now": now, "p_lease_until": lease_until, "p_name": name, "p_limit": limit},
     ).all()
     if not rows:
@@ -314,23 +317,23 @@ def record_sent(
 
 def record_sent_batch(db_session: Session, sends: list[SentRecord], *, name: str, now: datetime) -> list[int]:
     """Several acceptances at once (a worker's batch): one guarded update per message, run as one
-    executemany, and one insert of their ``sent`` events. Returns the ids whose claim was lost
-    (the lease expired and another dispatcher took the message): nothing is written for those.
-    Does not commit."""
+    executemany, and one insert of their ``sent`` events (PostgreSQL: one statement). Returns the
+    ids whose claim was lost (the lease expired and another dispatcher took the message): nothing
+    is written for those. Does not commit, except that on a dispatcher worker's idle PostgreSQL
+    connection the one statement commits by itself."""
     if not sends:
         return []
-    bind = _idle_postgres_connection(db_session)
-    if bind is not None:
-        params = {
-            "ids": [send.claimed.id for send in sends],
-            "attempts": [send.claimed.attempts for send in sends],
-            "gateways": [send.gateway for send in sends],
-            "gateway_ids": [send.gateway_id[:200] for send in sends],
-            "name": name,
-            "now": now,
-        }
-        written = {row[0] for row in _autocommit(bind, _PG_RECORD_SENT, params)}
-        return sorted({send.claimed.id for send in sends} - written)
+    params = {
+        "ids": [send.claimed.id for send in sends],
+        "attempts": [send.claimed.attempts for send in sends],
+        "gateways": [send.gateway for send in sends],
+        "gateway_ids": [send.gateway_id[:200] for send in sends],
+        "name": name,
+        "now": now,
+    }
+    rows = _on_postgres(db_session, _PG_RECORD_SENT, params)
+    if rows is not None:
+        return sorted({send.claimed.id for send in sends} - {row[0] for row in rows})
     result = db_session.execute(
         _RECORD_SENT,
         [
