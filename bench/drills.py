@@ -58,7 +58,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.databases import fresh_database
-from bench.incident_fanout import _create_register
+from bench.incident_fanout import _create_register, outage_notice
 from bench.peers import Peers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,16 +211,7 @@ def drill_smtp_outage(args) -> dict:
         client = app.test_client()
         team = app.test_client()
         _log_in(team, "team")
-        body = {
-            "title": "GSM-nätet ur funktion",
-            "service": "camera_supervision",
-            "supplier": "Telia",
-            "planned": False,
-            "starts_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
-            "providers": "all",
-            "body": "Telias GSM-nät är ur funktion i Linköping.",
-            "letter": {"subject": "Driftstörning: kameratillsyn", "body": "Gör fysiska tillsyner."},
-        }
+        body = outage_notice("Gör fysiska tillsyner.")
         answer = client.post("/api/v1/notices", json=body, headers={"Authorization": f"Bearer {token}"})
         if answer.status_code != 201:
             raise RuntimeError(f"POST /api/v1/notices answered {answer.status_code}")

@@ -35,6 +35,9 @@ from bench.peers import Peers
 INSERT_CHUNK = 5000
 
 
+LETTER_BODY = "Telias GSM-nät är ur funktion. Kameratillsyn kan inte utföras; gör fysiska tillsyner."
+
+
 def _create_register(providers: int, contacts: int, now) -> None:
     from contacts.models import ContactPerson, Provider
     from core.extensions import db
@@ -63,6 +66,20 @@ def _create_register(providers: int, contacts: int, now) -> None:
     for start in range(0, contacts, INSERT_CHUNK):
         db.session.execute(sa.insert(ContactPerson), rows[start : start + INSERT_CHUNK])
     db.session.commit()
+
+
+def outage_notice(letter_body: str = LETTER_BODY) -> dict:
+    """The notice the benches post: Telia's GSM network down for every provider, with a letter."""
+    return {
+        "title": "GSM-nätet ur funktion",
+        "service": "camera_supervision",
+        "supplier": "Telia",
+        "planned": False,
+        "starts_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+        "providers": "all",
+        "body": "Telias GSM-nät är ur funktion i Linköping.",
+        "letter": {"subject": "Driftstörning: kameratillsyn", "body": letter_body},
+    }
 
 
 def main() -> None:
@@ -130,19 +147,7 @@ def main() -> None:
         expected = 2 * args.contacts
         smtp_before, twilio_before = peers.counts()
         client = app.test_client()
-        body = {
-            "title": "GSM-nätet ur funktion",
-            "service": "camera_supervision",
-            "supplier": "Telia",
-            "planned": False,
-            "starts_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
-            "providers": "all",
-            "body": "Telias GSM-nät är ur funktion i Linköping.",
-            "letter": {
-                "subject": "Driftstörning: kameratillsyn",
-                "body": "Telias GSM-nät är ur funktion. Kameratillsyn kan inte utföras; gör fysiska tillsyner.",
-            },
-        }
+        body = outage_notice()
         posted_at = datetime.now(UTC)
         started = time.perf_counter()
         response = client.post("/api/v1/notices", json=body, headers={"Authorization": f"Bearer {token}"})
