@@ -8,11 +8,12 @@ from datetime import date
 import pytest
 
 from contacts.check_links import _mac, link_token
+from contacts.check_models import CheckRecipient
 from core.extensions import db
 from crisis import letters as letter_links
 from crisis import visits as visit_links
 from tests.conftest import TEST_SECRET, csrf_token_from, log_in
-from tests.contacts.test_checks_helpers import local, make_register, recipient_of, run_tick
+from tests.contacts.test_checks_helpers import invite_anna_to_june, local
 
 MONTH = "2026-06"
 BASE_URL = "https://krisrutin.kommun.example.se"
@@ -25,19 +26,12 @@ def app(make_app):
 
 @pytest.fixture
 def invited(app, clock):
-    """A contact invited to June 2026's check: its recipient id and link path."""
-    clock.set(local(date(2026, 5, 20), 9))
+    """A contact invited to June 2026's check: its recipient id, nonce and link path."""
+    _, recipient_id, nonce = invite_anna_to_june(app, clock)
     with app.app_context():
-        [contact_id] = make_register(
-            clock, {"anna": {"provider": "Hemtjänst Norr", "name": "Anna Lind", "mobile": "+46701000001"}}
-        ).values()
+        path = f"/k/{link_token(db.session.get(CheckRecipient, recipient_id), TEST_SECRET)}"
         db.session.remove()
-    run_tick(app, clock, local(date(2026, 6, 1), 8))
-    with app.app_context():
-        recipient = recipient_of(MONTH, contact_id)
-        data = recipient.id, recipient.nonce, f"/k/{link_token(recipient, TEST_SECRET)}"
-        db.session.remove()
-    return data
+    return recipient_id, nonce, path
 
 
 def test_a_token_of_another_kind_with_the_same_id_and_nonce_is_refused(client, invited):

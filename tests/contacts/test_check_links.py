@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from contacts.check_links import InvalidLink, link_token, link_url, new_nonce, recipient_for_token
+from contacts.check_models import CheckRecipient
 from core.extensions import db
 from notifications.models import Message
 from tests.conftest import TEST_SECRET
-from tests.contacts.test_checks_helpers import local, make_register, recipient_of, run_tick
+from tests.contacts.test_checks_helpers import invite_anna_to_june, local, recipient_of
 
 MONTH = "2026-06"
 BASE_URL = "https://krisrutin.kommun.example.se"
@@ -26,15 +27,9 @@ def app(make_app):
 @pytest.fixture
 def recipient_token(app, clock):
     """The link of a contact invited to June 2026's check, and the contact's id."""
-    clock.set(local(date(2026, 5, 20), 9))
+    contact_id, recipient_id, _ = invite_anna_to_june(app, clock)
     with app.app_context():
-        [contact_id] = make_register(
-            clock, {"anna": {"provider": "Hemtjänst Norr", "name": "Anna Lind", "mobile": "+46701000001"}}
-        ).values()
-        db.session.remove()
-    run_tick(app, clock, local(date(2026, 6, 1), 8))
-    with app.app_context():
-        token = link_token(recipient_of(MONTH, contact_id), TEST_SECRET)
+        token = link_token(db.session.get(CheckRecipient, recipient_id), TEST_SECRET)
         db.session.remove()
     return token, contact_id
 

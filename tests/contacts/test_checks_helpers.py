@@ -79,6 +79,23 @@ def recipient_of(month: str, contact_id: int) -> CheckRecipient:
     ).one()
 
 
+def invite_anna_to_june(app, clock) -> tuple[int, int, str]:
+    """Anna Lind (Hemtjänst Norr) registered on 20 May 2026 and invited to June 2026's check by the
+    tick: (contact id, recipient id, the recipient's nonce)."""
+    clock.set(local(date(2026, 5, 20), 9))
+    with app.app_context():
+        [contact_id] = make_register(
+            clock, {"anna": {"provider": "Hemtjänst Norr", "name": "Anna Lind", "mobile": "+46701000001"}}
+        ).values()
+        db.session.remove()
+    run_tick(app, clock, local(date(2026, 6, 1), 8))
+    with app.app_context():
+        recipient = recipient_of("2026-06", contact_id)
+        invited = contact_id, recipient.id, recipient.nonce
+        db.session.remove()
+    return invited
+
+
 def days(first: date, last: date):
     day = first
     while day <= last:
