@@ -78,6 +78,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.errors
     import core.health
     import core.i18n
+    import core.link_pages
     import core.metrics
     import core.openapi
     import core.retention
@@ -97,6 +98,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.retention.init_app(app)
     for package in (accounts, worktime, scheduling, contacts, crisis, notifications):
         package.init_app(app)
+    core.link_pages.init_app(app)
     core.audit.init_app(app)
     core.audit_views.init_app(app)
     core.openapi.init_app(app)

@@ -161,7 +161,7 @@ def drill_smtp_outage(args) -> dict:
     from accounts.service import create_token, create_user
     from app import create_app
     from core.extensions import db
-    from crisis.models import Supplier
+    from crisis.incidents.models import Supplier
 
     contacts, providers = args.contacts, max(1, args.contacts // 10)
     peers = Peers()

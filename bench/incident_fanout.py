@@ -95,7 +95,7 @@ def main() -> None:
     from accounts.service import create_token, create_user
     from app import create_app
     from core.extensions import db
-    from crisis.models import Supplier
+    from crisis.incidents.models import Supplier
     from notifications.dispatcher import Dispatcher
     from notifications.models import Message, MessageStatus
 

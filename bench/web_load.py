@@ -72,7 +72,7 @@ def seed(
     from contacts.models import Provider
     from core.extensions import db
     from core.signed_links import new_nonce
-    from crisis.models import (
+    from crisis.incidents.models import (
         Incident,
         IncidentEvent,
         IncidentProvider,
@@ -81,8 +81,8 @@ def seed(
         Notice,
         Supplier,
     )
-    from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitAlert
-    from crisis.visits import link_token
+    from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitAlert
+    from crisis.visits.service import link_token
 
     _create_register(providers, contacts, now - timedelta(days=60))
     provider_ids = list(db.session.scalars(sa.select(Provider.id).order_by(Provider.id)))

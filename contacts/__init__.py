@@ -23,4 +23,7 @@ def init_app(app) -> None:
         init = getattr(module, "init_app", None)
         if init is not None:
             init(app)
+    from core import link_pages
+
+    link_pages.register_pages(app, blueprints={"check_public"})
     importlib.import_module("contacts.checks")  # planners, task handlers, the JA/NEJ handler

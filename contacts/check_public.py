@@ -30,6 +30,7 @@ from contacts.check_links import CheckClosed, InvalidLink, recipient_for_token, 
 from contacts.check_models import CheckCorrection, CheckRecipient
 from contacts.models import SERVICES
 from contacts.register import SERVICE_LABELS, RegisterError
+from core import link_pages
 from core.clock import current_clock
 from core.extensions import db
 
@@ -48,9 +49,7 @@ def _team_mailbox() -> str | None:
 def _invalid(reason: str):
     status = 410 if reason == "closed" else 404
     log.info("check link refused", extra={"reason": reason})
-    from crisis.links import note_refused  # the shared brute-force count of all link kinds
-
-    note_refused(reason)
+    link_pages.note_refused(reason)  # the shared brute-force count of all link kinds
     return render_template("contacts/check/invalid_link.html", reason=reason, mailbox=_team_mailbox()), status
 
 

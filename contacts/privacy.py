@@ -153,8 +153,8 @@ def extract(db_session: Session, contact: ContactPerson) -> dict:
 def erase(db_session: Session, contact: ContactPerson, *, user_id: int | None, now: datetime) -> dict[str, int]:
     """Remove ``contact``'s personal values everywhere (see the module docstring); returns how
     many rows of each kind were changed. Does not commit: the caller commits once."""
-    from crisis.models import LetterReceipt
-    from crisis.visit_models import Visit, VisitAlert, VisitEvent
+    from crisis.incidents.models import LetterReceipt
+    from crisis.visits.models import Visit, VisitAlert, VisitEvent
     from notifications.models import InboundSms, Message, MessageStatus
 
     counts: dict[str, int] = {}

@@ -157,8 +157,8 @@ def _tracked_models() -> dict[type, str]:
     from accounts.models import User
     from contacts.check_models import CheckCorrection, CheckRecipient
     from contacts.models import ContactPerson, Provider
-    from crisis.models import LetterReceipt
-    from crisis.visit_models import SupervisedClient, Visit
+    from crisis.incidents.models import LetterReceipt
+    from crisis.visits.models import SupervisedClient, Visit
 
     return {
         ContactPerson: "contact",

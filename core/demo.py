@@ -121,7 +121,7 @@ def _load_supervision_demo(now) -> None:
     window (its start to its expected end) then turns their supervisions into visits at the
     scheduler's next tick, with the providers alerted in the console outbox."""
     from contacts import register
-    from crisis.visit_models import SupervisedClient, SupervisionSchedule
+    from crisis.visits.models import SupervisedClient, SupervisionSchedule
 
     for name, _org, _kind, _contacts in DEMO_PROVIDERS[:2]:
         provider = register.find_provider_by_name(db.session, name)
@@ -144,8 +144,9 @@ def _load_crisis_demo(now) -> None:
     """Suppliers, the roster and one open incident, each only if missing (see the module docstring)."""
     from datetime import timedelta
 
-    from crisis import routing, timeline
-    from crisis.models import Incident, Notice, NoticeSource, Party, RosterMember, Supplier
+    from crisis.incidents import routing, timeline
+    from crisis.incidents.models import Incident, Notice, NoticeSource, Supplier
+    from crisis.oncall.models import Party, RosterMember
 
     suppliers = {}
     for name, email in DEMO_SUPPLIERS:

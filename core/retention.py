@@ -121,8 +121,8 @@ class _Rule:
 
 def _rules(policy: RetentionPolicy, now: datetime) -> list[_Rule]:
     from contacts.check_models import CheckCorrection, CheckRecipient
-    from crisis.models import Incident, IncidentStatus, Letter, LetterReceipt, Notice
-    from crisis.visit_models import Visit, VisitAlert, VisitEvent
+    from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterReceipt, Notice
+    from crisis.visits.models import Visit, VisitAlert, VisitEvent
     from notifications.models import InboundSms, Message, MessageStatus
 
     check_cutoff = months_before(now, policy.check_months)

@@ -1,55 +1,22 @@
-"""Disruptions (driftstörningar): notices, routing, letters, handover, physical visits (issues 5, 6).
+"""The crisis work, in three domains that build on each other:
 
-Modules: ``models`` (tables), ``timeline`` (the incident's steps); ``intake`` (a notice from the
-form, the API or a forwarded e-mail becomes an incident), ``routing`` and ``roster`` (who handles
-it, alerts, escalation, the on-call rotation), ``handover`` (office hours begin or end),
-``letters`` and ``followups`` (information letters, updates, acknowledgements, reminders),
-``views``/``export``/``report`` (the incident page, its timeline and the follow-up figures).
+- :mod:`crisis.oncall` — who is responsible now and how to reach them: the roster, the parties,
+  staff alerts and their escalation chain, handover at the edges of office hours;
+- :mod:`crisis.incidents` — disruptions (driftstörningar): notices in, routing, letters and
+  updates to the providers, their receipts, follow-ups, the incident record;
+- :mod:`crisis.visits` — camera supervision: supervised clients and schedules, failed
+  supervisions as physical visits, the provider's visit page, escalation, reports.
+
+Each stands only on those before it (visits may use incidents; incidents never import visits).
+:mod:`crisis.links` stands above all three: renewing a signed link of any kind.
 """
-
-import importlib
-import importlib.util
-
-# Blueprint modules and modules that register scheduled jobs, in registration order.
-_MODULES = (
-    "intake",
-    "notice_views",
-    "notice_api",
-    "email_ingest",
-    "supplier_views",
-    "roster",
-    "roster_views",
-    "routing",
-    "handover",
-    "letters",
-    "letter_views",
-    "provider_page",
-    "followups",
-    "views",
-    "export",
-    "report",
-    "supervision",
-    "supervision_api",
-    "supervision_csv",
-    "visits",
-    "visit_page",
-    "visit_views",
-    "visit_report",
-    "links",
-)
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints, CLI commands and scheduled jobs."""
-    from crisis import models, visit_models  # noqa: F401  (tables known to migrations)
+    """Register the three domains (in their layers' order) and the link renewal."""
+    from crisis import incidents, links, oncall, visits
 
-    for name in _MODULES:
-        if importlib.util.find_spec(f"crisis.{name}") is None:
-            continue  # not written yet (issue 5 is built in parts)
-        module = importlib.import_module(f"crisis.{name}")
-        blueprint = getattr(module, "bp", None)
-        if blueprint is not None:
-            app.register_blueprint(blueprint)
-        init = getattr(module, "init_app", None)
-        if init is not None:
-            init(app)
+    oncall.init_app(app)
+    incidents.init_app(app)
+    visits.init_app(app)
+    app.register_blueprint(links.bp)

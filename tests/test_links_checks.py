@@ -10,8 +10,8 @@ import pytest
 from contacts.check_links import _mac, link_token
 from contacts.check_models import CheckRecipient
 from core.extensions import db
-from crisis import letters as letter_links
-from crisis import visits as visit_links
+from crisis.incidents import letters as letter_links
+from crisis.visits import service as visit_links
 from tests.conftest import TEST_SECRET, csrf_token_from, log_in
 from tests.contacts.test_checks_helpers import invite_anna_to_june, local
 

@@ -9,10 +9,10 @@ import pytest
 
 from contacts import check_links
 from core.extensions import db
-from crisis import letters as letter_links
-from crisis import visits as visit_links
-from crisis.letters import send_letter
-from crisis.models import Incident, LetterKind, LetterReceipt
+from crisis.incidents import letters as letter_links
+from crisis.incidents.letters import send_letter
+from crisis.incidents.models import Incident, LetterKind, LetterReceipt
+from crisis.visits import service as visit_links
 from tests.conftest import TEST_SECRET, csrf_token_from, log_in
 from tests.crisis.test_letters_helpers import (
     BASE_URL,

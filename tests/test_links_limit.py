@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from core.extensions import db
-from crisis.links import LinkFailure
-from crisis.models import Incident, LetterKind
+from crisis.incidents.models import Incident, LetterKind
+from core.link_pages import LinkFailure
 from tests.crisis.test_letters_helpers import BASE_URL, SETTINGS, local, make_incident, make_people, messages
 
 OFFICE = local(date(2026, 11, 24), 10)
@@ -25,7 +25,7 @@ def app(make_app):
 
 @pytest.fixture
 def path(app, clock):
-    from crisis.letters import send_letter
+    from crisis.incidents.letters import send_letter
 
     clock.set(OFFICE)
     with app.app_context():

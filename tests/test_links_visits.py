@@ -9,9 +9,9 @@ import pytest
 
 from contacts import check_links
 from core.extensions import db
-from crisis import letters as letter_links
-from crisis import visits as visit_links
-from crisis.visit_models import Visit, VisitAlert
+from crisis.incidents import letters as letter_links
+from crisis.visits import service as visit_links
+from crisis.visits.models import Visit, VisitAlert
 from tests.conftest import TEST_SECRET, csrf_token_from, log_in
 from tests.crisis.test_letters_helpers import TEAM_EMAIL
 from tests.crisis.test_visit_helpers import NORR, SETTINGS, TUESDAY, link_of, local, make_people, new_visits

@@ -19,11 +19,11 @@ from contacts.check_models import CheckRecipient
 from contacts.models import ContactPerson, Provider
 from core.extensions import db
 from core.logging import JsonFormatter
-from crisis.intake import create_notice
-from crisis.letters import send_letter
-from crisis.models import Incident, LetterKind, LetterReceipt, NoticeSource
-from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitAlert
-from crisis.visits import visits_created
+from crisis.incidents.intake import create_notice
+from crisis.incidents.letters import send_letter
+from crisis.incidents.models import Incident, LetterKind, LetterReceipt, NoticeSource
+from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitAlert
+from crisis.visits.service import visits_created
 from notifications.dispatcher import Dispatcher
 from notifications.models import Message
 from scheduling.service import tick

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from core.extensions import db
 from core.retention import RetentionRun, months_before, run_retention
-from crisis.models import Incident, Letter, LetterReceipt, Notice
-from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitAlert, VisitEvent
+from crisis.incidents.models import Incident, Letter, LetterReceipt, Notice
+from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitAlert, VisitEvent
 from notifications.models import InboundSms, Message
 from scheduling.models import ScheduledTask
 from scheduling.service import tick

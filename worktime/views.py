@@ -106,7 +106,7 @@ def responsible():
 def _contacts(instant: datetime) -> dict:
     """How to reach the parties at ``instant``: the on-call officer then (or null) and the team."""
     from core.extensions import db
-    from crisis.roster import on_call_at
+    from crisis.oncall.roster import on_call_at
 
     settings = current_app.extensions["krisrutin.settings"]
     officer = on_call_at(db.session, instant)

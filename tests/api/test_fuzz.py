@@ -80,7 +80,7 @@ def _seed(app, clock) -> dict[str, str]:
     API itself; returns {role: token}."""
     from accounts.models import User
     from accounts.service import create_token, create_user
-    from crisis.models import Supplier
+    from crisis.incidents.models import Supplier
 
     tokens = {}
     with app.app_context():

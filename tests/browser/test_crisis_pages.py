@@ -10,9 +10,10 @@ from datetime import date, timedelta
 import pytest
 
 from core.extensions import db
-from crisis.letters import send_letter
-from crisis.models import Incident, LetterKind, LetterReceipt, RosterMember
-from crisis.visit_models import Visit
+from crisis.incidents.letters import send_letter
+from crisis.incidents.models import Incident, LetterKind, LetterReceipt
+from crisis.oncall.models import RosterMember
+from crisis.visits.models import Visit
 from tests.browser.conftest import DESKTOP, PHONE, ZOOMED, log_in, staff_user
 from tests.browser.page_checks import assert_in_view_horizontally, assert_no_horizontal_scroll, check_page, tab_to
 from tests.crisis.test_letters_helpers import letters, local, make_incident, make_people, messages

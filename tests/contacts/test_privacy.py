@@ -14,8 +14,8 @@ from contacts import register
 from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from contacts.models import ContactPerson, RegisterChange
 from core.extensions import db
-from crisis.models import Incident, Letter, LetterReceipt
-from crisis.visit_models import VisitAlert, VisitEvent
+from crisis.incidents.models import Incident, Letter, LetterReceipt
+from crisis.visits.models import VisitAlert, VisitEvent
 from notifications.models import InboundSms, Message
 from tests.conftest import csrf_token_from, log_in
 from tests.contacts.test_checks_helpers import TEAM, make_register

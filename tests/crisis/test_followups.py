@@ -9,9 +9,9 @@ from datetime import date, timedelta
 import pytest
 
 from core.extensions import db
-from crisis.followups import planned_reminder_at, previous_working_day
-from crisis.letters import acknowledge, send_letter
-from crisis.models import Incident, LetterKind
+from crisis.incidents.followups import planned_reminder_at, previous_working_day
+from crisis.incidents.letters import acknowledge, send_letter
+from crisis.incidents.models import Incident, LetterKind
 from notifications import rendering
 from tests.crisis.test_letters_helpers import (
     SETTINGS,
@@ -36,7 +36,7 @@ def app(make_app):
 
 @pytest.fixture
 def notified(monkeypatch):
-    """What ``crisis.routing.notify_handler`` was asked to tell the handling party (the routing
+    """What ``crisis.incidents.routing.notify_handler`` was asked to tell the handling party (the routing
     part owns the alerting itself); each message kind is rendered to prove its templates work."""
     calls = []
 
@@ -45,7 +45,7 @@ def notified(monkeypatch):
         calls.append((reason, kind, rendered.sms))
         return []
 
-    monkeypatch.setattr("crisis.routing.notify_handler", record)
+    monkeypatch.setattr("crisis.incidents.routing.notify_handler", record)
     return calls
 
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from accounts.models import User
 from core.extensions import db
-from crisis.models import Handover, Incident, IncidentEvent
-from crisis.routing import acknowledge_incident
+from crisis.incidents.models import Incident, IncidentEvent
+from crisis.incidents.routing import acknowledge_incident
+from crisis.oncall.models import Handover
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.test_routing_helpers import (
     TEAM_EMAIL,

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from contacts.models import Provider
 from core.extensions import db
-from crisis.models import Incident, IncidentEvent, IncidentProvider, Notice, Supplier
+from crisis.incidents.models import Incident, IncidentEvent, IncidentProvider, Notice, Supplier
 from notifications.models import Message
 from tests.support.openapi import DOCUMENT_URL, assert_documented
 
@@ -272,7 +272,7 @@ def test_the_supplier_gives_a_new_estimate_and_says_when_it_is_fixed(app, clock,
     notice = send(token, "POST", NOTICES, NOTICES, json=body).get_json()
     url = f"{NOTICES}/{notice['id']}"
     # The routine's follow-up asks for an estimate when the expected end passes.
-    from crisis import timeline
+    from crisis.incidents import timeline
 
     with app.app_context():
         timeline.record(db.session, notice["incident_id"], "estimate_requested", clock.now(), asked="api")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.extensions import db
-from crisis.models import Incident, IncidentEvent, Notice, Supplier
+from crisis.incidents.models import Incident, IncidentEvent, Notice, Supplier
 from tests.conftest import log_in
 from tests.support.openapi import DOCUMENT_URL, assert_documented
 

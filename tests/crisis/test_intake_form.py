@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from contacts.models import Provider
 from core.extensions import db
-from crisis.models import Incident, IncidentEvent, IncidentProvider, Notice, Supplier
+from crisis.incidents.models import Incident, IncidentEvent, IncidentProvider, Notice, Supplier
 from tests.conftest import csrf_token_from, log_in
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from core.extensions import db
-from crisis.intake import planned_work_flag
-from crisis.models import Incident, IncidentEvent
+from crisis.incidents.intake import planned_work_flag
+from crisis.incidents.models import Incident, IncidentEvent
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 NOTICES = "/api/v1/notices"

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 
 from core.extensions import db
-from crisis.letters import LetterError, send_letter
-from crisis.models import Incident, LetterKind
+from crisis.incidents.letters import LetterError, send_letter
+from crisis.incidents.models import Incident, LetterKind
 from notifications.models import Priority
 from notifications.segments import count_segments
 from tests.crisis.test_letters_helpers import (
@@ -189,13 +189,11 @@ def test_letters_are_numbered_and_refused_out_of_order(app, clock):
 
 
 def test_outside_office_hours_the_letter_gives_the_on_call_officer_on_duty(app, clock, monkeypatch):
-    import sys
-    from types import ModuleType, SimpleNamespace
+    from types import SimpleNamespace
 
     officer = SimpleNamespace(display_name="Olle Beredskap", mobile="+46709876543", email="olle@kommun.example.se")
-    roster = ModuleType("crisis.roster")
-    roster.on_call_at = lambda db_session, instant: officer if instant == NIGHT else None
-    monkeypatch.setitem(sys.modules, "crisis.roster", roster)
+    on_call_at = lambda db_session, instant: officer if instant == NIGHT else None  # noqa: E731
+    monkeypatch.setattr("crisis.oncall.responsible.on_call_at", on_call_at)
     clock.set(NIGHT)
     with app.app_context():
         make_people(clock)

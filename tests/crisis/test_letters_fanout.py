@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from core.extensions import db
-from crisis import letters
-from crisis.letters import queue_remaining, send_letter
-from crisis.models import Incident, Letter, LetterKind
+from crisis.incidents import letters
+from crisis.incidents.letter_jobs import queue_remaining
+from crisis.incidents.letters import send_letter
+from crisis.incidents.models import Incident, Letter, LetterKind
 from notifications.models import Message
 from tests.crisis.test_letters_helpers import SETTINGS, local, make_incident, make_people, run_tick
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from contacts import register
 from contacts.register import Actor
 from core.extensions import db
-from crisis.models import Incident, IncidentEvent, IncidentProvider, Letter, LetterReceipt, Supplier
+from crisis.incidents.models import Incident, IncidentEvent, IncidentProvider, Letter, LetterReceipt, Supplier
 from notifications.models import Message
 from scheduling.service import tick
 

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 
 from core.extensions import db
-from crisis.letters import link_url, send_letter
-from crisis.models import Incident, LetterKind
+from crisis.incidents.letters import link_url, send_letter
+from crisis.incidents.models import Incident, LetterKind
 from tests.conftest import csrf_token_from
 from tests.crisis.test_letters_helpers import (
     BASE_URL,

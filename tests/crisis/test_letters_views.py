@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from core.extensions import db
-from crisis.models import Incident
+from crisis.incidents.models import Incident
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.test_letters_helpers import (
     SETTINGS,
@@ -161,7 +161,7 @@ def test_a_letter_to_many_providers_shows_the_unacknowledged_first_and_the_rest_
     """Sixty providers: the incident page lists fifty receipts, those not yet acknowledged first,
     says how many have acknowledged, and shows all of them (and all providers) on request."""
     from contacts import register
-    from crisis.letters import send_letter
+    from crisis.incidents.letters import send_letter
     from tests.crisis.test_letters_helpers import TEAM
 
     clock.set(OFFICE)

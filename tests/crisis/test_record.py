@@ -15,8 +15,8 @@ from sqlalchemy import select
 from accounts.service import create_user
 from contacts import register
 from core.extensions import db
-from crisis import timeline
-from crisis.models import Incident, Letter, Notice, Supplier
+from crisis.incidents import timeline
+from crisis.incidents.models import Incident, Letter, Notice, Supplier
 from notifications.models import Channel, Message, MessageStatus, Priority
 from tests.conftest import DEFAULT_PASSWORD, log_in
 
@@ -450,7 +450,8 @@ def test_providers_alarm_operators_and_suppliers_are_refused(app, make_user):
 def test_demo_data_has_suppliers_a_roster_and_one_open_incident_and_loads_once(app):
     from accounts.models import User
     from core.demo import load_demo_data
-    from crisis.models import IncidentEvent, RosterMember
+    from crisis.incidents.models import IncidentEvent
+    from crisis.oncall.models import RosterMember
 
     def snapshot():
         return (
@@ -499,7 +500,7 @@ def test_the_demo_incident_page_opens_for_the_demo_officer(app):
 
 
 def test_an_alert_step_shows_whether_the_officer_got_the_sms(app, make_user):
-    from crisis.models import Alert
+    from crisis.oncall.models import Alert
 
     officer, _, _ = make_user("on_call", username="tor")
     with app.app_context():
@@ -555,7 +556,7 @@ def test_the_demo_clients_become_visits_of_the_demo_outage_at_the_first_tick(app
     """`make run` shows the visits side too: the demo's camera-supervised clients (three of each
     of two providers, hourly at half past) get visits inside the demo outage's window, loaded once."""
     from core.demo import DEMO_CLIENTS_PER_PROVIDER, load_demo_data
-    from crisis.visit_models import SupervisedClient, Visit
+    from crisis.visits.models import SupervisedClient, Visit
     from scheduling.service import tick
 
     with app.app_context():

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from core.extensions import db
-from crisis import timeline
-from crisis.models import Alert, Handover, Incident, LetterReceipt
+from crisis.incidents import timeline
+from crisis.incidents.models import Incident, LetterReceipt
+from crisis.oncall.models import Alert, Handover
 from tests.crisis.test_record import (
     add_letter,
     make_incident,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from core.extensions import db
-from crisis.models import Incident
+from crisis.incidents.models import Incident
 from tests.crisis.test_record import add_letter, add_notice, make_incident, make_supplier, staff_client, utc
 
 
@@ -118,7 +118,7 @@ def test_a_malformed_month_is_refused_with_a_message(app, make_user, month):
 
 
 def test_an_incident_without_a_letter_has_no_notice_to_letter_figure(app):
-    from crisis.report import incident_figures
+    from crisis.incidents.report import incident_figures
 
     with app.app_context():
         incident_id = make_incident("Utan brev", notice_at=utc(2027, 3, 2, 8), status="open")

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from core.extensions import db
-from crisis import roster
-from crisis.models import RosterMember, RosterOverride
+from crisis.oncall import roster
+from crisis.oncall.models import RosterMember, RosterOverride
 from tests.crisis.test_routing_helpers import local, local_text, put_on_roster, routing_app, staff
 
 

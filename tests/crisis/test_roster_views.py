@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from accounts.models import User
 from core.extensions import db
-from crisis.models import RosterMember, RosterOverride
+from crisis.oncall.models import RosterMember, RosterOverride
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.test_routing_helpers import local, put_on_roster, routing_app, staff
 
@@ -123,7 +123,7 @@ def test_a_swap_and_an_exception_change_who_is_on_call_and_can_be_deleted(app, c
         },
     )
     with app.app_context():
-        from crisis.roster import on_call_at
+        from crisis.oncall.roster import on_call_at
 
         overrides = db.session.scalars(select(RosterOverride).order_by(RosterOverride.id)).all()
         assert [(o.starts_at, o.ends_at) for o in overrides] == [

@@ -8,8 +8,9 @@ from datetime import date
 import pytest
 
 from core.extensions import db
-from crisis.models import Alert, Incident
-from crisis.routing import notify_handler
+from crisis.incidents.models import Incident
+from crisis.incidents.routing import notify_handler
+from crisis.oncall.models import Alert
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.test_routing_helpers import (
     TEAM_EMAIL,

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from accounts.models import User
 from core.extensions import db
-from crisis.models import Incident, IncidentEvent, RosterMember
+from crisis.incidents.models import Incident, IncidentEvent
+from crisis.oncall.models import RosterMember
 from notifications.models import Message
 from scheduling.service import tick
 
@@ -59,7 +60,7 @@ def put_on_roster(app, user_ids: list[int]) -> None:
 
 def new_incident(app, clock, at: datetime, title: str = "Larmcentralen nere") -> int:
     """An unplanned incident arriving at ``at``, routed as intake does."""
-    from crisis.routing import route_incident
+    from crisis.incidents.routing import route_incident
 
     clock.set(at)
     with app.app_context():

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from accounts.models import User
 from core.extensions import db
-from crisis import roster
-from crisis.models import Handover, Incident, Letter, Supplier
+from crisis.incidents.models import Incident, Letter, Supplier
+from crisis.oncall import roster
+from crisis.oncall.models import Handover
 from notifications.models import Message
 from tests.conftest import DEFAULT_PASSWORD, csrf_token_from, log_in
 from tests.crisis.test_letters_helpers import make_people

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from contacts import register
 from contacts.register import Actor
 from core.extensions import db
-from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitEvent
+from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitEvent
 from tests.support.openapi import DOCUMENT_URL, assert_documented
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -71,7 +71,7 @@ def created_visits(monkeypatch):
     def record(db_session, visits, now):
         calls.append([visit.id for visit in visits])
 
-    monkeypatch.setattr("crisis.visits.visits_created", record)
+    monkeypatch.setattr("crisis.visits.service.visits_created", record)
     return calls
 
 

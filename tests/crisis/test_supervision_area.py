@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from core.extensions import db
-from crisis.models import Incident, IncidentEvent
+from crisis.incidents.models import Incident, IncidentEvent
 from tests.conftest import csrf_token_from, log_in
 from tests.support.openapi import DOCUMENT_URL, assert_documented
 

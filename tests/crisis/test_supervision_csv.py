@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from contacts import register
 from contacts.register import Actor
 from core.extensions import db
-from crisis import supervision_csv
-from crisis.visit_models import ScheduleException, SupervisedClient, SupervisionSchedule
+from crisis.visits import clients_csv as supervision_csv
+from crisis.visits.models import ScheduleException, SupervisedClient, SupervisionSchedule
 from tests.conftest import csrf_token_from, log_in
 
 HEADER = "Referens;Utförare;Område;Schema;Undantag;Aktiv\r\n"

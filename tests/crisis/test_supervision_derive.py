@@ -16,9 +16,10 @@ from sqlalchemy import select
 from contacts import register
 from contacts.register import Actor
 from core.extensions import db
-from crisis import supervision, supervision_clients
-from crisis.models import Incident, IncidentEvent, IncidentProvider, IncidentStatus
-from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitEvent
+from crisis.incidents.models import Incident, IncidentEvent, IncidentProvider, IncidentStatus
+from crisis.visits import clients as supervision_clients
+from crisis.visits import supervision
+from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitEvent
 from scheduling.service import tick
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
@@ -45,7 +46,7 @@ def created_visits(monkeypatch):
     def record(db_session, visits, now):
         calls.append([visit.id for visit in visits])
 
-    monkeypatch.setattr("crisis.visits.visits_created", record)
+    monkeypatch.setattr("crisis.visits.service.visits_created", record)
     return calls
 
 

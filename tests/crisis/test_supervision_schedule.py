@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crisis.supervision import local_instant, supervisions_between
-from crisis.supervision_clients import parse_weekdays
-from crisis.visit_models import ScheduleException, SupervisedClient, SupervisionSchedule
+from crisis.visits.clients import parse_weekdays
+from crisis.visits.models import ScheduleException, SupervisedClient, SupervisionSchedule
+from crisis.visits.supervision import local_instant, supervisions_between
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 NIGHTLY = ("23:00", "01:30", "04:00")

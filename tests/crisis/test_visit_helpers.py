@@ -13,9 +13,10 @@ from sqlalchemy import select
 from accounts.models import User
 from contacts.models import Provider
 from core.extensions import db
-from crisis.models import IncidentEvent, RosterMember
-from crisis.visit_models import SupervisedClient, SupervisionFailure, Visit, VisitAlert, VisitEvent
-from crisis.visits import visits_created
+from crisis.incidents.models import IncidentEvent
+from crisis.oncall.models import RosterMember
+from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitAlert, VisitEvent
+from crisis.visits.service import visits_created
 from notifications.models import Message
 from tests.crisis.test_letters_helpers import (  # noqa: F401  (re-exported for the visit tests)
     BASE_URL,

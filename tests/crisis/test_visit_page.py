@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from core.extensions import db
-from crisis.visit_models import Visit
+from crisis.visits.models import Visit
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.test_visit_helpers import (
     NORR,

@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import select
 
 from core.extensions import db
-from crisis.models import Incident, LetterKind, Supplier
-from crisis.visit_models import SupervisedClient, Visit
-from crisis.visit_report import build_report
+from crisis.incidents.models import Incident, LetterKind, Supplier
+from crisis.visits.models import SupervisedClient, Visit
+from crisis.visits.report import build_report
 from tests.conftest import csrf_token_from
 from tests.crisis.test_letters_helpers import SETTINGS, local, make_people, run_tick
 from tests.crisis.test_visit_helpers import (
@@ -170,7 +170,7 @@ def test_a_night_of_gsm_outage_in_one_area_becomes_owned_visits(world, clock):
         if night == local(TUESDAY + timedelta(days=1), 1, 0):
             # The outage ends early: the officer's resolution closes the incident at 01:00.
             with app.app_context():
-                from crisis.letters import send_letter
+                from crisis.incidents.letters import send_letter
 
                 incident = db.session.get(Incident, incident_id)
                 for kind in (LetterKind.FIRST, LetterKind.RESOLUTION):

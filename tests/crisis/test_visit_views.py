@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from core.extensions import db
-from crisis.visit_models import Visit
-from crisis.visit_views import dashboard_data
-from crisis.visits import acknowledge, mark_visits
+from crisis.visits.models import Visit
+from crisis.visits.service import acknowledge, mark_visits
+from crisis.visits.views import dashboard_data
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.test_visit_helpers import (
     NORR,
@@ -214,7 +214,7 @@ def test_the_visits_marked_early_have_a_negative_delay(app, clock, people):
         (vid,) = new_visits(clock, NORR, [local(TUESDAY, 23, 0)])
         clock.set(local(TUESDAY, 22, 40))
         _mark(provider_id(NORR), [vid], clock, done_at=local(TUESDAY, 22, 30))
-        from crisis.visit_report import build_report
+        from crisis.visits.report import build_report
 
         report = build_report(db.session, month=TUESDAY.replace(day=1), tz=app.extensions["krisrutin.routine"].timezone)
         assert report.total.delay_median == timedelta(minutes=-30)

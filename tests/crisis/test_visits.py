@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from core.extensions import db
-from crisis.models import Incident
-from crisis.visit_models import Visit, VisitAlert
-from crisis.visits import VisitError, acknowledge, mark_visits, visits_created
+from crisis.incidents.models import Incident
+from crisis.visits.models import Visit, VisitAlert
+from crisis.visits.service import VisitError, acknowledge, mark_visits, visits_created
 from notifications.models import Priority
 from tests.crisis.test_visit_helpers import (
     NORR,
@@ -305,7 +305,7 @@ def test_a_night_of_forty_clients_of_three_providers(app, client, clock, make_us
     each provider is alerted once with its own list; Norr and Söder take theirs and mark them
     through the link, Väst never reacts: alerted again and call-listed with the on-call officer
     at 22:15, its visits reported overdue once per check; the report adds up."""
-    from crisis.visit_report import build_report
+    from crisis.visits.report import build_report
     from tests.conftest import csrf_token_from
     from tests.crisis.test_visit_helpers import VAST, link_of
 

@@ -1,0 +1,57 @@
+"""Disruptions (driftstörningar): from the supplier's notice to the resolution letter.
+
+Rooms: ``models`` (suppliers, notices, incidents, the timeline, letters, receipts),
+``timeline`` (every step of an incident), ``intake`` and ``email_ingest`` (a notice from the form,
+the API or an e-mail becomes an incident), ``routing`` and ``handover`` (an incident's way to the
+responsible party, built on :mod:`crisis.oncall`), ``affected`` (providers and contacts reached),
+``letters`` and ``letter_jobs`` (letters, updates, receipts, re-sending and the call list),
+``followups`` (timed reminders while an incident is open), and the HTTP rooms: ``views`` (the
+incident list and page), ``notice_views``, ``api`` (``/api/v1/notices``), ``supplier_views``,
+``letter_views``, ``provider_page`` (``/d/<token>``), ``export`` and ``report``.
+
+What the incident page shows about camera-supervision visits reaches it through the timeline
+(``visits_created`` and the like); this package never imports :mod:`crisis.visits`.
+"""
+
+
+def init_app(app) -> None:
+    """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents."""
+    from core import link_pages
+    from crisis.incidents import (
+        api,
+        email_ingest,
+        export,
+        followups,
+        handover,
+        letter_jobs,
+        letter_views,
+        models,  # noqa: F401  (tables known to migrations)
+        notice_views,
+        provider_page,
+        report,
+        routing,
+        supplier_views,
+        views,
+    )
+
+    for blueprint in (
+        notice_views.bp,
+        api.bp,
+        supplier_views.bp,
+        routing.bp,
+        handover.bp,
+        letter_views.bp,
+        provider_page.bp,
+        views.bp,
+        export.bp,
+        report.bp,
+    ):
+        app.register_blueprint(blueprint)
+    email_ingest.init_app(app)  # notices ingest FILE.eml
+    letter_views.init_app(app)  # the letters panel of the incident page
+    routing.init_app(app)  # the routing panel of the incident page
+    # Their scheduled work is registered by importing them (scheduling.registry), in this order:
+    # routing (escalation), handover (planner first: it runs before the follow-ups at a tick),
+    # letter_jobs (fan-out, re-send, call list), followups (planner).
+    del routing, handover, letter_jobs, followups
+    link_pages.register_pages(app, blueprints={provider_page.bp.name})

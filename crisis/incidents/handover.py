@@ -1,0 +1,313 @@
+"""Handover: when office hours begin or end, open incidents pass between the team and the on-call officer.
+
+At every scheduler tick the planner ``crisis.incidents.handover`` finds the last boundary of office hours
+at or before now (07:45 Monday, 17:00 — 16:00 in June to August — ...) and, for every open
+incident (``new``/``open``) whose party is not the one responsible now, schedules the task
+``crisis.incidents.handover`` keyed ``<incident>:<boundary>``. The task does the work once: a
+:class:`~crisis.incidents.models.Handover` (unique per incident and boundary, so ticks every minute or two
+schedulers at once hand an incident over once) holding the history handed over (the timeline
+and the letters so far), the incident's new party, a ``handover`` step on the timeline and an
+alert to the receiving side (``crisis.incidents.handover`` with a link to ``/handovers/<id>``).
+
+The handing-over side is told once per boundary (task ``crisis.handover_summary``): at the start
+of office hours the officer hears that the team has taken over (and which incidents); at the end
+the officer on call gets the list of open incidents now theirs.
+
+The receiving side acknowledges with ``POST /handovers/<id>/acknowledge`` (``handover_acknowledged``
+on the timeline); if nobody has after ``handover_realert_minutes``, task ``crisis.handover_realert``
+alerts once more.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from accounts.access import roles_required
+from accounts.models import User
+from accounts.roles import STAFF
+from core.clock import current_clock
+from core.extensions import db
+from crisis.incidents import routing, timeline
+from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, Letter
+from crisis.oncall.handovers import acknowledge_handover, alert_reason, last_boundary, may_acknowledge
+from crisis.oncall.models import Handover, Party
+from crisis.oncall.responsible import handler_user
+from notifications.models import Channel, Priority
+from notifications.service import send
+from scheduling.registry import planner, task_handler
+from scheduling.service import cancel, schedule
+from worktime import calendar
+
+log = logging.getLogger(__name__)
+bp = Blueprint("handovers", __name__)
+
+HANDOVER_TASK = "crisis.handover"
+SUMMARY_TASK = "crisis.handover_summary"
+REALERT_TASK = "crisis.handover_realert"
+HANDOVER_KIND = "crisis.handover"
+SUMMARY_KIND = "crisis.handover_given"
+
+
+def _policy():
+    return current_app.extensions["krisrutin.routine"]
+
+
+def handover_link(handover_id: int) -> str:
+    base = current_app.extensions["krisrutin.settings"].public_base_url.rstrip("/")
+    return f"{base}/handovers/{handover_id}"
+
+
+def _key(incident_id: int, boundary: datetime) -> str:
+    return f"{incident_id}:{boundary.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+@planner("crisis.handover")
+def plan_handovers(db_session: Session, now: datetime) -> None:
+    """Schedule the handover of every open incident held by the party not responsible now."""
+    policy = _policy()
+    responsible = calendar.responsible_at(now, policy).responsible
+    boundary = last_boundary(now, policy)
+    if boundary is None:
+        return
+    ids = list(
+        db_session.scalars(
+            select(Incident.id)
+            .where(Incident.status.in_(OPEN_STATUSES), Incident.party != responsible)
+            .order_by(Incident.id)
+        )
+    )
+    if not ids:
+        return
+    for incident_id in ids:
+        schedule(
+            db_session=db_session,
+            kind=HANDOVER_TASK,
+            key=_key(incident_id, boundary),
+            due_at=boundary,
+            payload={"incident_id": incident_id, "boundary": boundary.isoformat(), "to_party": responsible},
+            now=now,
+        )
+    # After the handovers (same due time, later id): tell the side that hands over.
+    schedule(
+        db_session=db_session,
+        kind=SUMMARY_TASK,
+        key=f"{boundary.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+        due_at=boundary,
+        payload={"boundary": boundary.isoformat(), "to_party": responsible},
+        now=now,
+    )
+
+
+def history(db_session: Session, incident: Incident) -> dict:
+    """What is handed over: the timeline and the letters so far (JSON-ready)."""
+    events = db_session.scalars(
+        select(IncidentEvent)
+        .where(IncidentEvent.incident_id == incident.id)
+        .order_by(IncidentEvent.at, IncidentEvent.id)
+    )
+    letters = db_session.scalars(select(Letter).where(Letter.incident_id == incident.id).order_by(Letter.number))
+    return {
+        "title": incident.title,
+        "status": incident.status,
+        "acknowledged_at": incident.acknowledged_at.isoformat() if incident.acknowledged_at else None,
+        "events": [
+            {"at": e.at.isoformat(), "kind": e.kind, "party": e.party, "detail": e.detail or {}} for e in events
+        ],
+        "letters": [
+            {"number": x.number, "kind": x.kind, "subject": x.subject, "sent_at": x.sent_at.isoformat()}
+            for x in letters
+        ],
+    }
+
+
+@task_handler(HANDOVER_TASK)
+def hand_over(db_session: Session, task, now: datetime) -> None:
+    incident = db_session.get(Incident, task.payload["incident_id"])
+    to_party = task.payload["to_party"]
+    boundary = datetime.fromisoformat(task.payload["boundary"])
+    if incident is None or not incident.is_open or incident.party == to_party:
+        return
+    to_user = handler_user(db_session, to_party, now)
+    row = Handover(
+        incident_id=incident.id,
+        boundary_at=boundary,
+        from_party=incident.party,
+        to_party=to_party,
+        from_user_id=incident.handler_user_id,
+        to_user_id=to_user.id if to_user else None,
+        summary=history(db_session, incident),
+        created_at=now,
+    )
+    try:
+        with db_session.begin_nested():
+            db_session.add(row)
+            db_session.flush()
+    except IntegrityError:  # handed over already at this boundary
+        return
+    incident.party = to_party
+    incident.party_since = boundary
+    incident.handler_user_id = row.to_user_id
+    incident.updated_at = now
+    timeline.record(
+        db_session,
+        incident.id,
+        "handover",
+        now,
+        party=to_party,
+        handover_id=row.id,
+        from_party=row.from_party,
+        to_party=to_party,
+        user_id=row.to_user_id,
+    )
+    _alert(db_session, incident, row, step=0, now=now)
+    schedule(
+        db_session=db_session,
+        kind=REALERT_TASK,
+        key=str(row.id),
+        due_at=now + timedelta(minutes=_policy().crisis.handover_realert_minutes),
+        payload={"handover_id": row.id},
+        now=now,
+    )
+
+
+def _alert(db_session: Session, incident: Incident, handover: Handover, *, step: int, now: datetime) -> None:
+    user = db_session.get(User, handover.to_user_id) if handover.to_user_id else None
+    alert = routing.alert(
+        db_session,
+        incident,
+        reason=alert_reason(handover.id),
+        step=step,
+        party=handover.to_party,
+        user=user,
+        kind=HANDOVER_KIND,
+        context={"link": handover_link(handover.id), "to_party": handover.to_party, "realert": step > 0},
+        now=now,
+    )
+    if alert is not None:
+        timeline.record(
+            db_session,
+            incident.id,
+            "alerted",
+            now,
+            party=handover.to_party,
+            alert_id=alert.id,
+            reason=alert.reason,
+            step=step,
+            user_id=alert.user_id,
+        )
+
+
+@task_handler(REALERT_TASK)
+def realert(db_session: Session, task, now: datetime) -> None:
+    handover = db_session.get(Handover, task.payload["handover_id"])
+    if handover is None or handover.acknowledged_at is not None or handover.realerted_at is not None:
+        return
+    incident = db_session.get(Incident, handover.incident_id)
+    if incident is None or not incident.is_open:
+        return
+    handover.realerted_at = now
+    _alert(db_session, incident, handover, step=1, now=now)
+
+
+@task_handler(SUMMARY_TASK)
+def tell_handing_over_side(db_session: Session, task, now: datetime) -> None:
+    """Once per boundary: the officer going off hears that the team has it; the officer coming on
+    gets the list of open incidents."""
+    boundary = datetime.fromisoformat(task.payload["boundary"])
+    to_party = task.payload["to_party"]
+    handovers = list(
+        db_session.scalars(
+            select(Handover)
+            .where(Handover.boundary_at == boundary, Handover.to_party == to_party)
+            .order_by(Handover.id)
+        )
+    )
+    if not handovers:
+        return
+    items = []
+    for h in handovers:
+        incident = db_session.get(Incident, h.incident_id)
+        items.append({"title": incident.title, "link": routing.incident_link(incident.id)})
+    if to_party == Party.TEAM.value:
+        recipients = {h.from_user_id for h in handovers if h.from_user_id}
+    else:
+        recipients = {h.to_user_id for h in handovers if h.to_user_id}
+    for user_id in sorted(recipients):
+        user = db_session.get(User, user_id)
+        if user is None:
+            continue
+        send(
+            db_session=db_session,
+            kind=SUMMARY_KIND,
+            context={"to_party": to_party, "incidents": items, "count": len(items)},
+            channels=(Channel.SMS, Channel.EMAIL),
+            priority=Priority.URGENT,
+            idempotency_key=f"crisis-handover-summary:{task.key}:{user_id}",
+            now=now,
+            to_email=user.email,
+            to_mobile=user.mobile,
+            ref=("handover", handovers[0].id),
+        )
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _handover(handover_id: int) -> Handover:
+    handover = db.session.get(Handover, handover_id)
+    if handover is None:
+        abort(404, description=_("Överlämningen finns inte."))
+    return handover
+
+
+@bp.get("/handovers/<int:handover_id>")
+@roles_required(*STAFF)
+def page(handover_id: int):
+    """The history handed over, and the acknowledge button for the receiving side."""
+    handover = _handover(handover_id)
+    incident = db.session.get(Incident, handover.incident_id)
+    ids = {handover.from_user_id, handover.to_user_id, handover.acknowledged_by_id} - {None}
+    users = {u.id: u.display_name for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    return render_template(
+        "incidents/handover.html",
+        handover=handover,
+        incident=incident,
+        users=users,
+        may_acknowledge=may_acknowledge(handover, g.user),
+        events=[{**e, "at": datetime.fromisoformat(e["at"])} for e in handover.summary.get("events", [])],
+        letters=[{**x, "sent_at": datetime.fromisoformat(x["sent_at"])} for x in handover.summary.get("letters", [])],
+    )
+
+
+@bp.post("/handovers/<int:handover_id>/acknowledge")
+@roles_required(*STAFF)
+def acknowledge(handover_id: int):
+    """The receiving side has read the history and has the incident."""
+    handover = _handover(handover_id)
+    if not may_acknowledge(handover, g.user):
+        abort(403, description=_("Bara den som tar emot överlämningen kan kvittera den."))
+    now = current_clock().now()
+    if not acknowledge_handover(db.session, handover, g.user, now):
+        db.session.rollback()
+        flash(_("Överlämningen var redan kvitterad."), "info")
+        return redirect(url_for("handovers.page", handover_id=handover_id))
+    cancel(db_session=db.session, kind=REALERT_TASK, key=str(handover.id), now=now)
+    timeline.record(
+        db.session,
+        handover.incident_id,
+        "handover_acknowledged",
+        now,
+        actor_id=g.user.id,
+        party=handover.to_party,
+        handover_id=handover.id,
+    )
+    db.session.commit()
+    flash(_("Du har kvitterat överlämningen."), "success")
+    return redirect(url_for("handovers.page", handover_id=handover_id))

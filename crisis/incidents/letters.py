@@ -1,0 +1,490 @@
+"""Information letters (informationsbrev), updates and resolution letters to the affected providers.
+
+:func:`send_letter` freezes a letter, gives every affected provider a :class:`LetterReceipt` (its
+own signed page, ``/d/<token>``, see :mod:`crisis.incidents.provider_page`) and queues, in the caller's
+transaction, an e-mail with the whole letter and an SMS that summarises it and links to that page
+for every active contact of those providers. Every letter carries the routine's local measures
+(when the letter asks for local routines) and whom to contact, which depends on whether the
+letter went out in office hours.
+
+Decisions (where the issue is silent)
+    - The first letter is the information letter; updates, the resolution letter and the planned
+      work reminder need it. A resolution letter closes the incident; nothing is sent on a closed
+      incident.
+    - Unacknowledged *urgent* letters (unplanned incidents) are re-sent after
+      ``letter_resend_minutes`` and put on the handling party's call list after
+      ``letter_call_minutes`` — first letters and updates only: a resolution letter asks nobody to
+      start anything. When a newer letter has gone out (it has its own re-send and call list) or
+      the incident has closed, an older letter's steps do nothing.
+    - "Whom to contact" is decided by the letter's own instant (so a re-sent letter says what it
+      said the first time): in office hours the team's mailbox and Lindesk, with the team's duty
+      phone for urgent matters; outside office hours the on-call officer on duty (the roster),
+      else the team's duty phone.
+    - The on-call officer's letters also go to the team's mailbox (an e-mail copy with a link to
+      the incident page).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from contacts.models import ContactPerson, Provider
+from contacts.register import SERVICE_LABELS
+from core.local_time import local_text
+from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign
+from crisis.incidents import timeline
+from crisis.incidents.affected import affected_providers
+from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
+from crisis.oncall.models import Party
+from crisis.oncall.responsible import contact_details
+from notifications import rendering
+from notifications.models import Channel, Priority
+from notifications.segments import count_segments
+from notifications.service import Outgoing, send, send_many
+from scheduling.service import schedule
+
+log = logging.getLogger(__name__)
+
+MESSAGE_KIND = "crisis.letter"
+REF_TYPE = "letter"
+FANOUT_TASK = "crisis.letter_fanout"
+FIRST_CHUNK = 50  # contacts queued with the letter itself: the first messages leave at its commit
+FANOUT_CHUNK = 250  # contacts per transaction for the rest of a big letter
+RESEND_TASK = "crisis.letter_resend"
+CALL_TASK = "crisis.letter_call"
+CHANNELS = (Channel.EMAIL, Channel.SMS)
+LINK_PATH = "/d/"
+SMS_MAX_SEGMENTS = 2
+
+# The provider's local measures (the routine's suggestions), in the order the routine lists them;
+# the message templates and pages hold the text for each key.
+LOCAL_MEASURES = ("inform_staff", "operations_manager", "extra_resources", "sos_112")
+LOCAL_MEASURE_TEXTS = {
+    "inform_staff": "Informera dag-, kvälls- och nattpersonal och dokumentera i Treserva.",
+    "operations_manager": "Rådgör med verksamhetschefen.",
+    "extra_resources": "Kalla in extra resurser för fysiska nattbesök.",
+    "sos_112": "Om vägarna är oframkomliga (storm, snö, is): kontakta SOS 112.",
+}
+KIND_LABELS = {
+    LetterKind.FIRST.value: "Informationsbrev",
+    LetterKind.UPDATE.value: "Uppdatering",
+    LetterKind.RESOLUTION.value: "Åtgärdat",
+    LetterKind.PLANNED_REMINDER.value: "Påminnelse",
+}
+
+
+class LetterError(Exception):
+    """A letter that may not be sent now; the message is Swedish, for the person writing it."""
+
+    def __init__(self, message: str, field: str = "_"):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# --- settings of the running application --------------------------------------------------------
+
+
+def _policy():
+    return current_app.extensions["krisrutin.routine"]
+
+
+def _settings():
+    return current_app.extensions["krisrutin.settings"]
+
+
+# --- signed links to the provider's page ----------------------------------------------------------
+
+_PURPOSE = b"krisrutin letter receipt link v1"
+
+
+def _mac(secret: str, row_id: int, nonce: str) -> str:
+    return sign(secret, _PURPOSE, row_id, nonce)
+
+
+def link_token(receipt: LetterReceipt, secret: str) -> str:
+    return make_token(receipt.id, receipt.nonce, secret=secret, purpose=_PURPOSE)
+
+
+def link_url(receipt: LetterReceipt, *, secret: str | None = None, base_url: str | None = None) -> str:
+    secret = secret or current_app.config["SECRET_KEY"]
+    base_url = base_url or _settings().public_base_url
+    return f"{base_url.rstrip('/')}{LINK_PATH}{link_token(receipt, secret)}"
+
+
+def receipt_for_token(db_session: Session, token: str, *, secret: str) -> LetterReceipt:
+    """The receipt a provider link belongs to; raises :class:`InvalidLink`."""
+    return row_for_token(db_session, LetterReceipt, token, secret=secret, purpose=_PURPOSE)
+
+
+# --- sending ------------------------------------------------------------------------------------------
+
+
+def letters_of(db_session: Session, incident_id: int) -> list[Letter]:
+    return list(db_session.scalars(select(Letter).where(Letter.incident_id == incident_id).order_by(Letter.number)))
+
+
+def first_letter(db_session: Session, incident_id: int) -> Letter | None:
+    return db_session.scalars(
+        select(Letter).where(Letter.incident_id == incident_id, Letter.kind == LetterKind.FIRST.value)
+    ).first()
+
+
+def check_may_send(db_session: Session, incident: Incident, kind: LetterKind | str) -> None:
+    """Raise :class:`LetterError` when a letter of ``kind`` may not go out now."""
+    kind = LetterKind(kind)
+    if not incident.is_open:
+        raise LetterError("Störningen är avslutad. Inga fler brev kan skickas.")
+    first = first_letter(db_session, incident.id)
+    if kind is LetterKind.FIRST and first is not None:
+        raise LetterError("Informationsbrevet är redan skickat. Skicka en uppdatering i stället.")
+    if kind is not LetterKind.FIRST and first is None:
+        raise LetterError("Skicka informationsbrevet först.")
+
+
+def _incident_context(incident: Incident) -> dict:
+    return {
+        "title": incident.title,
+        "service": SERVICE_LABELS.get(incident.service, incident.service or ""),
+        "supplier": incident.supplier.name if incident.supplier is not None else "",
+        "planned": bool(incident.planned),
+        "starts": local_text(incident.starts_at),
+        "expected_end": local_text(incident.expected_end_at),
+    }
+
+
+def letter_context(db_session: Session, letter: Letter, incident: Incident) -> dict:
+    """What every copy of ``letter`` shows: the letter, the incident, the measures, whom to contact."""
+    return {
+        "letter": {
+            "number": letter.number,
+            "kind": letter.kind,
+            "kind_label": KIND_LABELS[letter.kind],
+            "subject": letter.subject,
+            "body": letter.body,
+            "sent": local_text(letter.sent_at),
+            "urgent": letter.urgent,
+        },
+        "incident": _incident_context(incident),
+        "measures": list(LOCAL_MEASURES) if letter.apply_local_routines else [],
+        "contact": contact_details(db_session, letter.sent_at).as_context(),
+        "sms_title": letter.subject,
+    }
+
+
+def _sms_title(common: dict, longest_link: str) -> str:
+    """The letter's subject, shortened until the SMS fits in :data:`SMS_MAX_SEGMENTS` segments."""
+    title = common["letter"]["subject"]
+    context = {**common, "name": "", "provider": "", "link": longest_link, "team_copy": False}
+    while True:
+        context["sms_title"] = title
+        sms = rendering.normalize_sms(rendering.render(MESSAGE_KIND, "sv", context).sms or "")
+        if count_segments(sms).segments <= SMS_MAX_SEGMENTS or not title:
+            return title
+        # "..." rather than an ellipsis: the ellipsis is not in the GSM alphabet (it would halve the room).
+        title = title[: max(0, len(title.removesuffix("...")) - 10)].rstrip()
+        title = title + "..." if title else ""
+
+
+def _contacts_of(db_session: Session, provider_ids: list[int]) -> list:
+    """The active contacts of active providers among ``provider_ids``, in a stable order, as
+    rows (id, provider_id, name, email, mobile): plain values, so that a commit between the
+    chunks of a big letter does not make each of them load again."""
+    if not provider_ids:
+        return []
+    return list(
+        db_session.execute(
+            select(
+                ContactPerson.id,
+                ContactPerson.provider_id,
+                ContactPerson.name,
+                ContactPerson.email,
+                ContactPerson.mobile,
+            )
+            .join(Provider, Provider.id == ContactPerson.provider_id)
+            .where(
+                ContactPerson.provider_id.in_(provider_ids),
+                ContactPerson.is_active.is_(True),
+                Provider.is_active.is_(True),
+            )
+            .order_by(ContactPerson.provider_id, ContactPerson.id)
+        )
+    )
+
+
+def queue_copies(
+    db_session: Session,
+    letter: Letter,
+    incident: Incident,
+    receipts: list[LetterReceipt],
+    now: datetime,
+    *,
+    suffix: str = "",
+    part: tuple[int, int | None] = (0, None),
+    links: dict[int, str] | None = None,
+) -> int:
+    """Queue the e-mail and SMS of ``letter`` to the active contacts of the receipts' providers
+    (those in ``part``, a slice of them in their stable order; already queued ones are left
+    alone); returns the number of contacts of the whole letter."""
+    if links is None:
+        links = {receipt.provider_id: link_url(receipt) for receipt in receipts}
+    everyone = _contacts_of(db_session, list(links))
+    contacts = everyone[part[0] : part[1]]
+    if not contacts:
+        return len(everyone)
+    providers = {
+        provider.id: provider.name
+        for provider in db_session.scalars(select(Provider).where(Provider.id.in_(list(links) or [0])))
+    }
+    common = letter_context(db_session, letter, incident)
+    if links:
+        common["sms_title"] = _sms_title(common, max(links.values(), key=len))
+    items = [
+        Outgoing(
+            idempotency_key=f"letter:{letter.id}:contact:{contact.id}{suffix}",
+            context={
+                **common,
+                "name": contact.name,
+                "provider": providers[contact.provider_id],
+                "link": links[contact.provider_id],
+                "team_copy": False,
+            },
+            contact_id=contact.id,
+            to_email=contact.email,
+            to_mobile=contact.mobile,
+        )
+        for contact in contacts
+    ]
+    send_many(
+        db_session=db_session,
+        kind=MESSAGE_KIND,
+        items=items,
+        channels=CHANNELS,
+        priority=Priority.URGENT if letter.urgent else Priority.NORMAL,
+        now=now,
+        ref=(REF_TYPE, letter.id),
+    )
+    return len(everyone)
+
+
+def _queue_team_copy(db_session: Session, letter: Letter, incident: Incident, now: datetime) -> None:
+    settings = _settings()
+    if not settings.team_email:
+        return
+    context = letter_context(db_session, letter, incident)
+    send(
+        db_session=db_session,
+        kind=MESSAGE_KIND,
+        context={
+            **context,
+            "name": "Välfärdsteknikteamet",
+            "provider": "",
+            "link": f"{settings.public_base_url.rstrip('/')}/incidents/{incident.id}",
+            "team_copy": True,
+        },
+        channels=[Channel.EMAIL],
+        priority=Priority.URGENT if letter.urgent else Priority.NORMAL,
+        idempotency_key=f"letter:{letter.id}:team",
+        now=now,
+        to_email=settings.team_email,
+        ref=(REF_TYPE, letter.id),
+    )
+
+
+def send_letter(
+    db_session: Session,
+    incident: Incident,
+    *,
+    kind: LetterKind | str,
+    subject: str,
+    body: str,
+    apply_local_routines: bool,
+    author_id: int | None,
+    party: Party | str,
+    now: datetime,
+    provider_ids: list[int] | None = None,
+) -> Letter:
+    """Send a letter of ``kind`` about ``incident`` to every active contact of its affected
+    providers (or of ``provider_ids``); does not commit. Raises :class:`LetterError`."""
+    kind = LetterKind(kind)
+    party = Party(party)
+    subject = (subject or "").strip()
+    body = (body or "").strip()
+    if not subject:
+        raise LetterError("Skriv en rubrik.", "subject")
+    if len(subject) > 200:
+        raise LetterError("Rubriken får vara högst 200 tecken.", "subject")
+    if not body:
+        raise LetterError("Skriv brevets text.", "body")
+    check_may_send(db_session, incident, kind)
+
+    if provider_ids is None:
+        provider_ids = [provider.id for provider in affected_providers(db_session, incident)]
+    number = (db_session.scalar(select(func.max(Letter.number)).where(Letter.incident_id == incident.id)) or 0) + 1
+    letter = Letter(
+        incident_id=incident.id,
+        number=number,
+        kind=kind.value,
+        party=party.value,
+        author_id=author_id,
+        subject=subject,
+        body=body,
+        apply_local_routines=bool(apply_local_routines),
+        urgent=not incident.planned,
+        sent_at=now,
+        recipients=0,
+    )
+    db_session.add(letter)
+    db_session.flush()
+    receipts = [LetterReceipt(letter_id=letter.id, provider_id=pid, nonce=new_nonce()) for pid in provider_ids]
+    db_session.add_all(receipts)
+    db_session.flush()
+    # A big letter queues its first FIRST_CHUNK contacts in this transaction, so that the first
+    # messages go out as soon as it commits; the rest follow in transactions of their own
+    # (letter_jobs.queue_remaining, called by the request after its commit) and, whatever happens to that
+    # request, by the FANOUT_TASK on the next tick (idempotent: queued copies are skipped).
+    letter.recipients = queue_copies(db_session, letter, incident, receipts, now, part=(0, FIRST_CHUNK))
+    if letter.recipients > FIRST_CHUNK:
+        schedule(
+            db_session=db_session,
+            kind=FANOUT_TASK,
+            key=str(letter.id),
+            due_at=now,
+            payload={"letter_id": letter.id},
+            now=now,
+        )
+    if party is Party.ON_CALL:
+        _queue_team_copy(db_session, letter, incident, now)
+
+    incident.last_letter_at = now
+    incident.updated_at = now
+    timeline.record(
+        db_session,
+        incident.id,
+        "letter_sent",
+        now,
+        actor_id=author_id,
+        party=party.value,
+        letter_id=letter.id,
+        number=number,
+        letter_kind=kind.value,  # "kind" is record()'s own argument
+        recipients=letter.recipients,
+        providers=len(receipts),
+    )
+    if kind is LetterKind.RESOLUTION:
+        incident.status = IncidentStatus.RESOLVED.value
+        incident.resolved_at = now
+        timeline.record(db_session, incident.id, "resolved", now, actor_id=author_id, party=party.value)
+    elif letter.urgent and kind in (LetterKind.FIRST, LetterKind.UPDATE):
+        crisis = _policy().crisis
+        steps = ((RESEND_TASK, crisis.letter_resend_minutes), (CALL_TASK, crisis.letter_call_minutes))
+        for task_kind, minutes in steps:
+            schedule(
+                db_session=db_session,
+                kind=task_kind,
+                key=str(letter.id),
+                due_at=now + timedelta(minutes=minutes),
+                payload={"letter_id": letter.id},
+                now=now,
+            )
+    log.info(
+        "letter sent",
+        extra={"incident_id": incident.id, "letter_id": letter.id, "kind": kind.value, "contacts": letter.recipients},
+    )
+    return letter
+
+
+# --- acknowledgements, re-sending, the call list -------------------------------------------------------
+
+
+def acknowledge(
+    db_session: Session,
+    receipt: LetterReceipt,
+    *,
+    name: str,
+    local_routines_started: bool,
+    now: datetime,
+    via: str = "link",
+) -> list[LetterReceipt]:
+    """The provider's "received, local routines started": acknowledges this receipt and the
+    provider's other unacknowledged receipts of the same incident (the page shows every letter).
+    Returns the receipts acknowledged now (none when already done: idempotent). Does not commit."""
+    letter = receipt.letter
+    older = db_session.scalars(
+        select(LetterReceipt)
+        .join(Letter, Letter.id == LetterReceipt.letter_id)
+        .where(
+            Letter.incident_id == letter.incident_id,
+            LetterReceipt.provider_id == receipt.provider_id,
+            LetterReceipt.acknowledged_at.is_(None),
+        )
+        .order_by(Letter.number)
+    ).all()
+    for item in older:
+        item.acknowledged_at = now
+        item.acknowledged_by = name[:200]
+        item.local_routines_started = bool(local_routines_started)
+        timeline.record(
+            db_session,
+            letter.incident_id,
+            "letter_acknowledged",
+            now,
+            letter_id=item.letter_id,
+            provider_id=item.provider_id,
+            local_routines_started=bool(local_routines_started),
+            via=via,
+        )
+    return list(older)
+
+
+CALL_OUTCOMES = ("reached", "not_reached", "wrong_number")
+
+
+def record_call(
+    db_session: Session, receipt: LetterReceipt, *, outcome: str, note: str, user_id: int | None, now: datetime
+) -> None:
+    """Record a call to a provider on the call list; "reached" also acknowledges the letter
+    (the provider confirmed on the phone). Raises :class:`LetterError`. Does not commit."""
+    if outcome not in CALL_OUTCOMES:
+        raise LetterError("Välj hur samtalet gick.", "outcome")
+    note = (note or "").strip()
+    if len(note) > 250:
+        raise LetterError("Anteckningen får vara högst 250 tecken.", "note")
+    receipt.called_at = now
+    receipt.call_outcome = outcome + (f": {note}" if note else "")
+    incident_id = receipt.letter.incident_id
+    timeline.record(
+        db_session,
+        incident_id,
+        "note",
+        now,
+        actor_id=user_id,
+        what="call",
+        letter_id=receipt.letter_id,
+        provider_id=receipt.provider_id,
+        outcome=outcome,
+    )
+    if outcome == "reached" and receipt.acknowledged_at is None:
+        acknowledge(db_session, receipt, name="Per telefon", local_routines_started=True, now=now, via="call")
+
+
+__all__ = [
+    "CALL_OUTCOMES",
+    "LOCAL_MEASURES",
+    "InvalidLink",
+    "LetterError",
+    "acknowledge",
+    "check_may_send",
+    "first_letter",
+    "letter_context",
+    "letters_of",
+    "link_url",
+    "receipt_for_token",
+    "record_call",
+    "send_letter",
+]

@@ -1,0 +1,20 @@
+"""Who is responsible now and how to reach them (the welfare technology team in office hours, the
+on-call officer — TIB — outside them).
+
+Rooms: ``models`` (parties, roster, alerts, handovers), ``roster`` (who is on call at an instant,
+the backup, the manager, shifts), ``responsible`` (the party the calendar names and its
+addresses; whom providers contact), ``alerts`` (alerting one person once per step, the
+escalation chain), ``handovers`` (the edges of office hours; acknowledging a handover),
+``views`` (the roster page and the shifts' iCalendar feeds).
+
+This layer knows people, parties and alerts, not what they are alerted about: an alert carries
+an incident's id and a message the caller renders. The flows that route, escalate and hand over
+an incident are :mod:`crisis.incidents.routing` and :mod:`crisis.incidents.handover`.
+"""
+
+
+def init_app(app) -> None:
+    """Register the roster pages."""
+    from crisis.oncall import models, views  # noqa: F401  (models: tables known to migrations)
+
+    app.register_blueprint(views.bp)

@@ -1,0 +1,112 @@
+"""Alerting staff: one person (or the team's mailbox and duty phone) told about an incident by SMS
+and e-mail, once per (incident, reason, step), and the escalation chain's steps.
+
+An :class:`~crisis.oncall.models.Alert` is one step of a chain: step 0 the handling party, step 1
+the backup (the next member on the roster), step 2 the manager (``manager_username`` in the
+routine). What the alert is about, and what its message says, is the caller's: the message
+``kind`` is rendered with the ``context`` given. The unique constraint on ``alerts`` and the
+message idempotency key ``crisis-alert:<incident>:<reason>:<step>`` keep a retried task or two
+concurrent requests from alerting twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from accounts.models import User
+from crisis.oncall import roster
+from crisis.oncall.models import Alert
+from crisis.oncall.responsible import team_addresses
+from notifications.models import Channel, Priority
+from notifications.service import send
+
+log = logging.getLogger(__name__)
+
+LAST_STEP = 2  # 0 the handling party, 1 the backup, 2 the manager
+HANDOVER_REASON_PREFIX = "handover:"
+
+
+def alert(
+    db_session: Session,
+    *,
+    incident_id: int,
+    reason: str,
+    step: int,
+    party: str,
+    user: User | None,
+    kind: str,
+    context: dict,
+    now: datetime,
+) -> Alert | None:
+    """Alert ``user`` (or the team's mailbox and phone, ``user`` None): an :class:`Alert` row and
+    its SMS and e-mail of ``kind`` (urgent, ``ref=("alert", id)``). None when this (incident,
+    reason, step) was alerted already. Does not commit."""
+    existing = db_session.scalars(
+        select(Alert).where(Alert.incident_id == incident_id, Alert.reason == reason, Alert.step == step)
+    ).first()
+    if existing is not None:
+        return None
+    row = Alert(
+        incident_id=incident_id, reason=reason, step=step, party=party, user_id=user.id if user else None, sent_at=now
+    )
+    try:
+        with db_session.begin_nested():
+            db_session.add(row)
+            db_session.flush()
+    except IntegrityError:  # alerted concurrently by another transaction
+        return None
+    to_email, to_mobile = (user.email, user.mobile) if user is not None else team_addresses()
+    send(
+        db_session=db_session,
+        kind=kind,
+        context=context,
+        channels=(Channel.SMS, Channel.EMAIL),
+        priority=Priority.URGENT,
+        idempotency_key=f"crisis-alert:{incident_id}:{reason}:{step}",
+        now=now,
+        to_email=to_email,
+        to_mobile=to_mobile,
+        ref=("alert", row.id),
+    )
+    if not to_email and not to_mobile:
+        log.warning("alert without any address", extra={"alert_id": row.id, "incident_id": incident_id})
+    return row
+
+
+def escalation_person(db_session: Session, step: int, now: datetime) -> User | None:
+    """Who step ``step`` of the chain alerts: 1 the backup on the roster, 2 the manager."""
+    if step == 1:
+        return roster.backup_at(db_session, now)
+    if step == 2:
+        return roster.manager(db_session, current_app.extensions["krisrutin.routine"])
+    return None
+
+
+def alerted_users(db_session: Session, incident_id: int, reason: str) -> set[int | None]:
+    """The users already alerted for (incident, reason): a chain never alerts a person twice."""
+    return set(
+        db_session.scalars(select(Alert.user_id).where(Alert.incident_id == incident_id, Alert.reason == reason))
+    )
+
+
+def acknowledge_alerts(db_session: Session, *, user_id: int, now: datetime, incident_id=None, reason=None) -> None:
+    """Mark open alerts acknowledged: an incident's (all but its handover alerts), or those of one
+    ``reason`` (a handover's). Does not commit."""
+    query = update(Alert).where(Alert.acknowledged_at.is_(None))
+    if incident_id is not None:
+        query = query.where(Alert.incident_id == incident_id, ~Alert.reason.like(f"{HANDOVER_REASON_PREFIX}%"))
+    if reason is not None:
+        query = query.where(Alert.reason == reason)
+    db_session.execute(
+        query.values(acknowledged_at=now, acknowledged_by_id=user_id).execution_options(synchronize_session=False)
+    )
+
+
+def incident_alerts(db_session: Session, incident_id: int) -> list[Alert]:
+    return list(db_session.scalars(select(Alert).where(Alert.incident_id == incident_id).order_by(Alert.id)))

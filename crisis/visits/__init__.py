@@ -1,0 +1,35 @@
+"""Camera supervision (kameratillsyn): when a supervision cannot be done, a physical visit.
+
+Rooms: ``models`` (supervised clients, schedules, failures, visits, alerts, events), ``clients``
+and ``clients_csv`` (the register of supervised clients and their schedules; API and CSV),
+``supervision`` (failures and outages become visits), ``service`` (alerting providers, their
+acknowledgement, marking visits, call records), ``jobs`` (escalation of unacknowledged alerts and
+overdue visits), and the HTTP rooms: ``api`` (``/api/v1/supervision``), ``provider_page``
+(``/v/<token>``), ``views`` (the call list and the dashboard) and ``report``.
+
+Visits stand on incidents (an outage's visits are on its timeline) and on on-call (who is
+responsible when a provider does not react).
+"""
+
+
+def init_app(app) -> None:
+    """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits."""
+    from core import link_pages
+    from crisis.visits import (
+        api,
+        clients_csv,
+        jobs,
+        models,  # noqa: F401  (tables known to migrations)
+        provider_page,
+        report,
+        supervision,
+        views,
+    )
+
+    for blueprint in (api.bp, clients_csv.bp, provider_page.bp, views.bp, report.bp):
+        app.register_blueprint(blueprint)
+    clients_csv.init_app(app)  # supervision import FILE.csv
+    # Scheduled work registered by importing them (scheduling.registry): supervision (the planner
+    # that turns failed supervisions into visits), jobs (escalation and overdue checks).
+    del supervision, jobs
+    link_pages.register_pages(app, endpoints={"visit_page.page", "visit_page.mark"})
