@@ -1,7 +1,7 @@
 """Which code runs a task of a given kind, and which planners create tasks at every tick.
 
-Domain modules register at import time (their package's ``init_app`` imports its ``jobs``
-module)::
+Domain modules register at import time; their package's ``init_app`` imports its job modules
+(in the order their planners should run) and names them with :meth:`Registry.expect_jobs`::
 
     from scheduling.registry import planner, task_handler
 
@@ -93,6 +93,15 @@ class Registry:
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
+
+    def expect_jobs(self, *modules) -> None:
+        """Check that each of ``modules`` (a package's job modules, imported by its ``init_app``)
+        registered a task handler or a planner: a job module that registers nothing is a bug."""
+        owners = {handler.fn.__module__ for handler in self._handlers.values()}
+        owners |= {fn.__module__ for fn in self._planners.values()}
+        missing = [module.__name__ for module in modules if module.__name__ not in owners]
+        if missing:
+            raise RuntimeError(f"job modules registered no task handler or planner: {', '.join(missing)}")
 
     @contextmanager
     def scoped(self) -> Iterator[Registry]:

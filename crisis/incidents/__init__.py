@@ -17,19 +17,24 @@ What the incident page shows about camera-supervision visits reaches it through 
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents."""
     from core import link_pages
+    from scheduling.registry import default_registry
+
+    # isort: split
+    # The scheduled work registers itself as these are imported, in this order (the planners run in
+    # it): routing (escalation), handover (its planner before the follow-ups'), letter_jobs (a big
+    # letter's rest, re-send, call list), followups (update reminders, estimates, planned work).
+    from crisis.incidents import routing, handover, letter_jobs, followups  # isort: skip
+
+    # isort: split
     from crisis.incidents import (
         api,
         email_ingest,
         export,
-        followups,
-        handover,
-        letter_jobs,
         letter_views,
         models,  # noqa: F401  (tables known to migrations)
         notice_views,
         provider_page,
         report,
-        routing,
         supplier_views,
         views,
     )
@@ -50,8 +55,5 @@ def init_app(app) -> None:
     email_ingest.init_app(app)  # notices ingest FILE.eml
     letter_views.init_app(app)  # the letters panel of the incident page
     routing.init_app(app)  # the routing panel of the incident page
-    # Their scheduled work is registered by importing them (scheduling.registry), in this order:
-    # routing (escalation), handover (planner first: it runs before the follow-ups at a tick),
-    # letter_jobs (fan-out, re-send, call list), followups (planner).
-    del routing, handover, letter_jobs, followups
+    default_registry.expect_jobs(routing, handover, letter_jobs, followups)
     link_pages.register_pages(app, blueprints={provider_page.bp.name})

@@ -15,21 +15,25 @@ responsible when a provider does not react).
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits."""
     from core import link_pages
+    from scheduling.registry import default_registry
+
+    # isort: split
+    # The scheduled work registers itself as these are imported: supervision (the planner that
+    # turns failed supervisions into visits), jobs (escalation, overdue visits).
+    from crisis.visits import supervision, jobs  # isort: skip
+
+    # isort: split
     from crisis.visits import (
         api,
         clients_csv,
-        jobs,
         models,  # noqa: F401  (tables known to migrations)
         provider_page,
         report,
-        supervision,
         views,
     )
 
     for blueprint in (api.bp, clients_csv.bp, provider_page.bp, views.bp, report.bp):
         app.register_blueprint(blueprint)
     clients_csv.init_app(app)  # supervision import FILE.csv
-    # Scheduled work registered by importing them (scheduling.registry): supervision (the planner
-    # that turns failed supervisions into visits), jobs (escalation and overdue checks).
-    del supervision, jobs
+    default_registry.expect_jobs(supervision, jobs)
     link_pages.register_pages(app, endpoints={"visit_page.page", "visit_page.mark"})

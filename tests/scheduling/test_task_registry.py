@@ -61,3 +61,27 @@ def test_scoped_forgets_what_was_registered_inside_it():
         default_registry.planner("test.scoped")(plan)
         assert default_registry.handler_for("test.scoped") is not None
     assert (default_registry.kinds(), default_registry.planners()) == before
+
+
+def test_a_job_module_listed_by_its_package_must_have_registered_work():
+    import sys
+
+    registry = Registry()
+    registry.task_handler("k")(handle)  # registered by this test module
+    registry.expect_jobs(sys.modules[__name__])
+    import json  # a module that registers nothing
+
+    with pytest.raises(RuntimeError, match="json"):
+        registry.expect_jobs(sys.modules[__name__], json)
+
+
+def test_the_application_s_job_modules_all_registered_their_work(app):
+    from crisis.incidents import followups, handover, letter_jobs, routing
+    from crisis.visits import jobs, supervision
+
+    default_registry.expect_jobs(routing, handover, letter_jobs, followups, supervision, jobs)
+    assert [name for name, _ in default_registry.planners()][-3:] == [
+        "crisis.handover",
+        "crisis.followups",
+        "crisis.supervision",
+    ]
