@@ -83,7 +83,7 @@ class CheckPolicy:
 
 @dataclass(frozen=True)
 class CrisisPolicy:
-    """Disruption handling (issue 5): on-call rotation, reaction times, planned-work rules."""
+    """Disruption handling: on-call rotation, reaction times, planned-work rules."""
 
     # The on-call week starts on this weekday at this local time (a wall-clock time, so shifts
     # keep their local start across daylight-saving changes); week 0 starts on rotation_anchor.
@@ -104,7 +104,7 @@ class CrisisPolicy:
     letter_call_minutes: int = 60
     # An unacknowledged handover is alerted again after this many minutes.
     handover_realert_minutes: int = 15
-    # Physical visits (issue 6): a provider that has not acknowledged its visit list after this
+    # Physical visits: a provider that has not acknowledged its visit list after this
     # many minutes is alerted again and put on the responsible party's call list; a visit not
     # marked this many minutes after it was due is reported to the responsible party.
     visit_acknowledge_minutes: int = 15
@@ -118,7 +118,7 @@ class CrisisPolicy:
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """Gallring (issue 7): how long personal data is kept; see core/retention.py."""
+    """Gallring: how long personal data is kept; see core/retention.py."""
 
     # Answered monthly-check recipients and corrections: personal fields cleared after this many months.
     check_months: int = 24

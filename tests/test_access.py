@@ -14,7 +14,7 @@ PUBLIC_ENDPOINTS = {
     "health.healthz",
     "health.readyz",
     "accounts.login",
-    # The login's second step (/login/code, issue 7): reached with the password checked but no
+    # The login's second step (/login/code): reached with the password checked but no
     # access granted yet; it only accepts the one-time code of the user kept in the session.
     "accounts.login_code",
     "worktime_api.responsible",
@@ -24,7 +24,7 @@ PUBLIC_ENDPOINTS = {
     "twilio_webhooks.status_callback",
     "twilio_webhooks.inbound_sms",
     # The OpenAPI description: it describes the interface and holds no data, and an integrator
-    # needs it before being given a token (issue 4).
+    # needs it before being given a token.
     "openapi.document",
     # The monthly check's personal links (/k/<token>): contact persons answer without an account.
     # Each token is signed (HMAC under the secret key) for one recipient and valid only while its
@@ -35,11 +35,11 @@ PUBLIC_ENDPOINTS = {
     # subscribes without a login. Each token is an HMAC under the secret key of one member (and
     # their session version) or of the team; it only reads shifts.
     "roster.feed",
-    # The provider's page of an incident's letters (/d/<token>, issue 5): contact persons read the
+    # The provider's page of an incident's letters (/d/<token>): contact persons read the
     # letters and acknowledge them without an account. Each token is signed (HMAC under the secret
     # key) for one letter receipt; the acknowledgement post still needs the session's CSRF token.
     "provider_page.page",
-    # The provider's visit list (/v/<token>, issue 6): staff of a provider read their open visits,
+    # The provider's visit list (/v/<token>): staff of a provider read their open visits,
     # acknowledge them and mark them done at night without an account. Each token is signed (HMAC
     # under the secret key) for one visit alert and shows only that alert's provider; the posts
     # still need the session's CSRF token.

@@ -1,4 +1,4 @@
-"""Issue 7: every route of the service with the roles that may use it, as a table reviewed by a
+"""Every route of the service with the roles that may use it, as a table reviewed by a
 person, and proof that every other role is refused (403) — through an API token (every method)
 and through a logged-in session (every page that answers GET).
 

@@ -1,4 +1,4 @@
-"""Keeping an incident going "continuously" (issue 5), through the scheduler tick.
+"""Keeping an incident going "continuously", through the scheduler tick.
 
 The planner ``crisis.incidents.followups`` runs at every tick and, for every open incident, schedules
 (idempotently: a task's key names what it is about, so it is created once):

@@ -74,7 +74,7 @@ class Incident(db.Model):
     # All providers using the service (recomputed when a letter goes out), or the chosen ones in
     # incident_providers.
     all_providers: Mapped[bool] = mapped_column(Boolean, default=True)
-    # The area affected (camera-supervised clients' area, issue 6); None: every area.
+    # The area affected (the camera-supervised clients' area); None: every area.
     area: Mapped[str | None] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(16), default=IncidentStatus.NEW.value, index=True)
     # The party handling it now, and since when; the on-call officer alerted (a user) if any.

@@ -1,12 +1,11 @@
 """The incident pages for staff: the list of disruptions and the page of one incident with its
-timeline (the record of issue 5).
+timeline (the incident's record).
 
 The list (``/incidents``) shows open incidents first — new ones, not yet acknowledged by the
 handling party, highlighted — then closed ones, newest first, with filters by status, service,
 supplier and month (the month of the first notice, local time). The incident page shows the
-header, the notices as received (with a link to the original when the intake part serves it),
-the affected providers, the panels of the routing and letters parts
-(``incidents/_routing_panel.html``, ``incidents/_letters_panel.html``, included when present) and the
+header, the notices as received (with a link to the original), the affected providers, the
+routing and letters panels (``incidents/_routing_panel.html``, ``incidents/_letters_panel.html``) and the
 timeline: every step in order, in local time, with the delivery state of each letter's messages
 per recipient. Access: team, administrators and the on-call officer.
 """
@@ -88,13 +87,7 @@ def party_label(party: str | None) -> str:
     return str(PARTY_LABELS.get(party, party or ""))
 
 
-def has_endpoint(name: str) -> bool:
-    """Whether an endpoint exists (pages link to parts of issue 5 only once they are there)."""
-    return name in current_app.view_functions
-
-
-bp.add_app_template_global(has_endpoint, "has_endpoint")
-# Prefixed: other parts of issue 5 register globals of their own.
+# Prefixed: the template globals of other parts have names of their own.
 bp.add_app_template_global(service_label, "incident_service_label")
 bp.add_app_template_global(party_label, "incident_party_label")
 

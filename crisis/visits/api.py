@@ -1,4 +1,4 @@
-"""Camera-supervised clients and failed supervisions over the JSON API (issue 6), described in
+"""Camera-supervised clients and failed supervisions over the JSON API, described in
 core/openapi_document.py.
 
 - ``GET /api/v1/supervised-clients``: the clients with their schedules and exceptions, filtered

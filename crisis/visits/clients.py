@@ -1,6 +1,6 @@
 """Camera-supervised clients and their schedules: the validation shared by the API
 (:mod:`crisis.visits.api`) and the CSV import (:mod:`crisis.visits.clients_csv`), and the
-all-or-nothing saving of a batch (issue 6).
+all-or-nothing saving of a batch.
 
 A client is ``reference`` (pseudonymous, 1-64 characters ``[A-Za-z0-9_-]``), its provider (an
 active provider of the contacts register, by id, name or organisation number), ``area`` (free

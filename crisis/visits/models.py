@@ -1,4 +1,4 @@
-"""Camera supervision failures become physical visits (issue 6; ../shared/seeds/001_…, section 4).
+"""Camera supervision failures become physical visits (../shared/seeds/001_…, section 4).
 
 Data kept minimal: a camera-supervised client is known only by a pseudonymous ``reference``
 shared by the alarm operator and the provider, the provider, an area and the scheduled

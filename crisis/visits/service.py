@@ -1,4 +1,4 @@
-"""Visits: alerting the providers, their acknowledgement, marking visits, escalation (issue 6).
+"""Visits: alerting the providers, their acknowledgement, marking visits, escalation.
 
 A failed camera supervision becomes a :class:`~crisis.visits.models.Visit` for the client's
 provider (:mod:`crisis.visits.supervision` creates them and calls :func:`visits_created`). From there:

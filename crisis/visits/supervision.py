@@ -1,4 +1,4 @@
-"""Camera supervision: the schedules in, and failed supervisions out as visits (issue 6).
+"""Camera supervision: the schedules in, and failed supervisions out as visits.
 
 Used by the API (:mod:`crisis.visits.api`), the visits part and the scheduler:
 

@@ -1,4 +1,4 @@
-"""Whole disruption scenarios (issue 5, "Done when"): a fake clock, the HTTP API and pages, the
+"""Whole disruption scenarios: a fake clock, the HTTP API and pages, the
 scheduler tick — intake, routing, alerts, escalation, letters, follow-ups and handover together."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 6, "Done when": a GSM outage from 22:00 to 03:00 for one area with 40 clients of three
+"""A GSM outage from 22:00 to 03:00 for one area with 40 clients of three
 providers on supervision schedules, through the API, the providers' links and the tick with a
 fake clock: exactly the scheduled supervisions inside the window become visits, each provider is
 alerted once with its own list only, the provider that never acknowledges is escalated to the
