@@ -59,6 +59,8 @@ class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._planners: dict[str, PlannerFn] = {}
+        # The modules that ever registered something: a fact about the process, kept by scoped().
+        self._modules: set[str] = set()
 
     def task_handler(self, kind: str, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable:
         """Decorator: ``fn(db_session, task, now)`` runs tasks of ``kind``; after ``max_attempts``
@@ -69,6 +71,7 @@ class Registry:
         def register(fn: TaskHandlerFn) -> TaskHandlerFn:
             _refuse_duplicate(self._handlers.get(kind, Handler(kind, fn)).fn, fn, f"task kind {kind!r}")
             self._handlers[kind] = Handler(kind, fn, max_attempts)
+            self._modules.add(fn.__module__)
             return fn
 
         return register
@@ -80,6 +83,7 @@ class Registry:
         def register(fn: PlannerFn) -> PlannerFn:
             _refuse_duplicate(self._planners.get(name, fn), fn, f"planner {name!r}")
             self._planners[name] = fn
+            self._modules.add(fn.__module__)
             return fn
 
         return register
@@ -97,9 +101,7 @@ class Registry:
     def expect_jobs(self, *modules) -> None:
         """Check that each of ``modules`` (a package's job modules, imported by its ``init_app``)
         registered a task handler or a planner: a job module that registers nothing is a bug."""
-        owners = {handler.fn.__module__ for handler in self._handlers.values()}
-        owners |= {fn.__module__ for fn in self._planners.values()}
-        missing = [module.__name__ for module in modules if module.__name__ not in owners]
+        missing = [module.__name__ for module in modules if module.__name__ not in self._modules]
         if missing:
             raise RuntimeError(f"job modules registered no task handler or planner: {', '.join(missing)}")
 

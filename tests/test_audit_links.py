@@ -10,7 +10,7 @@ from sqlalchemy import select
 from core.audit import AuditEntry
 from core.extensions import db
 from tests.conftest import csrf_token_from
-from tests.crisis.test_letters_provider_page import app, sent  # noqa: F401  (fixtures)
+from tests.crisis.incidents.test_letters_provider_page import app, sent  # noqa: F401  (fixtures)
 
 
 def _rows(application):

@@ -14,7 +14,7 @@ from crisis.incidents.letters import send_letter
 from crisis.incidents.models import Incident, LetterKind, LetterReceipt
 from crisis.visits import service as visit_links
 from tests.conftest import TEST_SECRET, csrf_token_from, log_in
-from tests.crisis.test_letters_helpers import (
+from tests.crisis.incidents.test_letters_helpers import (
     BASE_URL,
     SETTINGS,
     TEAM_EMAIL,

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from core.extensions import db
 from core.link_pages import LinkFailure
 from crisis.incidents.models import Incident, LetterKind
-from tests.crisis.test_letters_helpers import BASE_URL, SETTINGS, local, make_incident, make_people, messages
+from tests.crisis.incidents.test_letters_helpers import BASE_URL, SETTINGS, local, make_incident, make_people, messages
 
 OFFICE = local(date(2026, 11, 24), 10)
 ME = {"REMOTE_ADDR": "198.51.100.7"}

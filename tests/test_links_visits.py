@@ -13,8 +13,8 @@ from crisis.incidents import letters as letter_links
 from crisis.visits import service as visit_links
 from crisis.visits.models import Visit, VisitAlert
 from tests.conftest import TEST_SECRET, csrf_token_from, log_in
-from tests.crisis.test_letters_helpers import TEAM_EMAIL
-from tests.crisis.test_visit_helpers import NORR, SETTINGS, TUESDAY, link_of, local, make_people, new_visits
+from tests.crisis.incidents.test_letters_helpers import TEAM_EMAIL
+from tests.crisis.visits.test_visit_helpers import NORR, SETTINGS, TUESDAY, link_of, local, make_people, new_visits
 
 NIGHT = local(TUESDAY, 22, 50)
 ANNA = "+46701000001"

@@ -16,8 +16,8 @@ from crisis.oncall.models import RosterMember
 from crisis.visits.models import Visit
 from tests.browser.conftest import DESKTOP, PHONE, ZOOMED, log_in, staff_user
 from tests.browser.page_checks import assert_in_view_horizontally, assert_no_horizontal_scroll, check_page, tab_to
-from tests.crisis.test_letters_helpers import letters, local, make_incident, make_people, messages
-from tests.crisis.test_visit_helpers import NORR, alerts, new_visits
+from tests.crisis.incidents.test_letters_helpers import letters, local, make_incident, make_people, messages
+from tests.crisis.visits.test_visit_helpers import NORR, alerts, new_visits
 
 pytestmark = pytest.mark.browser
 

@@ -11,7 +11,7 @@ import pytest
 from core.extensions import db
 from crisis.incidents.models import Incident
 from tests.conftest import csrf_token_from, log_in
-from tests.crisis.test_letters_helpers import (
+from tests.crisis.incidents.test_letters_helpers import (
     SETTINGS,
     TEAM_EMAIL,
     addresses,
@@ -162,7 +162,7 @@ def test_a_letter_to_many_providers_shows_the_unacknowledged_first_and_the_rest_
     says how many have acknowledged, and shows all of them (and all providers) on request."""
     from contacts import register
     from crisis.incidents.letters import send_letter
-    from tests.crisis.test_letters_helpers import TEAM
+    from tests.crisis.incidents.test_letters_helpers import TEAM
 
     clock.set(OFFICE)
     with app.app_context():

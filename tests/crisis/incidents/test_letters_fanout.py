@@ -15,7 +15,7 @@ from crisis.incidents.letter_jobs import queue_remaining
 from crisis.incidents.letters import send_letter
 from crisis.incidents.models import Incident, Letter, LetterKind
 from notifications.models import Message
-from tests.crisis.test_letters_helpers import SETTINGS, local, make_incident, make_people, run_tick
+from tests.crisis.incidents.test_letters_helpers import SETTINGS, local, make_incident, make_people, run_tick
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from core.extensions import db
 from crisis.incidents.letters import link_url, send_letter
 from crisis.incidents.models import Incident, LetterKind
 from tests.conftest import csrf_token_from
-from tests.crisis.test_letters_helpers import (
+from tests.crisis.incidents.test_letters_helpers import (
     BASE_URL,
     SETTINGS,
     events,

@@ -15,7 +15,7 @@ from crisis.incidents.models import Incident, IncidentEvent
 from crisis.incidents.routing import acknowledge_incident
 from crisis.oncall.models import Handover
 from tests.conftest import csrf_token_from, log_in
-from tests.crisis.test_routing_helpers import (
+from tests.crisis.incidents.test_routing_helpers import (
     TEAM_EMAIL,
     TEAM_MOBILE,
     events,

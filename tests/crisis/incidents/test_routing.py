@@ -12,7 +12,7 @@ from crisis.incidents.models import Incident
 from crisis.incidents.routing import notify_handler
 from crisis.oncall.models import Alert
 from tests.conftest import csrf_token_from, log_in
-from tests.crisis.test_routing_helpers import (
+from tests.crisis.incidents.test_routing_helpers import (
     TEAM_EMAIL,
     TEAM_MOBILE,
     events,

@@ -16,8 +16,8 @@ from crisis.oncall import roster
 from crisis.oncall.models import Handover
 from notifications.models import Message
 from tests.conftest import DEFAULT_PASSWORD, csrf_token_from, log_in
-from tests.crisis.test_letters_helpers import make_people
-from tests.crisis.test_routing_helpers import (
+from tests.crisis.incidents.test_letters_helpers import make_people
+from tests.crisis.incidents.test_routing_helpers import (
     BASE_URL,
     TEAM_EMAIL,
     TEAM_MOBILE,

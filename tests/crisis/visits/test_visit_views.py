@@ -12,7 +12,7 @@ from crisis.visits.models import Visit
 from crisis.visits.service import acknowledge, mark_visits
 from crisis.visits.views import dashboard_data
 from tests.conftest import csrf_token_from, log_in
-from tests.crisis.test_visit_helpers import (
+from tests.crisis.visits.test_visit_helpers import (
     NORR,
     SETTINGS,
     SODER,
@@ -137,7 +137,7 @@ def _alerts(app):
 @pytest.mark.parametrize("role", ["provider", "alarm_operator", "supplier"])
 def test_only_staff_reach_the_dashboard_the_call_list_and_the_report(app, client, clock, make_user, people, role):
     if role == "provider":
-        from tests.crisis.test_visit_helpers import provider_user
+        from tests.crisis.visits.test_visit_helpers import provider_user
 
         log_in(client, provider_user(app, clock, NORR))
     else:

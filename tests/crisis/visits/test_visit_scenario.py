@@ -16,8 +16,8 @@ from crisis.incidents.models import Incident, LetterKind, Supplier
 from crisis.visits.models import SupervisedClient, Visit
 from crisis.visits.report import build_report
 from tests.conftest import csrf_token_from
-from tests.crisis.test_letters_helpers import SETTINGS, local, make_people, run_tick
-from tests.crisis.test_visit_helpers import (
+from tests.crisis.incidents.test_letters_helpers import SETTINGS, local, make_people, run_tick
+from tests.crisis.visits.test_visit_helpers import (
     NORR,
     SODER,
     VAST,

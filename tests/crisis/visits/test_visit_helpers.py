@@ -18,7 +18,7 @@ from crisis.oncall.models import RosterMember
 from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitAlert, VisitEvent
 from crisis.visits.service import visits_created
 from notifications.models import Message
-from tests.crisis.test_letters_helpers import (  # noqa: F401  (re-exported for the visit tests)
+from tests.crisis.incidents.test_letters_helpers import (  # noqa: F401  (re-exported for the visit tests)
     BASE_URL,
     SETTINGS,
     TEAM_EMAIL,

@@ -6,7 +6,7 @@ from core.extensions import db
 from crisis.incidents import timeline
 from crisis.incidents.models import Incident, LetterReceipt
 from crisis.oncall.models import Alert, Handover
-from tests.crisis.test_record import (
+from tests.crisis.incidents.test_record import (
     add_letter,
     make_incident,
     make_provider,

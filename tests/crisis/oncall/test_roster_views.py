@@ -12,7 +12,7 @@ from accounts.models import User
 from core.extensions import db
 from crisis.oncall.models import RosterMember, RosterOverride
 from tests.conftest import csrf_token_from, log_in
-from tests.crisis.test_routing_helpers import local, put_on_roster, routing_app, staff
+from tests.crisis.incidents.test_routing_helpers import local, put_on_roster, routing_app, staff
 
 
 @pytest.fixture

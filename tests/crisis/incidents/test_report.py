@@ -11,7 +11,7 @@ import pytest
 
 from core.extensions import db
 from crisis.incidents.models import Incident
-from tests.crisis.test_record import add_letter, add_notice, make_incident, make_supplier, staff_client, utc
+from tests.crisis.incidents.test_record import add_letter, add_notice, make_incident, make_supplier, staff_client, utc
 
 
 def _seed_march(app):

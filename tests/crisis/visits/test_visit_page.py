@@ -10,7 +10,7 @@ import pytest
 from core.extensions import db
 from crisis.visits.models import Visit
 from tests.conftest import csrf_token_from, log_in
-from tests.crisis.test_visit_helpers import (
+from tests.crisis.visits.test_visit_helpers import (
     NORR,
     SETTINGS,
     SODER,

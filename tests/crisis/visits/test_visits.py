@@ -12,7 +12,7 @@ from crisis.incidents.models import Incident
 from crisis.visits.models import Visit, VisitAlert
 from crisis.visits.service import VisitError, acknowledge, mark_visits, visits_created
 from notifications.models import Priority
-from tests.crisis.test_visit_helpers import (
+from tests.crisis.visits.test_visit_helpers import (
     NORR,
     SETTINGS,
     SODER,
@@ -307,7 +307,7 @@ def test_a_night_of_forty_clients_of_three_providers(app, client, clock, make_us
     at 22:15, its visits reported overdue once per check; the report adds up."""
     from crisis.visits.report import build_report
     from tests.conftest import csrf_token_from
-    from tests.crisis.test_visit_helpers import VAST, link_of
+    from tests.crisis.visits.test_visit_helpers import VAST, link_of
 
     on_call_officer(app, make_user)
     clock.set(local(TUESDAY, 22, 0))

@@ -10,7 +10,7 @@ import pytest
 from core.extensions import db
 from crisis.oncall import roster
 from crisis.oncall.models import RosterMember, RosterOverride
-from tests.crisis.test_routing_helpers import local, local_text, put_on_roster, routing_app, staff
+from tests.crisis.incidents.test_routing_helpers import local, local_text, put_on_roster, routing_app, staff
 
 
 @pytest.fixture

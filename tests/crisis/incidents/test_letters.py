@@ -11,7 +11,7 @@ from crisis.incidents.letters import LetterError, send_letter
 from crisis.incidents.models import Incident, LetterKind
 from notifications.models import Priority
 from notifications.segments import count_segments
-from tests.crisis.test_letters_helpers import (
+from tests.crisis.incidents.test_letters_helpers import (
     BASE_URL,
     SETTINGS,
     TEAM_EMAIL,

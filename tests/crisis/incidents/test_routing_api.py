@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.crisis.test_routing_helpers import TEAM_EMAIL, TEAM_MOBILE, put_on_roster, routing_app, staff
+from tests.crisis.incidents.test_routing_helpers import TEAM_EMAIL, TEAM_MOBILE, put_on_roster, routing_app, staff
 from tests.support.openapi import DOCUMENT_URL, assert_documented
 
 URL = "/api/v1/calendar/responsible"

@@ -13,7 +13,7 @@ from crisis.incidents.followups import planned_reminder_at, previous_working_day
 from crisis.incidents.letters import acknowledge, send_letter
 from crisis.incidents.models import Incident, LetterKind
 from notifications import rendering
-from tests.crisis.test_letters_helpers import (
+from tests.crisis.incidents.test_letters_helpers import (
     SETTINGS,
     addresses,
     events,
