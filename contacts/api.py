@@ -1,6 +1,6 @@
 """The register's JSON API: providers and contact persons under ``/api/v1``.
 
-Described, with every other ``/api/v1`` endpoint, by the OpenAPI document that
+Described in :mod:`contacts.openapi`, this API's part of the OpenAPI document that
 :mod:`core.openapi` serves at ``/api/v1/openapi.json``; keep the two in step (tests/test_openapi.py
 fails when a route or method is missing from the document).
 
