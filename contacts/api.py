@@ -7,7 +7,7 @@ fails when a route or method is missing from the document).
 Every change goes through :mod:`contacts.register` as ``Actor("api", user_id)`` and is committed
 once; a refused request changes nothing.
 
-Decisions (the issue left them open):
+Decisions:
 - Authentication: ``Authorization: Bearer krt_...`` (an API token), or a staff session, for which
   the CSRF token is required on writes like on any form. Anonymous requests get 401.
 - Who may: team and admin read and write; the on-call officer reads; a provider contact's account

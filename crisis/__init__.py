@@ -1,4 +1,4 @@
-"""Disruptions (driftstörningar): notices, routing, letters, handover, physical visits (issues 5, 6).
+"""Disruptions (driftstörningar): notices, routing, letters, handover, physical visits.
 
 Modules: ``models`` (tables), ``timeline`` (the incident's steps); ``intake`` (a notice from the
 form, the API or a forwarded e-mail becomes an incident), ``routing`` and ``roster`` (who handles
@@ -52,7 +52,7 @@ def init_app(app) -> None:
 
     for name in _MODULES:
         if importlib.util.find_spec(f"crisis.{name}") is None:
-            continue  # not written yet (issue 5 is built in parts)
+            continue  # not written yet: the package is built in parts
         module = importlib.import_module(f"crisis.{name}")
         blueprint = getattr(module, "bp", None)
         if blueprint is not None:
