@@ -3,7 +3,8 @@
 Modules: ``models`` and ``register`` (the register and its rules), ``register_views`` (team
 pages, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and ``checks``
 (the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the personal
-link pages), ``check_views`` (the team's check page, review queue, call list, report).
+link pages), ``check_views`` (the team's check page, review queue, call list, report), ``openapi``
+(the register API's part of the OpenAPI description).
 """
 
 import importlib
@@ -12,8 +13,12 @@ _BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "p
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints, scheduled jobs and SMS reply handler."""
+    """Register this package's blueprints, scheduled jobs, SMS reply handler and API description."""
     from contacts import check_models, models  # noqa: F401  (tables known to migrations)
+    from contacts.openapi import api_area
+    from core.openapi import register_api_area
+
+    register_api_area(app, api_area())
 
     for name in _BLUEPRINT_MODULES:
         module = importlib.import_module(f"contacts.{name}")

@@ -1,13 +1,13 @@
 """The register's JSON API: providers and contact persons under ``/api/v1``.
 
-Described, with every other ``/api/v1`` endpoint, by the OpenAPI document that
+Described in :mod:`contacts.openapi`, this API's part of the OpenAPI document that
 :mod:`core.openapi` serves at ``/api/v1/openapi.json``; keep the two in step (tests/test_openapi.py
 fails when a route or method is missing from the document).
 
 Every change goes through :mod:`contacts.register` as ``Actor("api", user_id)`` and is committed
 once; a refused request changes nothing.
 
-Decisions (the issue left them open):
+Decisions:
 - Authentication: ``Authorization: Bearer krt_...`` (an API token), or a staff session, for which
   the CSRF token is required on writes like on any form. Anonymous requests get 401.
 - Who may: team and admin read and write; the on-call officer reads; a provider contact's account

@@ -6,7 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from tests.conftest import build_app
-from tests.support.openapi import DOCUMENT_URL, assert_documented
+from tests.support.openapi import DOCUMENT_URL, assert_documented, build_document
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -59,7 +59,6 @@ def test_the_walk_notices_a_route_the_description_lacks(sqlite_url, clock):
     from flask import Blueprint
 
     from accounts.access import public
-    from core.openapi_document import build_document
 
     extra = Blueprint("undocumented", __name__)
 

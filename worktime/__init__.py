@@ -2,7 +2,9 @@
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints and CLI commands."""
-    from worktime import views
+    """Register this package's blueprints and the calendar API's description."""
+    from core.openapi import register_api_area
+    from worktime import openapi, views
 
     app.register_blueprint(views.bp)
+    register_api_area(app, openapi.api_area())

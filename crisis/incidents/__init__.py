@@ -17,6 +17,7 @@ What the incident page shows about camera-supervision visits reaches it through 
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents."""
     from core import link_pages
+    from core.openapi import register_api_area
     from scheduling.registry import default_registry
 
     # isort: split
@@ -33,6 +34,7 @@ def init_app(app) -> None:
         letter_views,
         models,  # noqa: F401  (tables known to migrations)
         notice_views,
+        openapi,
         provider_page,
         report,
         supplier_views,
@@ -57,3 +59,4 @@ def init_app(app) -> None:
     routing.init_app(app)  # the routing panel of the incident page
     default_registry.expect_jobs(routing, handover, letter_jobs, followups)
     link_pages.register_pages(app, blueprints={provider_page.bp.name})
+    register_api_area(app, openapi.api_area())

@@ -1,4 +1,4 @@
-"""Supplier notices over the JSON API: ``/api/v1/notices`` (described in core/openapi_document.py).
+"""Supplier notices over the JSON API: ``/api/v1/notices`` (described in :mod:`crisis.incidents.openapi`).
 
 Decisions (the issue left them open):
 - Who may: suppliers' API users, the alarm centre, the team, the on-call officer and admins post

@@ -15,6 +15,7 @@ responsible when a provider does not react).
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits."""
     from core import link_pages
+    from core.openapi import register_api_area
     from scheduling.registry import default_registry
 
     # isort: split
@@ -27,6 +28,7 @@ def init_app(app) -> None:
         api,
         clients_csv,
         models,  # noqa: F401  (tables known to migrations)
+        openapi,
         provider_page,
         report,
         views,
@@ -37,3 +39,4 @@ def init_app(app) -> None:
     clients_csv.init_app(app)  # supervision import FILE.csv
     default_registry.expect_jobs(supervision, jobs)
     link_pages.register_pages(app, endpoints={"visit_page.page", "visit_page.mark"})
+    register_api_area(app, openapi.api_area())

@@ -1,5 +1,5 @@
 """Camera-supervised clients and failed supervisions over the JSON API, described in
-core/openapi_document.py.
+:mod:`crisis.visits.openapi`.
 
 - ``GET /api/v1/supervised-clients``: the clients with their schedules and exceptions, filtered
   by ``provider_id``, ``area`` (ignoring case) and ``active``, paged.

@@ -35,9 +35,8 @@ from schemathesis.config import PositiveDataAcceptanceConfig
 
 from core.clock import FixedClock
 from core.extensions import db
-from core.openapi_document import build_document
 from tests.conftest import DEFAULT_PASSWORD, build_app, create_schema
-from tests.support.openapi import DOCUMENT_URL
+from tests.support.openapi import DOCUMENT_URL, build_document
 
 CHECKS = [
     not_a_server_error,

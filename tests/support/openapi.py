@@ -7,6 +7,14 @@ from jsonschema import Draft202012Validator
 DOCUMENT_URL = "/api/v1/openapi.json"
 
 
+def build_document() -> dict:
+    """The description as a newly created application serves it, built of the API areas its packages register."""
+    from app import create_app
+
+    config = {"KRISRUTIN_ENV": "testing", "DATABASE_URL": "sqlite://", "SECRET_KEY": "openapi-document-" * 3}
+    return create_app(config).test_client().get(DOCUMENT_URL).get_json()
+
+
 def documented_response(document: dict, method: str, template: str, status: int) -> dict:
     """The response object documented for ``method template`` answering ``status`` ($ref resolved)."""
     operation = document["paths"][template][method.lower()]
