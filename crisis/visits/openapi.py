@@ -1,8 +1,9 @@
 """The camera-supervision API's part of the OpenAPI description: supervised clients and failed supervisions.
 
 Registered from :mod:`crisis.visits`' ``init_app`` with :func:`core.openapi.register_api_area`;
-the routes are :mod:`crisis.visits.api`. Its lists page and filter with the register's ``Limit``, ``Offset`` and ``Active``
-parameters (:mod:`contacts.openapi`), as the API pages with :mod:`contacts.api_input`.
+the routes are :mod:`crisis.visits.api`. Its lists page and filter with the register's
+``Limit``, ``Offset`` and ``Active`` parameters (:mod:`contacts.openapi`), as the API pages with
+:mod:`contacts.api_input`.
 """
 
 from __future__ import annotations
