@@ -3,7 +3,8 @@
 Modules: ``models`` and ``register`` (the register and its rules), ``register_views`` (team
 pages, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and ``checks``
 (the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the personal
-link pages), ``check_views`` (the team's check page, review queue, call list, report).
+link pages), ``check_views`` (the team's check page, review queue, call list, report),
+``recipients`` (the register as the recipients of notifications).
 """
 
 import importlib
@@ -12,8 +13,18 @@ _BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "p
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints, scheduled jobs and SMS reply handler."""
-    from contacts import check_models, models  # noqa: F401  (tables known to migrations)
+    """Register this package's blueprints, scheduled jobs, SMS reply handler, and the hooks that
+    tell notifications who its recipients are (``recipients``: failing addresses, SMS senders,
+    names on the deliveries page)."""
+    from contacts import check_models, models, recipients  # noqa: F401  (models: tables known to migrations)
+    from notifications.recipients import register_hooks
+
+    register_hooks(
+        app,
+        mark_failing=recipients.mark_address_failing,
+        find_sender=recipients.find_sender,
+        describe=recipients.describe,
+    )
 
     for name in _BLUEPRINT_MODULES:
         module = importlib.import_module(f"contacts.{name}")

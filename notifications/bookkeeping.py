@@ -1,11 +1,12 @@
 """A dispatcher's bookkeeping: the outcome of each send written back to its message.
 
 :class:`Bookkeeping` is the part of :class:`~notifications.dispatcher.Dispatcher` that records
-what the workers did: a batch's acceptances in one transaction, a failure (retried later, or
-failed, and the address marked when the gateway refused it for good), claims given back unsent.
-Every write is guarded by the claim (this dispatcher, this attempt: :mod:`notifications.outbox`)
-and is tried again while the database is away, for up to half the lease. Why that keeps every
-message and sends it once up to the in-flight window is in :mod:`notifications.dispatcher`.
+what the workers did: a batch's acceptances in one transaction; a failure, retried later or
+failed (an address the gateway refused for good is marked failing through the recipients' hook,
+:mod:`notifications.recipients`); claims given back unsent. Every write is guarded by the claim
+(this dispatcher, this attempt: :mod:`notifications.outbox`) and is tried again while the
+database is away, for up to half the lease. Why that keeps every message and sends it once up
+to the in-flight window is in :mod:`notifications.dispatcher`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.clock import current_clock
 from core.errors import describe_error
 from core.metrics import REGISTRY
+from notifications import recipients
 from notifications.lanes import DispatchReport, Lane
 from notifications.models import Priority
 from notifications.outbox import (
@@ -34,7 +36,6 @@ from notifications.outbox import (
     release,
     retry_delay,
 )
-from notifications.service import mark_address_failing
 
 # The dispatcher's logger: its records keep the name operators filter on, whichever module of
 # the dispatcher writes them.
@@ -156,9 +157,9 @@ class Bookkeeping:
                 retry_at = now + retry_delay(claimed.attempts, retry_after=retry_after, jitter=self.jitter)
             kept = record_failure(session, claimed, name=self.name, error=error, now=now, retry_at=retry_at)
             if kept and address_rejected:
-                mark_address_failing(
-                    db_session=session,
-                    contact_id=claimed.contact_id,
+                recipients.mark_failing(
+                    session,
+                    key=claimed.contact_id,
                     channel=claimed.channel,
                     address=claimed.to_address,
                     reason=f"{lane.gateway} rejected the address: {error}",
