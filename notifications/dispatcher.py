@@ -97,7 +97,8 @@ from notifications.housekeeping import Housekeeper
 from notifications.lanes import DispatchReport, Lane
 from notifications.models import Channel, Priority
 from notifications.outbox import ClaimedMessage, SentRecord, claim_batch, ensure_channel_states, reclaim_expired
-from notifications.service import STATUS_CALLBACK_PATH, add_wake_listener, remove_wake_listener
+from notifications.service import STATUS_CALLBACK_PATH
+from notifications.wakeup import add_wake_listener, remove_wake_listener
 
 __all__ = ["DispatchReport", "Dispatcher", "Lane", "default_dispatcher_name"]
 

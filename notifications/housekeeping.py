@@ -26,7 +26,7 @@ from core.metrics import REGISTRY
 from notifications.bookkeeping import safe_error
 from notifications.models import Channel, Message, MessageStatus
 from notifications.outbox import reclaim_expired
-from notifications.service import NOTIFY_CHANNEL
+from notifications.wakeup import NOTIFY_CHANNEL
 
 # The dispatcher's logger: its records keep the name operators filter on.
 log = logging.getLogger("notifications.dispatcher")

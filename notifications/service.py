@@ -3,24 +3,18 @@
 Other domains call :func:`send` inside the transaction of the business change that causes the
 message (a letter published, a check started); dispatchers (``notifications.dispatcher``) send
 what is queued. Nothing here commits: the message exists exactly when the caller's change does.
-
-Waking the dispatchers at commit
-    On PostgreSQL :func:`send` also runs ``pg_notify('krisrutin_outbox', <channel>)`` in the same
-    transaction. PostgreSQL delivers a notification only when (and if) its transaction commits,
-    so listening dispatchers wake exactly at the commit and never for a rolled-back message. In
-    the same process, an ``after_commit`` hook calls the registered wake-up listeners (SQLite has
-    no NOTIFY; another process on SQLite finds the message at its next poll).
+The dispatchers are woken when (and only if) the caller's transaction commits
+(:mod:`notifications.wakeup`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, func, insert, literal, select, text, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from core.database import dialect_insert
@@ -29,10 +23,10 @@ from notifications import recipients, rendering
 from notifications.models import Channel, ChannelState, Message, MessageEvent, MessageStatus, Priority
 from notifications.recipients import Recipient
 from notifications.segments import count_segments
+from notifications.wakeup import wake_on_commit
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "krisrutin_outbox"
 # Twilio posts delivery statuses here (notifications/webhooks.py); ``message`` is our id, so that
 # a callback that arrives before the dispatcher has stored Twilio's id still finds its message.
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
@@ -41,7 +35,6 @@ STALE_QUEUE_AFTER = timedelta(minutes=10)
 
 _MESSAGES = Message.__table__
 _EVENTS = MessageEvent.__table__
-_WAKE = "notifications.wake"  # session.info: channels with messages queued in this transaction
 
 
 # --- queueing ---------------------------------------------------------------------------------
@@ -137,7 +130,7 @@ def send(
             created.append(channel.value)
         messages.append(_by_key(db_session, key))
     if created:
-        _wake_on_commit(db_session, created)
+        wake_on_commit(db_session, created)
     if skipped:
         log.info(
             "message left out on channels without an address",
@@ -263,7 +256,7 @@ def send_many(
         ]
         for start in range(0, len(events), _INSERT_CHUNK):
             db_session.execute(_ADD_EVENT, events[start : start + _INSERT_CHUNK])
-        _wake_on_commit(db_session, sorted({channel for _, channel in created}))
+        wake_on_commit(db_session, sorted({channel for _, channel in created}))
     skipped = len(items) * len(wanted) - len(all_keys)
     if skipped:
         log.info("messages left out on channels without an address", extra={"kind": kind, "channels": skipped})
@@ -509,7 +502,7 @@ def status_summary(*, db_session: Session, now: datetime) -> dict:
     return summary
 
 
-# --- shared by the dispatcher -----------------------------------------------------------------
+# --- shared with the dispatcher ---------------------------------------------------------------
 
 
 _ADD_EVENT = insert(_EVENTS)
@@ -520,56 +513,9 @@ def add_event(db_session: Session, message_id: int, status: str, at: datetime, *
     db_session.execute(_ADD_EVENT, {"message_id": message_id, "at": at, "status": status, "detail": detail})
 
 
-_listeners: list[Callable[[frozenset[str]], None]] = []
-_listeners_lock = threading.Lock()
-
-
-def add_wake_listener(listener: Callable[[frozenset[str]], None]) -> None:
-    """Call ``listener(channels)`` after every commit in this process that queued messages."""
-    with _listeners_lock:
-        _listeners.append(listener)
-
-
-def remove_wake_listener(listener: Callable[[frozenset[str]], None]) -> None:
-    with _listeners_lock:
-        if listener in _listeners:
-            _listeners.remove(listener)
-
-
-def _wake_on_commit(db_session: Session, channels: list[str]) -> None:
-    pending = db_session.info.setdefault(_WAKE, set())
-    new = [channel for channel in channels if channel not in pending]
-    pending.update(new)
-    if new and _dialect(db_session) == "postgresql":
-        # Delivered by PostgreSQL at commit, to every LISTENing dispatcher; dropped on rollback.
-        # Once per channel and transaction: a thousand messages queued together wake once.
-        for channel in new:
-            db_session.execute(text("SELECT pg_notify(:name, :channel)"), {"name": NOTIFY_CHANNEL, "channel": channel})
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_listeners_after_commit(session: Session) -> None:
-    channels = session.info.pop(_WAKE, None)
-    if not channels:
-        return
-    with _listeners_lock:
-        listeners = list(_listeners)
-    for listener in listeners:
-        listener(frozenset(channels))
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_wake_after_rollback(session: Session) -> None:
-    session.info.pop(_WAKE, None)
-
-
 def _by_key(db_session: Session, key: str) -> Message | None:
     query = select(Message).where(Message.idempotency_key == key).execution_options(populate_existing=True)
     return db_session.scalars(query).first()
-
-
-def _dialect(db_session: Session) -> str:
-    return db_session.get_bind(mapper=Message).dialect.name
 
 
 def _iso(value: datetime | None) -> str | None:
