@@ -43,7 +43,9 @@ from typing import Protocol
 from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
-_EXTENSION = "krisrutin.recipient_hooks"
+# app.extensions[HOOKS_EXTENSION]: the application's RecipientHooks (a test that uses notifications
+# on its own puts NO_HOOKS there).
+HOOKS_EXTENSION = "krisrutin.recipient_hooks"
 
 
 class Recipient(Protocol):
@@ -101,7 +103,7 @@ def register_hooks(
     describe: DescribeRecipients | None = None,
 ) -> RecipientHooks:
     """Register the given hooks on ``app`` (see the module docstring); returns all of its hooks."""
-    hooks = app.extensions.get(_EXTENSION, NO_HOOKS)
+    hooks = app.extensions.get(HOOKS_EXTENSION, NO_HOOKS)
     given = {"mark_failing": mark_failing, "find_sender": find_sender, "describe": describe}
     for name, fn in given.items():
         existing = getattr(hooks, name)
@@ -110,7 +112,7 @@ def register_hooks(
         if existing is not None:
             raise ValueError(f"the recipient hook {name} is already registered: {_named(existing)}")
         hooks = replace(hooks, **{name: fn})
-    app.extensions[_EXTENSION] = hooks
+    app.extensions[HOOKS_EXTENSION] = hooks
     return hooks
 
 
@@ -120,7 +122,7 @@ def _named(fn) -> str:
 
 def registered_hooks(app: Flask | None = None) -> RecipientHooks:
     """The hooks of ``app`` (default: the current application); :data:`NO_HOOKS` if none."""
-    return (app or current_app).extensions.get(_EXTENSION, NO_HOOKS)
+    return (app or current_app).extensions.get(HOOKS_EXTENSION, NO_HOOKS)
 
 
 # --- what notifications asks, with the answers it uses when no hook is registered ------------
