@@ -192,7 +192,7 @@ class Dispatcher(Bookkeeping):
             for number in range(lane.concurrency):
                 self._spawn(f"{lane.channel.value}-{number + 1}", self._work, lane, False, None, self._report)
         housekeeper = Housekeeper(
-            self.app,
+            app=self.app,
             lease_seconds=self.lease_seconds,
             max_attempts=self.max_attempts,
             listen=self.listen,

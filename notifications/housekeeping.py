@@ -15,7 +15,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from flask import Flask
 from prometheus_client import Gauge
 from sqlalchemy import func, select
 
@@ -40,6 +42,7 @@ DUE = Gauge(
 )
 
 
+@dataclass(frozen=True, kw_only=True)
 class Housekeeper:
     """The housekeeping loop of one dispatcher; :meth:`run` returns when ``stop`` is set.
 
@@ -47,24 +50,13 @@ class Housekeeper:
     while the LISTEN connection is up.
     """
 
-    def __init__(
-        self,
-        app,
-        *,
-        lease_seconds: float,
-        max_attempts: int,
-        listen: bool,
-        wake: Callable[[frozenset[str] | None], None],
-        stop: threading.Event,
-        listening: threading.Event,
-    ):
-        self.app = app
-        self.lease_seconds = lease_seconds
-        self.max_attempts = max_attempts
-        self.listen = listen
-        self.wake = wake
-        self.stop = stop
-        self.listening = listening
+    app: Flask
+    lease_seconds: float
+    max_attempts: int
+    listen: bool
+    wake: Callable[[frozenset[str] | None], None]
+    stop: threading.Event
+    listening: threading.Event
 
     def run(self) -> None:
         """Reclaim expired leases, refresh the gauges, and wake the lanes on NOTIFY."""
