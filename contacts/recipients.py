@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def mark_address_failing(
-    db_session: Session, *, key: int, channel: str, address: str, reason: str, now: datetime
+    *, db_session: Session, key: int, channel: str, address: str, reason: str, now: datetime
 ) -> bool:
     """Mark the contact's e-mail address or mobile number as failing, if it is still ``address``
     (the team may have corrected it since the message was queued). Keeps the first ``since``;
@@ -40,7 +40,7 @@ def mark_address_failing(
     return bool(result.rowcount)
 
 
-def find_sender(db_session: Session, *, number: str) -> ContactPerson | None:
+def find_sender(*, db_session: Session, number: str) -> ContactPerson | None:
     """The one active contact person with this mobile number; None when none or several have it."""
     matches = db_session.scalars(
         select(ContactPerson).where(ContactPerson.mobile == number, ContactPerson.is_active.is_(True)).limit(2)
@@ -51,7 +51,7 @@ def find_sender(db_session: Session, *, number: str) -> ContactPerson | None:
 _KEY_CHUNK = 1000  # ids per IN (...): a month's check has tens of thousands of recipients
 
 
-def describe(db_session: Session, *, keys: set[int]) -> dict[int, RecipientName]:
+def describe(*, db_session: Session, keys: set[int]) -> dict[int, RecipientName]:
     """The contact persons' names, and their providers' as the organisation."""
     ordered = sorted(keys)
     names: dict[int, RecipientName] = {}

@@ -158,7 +158,7 @@ class Bookkeeping:
             kept = record_failure(session, claimed, name=self.name, error=error, now=now, retry_at=retry_at)
             if kept and address_rejected:
                 recipients.mark_failing(
-                    session,
+                    db_session=session,
                     key=claimed.contact_id,
                     channel=claimed.channel,
                     address=claimed.to_address,

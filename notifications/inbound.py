@@ -122,7 +122,7 @@ def receive_sms(
     if existing is not None:
         return InboundResult(inbound=existing, duplicate=True, reply=None)
     number = from_address.strip()[:MAX_FROM_LENGTH]
-    contact = recipients.find_sender(db_session, number=number)
+    contact = recipients.find_sender(db_session=db_session, number=number)
     inbound = InboundSms(
         gateway_id=gateway_id,
         from_address=number,

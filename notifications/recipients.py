@@ -14,14 +14,14 @@ application, in its ``init_app``, so that notifications never imports it::
 
     register_hooks(app, mark_failing=..., find_sender=..., describe=...)
 
-``mark_failing(db_session, *, key, channel, address, reason, now) -> bool``
-    A gateway refused ``address`` for good (a mailbox rejected at RCPT, a number that cannot
-    receive SMS). Runs in the transaction that records the failure and does not commit; returns
-    whether anything was marked.
-``find_sender(db_session, *, number) -> Recipient | None``
+``mark_failing(*, db_session, key, channel, address, reason, now) -> bool``
+    A gateway refused ``address`` (on ``channel``, ``"email"`` or ``"sms"``) for good: a mailbox
+    rejected at RCPT, a number that cannot receive SMS. Runs in the transaction that records the
+    failure and does not commit; returns whether anything was marked.
+``find_sender(*, db_session, number) -> Recipient | None``
     Whose inbound SMS this is. Its ``id`` is stored with the SMS and the recipient itself is
     handed to the inbound handlers (:mod:`notifications.inbound`).
-``describe(db_session, *, keys) -> dict[int, RecipientName]``
+``describe(*, db_session, keys) -> dict[int, RecipientName]``
     The names shown on the deliveries page (a person, and the organisation they answer for).
 
 Each hook has one owner per application: registering another function for a hook that has one
@@ -71,16 +71,16 @@ class RecipientName:
 
 class MarkFailing(Protocol):
     def __call__(
-        self, db_session: Session, *, key: int, channel: str, address: str, reason: str, now: datetime
+        self, *, db_session: Session, key: int, channel: str, address: str, reason: str, now: datetime
     ) -> bool: ...
 
 
 class FindSender(Protocol):
-    def __call__(self, db_session: Session, *, number: str) -> Recipient | None: ...
+    def __call__(self, *, db_session: Session, number: str) -> Recipient | None: ...
 
 
 class DescribeRecipients(Protocol):
-    def __call__(self, db_session: Session, *, keys: set[int]) -> dict[int, RecipientName]: ...
+    def __call__(self, *, db_session: Session, keys: set[int]) -> dict[int, RecipientName]: ...
 
 
 @dataclass(frozen=True)
@@ -129,25 +129,25 @@ def registered_hooks(app: Flask | None = None) -> RecipientHooks:
 
 
 def mark_failing(
-    db_session: Session, *, key: int | None, channel: str, address: str, reason: str, now: datetime
+    *, db_session: Session, key: int | None, channel: str, address: str, reason: str, now: datetime
 ) -> bool:
     """Have the recipient's owner mark ``address`` as failing; False without a key or a hook."""
     hook = registered_hooks().mark_failing
     if key is None or hook is None:
         return False
-    return hook(db_session, key=key, channel=channel, address=address, reason=reason, now=now)
+    return hook(db_session=db_session, key=key, channel=channel, address=address, reason=reason, now=now)
 
 
-def find_sender(db_session: Session, *, number: str) -> Recipient | None:
+def find_sender(*, db_session: Session, number: str) -> Recipient | None:
     """The recipient an inbound SMS from ``number`` comes from; None (unknown) without a hook."""
     hook = registered_hooks().find_sender
-    return hook(db_session, number=number) if hook is not None else None
+    return hook(db_session=db_session, number=number) if hook is not None else None
 
 
-def describe(db_session: Session, *, keys: Iterable[int | None]) -> dict[int, RecipientName]:
+def describe(*, db_session: Session, keys: Iterable[int | None]) -> dict[int, RecipientName]:
     """The names of the recipients with these keys, as far as known; empty without a hook."""
     wanted = {key for key in keys if key is not None}
     hook = registered_hooks().describe
     if not wanted or hook is None:
         return {}
-    return hook(db_session, keys=wanted)
+    return hook(db_session=db_session, keys=wanted)

@@ -324,7 +324,7 @@ def deliveries(*, db_session: Session, ref_type: str, ref_id: object) -> list[De
     messages = db_session.scalars(
         select(Message).where(Message.ref_type == ref_type, Message.ref_id == str(ref_id)).order_by(Message.id)
     ).all()
-    names = recipients.describe(db_session, keys={message.contact_id for message in messages})
+    names = recipients.describe(db_session=db_session, keys={message.contact_id for message in messages})
     found = [
         Delivery(
             message_id=message.id,
@@ -437,7 +437,7 @@ def record_delivery_status(
             )
             if ours in (MessageStatus.UNDELIVERED, MessageStatus.FAILED) and code in UNREACHABLE_NUMBER_CODES:
                 recipients.mark_failing(
-                    db_session,
+                    db_session=db_session,
                     key=moved.contact_id,
                     channel=moved.channel,
                     address=moved.to_address,

@@ -126,4 +126,4 @@ def test_the_register_registers_each_hook_once_and_refuses_a_second_owner(app):
 
     assert register_hooks(app, describe=register_recipients.describe) == hooks, "the same function again is harmless"
     with pytest.raises(ValueError, match=r"describe is already registered: contacts\.recipients\.describe"):
-        register_hooks(app, describe=lambda db_session, *, keys: {})
+        register_hooks(app, describe=lambda *, db_session, keys: {})
