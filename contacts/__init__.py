@@ -4,7 +4,8 @@ Modules: ``models`` and ``register`` (the register and its rules), ``register_vi
 pages, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and ``checks``
 (the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the personal
 link pages), ``check_views`` (the team's check page, review queue, call list, report), ``openapi``
-(the register API's part of the OpenAPI description).
+(the register API's part of the OpenAPI description), ``recipients`` (the register as the
+recipients of notifications).
 """
 
 import importlib
@@ -13,12 +14,21 @@ _BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "p
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints, scheduled jobs, SMS reply handler and API description."""
-    from contacts import check_models, models  # noqa: F401  (tables known to migrations)
+    """Register this package's blueprints, scheduled jobs, SMS reply handler, API description, and
+    the hooks that tell notifications who its recipients are (``recipients``: failing addresses,
+    SMS senders, names on the deliveries page)."""
+    from contacts import check_models, models, recipients  # noqa: F401  (models: tables known to migrations)
     from contacts.openapi import api_area
     from core.openapi import register_api_area
+    from notifications.recipients import register_hooks
 
     register_api_area(app, api_area())
+    register_hooks(
+        app,
+        mark_failing=recipients.mark_address_failing,
+        find_sender=recipients.find_sender,
+        describe=recipients.describe,
+    )
 
     for name in _BLUEPRINT_MODULES:
         module = importlib.import_module(f"contacts.{name}")

@@ -45,8 +45,8 @@ class ContactPerson(db.Model):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Set by the notifications package when a gateway says an address cannot be reached
-    # (unknown mailbox, invalid number); shown on the register until the team corrects it.
+    # Set through contacts.recipients when a notifications gateway says an address cannot be
+    # reached (unknown mailbox, invalid number); shown on the register until the team corrects it.
     email_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     email_failure_reason: Mapped[str | None] = mapped_column(String(300))
     mobile_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -84,69 +84,27 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 
-from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
 from core.clock import current_clock
 from core.errors import describe_error, error_location
 from core.extensions import db
-from core.metrics import REGISTRY
+from notifications.bookkeeping import Bookkeeping, safe_error
 from notifications.channels.base import OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
-from notifications.models import Channel, Message, MessageStatus, Priority
-from notifications.outbox import (
-    ClaimedMessage,
-    SentRecord,
-    claim_batch,
-    ensure_channel_states,
-    reclaim_expired,
-    record_channel_failure,
-    record_channel_success,
-    record_failure,
-    record_sent_batch,
-    release,
-    retry_delay,
-)
-from notifications.ratelimit import TokenBucket
-from notifications.service import (
-    NOTIFY_CHANNEL,
-    STATUS_CALLBACK_PATH,
-    add_wake_listener,
-    mark_address_failing,
-    remove_wake_listener,
-)
+from notifications.housekeeping import Housekeeper
+from notifications.lanes import DispatchReport, Lane
+from notifications.models import Channel, Priority
+from notifications.outbox import ClaimedMessage, SentRecord, claim_batch, ensure_channel_states, reclaim_expired
+from notifications.service import STATUS_CALLBACK_PATH
+from notifications.wakeup import add_wake_listener, remove_wake_listener
+
+__all__ = ["DispatchReport", "Dispatcher", "Lane", "default_dispatcher_name"]
 
 log = logging.getLogger(__name__)
 
-MESSAGES = Counter(
-    "krisrutin_outbox_messages_total",
-    "Send attempts by channel, kind and outcome (sent, retried, failed)",
-    ["channel", "kind", "outcome"],
-    registry=REGISTRY,
-)
-LATENCY = Histogram(
-    "krisrutin_outbox_queue_to_gateway_seconds",
-    "Time from queueing a message to the gateway's acceptance",
-    ["priority"],
-    registry=REGISTRY,
-    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
-)
-DUE = Gauge(
-    "krisrutin_outbox_due_messages",
-    "Queued messages whose time has come, by channel",
-    ["channel"],
-    registry=REGISTRY,
-    multiprocess_mode="max",
-)
-
-LANE_PAUSE_AFTER = 5  # consecutive transient failures in this process before a lane pauses
-LANE_PAUSE_CAP = 60.0  # seconds
 ERROR_PAUSE = 1.0  # seconds to wait after a database error before trying again
-SUCCESS_STATE_EVERY = 5.0  # seconds: how often a healthy lane refreshes last_success_at
 _EMAIL = Channel.EMAIL.value
 
 
@@ -154,103 +112,15 @@ def default_dispatcher_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:100]
 
 
-@dataclass
-class DispatchReport:
-    """What :meth:`Dispatcher.run_until_idle` did."""
-
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    errors: int = 0  # database or adapter set-up errors (logged)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def count(self, outcome: str, number: int = 1) -> None:
-        with self._lock:
-            setattr(self, outcome, getattr(self, outcome) + number)
-
-    def as_dict(self) -> dict:
-        return {"sent": self.sent, "retried": self.retried, "failed": self.failed, "errors": self.errors}
-
-
-# --- the process ------------------------------------------------------------------------------
-
-
-class Lane:
-    """One channel's workers share this: its adapter factory, rate limit, wake-ups and pause."""
-
-    def __init__(
-        self,
-        channel: Channel,
-        factory: Callable[[], object],
-        gateway: str,
-        concurrency: int,
-        rate: float,
-        batch_size: int = 1,
-    ):
-        self.channel = channel
-        self.factory = factory
-        self.gateway = gateway
-        self.concurrency = concurrency
-        self.limiter = TokenBucket(rate)
-        # A worker claims at most what it may send in about a second under the lane's rate limit,
-        # so that a rate-limited lane does not make urgent messages wait behind held claims.
-        self.batch = batch_size if rate == 0 else max(1, min(batch_size, int(rate / concurrency)))
-        self._condition = threading.Condition()
-        self._generation = 0
-        self._lock = threading.Lock()
-        self._failures = 0  # consecutive transient failures in this process
-        self._paused_until = 0.0
-        self._state_written = float("-inf")  # monotonic time of the last success written to ChannelState
-        self._failed_since_written = True
-
-    @property
-    def generation(self) -> int:
-        return self._generation
-
-    def wake(self) -> None:
-        with self._condition:
-            self._generation += 1
-            self._condition.notify_all()
-
-    def wait(self, generation: int, timeout: float) -> None:
-        """Sleep until woken (unless woken since ``generation`` was read) or ``timeout``."""
-        with self._condition:
-            if self._generation == generation:
-                self._condition.wait(timeout)
-
-    def pause_remaining(self) -> float:
-        return max(0.0, self._paused_until - time.monotonic())
-
-    def succeeded(self) -> bool:
-        """Record a success; True when ChannelState should be written (after failures, or now and then)."""
-        with self._lock:
-            self._failures = 0
-            self._paused_until = 0.0
-            due = self._failed_since_written or time.monotonic() - self._state_written >= SUCCESS_STATE_EVERY
-            if due:
-                self._state_written = time.monotonic()
-                self._failed_since_written = False
-            return due
-
-    def failed(self, *, transient: bool) -> None:
-        """Record a failure; after several transient ones in a row the lane pauses (a circuit
-        breaker), so that a dead gateway does not use up the attempts of every queued message."""
-        with self._lock:
-            self._failed_since_written = True
-            if not transient:
-                return
-            self._failures += 1
-            if self._failures >= LANE_PAUSE_AFTER:
-                pause = min(LANE_PAUSE_CAP, 2.0 ** (self._failures - LANE_PAUSE_AFTER))
-                self._paused_until = time.monotonic() + pause
-
-
-class Dispatcher:
+class Dispatcher(Bookkeeping):
     """Sends queued messages: per channel a lane of worker threads (see the module docstring).
 
     ``channels`` is a :class:`notifications.channels.ChannelSetup` (or anything with
     ``email_factory``, ``sms_factory``, ``email_gateway``, ``sms_gateway``); by default it is
-    the one create_app built from the settings. Time is the application's clock.
+    the one create_app built from the settings. Time is the application's clock. The workers are
+    here; the records of their outcomes are :class:`~notifications.bookkeeping.Bookkeeping`'s,
+    the lanes they share :mod:`notifications.lanes`', and the housekeeper thread
+    :mod:`notifications.housekeeping`'s.
     """
 
     def __init__(
@@ -268,18 +138,20 @@ class Dispatcher:
         settings = app.extensions["krisrutin.settings"]
         if channels is None:
             channels = app.extensions["krisrutin.channels"]
+        super().__init__(
+            name=(name or default_dispatcher_name())[:100],
+            lease_seconds=lease_seconds if lease_seconds is not None else settings.dispatch_lease_seconds,
+            max_attempts=settings.message_max_attempts,
+            jitter=jitter,
+        )
         self.app = app
-        self.name = (name or default_dispatcher_name())[:100]
         self.channels = channels
         self.settings = settings
         self.poll_seconds = poll_seconds if poll_seconds is not None else settings.dispatch_poll_seconds
-        self.lease_seconds = lease_seconds if lease_seconds is not None else settings.dispatch_lease_seconds
-        self.max_attempts = settings.message_max_attempts
         self.batch_size = batch_size if batch_size is not None else settings.dispatch_batch_size
         if not 1 <= self.batch_size <= 100:
             raise ValueError(f"batch_size: expected 1 to 100, got {self.batch_size}")
         self.listen = listen
-        self.jitter = jitter
         self.lanes = {
             Channel.EMAIL: Lane(
                 Channel.EMAIL,
@@ -319,7 +191,16 @@ class Dispatcher:
         for lane in self.lanes.values():
             for number in range(lane.concurrency):
                 self._spawn(f"{lane.channel.value}-{number + 1}", self._work, lane, False, None, self._report)
-        self._spawn("housekeeper", self._housekeep)
+        housekeeper = Housekeeper(
+            app=self.app,
+            lease_seconds=self.lease_seconds,
+            max_attempts=self.max_attempts,
+            listen=self.listen,
+            wake=self.wake,
+            stop=self._stop,
+            listening=self.listening,
+        )
+        self._spawn("housekeeper", housekeeper.run)
         log.info(
             "dispatcher started",
             extra={
@@ -470,7 +351,7 @@ class Dispatcher:
                             "dispatcher worker error",
                             extra={
                                 "channel": lane.channel.value,
-                                "error": _safe(error),
+                                "error": safe_error(error),
                                 "where": error_location(error),
                             },
                         )
@@ -606,244 +487,19 @@ class Dispatcher:
         report.count(outcome)
         return None
 
-    def _record_sent(
-        self, session, lane: Lane, accepted: list[SentRecord], write_state: bool, report: DispatchReport
-    ) -> None:
-        """Record a batch's acceptances in one transaction (and the channel's success, now and then)."""
-        if not accepted:
-            return
-        channel = lane.channel.value
-
-        details = {"channel": channel, "messages": len(accepted)}
-        now, lost = self._write(
-            session, lambda now: record_sent_batch(session, accepted, name=self.name, now=now), details
-        )
-        if write_state:  # a step of its own: the sends above are recorded whatever happens to it
-            gateway = accepted[-1].gateway
-            self._write(
-                session, lambda now: record_channel_success(session, channel=channel, gateway=gateway, now=now), details
-            )
-        if lost:
-            log.warning(
-                "messages sent after their claim was lost (lease expired): they may be sent twice",
-                extra={"channel": channel, "message_ids": lost},
-            )
-        report.count("sent", len(accepted))
-        kinds: dict[str, int] = {}
-        for record in accepted:
-            claimed = record.claimed
-            kinds[claimed.kind] = kinds.get(claimed.kind, 0) + 1
-            _latency(claimed.priority).observe(max(0.0, (now - claimed.created_at).total_seconds()))
-        for kind, count in kinds.items():
-            MESSAGES.labels(channel, kind, "sent").inc(count)
-        if log.isEnabledFor(logging.INFO):
-            for record in accepted:
-                claimed = record.claimed
-                log.info(
-                    "message sent",
-                    extra={
-                        "message_id": claimed.id,
-                        "kind": claimed.kind,
-                        "channel": channel,
-                        "attempt": claimed.attempts,
-                        "gateway": record.gateway,
-                    },
-                )
-
-    def _release(self, session, lane: Lane, claims: list[ClaimedMessage]) -> None:
-        """Give back claims that were not sent; if that fails their leases bring them back."""
-        try:
-            released = release(session, claims, name=self.name, now=current_clock().now())
-        except Exception as error:
-            session.rollback()
-            log.error(
-                "giving back unsent claims failed; their leases will expire",
-                extra={"channel": lane.channel.value, "message_ids": [c.id for c in claims], "error": _safe(error)},
-            )
-            return
-        if len(released) < len(claims):
-            lost = sorted({c.id for c in claims} - set(released))
-            log.warning("unsent claims were lost before being given back", extra={"message_ids": lost})
-
-    def _failed(
-        self,
-        session,
-        lane: Lane,
-        claimed: ClaimedMessage,
-        error: str,
-        *,
-        transient: bool,
-        retry_after: float | None = None,
-        address_rejected: bool = False,
-    ) -> str:
-        details = {"message_id": claimed.id, "kind": claimed.kind, "channel": claimed.channel, "error": error}
-        give_up = not transient or claimed.attempts >= self.max_attempts
-        counts_against_channel = not address_rejected  # a bad address says nothing about the gateway
-        if counts_against_channel:
-            lane.failed(transient=transient)
-
-        def store(now: datetime) -> bool:
-            retry_at = None
-            if not give_up:
-                retry_at = now + retry_delay(claimed.attempts, retry_after=retry_after, jitter=self.jitter)
-            kept = record_failure(session, claimed, name=self.name, error=error, now=now, retry_at=retry_at)
-            if kept and address_rejected:
-                mark_address_failing(
-                    db_session=session,
-                    contact_id=claimed.contact_id,
-                    channel=claimed.channel,
-                    address=claimed.to_address,
-                    reason=f"{lane.gateway} rejected the address: {error}",
-                    now=now,
-                )
-            if counts_against_channel:
-                record_channel_failure(session, channel=claimed.channel, gateway=lane.gateway, error=error, now=now)
-            return kept
-
-        self._write(session, store, details)
-        if give_up:
-            MESSAGES.labels(claimed.channel, claimed.kind, "failed").inc()
-            log.error("message failed", extra={**details, "attempts": claimed.attempts, "permanent": not transient})
-            return "failed"
-        MESSAGES.labels(claimed.channel, claimed.kind, "retried").inc()
-        log.warning("message attempt failed; will retry", extra={**details, "attempt": claimed.attempts})
-        return "retried"
-
-    def _write(self, session, step: Callable[[datetime], object], details: dict) -> tuple[datetime, object]:
-        """Run a database step and commit, trying again while the database is away, for up to
-        half the lease (with waits growing from 0.2 s to 5 s): a lost ``sent`` record means the
-        message is sent again once its lease runs out, so a database restart of a few seconds
-        must not lose it (bench.drills' pg_restart: three tries in 0.6 s lost 40 of 2,000 to a
-        5-second outage). Returns the time used and the step's result (None if every try
-        failed)."""
-        give_up_at = time.monotonic() + self.lease_seconds / 2
-        attempt = 0
-        while True:
-            attempt += 1
-            now = current_clock().now()
-            try:
-                result = step(now)
-                session.commit()
-                return now, result
-            except Exception as error:
-                session.rollback()
-                log.error(
-                    "recording a send's outcome failed",
-                    extra={**details, "attempt": attempt, "error": _safe(error)},
-                )
-                wait = min(5.0, 0.2 * 2 ** (attempt - 1))
-                if time.monotonic() + wait >= give_up_at:
-                    return current_clock().now(), None
-                time.sleep(wait)
-
-    def _housekeep(self) -> None:
-        """Reclaim expired leases, refresh the gauges, and wake the lanes on NOTIFY."""
-        interval = max(0.5, min(5.0, self.lease_seconds / 4))
-        next_pass = 0.0
-        listener = None
-        next_connect = 0.0
-        with self.app.app_context():
-            postgres = db.engine.dialect.name == "postgresql" and self.listen
-            try:
-                while not self._stop.is_set():
-                    if time.monotonic() >= next_pass:
-                        self._housekeeping_pass()
-                        next_pass = time.monotonic() + interval
-                    if not postgres:
-                        self._stop.wait(max(0.0, next_pass - time.monotonic()))
-                        continue
-                    if listener is None and time.monotonic() >= next_connect:
-                        listener = self._connect_listener()
-                        next_connect = time.monotonic() + 5.0
-                        if listener is not None:
-                            self.wake()  # anything committed while we were not listening
-                    if listener is None:
-                        self._stop.wait(min(0.25, max(0.0, next_pass - time.monotonic())))
-                        continue
-                    try:
-                        for notification in listener.notifies(
-                            timeout=min(0.25, max(0.01, next_pass - time.monotonic()))
-                        ):
-                            self.wake(frozenset([notification.payload]) if notification.payload else None)
-                    except Exception as error:
-                        log.warning(
-                            "LISTEN connection lost; polling until it is back", extra={"error": describe_error(error)}
-                        )
-                        self.listening.clear()
-                        _close_quietly(listener)
-                        listener = None
-            finally:
-                self.listening.clear()
-                if listener is not None:
-                    _close_quietly(listener)
-
-    def _housekeeping_pass(self) -> None:
-        try:
-            now = current_clock().now()
-            if reclaim_expired(db.session, now=now, max_attempts=self.max_attempts):
-                self.wake()
-            due = dict(
-                db.session.execute(
-                    select(Message.channel, func.count())
-                    .where(Message.status == MessageStatus.QUEUED.value, Message.next_attempt_at <= now)
-                    .group_by(Message.channel)
-                ).all()
-            )
-            db.session.rollback()
-            for channel in Channel:
-                DUE.labels(channel.value).set(due.get(channel.value, 0))
-        except Exception as error:
-            db.session.rollback()
-            log.error("dispatcher housekeeping failed", extra={"error": _safe(error)})
-
-    def _connect_listener(self):
-        import psycopg
-
-        url = db.engine.url.set(drivername="postgresql")
-        try:
-            connection = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True, connect_timeout=5)
-            connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        except Exception as error:
-            log.warning("could not LISTEN for new messages; polling", extra={"error": describe_error(error)})
-            return None
-        self.listening.set()
-        return connection
-
 
 def _describe(channels) -> object:
     describe = getattr(channels, "describe", None)
     return describe() if callable(describe) else {"email": channels.email_gateway, "sms": channels.sms_gateway}
 
 
-def _safe(error: BaseException) -> str:
-    """Database errors described (their class and SQLSTATE); anything else by class only, since
-    its message may carry an address."""
-    return describe_error(error) if isinstance(error, SQLAlchemyError) else type(error).__name__
-
-
-def _priority_label(priority: int) -> str:
-    try:
-        return Priority(priority).name.lower()
-    except ValueError:
-        return str(priority)
-
-
-_LATENCY_BY_PRIORITY: dict[int, object] = {}
-
-
-def _latency(priority: int):
-    """The latency histogram's child for ``priority`` (looked up once per priority)."""
-    child = _LATENCY_BY_PRIORITY.get(priority)
-    if child is None:
-        child = _LATENCY_BY_PRIORITY[priority] = LATENCY.labels(_priority_label(priority))
-    return child
-
-
 def _close(adapter, lane: Lane) -> None:
     try:
         adapter.close()
     except Exception as error:
-        log.warning("closing a channel adapter failed", extra={"channel": lane.channel.value, "error": _safe(error)})
+        log.warning(
+            "closing a channel adapter failed", extra={"channel": lane.channel.value, "error": safe_error(error)}
+        )
 
 
 def _discard(session: Session | None) -> None:
@@ -854,9 +510,4 @@ def _discard(session: Session | None) -> None:
     with contextlib.suppress(Exception):  # the connection may be gone
         session.close()
     with contextlib.suppress(Exception):
-        connection.close()
-
-
-def _close_quietly(connection) -> None:
-    with contextlib.suppress(Exception):  # the connection is gone either way
         connection.close()

@@ -1,23 +1,27 @@
-"""Inbound SMS: stored once, matched to a contact person, handed to the domain that asked for it.
+"""Inbound SMS: stored once, matched to its sender, handed to the domain that asked for it.
 
-A domain registers a handler, e.g. the monthly check for "JA"/"NEJ"::
+Whose message it is, the recipients' ``find_sender`` hook says (:mod:`notifications.recipients`;
+the register registers it: the one active contact person with the number). A domain registers a
+handler, e.g. the monthly check for "JA"/"NEJ"::
 
     @inbound_handler("contacts.check_answer")
     def check_answer(db_session, inbound, contact, now) -> str | None:
         ...  # return a reply text if this handler took the message, else None
 
-Handlers run in registration order inside the webhook's transaction; the first that returns a
-reply (``""`` means "handled, no reply") takes the message and is recorded in ``handled_by``.
+``contact`` is the :class:`~notifications.recipients.Recipient` the hook found. Handlers run in
+registration order inside the webhook's transaction; the first that returns a reply (``""``
+means "handled, no reply") takes the message and is recorded in ``handled_by``.
 
 What happens to a message no handler takes — decided here, so that the product behaves the same
 everywhere:
 
-- **Unknown sender** (no active contact person has the number, or several do, so we cannot tell
-  whose answer it is): stored for the team, no handler, **no reply**. Auto-replies to unknown
-  numbers answer other machines (short codes, operators' notices, other auto-responders) and can
-  loop, cost money for every spam message, and confirm to a sender that the number is live.
-- **Known contact, nothing took it** (e.g. "vi har fått ny enhetschef"): stored for the team, and
-  the contact gets one short reply saying that the number is not read by people and where to
+- **Unknown sender** (the hook finds nobody: in the register no active contact person has the
+  number, or several do, so we cannot tell whose answer it is; or no hook is registered): stored
+  for the team, no handler, **no reply**. Auto-replies to unknown numbers answer other machines
+  (short codes, operators' notices, other auto-responders) and can loop, cost money for every
+  spam message, and confirm to a sender that the number is live.
+- **Known sender, nothing took it** (e.g. "vi har fått ny enhetschef"): stored for the team, and
+  the sender gets one short reply saying that the number is not read by people and where to
   turn instead — they would otherwise believe that someone read it. At most one such reply per
   number in :data:`UNMONITORED_REPLY_INTERVAL`, so that a phone's own auto-reply ("I'm on
   holiday") cannot start a loop with ours.
@@ -36,15 +40,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from contacts.models import ContactPerson
 from core.errors import error_location
+from notifications import recipients
 from notifications.models import InboundSms
+from notifications.recipients import Recipient
 
 log = logging.getLogger(__name__)
 
-InboundHandler = Callable[[Session, InboundSms, ContactPerson, datetime], "str | None"]
+InboundHandler = Callable[[Session, InboundSms, Recipient, datetime], "str | None"]
 
-# Sent as an SMS to a contact person, in Swedish (the register keeps no language per contact).
+# Sent as an SMS to a known sender, in Swedish (the register keeps no language per contact).
 # One SMS: at most 160 GSM-7 characters (tests/notifications/test_inbound_sms.py checks).
 UNMONITORED_REPLY = (
     "Det här numret läses inte av någon. Kontakta välfärdsteknikteamet via funktionsbrevlådan "
@@ -99,14 +104,6 @@ class InboundResult:
     reply: str | None  # the text to answer with, if any
 
 
-def find_contact(*, db_session: Session, number: str) -> ContactPerson | None:
-    """The one active contact person with this mobile number; None when none or several have it."""
-    matches = db_session.scalars(
-        select(ContactPerson).where(ContactPerson.mobile == number, ContactPerson.is_active.is_(True)).limit(2)
-    ).all()
-    return matches[0] if len(matches) == 1 else None
-
-
 def receive_sms(
     *,
     db_session: Session,
@@ -125,13 +122,13 @@ def receive_sms(
     if existing is not None:
         return InboundResult(inbound=existing, duplicate=True, reply=None)
     number = from_address.strip()[:MAX_FROM_LENGTH]
-    contact = find_contact(db_session=db_session, number=number)
+    contact = recipients.find_sender(db_session=db_session, number=number)
     inbound = InboundSms(
         gateway_id=gateway_id,
         from_address=number,
         body=body,
         received_at=now,
-        contact_id=contact.id if contact else None,
+        contact_id=contact.id if contact is not None else None,
     )
     db_session.add(inbound)
     try:

@@ -3,36 +3,30 @@
 Other domains call :func:`send` inside the transaction of the business change that causes the
 message (a letter published, a check started); dispatchers (``notifications.dispatcher``) send
 what is queued. Nothing here commits: the message exists exactly when the caller's change does.
-
-Waking the dispatchers at commit
-    On PostgreSQL :func:`send` also runs ``pg_notify('krisrutin_outbox', <channel>)`` in the same
-    transaction. PostgreSQL delivers a notification only when (and if) its transaction commits,
-    so listening dispatchers wake exactly at the commit and never for a rolled-back message. In
-    the same process, an ``after_commit`` hook calls the registered wake-up listeners (SQLite has
-    no NOTIFY; another process on SQLite finds the message at its next poll).
+The dispatchers are woken when (and only if) the caller's transaction commits
+(:mod:`notifications.wakeup`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import event, func, insert, literal, select, text, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from contacts.models import ContactPerson
 from core.database import dialect_insert
 from core.types import UTCDateTime
-from notifications import rendering
+from notifications import recipients, rendering
 from notifications.models import Channel, ChannelState, Message, MessageEvent, MessageStatus, Priority
+from notifications.recipients import Recipient
 from notifications.segments import count_segments
+from notifications.wakeup import wake_on_commit
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "krisrutin_outbox"
 # Twilio posts delivery statuses here (notifications/webhooks.py); ``message`` is our id, so that
 # a callback that arrives before the dispatcher has stored Twilio's id still finds its message.
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
@@ -41,7 +35,6 @@ STALE_QUEUE_AFTER = timedelta(minutes=10)
 
 _MESSAGES = Message.__table__
 _EVENTS = MessageEvent.__table__
-_WAKE = "notifications.wake"  # session.info: channels with messages queued in this transaction
 
 
 # --- queueing ---------------------------------------------------------------------------------
@@ -56,7 +49,7 @@ def send(
     priority: Priority | int,
     idempotency_key: str,
     now: datetime,
-    contact: ContactPerson | None = None,
+    contact: Recipient | None = None,
     to_email: str | None = None,
     to_mobile: str | None = None,
     language: str = "sv",
@@ -66,10 +59,11 @@ def send(
 
     One :class:`Message` per channel, keyed ``f"{idempotency_key}:{channel}"``: asking again
     with the same key returns the existing messages unchanged (whatever their state), also when
-    another transaction creates them concurrently. Addresses are ``to_email``/``to_mobile`` if
-    given, else the contact's; a channel without an address is left out (logged as a count), so
-    the result may hold fewer messages than channels. ``ref`` is ``(ref_type, ref_id)``, e.g.
-    ``("letter", 12)``, for :func:`deliveries`.
+    another transaction creates them concurrently. ``contact`` is any
+    :class:`~notifications.recipients.Recipient`: its ``id`` is stored as the recipient key and
+    its addresses are used unless ``to_email``/``to_mobile`` are given. A channel without an
+    address is left out (logged as a count), so the result may hold fewer messages than channels.
+    ``ref`` is ``(ref_type, ref_id)``, e.g. ``("letter", 12)``, for :func:`deliveries`.
     """
     wanted = list(dict.fromkeys(Channel(channel) for channel in channels))
     if not wanted:
@@ -136,7 +130,7 @@ def send(
             created.append(channel.value)
         messages.append(_by_key(db_session, key))
     if created:
-        _wake_on_commit(db_session, created)
+        wake_on_commit(db_session, created)
     if skipped:
         log.info(
             "message left out on channels without an address",
@@ -147,7 +141,8 @@ def send(
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One recipient of :func:`send_many`: its idempotency key, template context and addresses."""
+    """One recipient of :func:`send_many`: its idempotency key, template context, recipient key
+    (``contact_id``, as a :class:`~notifications.recipients.Recipient`'s ``id``) and addresses."""
 
     idempotency_key: str
     context: dict
@@ -261,7 +256,7 @@ def send_many(
         ]
         for start in range(0, len(events), _INSERT_CHUNK):
             db_session.execute(_ADD_EVENT, events[start : start + _INSERT_CHUNK])
-        _wake_on_commit(db_session, sorted({channel for _, channel in created}))
+        wake_on_commit(db_session, sorted({channel for _, channel in created}))
     skipped = len(items) * len(wanted) - len(all_keys)
     if skipped:
         log.info("messages left out on channels without an address", extra={"kind": kind, "channels": skipped})
@@ -302,7 +297,11 @@ def cancel(
 
 @dataclass(frozen=True)
 class Delivery:
-    """One message of a letter or check, for the team's "who has received what" view."""
+    """One message of a letter or check, for the team's "who has received what" view.
+
+    ``contact_id`` is the recipient key; ``contact_name`` and ``organisation`` are what the
+    recipients' ``describe`` hook says of it (None without a hook or a key).
+    """
 
     message_id: int
     contact_id: int | None
@@ -317,21 +316,20 @@ class Delivery:
     delivered_at: datetime | None
     failed_at: datetime | None
     last_error: str | None
+    organisation: str | None = None
 
 
 def deliveries(*, db_session: Session, ref_type: str, ref_id: object) -> list[Delivery]:
-    """Every message sent for ``(ref_type, ref_id)``, by contact name and channel."""
-    rows = db_session.execute(
-        select(Message, ContactPerson.name)
-        .outerjoin(ContactPerson, ContactPerson.id == Message.contact_id)
-        .where(Message.ref_type == ref_type, Message.ref_id == str(ref_id))
-        .order_by(ContactPerson.name, Message.channel, Message.id)
+    """Every message sent for ``(ref_type, ref_id)``, by recipient name (unnamed last) and channel."""
+    messages = db_session.scalars(
+        select(Message).where(Message.ref_type == ref_type, Message.ref_id == str(ref_id)).order_by(Message.id)
     ).all()
-    return [
+    names = recipients.describe(db_session=db_session, keys={message.contact_id for message in messages})
+    found = [
         Delivery(
             message_id=message.id,
             contact_id=message.contact_id,
-            contact_name=name,
+            contact_name=names[message.contact_id].name if message.contact_id in names else None,
             channel=message.channel,
             kind=message.kind,
             to_address=message.to_address,
@@ -342,9 +340,11 @@ def deliveries(*, db_session: Session, ref_type: str, ref_id: object) -> list[De
             delivered_at=message.delivered_at,
             failed_at=message.failed_at,
             last_error=message.last_error,
+            organisation=names[message.contact_id].organisation if message.contact_id in names else None,
         )
-        for message, name in rows
+        for message in messages
     ]
+    return sorted(found, key=lambda d: (d.contact_name is None, d.contact_name or "", d.channel, d.message_id))
 
 
 def get_message(*, db_session: Session, message_id: int) -> Message | None:
@@ -382,7 +382,7 @@ _FORWARD_FROM: dict[MessageStatus, tuple[MessageStatus, ...]] = {
     MessageStatus.UNDELIVERED: (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT),
     MessageStatus.FAILED: (MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT),
 }
-# Twilio error codes that say the number itself cannot receive SMS: the contact is marked.
+# Twilio error codes that say the number itself cannot receive SMS: the address is marked failing.
 UNREACHABLE_NUMBER_CODES = {
     "21211": "invalid number",
     "21614": "not a mobile number",
@@ -406,7 +406,8 @@ def record_delivery_status(
     ``message_id`` (from the callback URL's ``message`` parameter) finds the message also when
     the callback comes before the dispatcher has stored ``gateway_id``. Statuses only move
     forward; a repeated or late status is ignored. An undelivered or failed SMS whose error code
-    says the number cannot be reached marks the contact's mobile number as failing.
+    says the number cannot be reached is marked failing through the recipients' ``mark_failing``
+    hook (:mod:`notifications.recipients`; nothing is marked without one).
     """
     ours = _GATEWAY_STATUSES.get(status.strip().lower())
     code = str(error_code).strip() if error_code not in (None, "") else None
@@ -435,35 +436,15 @@ def record_delivery_status(
                 extra={"message_id": moved.id, "status": ours.value, "error_code": code},
             )
             if ours in (MessageStatus.UNDELIVERED, MessageStatus.FAILED) and code in UNREACHABLE_NUMBER_CODES:
-                mark_address_failing(
+                recipients.mark_failing(
                     db_session=db_session,
-                    contact_id=moved.contact_id,
+                    key=moved.contact_id,
                     channel=moved.channel,
                     address=moved.to_address,
                     reason=f"SMS undelivered: {UNREACHABLE_NUMBER_CODES[code]} (Twilio {code})",
                     now=now,
                 )
     return db_session.scalars(select(Message).where(where).execution_options(populate_existing=True)).first()
-
-
-def mark_address_failing(
-    *, db_session: Session, contact_id: int | None, channel: str, address: str, reason: str, now: datetime
-) -> bool:
-    """Mark the contact's e-mail address or mobile number as failing, if it is still ``address``
-    (the team may have corrected it since the message was queued). Keeps the first ``since``."""
-    if contact_id is None:
-        return False
-    contacts = ContactPerson.__table__
-    prefix = "email" if Channel(channel) is Channel.EMAIL else "mobile"
-    since = contacts.c[f"{prefix}_failing_since"]
-    result = db_session.execute(
-        update(contacts)
-        .where(contacts.c.id == contact_id, contacts.c[prefix] == address)
-        .values({since: func.coalesce(since, literal(now, UTCDateTime())), f"{prefix}_failure_reason": reason[:300]})
-    )
-    if result.rowcount:
-        log.warning("contact address marked failing", extra={"contact_id": contact_id, "channel": channel})
-    return bool(result.rowcount)
 
 
 # --- health and status ------------------------------------------------------------------------
@@ -521,7 +502,7 @@ def status_summary(*, db_session: Session, now: datetime) -> dict:
     return summary
 
 
-# --- shared by the dispatcher -----------------------------------------------------------------
+# --- shared with the dispatcher ---------------------------------------------------------------
 
 
 _ADD_EVENT = insert(_EVENTS)
@@ -532,56 +513,9 @@ def add_event(db_session: Session, message_id: int, status: str, at: datetime, *
     db_session.execute(_ADD_EVENT, {"message_id": message_id, "at": at, "status": status, "detail": detail})
 
 
-_listeners: list[Callable[[frozenset[str]], None]] = []
-_listeners_lock = threading.Lock()
-
-
-def add_wake_listener(listener: Callable[[frozenset[str]], None]) -> None:
-    """Call ``listener(channels)`` after every commit in this process that queued messages."""
-    with _listeners_lock:
-        _listeners.append(listener)
-
-
-def remove_wake_listener(listener: Callable[[frozenset[str]], None]) -> None:
-    with _listeners_lock:
-        if listener in _listeners:
-            _listeners.remove(listener)
-
-
-def _wake_on_commit(db_session: Session, channels: list[str]) -> None:
-    pending = db_session.info.setdefault(_WAKE, set())
-    new = [channel for channel in channels if channel not in pending]
-    pending.update(new)
-    if new and _dialect(db_session) == "postgresql":
-        # Delivered by PostgreSQL at commit, to every LISTENing dispatcher; dropped on rollback.
-        # Once per channel and transaction: a thousand messages queued together wake once.
-        for channel in new:
-            db_session.execute(text("SELECT pg_notify(:name, :channel)"), {"name": NOTIFY_CHANNEL, "channel": channel})
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_listeners_after_commit(session: Session) -> None:
-    channels = session.info.pop(_WAKE, None)
-    if not channels:
-        return
-    with _listeners_lock:
-        listeners = list(_listeners)
-    for listener in listeners:
-        listener(frozenset(channels))
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_wake_after_rollback(session: Session) -> None:
-    session.info.pop(_WAKE, None)
-
-
 def _by_key(db_session: Session, key: str) -> Message | None:
     query = select(Message).where(Message.idempotency_key == key).execution_options(populate_existing=True)
     return db_session.scalars(query).first()
-
-
-def _dialect(db_session: Session) -> str:
-    return db_session.get_bind(mapper=Message).dialect.name
 
 
 def _iso(value: datetime | None) -> str | None:

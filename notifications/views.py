@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from accounts.access import roles_required
 from accounts.roles import STAFF
-from contacts.models import ContactPerson, Provider
 from core.extensions import db
 from notifications import service
 from notifications.models import OPEN_STATUSES, Channel, Message, MessageStatus
@@ -101,26 +100,30 @@ def console():
 
 @dataclass
 class ContactDeliveries:
-    """One row of the delivery overview: one contact person and what was sent to them."""
+    """One row of the delivery overview: one recipient and what was sent to them.
+
+    ``contact_id`` is the recipient key; ``contact_name`` and ``provider_name`` (the organisation
+    the recipient answers for) come from the recipients' ``describe`` hook
+    (:mod:`notifications.recipients`), and are None without one.
+    """
 
     contact_id: int | None
     contact_name: str | None
     provider_name: str | None
-    address: str  # shown for a message without a contact person (an address typed by hand)
+    address: str  # shown for a message without a recipient key (an address typed by hand), or unnamed
     messages: dict[str, list[Delivery]] = field(default_factory=dict)  # channel -> oldest first
 
 
 def delivery_overview(*, db_session: Session, ref_type: str, ref_id: str) -> tuple[list[ContactDeliveries], Counter]:
-    """Per contact person, the messages of one letter or check; and the messages' statuses counted."""
+    """Per recipient, the messages of one letter or check; and the messages' statuses counted."""
     found = service.deliveries(db_session=db_session, ref_type=ref_type, ref_id=ref_id)
-    providers = _provider_names(db_session, {d.contact_id for d in found if d.contact_id is not None})
     rows: dict[object, ContactDeliveries] = {}
     counts: Counter = Counter()
     for delivery in sorted(found, key=lambda d: (d.created_at, d.message_id)):
         key = delivery.contact_id if delivery.contact_id is not None else ("address", delivery.to_address)
         if key not in rows:
             rows[key] = ContactDeliveries(
-                delivery.contact_id, delivery.contact_name, providers.get(delivery.contact_id), delivery.to_address
+                delivery.contact_id, delivery.contact_name, delivery.organisation, delivery.to_address
             )
         rows[key].messages.setdefault(delivery.channel, []).append(delivery)
         counts[delivery.status] += 1
@@ -129,17 +132,6 @@ def delivery_overview(*, db_session: Session, ref_type: str, ref_id: str) -> tup
         rows.values(), key=lambda r: ((r.provider_name or last).casefold(), (r.contact_name or last).casefold())
     )
     return ordered, counts
-
-
-def _provider_names(db_session: Session, contact_ids: set[int]) -> dict[int, str]:
-    if not contact_ids:
-        return {}
-    query = (
-        select(ContactPerson.id, Provider.name)
-        .join(Provider, ContactPerson.provider_id == Provider.id)
-        .where(ContactPerson.id.in_(sorted(contact_ids)))
-    )
-    return dict(db_session.execute(query).tuples().all())
 
 
 @bp.get("/notifications/deliveries/<ref_type>/<ref_id>")

@@ -10,6 +10,7 @@ import pytest
 from contacts.models import ContactPerson, Provider
 from core.extensions import db
 from notifications.models import Message
+from notifications.recipients import HOOKS_EXTENSION, NO_HOOKS
 from tests.conftest import log_in
 
 PAGE = "/notifications/deliveries/letter/12"
@@ -97,6 +98,16 @@ def test_overview_has_one_row_per_contact_with_each_channels_status_and_error(st
     assert "Lena Påhittad Omsorgsbolaget AB" in lena
     assert "I kö" in lena and "Kom inte fram 2026-11-23 10:02" in lena
     assert "Fel: gateway reported undelivered (code 30005)" in lena
+
+
+def test_without_the_registers_hook_the_overview_shows_addresses_without_names(app, staff_client, letter):
+    app.extensions[HOOKS_EXTENSION] = NO_HOOKS  # notifications on its own: nobody to name recipients
+    html = staff_client.get(PAGE).get_data(as_text=True)
+    rows = [_text(row) for row in html.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]]
+    assert len(rows) == 2, "still one row per recipient"
+    assert all(row.strip().startswith("x@example.se Ingen utförare") for row in rows)
+    assert "Karin" not in html and "Hemtjänst Norr" not in html
+    assert "Meddelanden 4" in _text(html)
 
 
 def test_overview_of_a_reference_without_messages_says_so(staff_client, letter):

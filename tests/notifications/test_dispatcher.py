@@ -20,7 +20,7 @@ from notifications.channels.base import PermanentFailure, TransientFailure
 from notifications.dispatcher import Dispatcher
 from notifications.models import Channel, ChannelState, Message
 from notifications.outbox import DEGRADED_AFTER, claim_next, retry_delay
-from notifications.service import remove_wake_listener
+from notifications.wakeup import remove_wake_listener
 from tests.conftest import TEST_SECRET, build_app, create_schema
 from tests.notifications.dispatcher_app import Recorder, events_of, make_contact, queue, reload, wait_until
 

@@ -9,6 +9,7 @@ from contacts.models import ContactPerson, Provider
 from core.extensions import db
 from notifications.inbound import UNMONITORED_REPLY, registry
 from notifications.models import InboundSms
+from notifications.recipients import HOOKS_EXTENSION, NO_HOOKS
 from notifications.segments import count_segments
 from tests.support.twilio_server import signature
 
@@ -135,6 +136,18 @@ def test_sms_from_an_unknown_number_is_stored_without_handler_or_reply(app, clie
     assert handler.calls == []
     [row] = inbound_rows(app)
     assert (row.from_address, row.contact_id, row.handled_by) == ("+46700000000", None, None)
+
+
+def test_without_the_registers_hook_a_contacts_number_is_an_unknown_sender(app, client, make_contact, handlers):
+    make_contact()
+    app.extensions[HOOKS_EXTENSION] = NO_HOOKS  # notifications on its own: nobody to match numbers
+    handler = handlers("test.check_answer", Recorder("", "should not be asked"))
+    response = post_inbound(client, sms("SM" + "a" * 32, "JA"))
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == EMPTY_TWIML
+    assert handler.calls == []
+    [row] = inbound_rows(app)
+    assert (row.from_address, row.body, row.contact_id, row.handled_by) == (KARIN, "JA", None, None)
 
 
 def test_inactive_contacts_and_numbers_shared_by_several_contacts_count_as_unknown(app, client, make_contact, handlers):
