@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from core.extensions import db
-from crisis.incidents.models import Incident, LetterKind
 from core.link_pages import LinkFailure
+from crisis.incidents.models import Incident, LetterKind
 from tests.crisis.test_letters_helpers import BASE_URL, SETTINGS, local, make_incident, make_people, messages
 
 OFFICE = local(date(2026, 11, 24), 10)
