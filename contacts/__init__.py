@@ -12,8 +12,8 @@ _BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "p
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints, scheduled jobs and SMS reply handler."""
-    from contacts import check_models, models  # noqa: F401  (tables known to migrations)
+    """Register this package's blueprints, scheduled jobs, SMS reply handler and retention rules."""
+    from contacts import check_models, models, retention  # noqa: F401  (tables known to migrations)
 
     for name in _BLUEPRINT_MODULES:
         module = importlib.import_module(f"contacts.{name}")
@@ -27,3 +27,4 @@ def init_app(app) -> None:
 
     link_pages.register_pages(app, blueprints={"check_public"})
     importlib.import_module("contacts.checks")  # planners, task handlers, the JA/NEJ handler
+    retention.init_app(app)  # gallring of the monthly check's rows

@@ -15,7 +15,8 @@ What the incident page shows about camera-supervision visits reaches it through 
 
 
 def init_app(app) -> None:
-    """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents."""
+    """Register the blueprints, the CLI, the scheduled jobs, the link pages and the retention rules of
+    incidents."""
     from core import link_pages
     from scheduling.registry import default_registry
 
@@ -35,6 +36,7 @@ def init_app(app) -> None:
         notice_views,
         provider_page,
         report,
+        retention,
         supplier_views,
         views,
     )
@@ -57,3 +59,4 @@ def init_app(app) -> None:
     routing.init_app(app)  # the routing panel of the incident page
     default_registry.expect_jobs(routing, handover, letter_jobs, followups)
     link_pages.register_pages(app, blueprints={provider_page.bp.name})
+    retention.init_app(app)  # gallring of closed incidents' receipts and notices

@@ -13,7 +13,8 @@ responsible when a provider does not react).
 
 
 def init_app(app) -> None:
-    """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits."""
+    """Register the blueprints, the CLI, the scheduled jobs, the link pages and the retention rules of
+    visits."""
     from core import link_pages
     from scheduling.registry import default_registry
 
@@ -29,6 +30,7 @@ def init_app(app) -> None:
         models,  # noqa: F401  (tables known to migrations)
         provider_page,
         report,
+        retention,
         views,
     )
 
@@ -37,3 +39,4 @@ def init_app(app) -> None:
     clients_csv.init_app(app)  # supervision import FILE.csv
     default_registry.expect_jobs(supervision, jobs)
     link_pages.register_pages(app, endpoints={"visit_page.page", "visit_page.mark"})
+    retention.init_app(app)  # gallring of visits, their alerts and events
