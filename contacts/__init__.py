@@ -12,8 +12,10 @@ _BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "p
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints, scheduled jobs, SMS reply handler and retention rules."""
-    from contacts import check_models, models, retention  # noqa: F401  (tables known to migrations)
+    """Register this package's blueprints, scheduled jobs and SMS reply handler, its audited
+    models and retention rules."""
+    from contacts import check_models, models, retention
+    from core.audit import track
 
     for name in _BLUEPRINT_MODULES:
         module = importlib.import_module(f"contacts.{name}")
@@ -27,4 +29,8 @@ def init_app(app) -> None:
 
     link_pages.register_pages(app, blueprints={"check_public"})
     importlib.import_module("contacts.checks")  # planners, task handlers, the JA/NEJ handler
+    track(models.ContactPerson, "contact")
+    track(models.Provider, "provider")
+    track(check_models.CheckRecipient, "check_recipient")
+    track(check_models.CheckCorrection, "check_correction")
     retention.init_app(app)  # gallring of the monthly check's rows

@@ -15,9 +15,10 @@ What the incident page shows about camera-supervision visits reaches it through 
 
 
 def init_app(app) -> None:
-    """Register the blueprints, the CLI, the scheduled jobs, the link pages and the retention rules of
-    incidents."""
+    """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents, its
+    audited model and retention rules."""
     from core import link_pages
+    from core.audit import track
     from scheduling.registry import default_registry
 
     # isort: split
@@ -32,7 +33,7 @@ def init_app(app) -> None:
         email_ingest,
         export,
         letter_views,
-        models,  # noqa: F401  (tables known to migrations)
+        models,
         notice_views,
         provider_page,
         report,
@@ -59,4 +60,5 @@ def init_app(app) -> None:
     routing.init_app(app)  # the routing panel of the incident page
     default_registry.expect_jobs(routing, handover, letter_jobs, followups)
     link_pages.register_pages(app, blueprints={provider_page.bp.name})
+    track(models.LetterReceipt, "letter_receipt")
     retention.init_app(app)  # gallring of closed incidents' receipts and notices

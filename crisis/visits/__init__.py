@@ -13,9 +13,10 @@ responsible when a provider does not react).
 
 
 def init_app(app) -> None:
-    """Register the blueprints, the CLI, the scheduled jobs, the link pages and the retention rules of
-    visits."""
+    """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits, its
+    audited models and retention rules."""
     from core import link_pages
+    from core.audit import track
     from scheduling.registry import default_registry
 
     # isort: split
@@ -27,7 +28,7 @@ def init_app(app) -> None:
     from crisis.visits import (
         api,
         clients_csv,
-        models,  # noqa: F401  (tables known to migrations)
+        models,
         provider_page,
         report,
         retention,
@@ -39,4 +40,6 @@ def init_app(app) -> None:
     clients_csv.init_app(app)  # supervision import FILE.csv
     default_registry.expect_jobs(supervision, jobs)
     link_pages.register_pages(app, endpoints={"visit_page.page", "visit_page.mark"})
+    track(models.SupervisedClient, "client")
+    track(models.Visit, "visit")
     retention.init_app(app)  # gallring of visits, their alerts and events
