@@ -13,9 +13,10 @@ _BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "p
 
 def init_app(app) -> None:
     """Register this package's blueprints, scheduled jobs and SMS reply handler, its audited
-    models and retention rules."""
-    from contacts import check_models, models, retention
+    models, retention rules and demo data."""
+    from contacts import check_models, demo, models, retention
     from core.audit import track
+    from core.demo import register_loader
 
     for name in _BLUEPRINT_MODULES:
         module = importlib.import_module(f"contacts.{name}")
@@ -34,3 +35,4 @@ def init_app(app) -> None:
     track(check_models.CheckRecipient, "check_recipient")
     track(check_models.CheckCorrection, "check_correction")
     retention.init_app(app)  # gallring of the monthly check's rows
+    register_loader(app, demo.load)  # the demo providers and contacts

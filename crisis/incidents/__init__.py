@@ -16,9 +16,10 @@ What the incident page shows about camera-supervision visits reaches it through 
 
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents, its
-    audited model and retention rules."""
+    audited model, retention rules and demo data."""
     from core import link_pages
     from core.audit import track
+    from core.demo import register_loader
     from scheduling.registry import default_registry
 
     # isort: split
@@ -30,6 +31,7 @@ def init_app(app) -> None:
     # isort: split
     from crisis.incidents import (
         api,
+        demo,
         email_ingest,
         export,
         letter_views,
@@ -62,3 +64,4 @@ def init_app(app) -> None:
     link_pages.register_pages(app, blueprints={provider_page.bp.name})
     track(models.LetterReceipt, "letter_receipt")
     retention.init_app(app)  # gallring of closed incidents' receipts and notices
+    register_loader(app, demo.load)  # the suppliers and the demo incident

@@ -14,7 +14,9 @@ an incident are :mod:`crisis.incidents.routing` and :mod:`crisis.incidents.hando
 
 
 def init_app(app) -> None:
-    """Register the roster pages."""
-    from crisis.oncall import models, views  # noqa: F401  (models: tables known to migrations)
+    """Register the roster pages and the demo roster."""
+    from core.demo import register_loader
+    from crisis.oncall import demo, models, views  # noqa: F401  (models: tables known to migrations)
 
     app.register_blueprint(views.bp)
+    register_loader(app, demo.load)  # the demo officer's addresses, the roster

@@ -14,9 +14,10 @@ responsible when a provider does not react).
 
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits, its
-    audited models and retention rules."""
+    audited models, retention rules and demo data."""
     from core import link_pages
     from core.audit import track
+    from core.demo import register_loader
     from scheduling.registry import default_registry
 
     # isort: split
@@ -28,6 +29,7 @@ def init_app(app) -> None:
     from crisis.visits import (
         api,
         clients_csv,
+        demo,
         models,
         provider_page,
         report,
@@ -43,3 +45,4 @@ def init_app(app) -> None:
     track(models.SupervisedClient, "client")
     track(models.Visit, "visit")
     retention.init_app(app)  # gallring of visits, their alerts and events
+    register_loader(app, demo.load)  # the supervised clients
