@@ -16,7 +16,8 @@ What the incident page shows about camera-supervision visits reaches it through 
 
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents, its
-    audited model, retention rules and demo data."""
+    audited model, retention rules, part of an erasure and demo data."""
+    from contacts.privacy import register_erasure
     from core import link_pages
     from core.audit import track
     from core.demo import register_loader
@@ -37,6 +38,7 @@ def init_app(app) -> None:
         letter_views,
         models,
         notice_views,
+        privacy,
         provider_page,
         report,
         retention,
@@ -64,4 +66,5 @@ def init_app(app) -> None:
     link_pages.register_pages(app, blueprints={provider_page.bp.name})
     track(models.LetterReceipt, "letter_receipt")
     retention.init_app(app)  # gallring of closed incidents' receipts and notices
+    register_erasure(app, privacy.erasure)  # a contact's name on their provider's receipts
     register_loader(app, demo.load)  # the suppliers and the demo incident

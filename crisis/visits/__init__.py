@@ -14,7 +14,8 @@ responsible when a provider does not react).
 
 def init_app(app) -> None:
     """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits, its
-    audited models, retention rules and demo data."""
+    audited models, retention rules, part of an erasure and demo data."""
+    from contacts.privacy import register_erasure
     from core import link_pages
     from core.audit import track
     from core.demo import register_loader
@@ -31,6 +32,7 @@ def init_app(app) -> None:
         clients_csv,
         demo,
         models,
+        privacy,
         provider_page,
         report,
         retention,
@@ -45,4 +47,5 @@ def init_app(app) -> None:
     track(models.SupervisedClient, "client")
     track(models.Visit, "visit")
     retention.init_app(app)  # gallring of visits, their alerts and events
+    register_erasure(app, privacy.erasure)  # a contact's name on their provider's visits
     register_loader(app, demo.load)  # the supervised clients
