@@ -2,7 +2,8 @@
 
 
 def init_app(app) -> None:
-    from accounts import access, cli, service, views
+    from accounts import access, cli, models, service, views
+    from core.audit import track
 
     service.use_test_password_hashing(app.extensions["krisrutin.settings"].env == "testing")
     access.init_app(app)
@@ -11,3 +12,4 @@ def init_app(app) -> None:
     from accounts import token_views
 
     app.register_blueprint(token_views.bp)
+    track(models.User, "user")

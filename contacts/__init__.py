@@ -3,42 +3,51 @@
 Modules: ``models`` and ``register`` (the register and its rules), ``register_views`` (team
 pages, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and ``checks``
 (the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the personal
-link pages), ``check_views`` (the team's check page, review queue, call list, report), ``openapi``
-(the register API's part of the OpenAPI description), ``recipients`` (the register as the
-recipients of notifications).
+link pages), ``check_views`` (the team's check page, review queue, call list, report),
+``privacy`` (register extract and erasure), ``openapi`` (the register API's part of the OpenAPI
+description), ``recipients`` (the register as the recipients of notifications), ``retention``
+and ``demo`` (its gallring rules and demo data).
 """
-
-import importlib
-
-_BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "privacy")
 
 
 def init_app(app) -> None:
-    """Register this package's blueprints, scheduled jobs, SMS reply handler, API description, and
-    the hooks that tell notifications who its recipients are (``recipients``: failing addresses,
-    SMS senders, names on the deliveries page)."""
-    from contacts import check_models, models, recipients  # noqa: F401  (models: tables known to migrations)
-    from contacts.openapi import api_area
+    """Register this package's blueprints, scheduled jobs, SMS reply handler, API description,
+    link pages, audited models, retention rules, demo data, and the hooks that tell notifications
+    who its recipients are (failing addresses, SMS senders, names on the deliveries page)."""
+    from contacts import (
+        api,
+        check_models,
+        check_public,
+        check_views,
+        checks,  # noqa: F401  (registers planners, task handlers, the JA/NEJ handler)
+        demo,
+        models,
+        openapi,
+        privacy,
+        recipients,
+        register_views,
+        retention,
+    )
+    from core import link_pages
+    from core.audit import track
+    from core.demo import register_loader
     from core.openapi import register_api_area
     from notifications.recipients import register_hooks
 
-    register_api_area(app, api_area())
+    for blueprint in (register_views.bp, api.bp, check_public.bp, check_views.bp, privacy.bp):
+        app.register_blueprint(blueprint)
+    register_views.init_app(app)  # the register's CLI
+    register_api_area(app, openapi.api_area())
     register_hooks(
         app,
         mark_failing=recipients.mark_address_failing,
         find_sender=recipients.find_sender,
         describe=recipients.describe,
     )
-
-    for name in _BLUEPRINT_MODULES:
-        module = importlib.import_module(f"contacts.{name}")
-        blueprint = getattr(module, "bp", None)
-        if blueprint is not None:
-            app.register_blueprint(blueprint)
-        init = getattr(module, "init_app", None)
-        if init is not None:
-            init(app)
-    from core import link_pages
-
-    link_pages.register_pages(app, blueprints={"check_public"})
-    importlib.import_module("contacts.checks")  # planners, task handlers, the JA/NEJ handler
+    link_pages.register_pages(app, blueprints={check_public.bp.name})
+    track(models.ContactPerson, "contact")
+    track(models.Provider, "provider")
+    track(check_models.CheckRecipient, "check_recipient")
+    track(check_models.CheckCorrection, "check_correction")
+    retention.init_app(app)  # gallring of the monthly check's rows
+    register_loader(app, demo.load)  # the demo providers and contacts

@@ -1,4 +1,4 @@
-"""Register extract (registerutdrag) and erasure (radering) for one contact person (issue 7).
+"""Register extract (registerutdrag) and erasure (radering) for one contact person.
 
 * :func:`extract` gathers everything the service holds about one contact person: the register
   fields, the register history rows about them, their monthly-check rows and corrections, the
@@ -10,9 +10,11 @@
   history values about them are blanked, message texts and addresses to them are blanked (queued
   ones are cancelled), their check answers stay as anonymous figures with notes and proposed
   values cleared, and names typed on their provider's receipts and visits that equal theirs are
-  cleared. What is kept, and why: the fact that a contact of the provider existed and was sent
-  operational messages at given times, with their status and answers, because the routine's
-  record (test av rutin, disruptions) must show that the provider was reached.
+  cleared (the domains that hold those add their part with :func:`register_erasure`:
+  :mod:`crisis.incidents.privacy`, :mod:`crisis.visits.privacy`). What is kept, and why: the
+  fact that a contact of the provider existed and was sent operational messages at given times,
+  with their status and answers, because the routine's record (test av rutin, disruptions) must
+  show that the provider was reached.
 
 Pages (team and admin): ``/register/contacts/<id>/extract`` (readable HTML),
 ``/register/contacts/<id>/extract.json`` (download), ``/register/contacts/<id>/erase`` (a
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import Update, or_, select, update
 from sqlalchemy.orm import Session
 
 from accounts.access import roles_required
@@ -44,6 +47,17 @@ PERSONAL_FIELDS = ("name", "role_title", "mobile", "email")
 ALLOWED = (Role.TEAM, Role.ADMIN)
 
 bp = Blueprint("privacy", __name__, url_prefix="/register")
+
+ErasurePart = Callable[[ContactPerson], Iterable[tuple[str, Update]]]
+"""``part(contact)``: ``(count name, UPDATE statement)`` pairs that clear the person's values in a
+domain's tables; :func:`erase` runs them while ``contact`` still holds its name and number."""
+
+_ERASURE_PARTS = "krisrutin.privacy.erasure_parts"
+
+
+def register_erasure(app, part: ErasurePart) -> None:
+    """Add a domain's part to every erasure, after the register's and the parts registered before."""
+    app.extensions.setdefault(_ERASURE_PARTS, []).append(part)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -153,12 +167,10 @@ def extract(db_session: Session, contact: ContactPerson) -> dict:
 def erase(db_session: Session, contact: ContactPerson, *, user_id: int | None, now: datetime) -> dict[str, int]:
     """Remove ``contact``'s personal values everywhere (see the module docstring); returns how
     many rows of each kind were changed. Does not commit: the caller commits once."""
-    from crisis.incidents.models import LetterReceipt
-    from crisis.visits.models import Visit, VisitAlert, VisitEvent
     from notifications.models import InboundSms, Message, MessageStatus
 
     counts: dict[str, int] = {}
-    name, mobile = contact.name, contact.mobile
+    mobile = contact.mobile
 
     def apply(kind: str, statement) -> None:
         result = db_session.execute(statement, execution_options={"synchronize_session": False})
@@ -200,29 +212,9 @@ def erase(db_session: Session, contact: ContactPerson, *, user_id: int | None, n
         .where(or_(CheckCorrection.contact_id == contact.id, CheckCorrection.created_contact_id == contact.id))
         .values(proposed={}, comment="", reject_reason=None),
     )
-    # Names typed on the provider's pages that are this person's name.
-    apply(
-        "letter_receipts",
-        update(LetterReceipt)
-        .where(LetterReceipt.provider_id == contact.provider_id, LetterReceipt.acknowledged_by == name)
-        .values(acknowledged_by=None),
-    )
-    apply(
-        "visits",
-        update(Visit).where(Visit.provider_id == contact.provider_id, Visit.marked_by == name).values(marked_by=None),
-    )
-    apply(
-        "visit_alerts",
-        update(VisitAlert)
-        .where(VisitAlert.provider_id == contact.provider_id, VisitAlert.acknowledged_by == name)
-        .values(acknowledged_by=None),
-    )
-    apply(
-        "visit_events",
-        update(VisitEvent)
-        .where(VisitEvent.provider_id == contact.provider_id, VisitEvent.actor == name)
-        .values(actor=None),
-    )
+    for part in current_app.extensions.get(_ERASURE_PARTS, ()):
+        for kind, statement in part(contact):
+            apply(kind, statement)
     if contact.is_active:
         db_session.add(
             RegisterChange(

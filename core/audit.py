@@ -2,9 +2,10 @@
 
 Rows never hold personal values — only field *names*, counts and ids. Three ways in:
 
-* changes to the personal-data models are recorded automatically by a session ``after_flush``
-  hook (create/update/delete with the names of the changed fields), in the same transaction as
-  the change, so no change escapes and nothing is recorded for a change that is rolled back;
+* changes to the personal-data models (each domain names its own with :func:`track`) are
+  recorded automatically by a session ``after_flush`` hook (create/update/delete with the names
+  of the changed fields), in the same transaction as the change, so no change escapes and nothing
+  is recorded for a change that is rolled back;
 * :func:`viewed` — one line in a view that shows personal data; written and committed after the
   response is built (``after_request``), so a view never fails because of the audit;
 * :func:`record` / :func:`changed` — an explicit entry (export, login, ...) added to the caller's
@@ -153,26 +154,18 @@ def _write_pending(response):
 # --- automatic change recording -------------------------------------------------------------
 
 
-def _tracked_models() -> dict[type, str]:
-    from accounts.models import User
-    from contacts.check_models import CheckCorrection, CheckRecipient
-    from contacts.models import ContactPerson, Provider
-    from crisis.incidents.models import LetterReceipt
-    from crisis.visits.models import SupervisedClient, Visit
-
-    return {
-        ContactPerson: "contact",
-        Provider: "provider",
-        User: "user",
-        SupervisedClient: "client",
-        Visit: "visit",
-        LetterReceipt: "letter_receipt",
-        CheckRecipient: "check_recipient",
-        CheckCorrection: "check_correction",
-    }
-
-
+# The models whose changes are recorded, by entity name; each domain names its own with track().
+# Process-wide like the mapped models (the hook listens on every Session): another app naming the
+# same model the same way changes nothing.
 _TRACKED: dict[type, str] = {}
+
+
+def track(model: type, entity: str) -> None:
+    """Record every create, update and delete of ``model`` rows as ``entity`` (a domain calls
+    this in its ``init_app`` for its personal-data models)."""
+    known = _TRACKED.setdefault(model, entity)
+    if known != entity:
+        raise ValueError(f"{model.__name__} is already audited as {known!r}")
 
 
 def _changed_fields(obj) -> list[str]:
@@ -215,7 +208,6 @@ def _after_flush(session: Session, flush_context) -> None:
 
 
 def init_app(app) -> None:
-    _TRACKED.update(_tracked_models())
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "after_flush", _after_flush)
     app.after_request(_write_pending)

@@ -1,17 +1,37 @@
-"""Liveness and readiness probes for the process supervisor and load balancer."""
+"""Liveness and readiness probes for the process supervisor and load balancer.
+
+``/readyz`` decides readiness by the database alone (it answers, its schema is at the newest
+migration). A domain adds what a ready answer reports beside that with
+:func:`register_readiness_report` in its ``init_app`` (the channels, :mod:`notifications.health`).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from accounts.access import public
+from core.clock import current_clock
 from core.extensions import db
 
 bp = Blueprint("health", __name__)
+
+ReadinessReport = Callable[[Session, datetime], Mapping[str, object]]
+"""``report(db_session, now)``: keys added to a ready answer of /readyz beside ``checks``."""
+
+_REPORTS = "krisrutin.readiness_reports"
+
+
+def register_readiness_report(app, report: ReadinessReport) -> None:
+    """Add ``report``'s keys to every ready answer of /readyz (they never make it unready)."""
+    app.extensions.setdefault(_REPORTS, []).append(report)
 
 
 @bp.get("/healthz")
@@ -35,8 +55,8 @@ def migration_heads() -> tuple[set[str], set[str]]:
 def readyz():
     """The database answers and its schema is at the newest migration.
 
-    Also reports each channel as ``"ok"`` or ``"degraded"`` with a ``warnings`` list; a degraded
-    channel leaves the status at 200.
+    A ready answer also holds what the domains report (each channel as ``"ok"`` or
+    ``"degraded"`` with a ``warnings`` list); what they report leaves the status at 200.
     """
     checks = {}
     try:
@@ -53,25 +73,10 @@ def readyz():
     if not ready:
         body["hint"] = "run: flask --app app db upgrade"
     else:
-        body.update(_channel_health())
+        now = current_clock().now()
+        for report in current_app.extensions.get(_REPORTS, ()):
+            body.update(report(db.session, now))
     return jsonify(body), 200 if ready else 503
-
-
-def _channel_health() -> dict:
-    """Channels are reported beside the checks, never as one: a failing SMS gateway must not take
-    the web service out of the load balancer (the outbox keeps the messages until it recovers)."""
-    from core.clock import current_clock
-    from notifications.health import channel_summary, degraded_channels
-
-    degraded = degraded_channels(db.session, current_clock().now())
-    return {
-        "channels": channel_summary(degraded),
-        "warnings": [
-            f"{state.channel} channel degraded since {state.degraded_since.isoformat()}"
-            f" ({state.consecutive_failures} consecutive failures)"
-            for state in degraded
-        ],
-    }
 
 
 def init_app(app) -> None:

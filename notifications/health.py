@@ -37,6 +37,22 @@ def channel_summary(degraded: list[ChannelState]) -> dict[str, str]:
     return {channel.value: "degraded" if channel.value in names else "ok" for channel in Channel}
 
 
+def readiness_report(db_session: Session, now: datetime) -> dict[str, object]:
+    """What /readyz reports of the channels (``channels``, ``warnings``).
+
+    Beside the readiness checks, never one of them: a failing SMS gateway must not take the web
+    service out of the load balancer (the outbox keeps the messages until it recovers)."""
+    degraded = degraded_channels(db_session, now)
+    return {
+        "channels": channel_summary(degraded),
+        "warnings": [
+            f"{state.channel} channel degraded since {state.degraded_since.isoformat()}"
+            f" ({state.consecutive_failures} consecutive failures)"
+            for state in degraded
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class ChannelWarning:
     channel: str

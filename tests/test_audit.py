@@ -204,3 +204,30 @@ def test_logins_and_logouts_are_recorded(app, client, make_user):
     entries = [(e.action, e.entity, e.entity_id, e.actor_kind, e.actor_id) for e in _rows(app, entity="user")]
     assert ("login", "user", str(user_id), "user", str(user_id)) in entries
     assert ("logout", "user", str(user_id), "user", str(user_id)) in entries
+
+
+def test_each_domain_has_the_changes_of_its_personal_data_models_recorded(app, clock, make_user):
+    """accounts, contacts, incidents and visits each name their models in their init_app: creating
+    a row of any of them is on the record under its entity name."""
+    from tests.test_retention import build
+
+    make_user("team")
+    with app.app_context():
+        build(clock)  # providers, contacts, check answers and corrections, receipts, clients, visits
+    created = {row.entity for row in _rows(app, action="create")}
+    assert created >= {
+        "user",
+        "provider",
+        "contact",
+        "check_recipient",
+        "check_correction",
+        "letter_receipt",
+        "client",
+        "visit",
+    }
+
+
+def test_a_model_is_audited_under_one_name(app):
+    with pytest.raises(ValueError, match="already audited as 'contact'"):
+        audit.track(ContactPerson, "person")
+    audit.track(ContactPerson, "contact")  # naming it again the same way (another app) changes nothing

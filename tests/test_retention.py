@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from core.extensions import db
-from core.retention import RetentionRun, months_before, run_retention
+from core.retention import Clearing, RetentionRun, months_before, register_clearing, register_deletion, run_retention
 from crisis.incidents.models import Incident, Letter, LetterReceipt, Notice
 from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitAlert, VisitEvent
 from notifications.models import InboundSms, Message
@@ -304,6 +304,65 @@ def test_dry_run_counts_but_changes_nothing(app, clock, runner):
     assert "messages: 1" in result.output
     with app.app_context():
         assert snapshot(refs)["message_old"][0] == ""
+
+
+SHIPPED_KINDS = [
+    "check_recipients",
+    "check_corrections",
+    "letter_receipts",
+    "notices",
+    "visits",
+    "visit_alerts",
+    "visit_events",
+    "messages",
+    "inbound_sms",
+    "check_records",
+    "audit_log",
+]
+
+
+def test_the_command_prints_every_kind_in_the_domains_order(app, clock, runner):
+    """Contacts, incidents, visits and notifications register their rules in that order; the
+    deletions (the routine-test record, then the audit log) come last."""
+    clock.set(NOW)
+    result = runner.invoke(args=["retention", "run", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines == [f"{kind}: 0" for kind in SHIPPED_KINDS] + ["dry run: nothing changed"]
+
+
+def test_a_kind_a_domain_registers_is_applied_counted_printed_and_shown(app, clock, client, make_user, runner):
+    register_clearing(
+        app,
+        "replies_to_forget",
+        "Svar att glömma",
+        lambda policy, now: Clearing(InboundSms, InboundSms.body == "glöm mig", {"body": ""}),
+    )
+    with app.app_context():
+        db.session.add(InboundSms(gateway_id="g", from_address="+46701000001", body="glöm mig", received_at=NOW))
+        db.session.commit()
+    clock.set(NOW)
+    result = runner.invoke(args=["retention", "run"])
+    assert result.output.splitlines()[8:11] == ["inbound_sms: 0", "replies_to_forget: 1", "check_records: 0"]
+    with app.app_context():
+        assert db.session.scalars(select(InboundSms.body)).one() == ""
+        assert db.session.scalars(select(RetentionRun)).one().counts["replies_to_forget"] == 1
+        db.session.remove()
+    _, admin, password = make_user(role="admin")
+    from tests.conftest import log_in
+
+    log_in(client, admin, password)
+    html = client.get("/admin/retention/").get_data(as_text=True)
+    assert "Svar att glömma" in html
+
+
+@pytest.mark.parametrize("kind", ["messages", "check_records", "audit_log"])
+def test_a_kind_is_registered_once(app, kind):
+    def rule(db_session, *, policy, now, dry_run):
+        return 0
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register_deletion(app, kind, "Igen", rule)
 
 
 def test_periods_come_from_the_retention_section(make_app, clock, tmp_path):

@@ -3,16 +3,19 @@
 Public on purpose (see tests/test_access.py): suppliers and providers may ask who handles a
 notice at a given moment without an account. An authenticated caller (staff session or API
 token) of ``/responsible`` is also told how to reach the party: the on-call officer's name,
-mobile and e-mail (from the roster) and the team's mailbox and duty phone; anonymous callers
-get no names or numbers, and then nothing here touches the database.
+mobile and e-mail (from the roster, through the lookup :mod:`crisis.oncall` registers with
+:func:`register_officer_contact`) and the team's mailbox and duty phone; anonymous callers get no
+names or numbers, and then nothing here touches the database.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import Blueprint, current_app, g, jsonify, request
+from sqlalchemy.orm import Session
 
 from accounts.access import public
 from config.routine import RoutinePolicy
@@ -32,6 +35,19 @@ _INSTANT = re.compile(
 # An unencoded "+" in a query string arrives as a space: "10:00:00 01:00" means "10:00:00+01:00".
 _SPACE_OFFSET = re.compile(r"(?<=\d) (?=\d{2}:\d{2}$)")
 _MONTH = re.compile(r"(?P<year>\d{4})-(?P<month>\d{2})", re.ASCII)
+
+OfficerContact = Callable[[Session, datetime], dict | None]
+"""``lookup(db_session, instant)``: ``{"name", "mobile", "email"}`` of the on-call officer at
+``instant``, or None when nobody is on call."""
+
+_OFFICER_CONTACT = "krisrutin.officer_contact"
+
+
+def register_officer_contact(app, lookup: OfficerContact) -> None:
+    """How ``/responsible`` finds the on-call officer (without one, it answers ``"officer": null``)."""
+    if _OFFICER_CONTACT in app.extensions:
+        raise ValueError("the on-call officer's lookup is registered twice")
+    app.extensions[_OFFICER_CONTACT] = lookup
 
 
 class BadParameter(ValueError):
@@ -106,16 +122,11 @@ def responsible():
 def _contacts(instant: datetime) -> dict:
     """How to reach the parties at ``instant``: the on-call officer then (or null) and the team."""
     from core.extensions import db
-    from crisis.oncall.roster import on_call_at
 
     settings = current_app.extensions["krisrutin.settings"]
-    officer = on_call_at(db.session, instant)
+    lookup = current_app.extensions.get(_OFFICER_CONTACT)
     return {
-        "officer": (
-            {"name": officer.display_name, "mobile": officer.mobile, "email": officer.email}
-            if officer is not None
-            else None
-        ),
+        "officer": lookup(db.session, instant) if lookup is not None else None,
         "team": {"email": settings.team_email, "mobile": settings.team_mobile},
     }
 

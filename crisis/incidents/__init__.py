@@ -15,8 +15,12 @@ What the incident page shows about camera-supervision visits reaches it through 
 
 
 def init_app(app) -> None:
-    """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents."""
+    """Register the blueprints, the CLI, the scheduled jobs and the link pages of incidents, its
+    audited model, retention rules, part of an erasure and demo data."""
+    from contacts.privacy import register_erasure
     from core import link_pages
+    from core.audit import track
+    from core.demo import register_loader
     from core.openapi import register_api_area
     from scheduling.registry import default_registry
 
@@ -29,14 +33,17 @@ def init_app(app) -> None:
     # isort: split
     from crisis.incidents import (
         api,
+        demo,
         email_ingest,
         export,
         letter_views,
-        models,  # noqa: F401  (tables known to migrations)
+        models,
         notice_views,
         openapi,
+        privacy,
         provider_page,
         report,
+        retention,
         supplier_views,
         views,
     )
@@ -60,3 +67,7 @@ def init_app(app) -> None:
     default_registry.expect_jobs(routing, handover, letter_jobs, followups)
     link_pages.register_pages(app, blueprints={provider_page.bp.name})
     register_api_area(app, openapi.api_area())
+    track(models.LetterReceipt, "letter_receipt")
+    retention.init_app(app)  # gallring of closed incidents' receipts and notices
+    register_erasure(app, privacy.erasure)  # a contact's name on their provider's receipts
+    register_loader(app, demo.load)  # the suppliers and the demo incident

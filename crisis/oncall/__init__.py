@@ -14,7 +14,11 @@ an incident are :mod:`crisis.incidents.routing` and :mod:`crisis.incidents.hando
 
 
 def init_app(app) -> None:
-    """Register the roster pages."""
-    from crisis.oncall import models, views  # noqa: F401  (models: tables known to migrations)
+    """Register the roster pages, the officer's contact on the calendar API and the demo roster."""
+    from core.demo import register_loader
+    from crisis.oncall import demo, models, responsible, views  # noqa: F401  (models: tables known to migrations)
+    from worktime.views import register_officer_contact
 
     app.register_blueprint(views.bp)
+    register_officer_contact(app, responsible.officer_contact)  # /api/v1/calendar/responsible
+    register_loader(app, demo.load)  # the demo officer's addresses, the roster

@@ -38,6 +38,15 @@ def team_addresses() -> tuple[str | None, str | None]:
     return settings.team_email, settings.team_mobile
 
 
+def officer_contact(db_session: Session, instant: datetime) -> dict | None:
+    """The on-call officer at ``instant`` as the calendar API shows them (``name``, ``mobile``,
+    ``email``; unset addresses as null), or None with an empty roster."""
+    officer = on_call_at(db_session, instant)
+    if officer is None:
+        return None
+    return {"name": officer.display_name, "mobile": officer.mobile, "email": officer.email}
+
+
 def handler_user(db_session: Session, party: str, now: datetime) -> User | None:
     """The person alerted for ``party``: the officer on call at ``now``; None for the team (its
     mailbox and duty phone are alerted)."""

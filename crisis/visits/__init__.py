@@ -13,8 +13,12 @@ responsible when a provider does not react).
 
 
 def init_app(app) -> None:
-    """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits."""
+    """Register the blueprints, the CLI, the scheduled jobs and the link pages of visits, its
+    audited models, retention rules, part of an erasure and demo data."""
+    from contacts.privacy import register_erasure
     from core import link_pages
+    from core.audit import track
+    from core.demo import register_loader
     from core.openapi import register_api_area
     from scheduling.registry import default_registry
 
@@ -27,10 +31,13 @@ def init_app(app) -> None:
     from crisis.visits import (
         api,
         clients_csv,
-        models,  # noqa: F401  (tables known to migrations)
+        demo,
+        models,
         openapi,
+        privacy,
         provider_page,
         report,
+        retention,
         views,
     )
 
@@ -40,3 +47,8 @@ def init_app(app) -> None:
     default_registry.expect_jobs(supervision, jobs)
     link_pages.register_pages(app, endpoints={"visit_page.page", "visit_page.mark"})
     register_api_area(app, openapi.api_area())
+    track(models.SupervisedClient, "client")
+    track(models.Visit, "visit")
+    retention.init_app(app)  # gallring of visits, their alerts and events
+    register_erasure(app, privacy.erasure)  # a contact's name on their provider's visits
+    register_loader(app, demo.load)  # the supervised clients

@@ -255,3 +255,33 @@ def test_erasure_needs_confirmation_then_removes_the_personal_values_and_keeps_t
 
     again = client.get(f"/register/contacts/{people['anna']}/erase")
     assert again.status_code == 200 and 'name="confirm"' not in again.get_data(as_text=True)
+
+
+def test_the_erasure_takes_the_incidents_and_visits_parts_too(app, clock, people):
+    """Incidents and visits add their part (contacts.privacy.register_erasure): the name typed on
+    the provider's letter and visit pages is cleared, and each part is counted after the register's."""
+    from contacts.privacy import erase
+
+    with app.app_context():
+        anna = db.session.get(ContactPerson, people["anna"])
+        counts = erase(db.session, anna, user_id=None, now=clock.now())
+        db.session.commit()
+        assert list(counts) == [
+            "history",
+            "messages_cancelled",
+            "messages",
+            "sms_replies",
+            "check_answers",
+            "corrections",
+            "letter_receipts",
+            "visits",
+            "visit_alerts",
+            "visit_events",
+            "contact",
+        ]
+        # the fixture has Anna's name on a receipt, a visit alert and a visit event, on no visit
+        assert [counts[kind] for kind in ("letter_receipts", "visits", "visit_alerts", "visit_events")] == [1, 0, 1, 1]
+        assert db.session.scalars(select(VisitAlert.acknowledged_by)).one() is None
+        assert db.session.scalars(select(VisitEvent.actor)).one() is None
+        assert db.session.scalars(select(LetterReceipt.acknowledged_by)).one() is None
+        db.session.remove()

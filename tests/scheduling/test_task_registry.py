@@ -75,12 +75,26 @@ def test_a_job_module_listed_by_its_package_must_have_registered_work():
         registry.expect_jobs(sys.modules[__name__], json)
 
 
-def test_the_application_s_job_modules_all_registered_their_work(app):
-    from crisis.incidents import followups, handover, letter_jobs, routing
-    from crisis.visits import jobs, supervision
+def test_the_application_s_planners_run_in_the_order_its_packages_register_them():
+    """In a fresh interpreter (a test run imports job modules in the order it collects tests):
+    the handover is planned before the follow-ups, and visits last."""
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    default_registry.expect_jobs(routing, handover, letter_jobs, followups, supervision, jobs)
-    assert [name for name, _ in default_registry.planners()][-3:] == [
+    script = (
+        "from app import create_app\n"
+        "from scheduling.registry import default_registry\n"
+        "create_app({'DATABASE_URL': 'sqlite:///:memory:', 'KRISRUTIN_ENV': 'testing'})\n"
+        "print(','.join(name for name, _ in default_registry.planners()))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip().splitlines()[-1].split(",") == [
+        "core.retention",
+        "contacts.monthly_check",
         "crisis.handover",
         "crisis.followups",
         "crisis.supervision",

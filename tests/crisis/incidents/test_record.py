@@ -555,7 +555,8 @@ def test_an_alert_step_shows_whether_the_officer_got_the_sms(app, make_user):
 def test_the_demo_clients_become_visits_of_the_demo_outage_at_the_first_tick(app, clock):
     """`make run` shows the visits side too: the demo's camera-supervised clients (three of each
     of two providers, hourly at half past) get visits inside the demo outage's window, loaded once."""
-    from core.demo import DEMO_CLIENTS_PER_PROVIDER, load_demo_data
+    from core.demo import load_demo_data
+    from crisis.visits.demo import DEMO_CLIENTS_PER_PROVIDER
     from crisis.visits.models import SupervisedClient, Visit
     from scheduling.service import tick
 

@@ -1,0 +1,49 @@
+"""Gallring of closed incidents: the names and call outcomes on their letters' receipts and the
+originals of their notices (the rules core/retention.py describes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, func, or_, select
+
+from config.routine import RetentionPolicy
+from core.retention import Clearing, months_before, register_clearing
+from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterReceipt, Notice
+
+
+def _closed_incidents(policy: RetentionPolicy, now: datetime):
+    """The ids of incidents closed more than ``incident_months`` before ``now``."""
+    return select(Incident.id).where(
+        Incident.status.in_((IncidentStatus.RESOLVED.value, IncidentStatus.NOT_RELEVANT.value)),
+        func.coalesce(Incident.resolved_at, Incident.updated_at, Incident.created_at)
+        < months_before(now, policy.incident_months),
+    )
+
+
+def letter_receipts(policy: RetentionPolicy, now: datetime) -> Clearing:
+    """Receipts of those incidents' letters: the name typed when acknowledging, the call outcome."""
+    old_letters = select(Letter.id).where(Letter.incident_id.in_(_closed_incidents(policy, now)))
+    return Clearing(
+        LetterReceipt,
+        and_(
+            LetterReceipt.letter_id.in_(old_letters),
+            or_(LetterReceipt.acknowledged_by.is_not(None), LetterReceipt.call_outcome.is_not(None)),
+        ),
+        {"acknowledged_by": None, "call_outcome": None},
+    )
+
+
+def notice_originals(policy: RetentionPolicy, now: datetime) -> Clearing:
+    """The originals (raw e-mail/JSON) of those incidents' notices."""
+    return Clearing(
+        Notice,
+        and_(Notice.incident_id.in_(_closed_incidents(policy, now)), Notice.original.is_not(None)),
+        {"original": None, "original_type": None},
+    )
+
+
+def init_app(app) -> None:
+    register_clearing(app, "letter_receipts", _l("Kvittenser på utskick"), letter_receipts)
+    register_clearing(app, "notices", _l("Originalmeddelanden"), notice_originals)
