@@ -1,26 +1,26 @@
 """The contacts register (kontaktregister) and the monthly contact check (test av rutin).
 
 Modules: ``models`` and ``register`` (the register and its rules), ``register_views`` (team
-pages, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and ``checks``
-(the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the personal
-link pages), ``check_views`` (the team's check page, review queue, call list, report).
+pages, CSV import/export), ``api`` (JSON API),
+``check_models``, ``check_links`` and ``checks`` (the monthly check: plan, messages, reminders,
+answers by SMS), ``check_public`` (the personal link pages), ``check_views`` (the team's check
+page, review queue, call list, report), ``privacy`` (register extract and erasure).
 """
-
-import importlib
-
-_BLUEPRINT_MODULES = ("register_views", "api", "check_public", "check_views", "privacy")
 
 
 def init_app(app) -> None:
     """Register this package's blueprints, scheduled jobs and SMS reply handler."""
-    from contacts import check_models, models  # noqa: F401  (tables known to migrations)
+    from contacts import (  # noqa: F401  (check_models, models: tables known to migrations)
+        api,
+        check_models,
+        check_public,
+        check_views,
+        models,
+        privacy,
+        register_views,
+    )
 
-    for name in _BLUEPRINT_MODULES:
-        module = importlib.import_module(f"contacts.{name}")
-        blueprint = getattr(module, "bp", None)
-        if blueprint is not None:
-            app.register_blueprint(blueprint)
-        init = getattr(module, "init_app", None)
-        if init is not None:
-            init(app)
-    importlib.import_module("contacts.checks")  # planners, task handlers, the JA/NEJ handler
+    for blueprint in (register_views.bp, api.bp, check_public.bp, check_views.bp, privacy.bp):
+        app.register_blueprint(blueprint)
+    register_views.init_app(app)  # the register's CLI
+    from contacts import checks  # noqa: F401  (registers planners, task handlers, the JA/NEJ handler)
