@@ -2,8 +2,9 @@
 
 Everything takes ``now`` as input. Per-user state lives on ``users`` (failed_logins,
 first_failed_at, locked_until); per-IP failures in ``login_failures`` so that several web
-processes share the count. TOTP: 30-second steps, 6 digits, HMAC-SHA-1, ±1 step, a step once
-accepted is never accepted again (``users.totp_last_step``). The secret is never logged.
+processes share the count. TOTP (codes and otpauth URIs by pyotp): 30-second steps, 6 digits,
+HMAC-SHA-1, ±1 step, a step once accepted is never accepted again (``users.totp_last_step``).
+The secret is never logged.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import hashlib
 import hmac
 import logging
 import secrets
-import struct
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
 
+import pyotp
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -86,44 +87,47 @@ def reset_failures(user: User) -> None:
     user.locked_until = None
 
 
-# --- TOTP (RFC 6238 / RFC 4226) -------------------------------------------------------------------
+# --- TOTP (RFC 6238 / RFC 4226, computed by pyotp) -------------------------------------------------
+
+
+def _totp(secret_b32: str) -> pyotp.TOTP:
+    return pyotp.TOTP(secret_b32, digits=TOTP_DIGITS, digest=hashlib.sha1, interval=TOTP_STEP_SECONDS)
 
 
 def new_totp_secret() -> str:
-    return base64.b32encode(secrets.token_bytes(20)).decode("ascii")
-
-
-def _key(secret_b32: str) -> bytes:
-    cleaned = secret_b32.replace(" ", "").upper()
-    return base64.b32decode(cleaned + "=" * (-len(cleaned) % 8))
+    """A new random secret of 160 bits, base32 (the length RFC 4226 recommends for HMAC-SHA-1)."""
+    return pyotp.random_base32(length=32)
 
 
 def hotp(key: bytes, counter: int, *, digits: int = TOTP_DIGITS, digest=hashlib.sha1) -> str:
-    mac = hmac.new(key, struct.pack(">Q", counter), digest).digest()
-    offset = mac[-1] & 0x0F
-    value = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
-    return str(value % 10**digits).zfill(digits)
+    """The HOTP value of a raw key at ``counter`` (RFC 4226)."""
+    return pyotp.HOTP(base64.b32encode(key).decode("ascii"), digits=digits, digest=digest).at(counter)
 
 
 def time_step(now: datetime) -> int:
+    """The TOTP time step (counter) that ``now`` falls in: the unit of ``users.totp_last_step``."""
     return int(now.timestamp()) // TOTP_STEP_SECONDS
 
 
 def totp(secret_b32: str, now: datetime) -> str:
-    return hotp(_key(secret_b32), time_step(now))
+    """The code an authenticator app shows at ``now``."""
+    return _totp(secret_b32).generate_otp(time_step(now))
 
 
 def matching_step(secret_b32: str, code: str, now: datetime, *, after: int | None = None) -> int | None:
-    """The step (now ±1) whose code equals ``code`` and is later than ``after``, or None."""
+    """The step (now ±1) whose code equals ``code`` and is later than ``after``, or None.
+
+    ``after`` is the replay guard: the last step accepted for the user is never accepted again,
+    nor any step before it."""
     code = (code or "").replace(" ", "")
-    if len(code) != TOTP_DIGITS or not code.isdigit():
+    if len(code) != TOTP_DIGITS or not (code.isascii() and code.isdigit()):
         return None
-    key = _key(secret_b32)
+    generator = _totp(secret_b32)
     current = time_step(now)
     for step in (current - 1, current, current + 1):
         if after is not None and step <= after:
             continue
-        if hmac.compare_digest(hotp(key, step), code):
+        if pyotp.utils.strings_equal(code, generator.generate_otp(step)):
             return step
     return None
 
@@ -178,6 +182,9 @@ def verify_user_code(user: User, code: str, now: datetime) -> bool:
 
 
 def provisioning_uri(secret_b32: str, username: str) -> str:
+    """The otpauth:// URI an authenticator app reads (from the QR code or typed in). Written here
+    rather than by pyotp, which leaves out the parameters at their defaults and refuses keys
+    shorter than ours may have been: every parameter is stated, so no app has to guess."""
     label = quote(f"{TOTP_ISSUER}:{username}")
     query = urlencode({"secret": secret_b32, "issuer": TOTP_ISSUER, "algorithm": "SHA1", "digits": 6, "period": 30})
     return f"otpauth://totp/{label}?{query}"

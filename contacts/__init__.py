@@ -1,9 +1,10 @@
 """The contacts register (kontaktregister) and the monthly contact check (test av rutin).
 
-Modules: ``models`` and ``register`` (the register and its rules), ``register_views`` (team
-pages, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and ``checks``
-(the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the personal
-link pages), ``check_views`` (the team's check page, review queue, call list, report),
+Modules: ``models`` and ``register`` (the register and its rules), ``register_views`` with
+``register_listing`` and the ``register_*_views`` beside it (the team's pages: providers,
+contacts, history, CSV import/export), ``api`` (JSON API), ``check_models``, ``check_links`` and
+``checks`` (the monthly check: plan, messages, reminders, answers by SMS), ``check_public`` (the
+personal link pages), ``check_views`` (the team's check page, review queue, call list, report),
 ``privacy`` (register extract and erasure), ``openapi`` (the register API's part of the OpenAPI
 description), ``recipients`` (the register as the recipients of notifications), ``retention``
 and ``demo`` (its gallring rules and demo data).
@@ -34,9 +35,9 @@ def init_app(app) -> None:
     from core.openapi import register_api_area
     from notifications.recipients import register_hooks
 
-    for blueprint in (register_views.bp, api.bp, check_public.bp, check_views.bp, privacy.bp):
+    register_views.init_app(app)  # the register's pages, from several modules, and its CLI
+    for blueprint in (api.bp, check_public.bp, check_views.bp, privacy.bp):
         app.register_blueprint(blueprint)
-    register_views.init_app(app)  # the register's CLI
     register_api_area(app, openapi.api_area())
     register_hooks(
         app,

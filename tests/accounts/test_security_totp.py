@@ -3,6 +3,7 @@
 import base64
 from datetime import datetime, timedelta, timezone
 
+import pyotp
 import pytest
 
 from accounts import security
@@ -44,6 +45,41 @@ def test_the_otpauth_uri_names_the_service_and_the_parameters():
     uri = security.provisioning_uri("JBSWY3DPEHPK3PXP", "anna")
     assert uri.startswith("otpauth://totp/Krisrutin%3Aanna?secret=JBSWY3DPEHPK3PXP")
     assert "issuer=Krisrutin" in uri and "digits=6" in uri and "period=30" in uri
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        datetime(2026, 11, 23, 9, 0, 0, tzinfo=timezone.utc),  # the first second of a step
+        datetime(2026, 11, 23, 9, 0, 29, tzinfo=timezone.utc),  # its last second
+        datetime(2026, 3, 29, 1, 59, 59, tzinfo=timezone.utc),  # just before summer time begins
+        datetime(2026, 10, 25, 1, 0, 30, tzinfo=timezone.utc),  # just after it ends
+    ],
+)
+def test_the_code_an_authenticator_app_shows_is_accepted_at_that_instant(instant):
+    secret = security.new_totp_secret()
+    app_code = pyotp.TOTP(secret).at(instant)  # what an app with the enrolled key shows
+    assert security.totp(secret, instant) == app_code
+    assert security.matching_step(secret, app_code, instant) == security.time_step(instant)
+    user = User(totp_secret=secret)
+    assert security.verify_user_code(user, app_code, instant)
+    assert user.totp_last_step == int(instant.timestamp()) // 30
+
+
+def test_a_step_once_accepted_is_never_accepted_again():
+    secret = security.new_totp_secret()
+    app = pyotp.TOTP(secret)
+    now = datetime(2026, 11, 23, 9, 0, 5, tzinfo=timezone.utc)
+    user = User(totp_secret=secret)
+    assert security.verify_user_code(user, app.at(now), now)
+    # the same code again, ten seconds later and still inside its step: refused
+    assert not security.verify_user_code(user, app.at(now), now + timedelta(seconds=10))
+    # the next step's code is accepted; after it, the previous step's code (still inside the ±1
+    # window) is refused too
+    later = now + timedelta(seconds=30)
+    assert security.verify_user_code(user, app.at(later), later)
+    assert not security.verify_user_code(user, app.at(now), later)
+    assert user.totp_last_step == security.time_step(later)
 
 
 def enrol(client, clock):
