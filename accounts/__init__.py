@@ -2,8 +2,9 @@
 
 
 def init_app(app) -> None:
-    from accounts import access, cli, models, service, views
+    from accounts import access, cli, demo, models, service, views
     from core.audit import track
+    from core.demo import register_loader
 
     service.use_test_password_hashing(app.extensions["krisrutin.settings"].env == "testing")
     access.init_app(app)
@@ -13,3 +14,4 @@ def init_app(app) -> None:
 
     app.register_blueprint(token_views.bp)
     track(models.User, "user")
+    register_loader(app, demo.load)  # the demo users, first: the other parts name them

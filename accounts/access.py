@@ -97,18 +97,19 @@ def is_api_request() -> bool:
 
 
 def _load_principal():
-    """Set ``g.user`` (or None) and ``g.auth_method`` ('token', 'session' or None)."""
+    """Set ``g.user`` (or None), ``g.auth_method`` ('token', 'session' or None) and, for a token,
+    ``g.api_token_id`` (the audit log names the token that acted)."""
     from accounts.service import authenticate_token, get_user
 
     g.user = None
     g.auth_method = None
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
-        user = authenticate_token(db_session=db.session, secret=header[7:].strip(), now=current_clock().now())
-        if user is None:
+        token = authenticate_token(db_session=db.session, secret=header[7:].strip(), now=current_clock().now())
+        if token is None:
             return _deny(401, "the API token is not valid")
+        g.user, g.auth_method, g.api_token_id = token.user, "token", token.id
         db.session.commit()  # last_used_at
-        g.user, g.auth_method = user, "token"
         return None
     user_id = session.get("uid")
     if user_id is not None:

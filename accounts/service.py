@@ -157,15 +157,16 @@ def create_token(*, db_session: Session, user: User, name: str, now: datetime) -
     return token, secret
 
 
-def authenticate_token(*, db_session: Session, secret: str, now: datetime) -> User | None:
-    """The active user owning this unrevoked token, or None; records when the token was last used."""
+def authenticate_token(*, db_session: Session, secret: str, now: datetime) -> ApiToken | None:
+    """This unrevoked token of an active user (``.user`` is who acts), or None; records when the
+    token was last used."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     token = db_session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
     token.last_used_at = now
-    return token.user
+    return token
 
 
 def revoke_token(*, db_session: Session, token: ApiToken, now: datetime) -> None:

@@ -57,18 +57,9 @@ class AuditEntry(db.Model):
 
 
 def _token_id() -> str | None:
-    from accounts.models import ApiToken
-    from accounts.service import _digest
-
-    if "audit_token_id" not in g:
-        header = request.headers.get("Authorization", "")
-        token_id = None
-        if header[:7].lower() == "bearer ":
-            token_id = db.session.connection().scalar(
-                sa.select(ApiToken.id).where(ApiToken.token_hash == _digest(header[7:].strip()))
-            )
-        g.audit_token_id = None if token_id is None else str(token_id)
-    return g.audit_token_id
+    """The API token the request authenticated with (set by the access rules' hook)."""
+    token_id = g.get("api_token_id")
+    return None if token_id is None else str(token_id)
 
 
 def _who(actor_kind: str | None = None, actor_id=None) -> dict:
