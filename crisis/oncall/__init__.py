@@ -5,7 +5,7 @@ Rooms: ``models`` (parties, roster, alerts, handovers), ``roster`` (who is on ca
 the backup, the manager, shifts), ``responsible`` (the party the calendar names and its
 addresses; whom providers contact), ``alerts`` (alerting one person once per step, the
 escalation chain), ``handovers`` (the edges of office hours; acknowledging a handover),
-``views`` (the roster page and the shifts' iCalendar feeds).
+``views`` (the roster page and the shifts' iCalendar feeds), ``demo`` (the demo roster).
 
 This layer knows people, parties and alerts, not what they are alerted about: an alert carries
 an incident's id and a message the caller renders. The flows that route, escalate and hand over
