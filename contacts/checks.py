@@ -72,6 +72,7 @@ from contacts.check_queries import REF_TYPE, check_for_month
 from contacts.models import ContactPerson, Provider
 from contacts.register import on_contact_reachable
 from core.database import dialect_insert
+from core.local_time import MONTH_NAMES
 from notifications.inbound import inbound_handler
 from notifications.models import Channel, Priority
 from notifications.service import Outgoing, send, send_many
@@ -89,22 +90,6 @@ BATCH_SIZE = 1000
 INVITE = "check.invite"
 REMINDER = "check.reminder"
 CHANNELS = (Channel.EMAIL, Channel.SMS)
-
-MONTH_NAMES = (
-    "januari",
-    "februari",
-    "mars",
-    "april",
-    "maj",
-    "juni",
-    "juli",
-    "augusti",
-    "september",
-    "oktober",
-    "november",
-    "december",
-)
-
 
 # --- settings of the running application --------------------------------------------------------
 

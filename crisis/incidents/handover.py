@@ -179,7 +179,7 @@ def hand_over(db_session: Session, task, now: datetime) -> None:
 
 def _alert(db_session: Session, incident: Incident, handover: Handover, *, step: int, now: datetime) -> None:
     user = db_session.get(User, handover.to_user_id) if handover.to_user_id else None
-    alert = routing.alert(
+    routing.alert(
         db_session,
         incident,
         reason=alert_reason(handover.id),
@@ -190,18 +190,6 @@ def _alert(db_session: Session, incident: Incident, handover: Handover, *, step:
         context={"link": handover_link(handover.id), "to_party": handover.to_party, "realert": step > 0},
         now=now,
     )
-    if alert is not None:
-        timeline.record(
-            db_session,
-            incident.id,
-            "alerted",
-            now,
-            party=handover.to_party,
-            alert_id=alert.id,
-            reason=alert.reason,
-            step=step,
-            user_id=alert.user_id,
-        )
 
 
 @task_handler(REALERT_TASK)

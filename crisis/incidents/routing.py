@@ -77,29 +77,16 @@ def incident_link(incident_id: int) -> str:
     return f"{_settings().public_base_url.rstrip('/')}/incidents/{incident_id}"
 
 
-def alert(
-    db_session: Session,
-    incident: Incident,
-    *,
-    reason: str,
-    step: int,
-    party: str,
-    user: User | None,
-    kind: str,
-    context: dict,
-    now: datetime,
-) -> Alert | None:
+def alert(db_session: Session, incident: Incident, *, step: int, context: dict, event: str = "alerted", **rest):
     """Alert one person (``user``) or the team's mailbox and phone (``user`` None) about
-    ``incident`` (:func:`crisis.oncall.alerts.alert`, with the incident, its service and link in
-    the message's context). None when this (incident, reason, step) was alerted already. Does not commit."""
-    return alerts.alert(
+    ``incident`` with :func:`crisis.oncall.alerts.alert` (``reason``, ``party``, ``user``, ``kind``
+    and ``now`` as there; the incident, its service and link added to the message's context), and
+    put the step on the timeline as ``event`` (``alerted``, or ``escalated``). None when this
+    (incident, reason, step) was alerted already. Does not commit."""
+    row = alerts.alert(
         db_session,
         incident_id=incident.id,
-        reason=reason,
         step=step,
-        party=party,
-        user=user,
-        kind=kind,
         context={
             "incident": incident,
             "service": SERVICE_LABELS.get(incident.service, incident.service),
@@ -107,8 +94,13 @@ def alert(
             "step": step,
             **context,
         },
-        now=now,
+        **rest,
     )
+    if row is not None:
+        reason = {"reason": row.reason} if event == "alerted" else {}
+        detail = {"alert_id": row.id, **reason, "step": step, "user_id": row.user_id}
+        timeline.record(db_session, incident.id, event, rest["now"], party=row.party, **detail)
+    return row
 
 
 def route_incident(db_session: Session, incident: Incident, now: datetime) -> None:
@@ -121,7 +113,7 @@ def route_incident(db_session: Session, incident: Incident, now: datetime) -> No
     incident.party_since = now
     incident.handler_user_id = officer.id if officer else None
     timeline.record(db_session, incident.id, "routed", now, party=party, user_id=incident.handler_user_id)
-    row = alert(
+    alert(
         db_session,
         incident,
         reason=ROUTED,
@@ -132,18 +124,6 @@ def route_incident(db_session: Session, incident: Incident, now: datetime) -> No
         context={"escalation": False},
         now=now,
     )
-    if row is not None:
-        timeline.record(
-            db_session,
-            incident.id,
-            "alerted",
-            now,
-            party=party,
-            alert_id=row.id,
-            reason=ROUTED,
-            step=0,
-            user_id=row.user_id,
-        )
     if party == Party.ON_CALL.value:
         _schedule_step(db_session, incident.id, 1, now)
 
@@ -172,7 +152,7 @@ def escalate(db_session: Session, task, now: datetime) -> None:
     while step <= LAST_STEP:
         person = escalation_person(db_session, step, now)
         if person is not None and person.id not in alerted_users(db_session, incident.id, ROUTED):
-            row = alert(
+            alert(
                 db_session,
                 incident,
                 reason=ROUTED,
@@ -181,19 +161,9 @@ def escalate(db_session: Session, task, now: datetime) -> None:
                 user=person,
                 kind=ALERT_KIND,
                 context={"escalation": True},
+                event="escalated",
                 now=now,
             )
-            if row is not None:
-                timeline.record(
-                    db_session,
-                    incident.id,
-                    "escalated",
-                    now,
-                    party=incident.party,
-                    alert_id=row.id,
-                    step=step,
-                    user_id=person.id,
-                )
             if step < LAST_STEP:
                 _schedule_step(db_session, incident.id, step + 1, now)
             return
@@ -253,17 +223,6 @@ def notify_handler(
     )
     if row is None:
         return []
-    timeline.record(
-        db_session,
-        incident.id,
-        "alerted",
-        now,
-        party=party,
-        alert_id=row.id,
-        reason=reason,
-        step=0,
-        user_id=row.user_id,
-    )
     return [row]
 
 
