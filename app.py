@@ -80,6 +80,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.i18n
     import core.link_pages
     import core.metrics
+    import core.numbers
     import core.openapi
     import core.retention
     import core.security_headers
@@ -89,6 +90,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import worktime
     from accounts.access import verify_all_endpoints
 
+    core.numbers.init_app(app)  # the <int:...> converter for ids, before any blueprint adds a rule
     core.i18n.init_app(app, babel)
     core.errors.init_app(app)
     core.metrics.init_app(app)

@@ -22,6 +22,7 @@ from accounts.roles import Role
 from accounts.service import create_token, revoke_token
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import record_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tokens", __name__)
@@ -69,7 +70,8 @@ def create():
         "name": " ".join(request.form.get("name", "").split()),
     }
     errors = {}
-    user = db.session.get(User, int(values["user_id"])) if values["user_id"].isdigit() else None
+    user_id = record_id(values["user_id"])
+    user = db.session.get(User, user_id) if user_id is not None else None
     if user is None or not user.is_active:
         errors["user_id"] = _("Välj en aktiv användare.")
     if not values["name"]:

@@ -11,10 +11,10 @@ from flask import request
 
 from contacts.models import SERVICES
 from contacts.register import KINDS
+from core.numbers import MAX_ID, record_id, whole_number
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 MAX_OFFSET = 1_000_000_000
-MAX_ID = 2**31 - 1  # the integer columns' range; a larger id cannot exist (and PostgreSQL would refuse it)
 
 
 class ApiError(Exception):
@@ -174,10 +174,10 @@ def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    text = raw.strip()
-    if not re.fullmatch(r"\d{1,10}", text) or not low <= int(text) <= high:
+    number = whole_number(raw, low=low, high=high)
+    if number is None:
         raise ApiError(400, f"{name}: expected an integer from {low} to {high}", {name: f"expected {low}-{high}"})
-    return int(text)
+    return number
 
 
 def bool_arg(name: str) -> bool | None:
@@ -197,9 +197,10 @@ def id_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    if not re.fullmatch(r"\d{1,10}", raw.strip()) or not 1 <= int(raw) <= MAX_ID:
+    number = record_id(raw)
+    if number is None:
         raise ApiError(400, f"{name}: expected a positive integer id", {name: "expected a positive integer id"})
-    return int(raw)
+    return number
 
 
 # --- search -------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import re
 
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -33,12 +32,12 @@ from contacts.register import RegisterError, history
 from core import audit
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import month_start
 
 log = logging.getLogger(__name__)
 bp = Blueprint("checks", __name__)
 
 TEAM = (Role.TEAM, Role.ADMIN)
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 def _policy():
@@ -50,7 +49,7 @@ def _today():
 
 
 def _check(month: str) -> MonthlyCheck:
-    check = check_queries.check_for_month(db.session, month) if _MONTH.match(month) else None
+    check = check_queries.check_for_month(db.session, month) if month_start(month) is not None else None
     if check is None:
         abort(404, description=_("Det finns ingen månadskontroll för %(month)s.", month=month[:7]))
     return check

@@ -39,6 +39,7 @@ from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from contacts.models import ContactPerson, RegisterChange
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import record_id
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +248,8 @@ def erase(db_session: Session, contact: ContactPerson, *, user_id: int | None, n
 
 
 def _contact_or_404(contact_id: str) -> ContactPerson:
-    if not contact_id.isdigit() or len(contact_id) > 12:
-        abort(404)
-    contact = db.session.get(ContactPerson, int(contact_id))
+    number = record_id(contact_id)
+    contact = db.session.get(ContactPerson, number) if number is not None else None
     if contact is None:
         abort(404)
     return contact

@@ -176,7 +176,7 @@ def normalize_organisation_number(text: str) -> str:
     digits = re.sub(r"[\s-]", "", text or "")
     if len(digits) == 12 and digits.startswith(("16", "18", "19", "20")):
         digits = digits[2:]
-    if not digits.isdigit() or len(digits) != 10:
+    if not re.fullmatch(r"[0-9]{10}", digits):  # ASCII: "²".isdigit() is True, int("²") raises
         raise ValueError("Organisationsnumret ska ha tio siffror, t.ex. 212000-0142")
     total = 0
     for index, char in enumerate(digits):

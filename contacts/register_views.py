@@ -26,14 +26,16 @@ from contacts import register, register_csv
 from contacts.models import ContactPerson, Provider
 from contacts.register import Actor
 from contacts.register_listing import listing
-from core import audit
+from core import audit, numbers
 from core.extensions import db
+from core.numbers import record_id
 
 bp = Blueprint("register", __name__, url_prefix="/register")
 
 READERS = (Role.TEAM, Role.ADMIN, Role.ON_CALL)
 EDITORS = (Role.TEAM, Role.ADMIN)
 STATUSES = ("active", "inactive", "all")
+LAST_PAGE = 100_000
 
 SERVICE_NAMES = {
     "camera_supervision": _l("Kameratillsyn"),
@@ -73,9 +75,10 @@ def register_helpers():
 def _record_id(value: str) -> int:
     # Plain path segments rather than <int:...>: tests/test_access.py builds every rule's URL with
     # "x" for any argument it does not recognise as an integer converter.
-    if not value.isdigit() or len(value) > 18:
+    number = record_id(value)
+    if number is None:
         abort(404)
-    return int(value)
+    return number
 
 
 def provider_or_404(provider_id: str) -> Provider:
@@ -93,10 +96,7 @@ def contact_or_404(contact_id: str) -> ContactPerson:
 
 
 def page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
-        return 1
+    return numbers.page_number(request.args.get("page"), last=LAST_PAGE)
 
 
 # --- the list -----------------------------------------------------------------------------------

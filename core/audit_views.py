@@ -17,6 +17,7 @@ from core import audit
 from core.audit import AuditEntry
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import MAX_YEAR, MIN_YEAR, page_number
 
 bp = Blueprint("audit", __name__)
 
@@ -40,6 +41,8 @@ def _filters() -> tuple[dict, dict, list]:
         try:
             day = date.fromisoformat(values[name])
         except ValueError:
+            day = None
+        if day is None or not MIN_YEAR <= day.year <= MAX_YEAR:
             errors[name] = _("Ange datumet som ÅÅÅÅ-MM-DD.")
             continue
         instant = datetime.combine(day + timedelta(days=shift), time(0), tzinfo=zone)
@@ -63,10 +66,7 @@ def _filters() -> tuple[dict, dict, list]:
 
 
 def _page() -> int:
-    try:
-        return max(1, min(int(request.args.get("page", "1")), 100_000))
-    except ValueError:
-        return 1
+    return page_number(request.args.get("page"), last=100_000)
 
 
 @bp.get("/audit")

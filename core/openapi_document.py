@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from core.numbers import MAX_ID
+
 API_VERSION = "1.0.0"
 
 DESCRIPTION = """\
@@ -79,7 +81,7 @@ def json_response(schema: dict, description: str) -> dict:
 
 NULLABLE_INSTANT = {"type": ["string", "null"], "format": "date-time"}
 INSTANT = {"type": "string", "format": "date-time"}
-ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def page_of(item: str) -> dict:

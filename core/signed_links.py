@@ -15,7 +15,9 @@ import secrets
 
 from sqlalchemy.orm import Session
 
-_TOKEN = re.compile(r"^(\d{1,12})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})$")
+from core.numbers import record_id
+
+_TOKEN = re.compile(r"([0-9]{1,10})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})")
 
 
 class InvalidLink(Exception):
@@ -44,10 +46,11 @@ def make_token(row_id: int, nonce: str, *, secret: str, purpose: bytes) -> str:
 
 def read_token(token: str, *, secret: str, purpose: bytes) -> tuple[int, str]:
     """``(row_id, nonce)`` of a well-formed token signed for ``purpose``; raises InvalidLink."""
-    match = _TOKEN.match(token or "")
-    if not match:
+    match = _TOKEN.fullmatch(token or "")
+    row_id = record_id(match[1]) if match else None
+    if row_id is None:
         raise InvalidLink("malformed")
-    row_id, nonce, mac = int(match[1]), match[2], match[3]
+    nonce, mac = match[2], match[3]
     if not hmac.compare_digest(mac, sign(secret, purpose, row_id, nonce)):
         raise InvalidLink("forged")
     return row_id, nonce

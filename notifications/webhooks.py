@@ -18,6 +18,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from accounts.access import exempt_from_csrf, public
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import record_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio_webhooks", __name__)
@@ -100,7 +101,7 @@ def status_callback():
         now=current_clock().now(),
         # Our id in the callback URL we gave Twilio (covered by the signature): finds the message
         # also when the callback comes before the dispatcher stored Twilio's MessageSid.
-        message_id=request.args.get("message", type=int),
+        message_id=record_id(request.args.get("message")),
     )
     db.session.commit()
     if message is None:

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from accounts.access import public
 from config.routine import RoutinePolicy
 from core.clock import current_clock
+from core.numbers import MAX_YEAR, MIN_YEAR, month_start
 from worktime import calendar
 
 bp = Blueprint("worktime_api", __name__, url_prefix="/api/v1/calendar")
 
-MIN_YEAR, MAX_YEAR = 1900, 2200
 AT_EXPECTED = "at: expected an ISO 8601 instant with a UTC offset, e.g. 2026-11-23T10:00:00+01:00"
 MONTH_EXPECTED = "month: expected YYYY-MM, e.g. 2026-12"
 
@@ -80,14 +80,15 @@ def parse_instant(text: str) -> datetime:
 
 
 def parse_month(text: str) -> tuple[int, int]:
-    """(year, month) from ``YYYY-MM``."""
+    """(year, month) from ``YYYY-MM`` (read by :func:`core.numbers.month_start`); the refusal says
+    whether the form or the year is wrong."""
+    month = month_start(text)
+    if month is not None:
+        return month.year, month.month
     match = _MONTH.fullmatch(text.strip())
-    if match is None or not 1 <= int(match["month"]) <= 12:
-        raise BadParameter(MONTH_EXPECTED)
-    year = int(match["year"])
-    if not MIN_YEAR <= year <= MAX_YEAR:
+    if match is not None and 1 <= int(match["month"]) <= 12:
         raise BadParameter(f"month: expected a year from {MIN_YEAR} to {MAX_YEAR}")
-    return year, int(match["month"])
+    raise BadParameter(MONTH_EXPECTED)
 
 
 @bp.get("/responsible")

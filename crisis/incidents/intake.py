@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from contacts.models import SERVICES, Provider
 from contacts.register import _SERVICE_ALIASES as SERVICE_ALIASES  # the register's Swedish names too
+from core.numbers import MAX_ID, record_id
 from crisis.incidents import routing, timeline
 from crisis.incidents.models import Incident, IncidentProvider, IncidentStatus, Notice, NoticeSource, Supplier
 from worktime.calendar import responsible_at
@@ -115,9 +116,9 @@ def parse_area(value) -> str | None:
 def find_supplier(db_session: Session, *, name=None, supplier_id=None) -> Supplier | None:
     """The active supplier by id or by name (ignoring case); ValueError (Swedish) when unknown."""
     if supplier_id not in (None, ""):
-        if isinstance(supplier_id, str) and supplier_id.strip().isdigit():
-            supplier_id = int(supplier_id)
-        if isinstance(supplier_id, bool) or not isinstance(supplier_id, int) or not 1 <= supplier_id <= 2**31 - 1:
+        if isinstance(supplier_id, str):
+            supplier_id = record_id(supplier_id)
+        if isinstance(supplier_id, bool) or not isinstance(supplier_id, int) or not 1 <= supplier_id <= MAX_ID:
             raise ValueError("Ange leverantörens id som ett heltal")
         supplier = db_session.get(Supplier, supplier_id)
         if supplier is None or not supplier.is_active:
@@ -155,7 +156,7 @@ def parse_providers(db_session: Session, value) -> list[int] | None:
     ids = sorted(set(value))
     if not ids:
         raise ValueError("Välj minst en utförare, eller alla utförare")
-    if any(not 1 <= v <= 2**31 - 1 for v in ids):
+    if any(not 1 <= v <= MAX_ID for v in ids):
         raise ValueError("Okänt utförar-id")
     found = set(db_session.scalars(select(Provider.id).where(Provider.id.in_(ids), Provider.is_active.is_(True))))
     missing = [str(v) for v in ids if v not in found]

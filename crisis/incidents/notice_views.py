@@ -21,6 +21,7 @@ from contacts.models import SERVICES, Provider
 from contacts.register_views import SERVICE_NAMES
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import record_id
 from crisis.incidents import intake
 from crisis.incidents.email_ingest import original_bytes
 from crisis.incidents.models import Incident, Notice, NoticeSource, Supplier
@@ -57,10 +58,10 @@ def _form_data() -> dict:
     form = request.form
     providers = "all"
     if form.get("providers") == "chosen":
-        providers = []
-        for raw in form.getlist("provider_ids"):
-            if raw.isdigit():
-                providers.append(int(raw))
+        raws = form.getlist("provider_ids")
+        ids = [record_id(raw) for raw in raws]
+        # A value that is not an id goes on as it came, for intake to refuse at the field.
+        providers = raws if None in ids else ids
     return {
         "title": form.get("title", ""),
         "body": form.get("body", ""),
@@ -85,7 +86,7 @@ def _values_from_form() -> dict:
         "starts_at": form.get("starts_at", ""),
         "expected_end": form.get("expected_end", ""),
         "providers": form.get("providers", "all"),
-        "provider_ids": {int(v) for v in form.getlist("provider_ids") if v.isdigit()},
+        "provider_ids": {record_id(v) for v in form.getlist("provider_ids")} - {None},
         "area": form.get("area", ""),
     }
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -39,11 +38,11 @@ from accounts.access import roles_required
 from accounts.roles import STAFF
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import month_start
 from crisis.incidents.models import Incident, Letter, Notice
 
 bp = Blueprint("incident_report", __name__)
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 REPORT_COLUMNS = (
     "Leverantör",
@@ -132,12 +131,6 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 
 # --- months -----------------------------------------------------------------------------------
-
-
-def parse_month(text: str) -> date | None:
-    """``YYYY-MM`` as the first day of that month, or None."""
-    match = _MONTH.match(text or "")
-    return date(int(match.group(1)), int(match.group(2)), 1) if match else None
 
 
 def month_bounds(month: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -304,7 +297,7 @@ def report():
     now = current_clock().now()
     text = request.args.get("month", "").strip()
     if text:
-        month = parse_month(text)
+        month = month_start(text)
         if month is None:
             abort(400, description=_("Ange månaden som ÅÅÅÅ-MM, till exempel 2027-03."))
     else:

@@ -27,6 +27,7 @@ from contacts.models import SERVICES
 from contacts.register import SERVICE_LABELS
 from core import audit
 from core.extensions import db
+from core.numbers import month_start, record_id
 from crisis.incidents import report
 from crisis.incidents.affected import affected_providers
 from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, IncidentStatus, Letter, Supplier
@@ -198,9 +199,9 @@ def _parse_filters(args) -> tuple[dict, dict[str, str]]:
         errors["status"] = _("Välj en status i listan.")
     if chosen["service"] and chosen["service"] not in SERVICES:
         errors["service"] = _("Välj en tjänst i listan.")
-    if chosen["supplier"] and not chosen["supplier"].isdigit():
+    if chosen["supplier"] and record_id(chosen["supplier"]) is None:
         errors["supplier"] = _("Välj en leverantör i listan.")
-    if chosen["month"] and report.parse_month(chosen["month"]) is None:
+    if chosen["month"] and month_start(chosen["month"]) is None:
         errors["month"] = _("Ange månaden som ÅÅÅÅ-MM, till exempel 2027-03.")
     return chosen, errors
 
@@ -220,9 +221,9 @@ def list_incidents(db_session: Session, chosen: dict, tz) -> list[Incident]:
     if chosen.get("service"):
         query = query.where(Incident.service == chosen["service"])
     if chosen.get("supplier"):
-        query = query.where(Incident.supplier_id == int(chosen["supplier"]))
+        query = query.where(Incident.supplier_id == record_id(chosen["supplier"]))
     if chosen.get("month"):
-        month = report.parse_month(chosen["month"])
+        month = month_start(chosen["month"])
         ids = [incident.id for incident in report.incidents_in_month(db_session, month, tz)]
         query = query.where(Incident.id.in_(ids or [-1]))
     # New (not yet acknowledged) first, then the other open ones, then the closed ones.

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from accounts.models import User
 from config.routine import RoutinePolicy
+from core.numbers import MAX_YEAR, MIN_YEAR
 from crisis.oncall.models import RosterMember, RosterOverride
 
 
@@ -51,6 +52,14 @@ def week_start(week: int, policy: RoutinePolicy) -> datetime:
     crisis = policy.crisis
     day = crisis.rotation_anchor + timedelta(days=7 * week)
     return datetime.combine(day, crisis.rotation_time, tzinfo=policy.timezone).astimezone(UTC)
+
+
+def calendar_weeks(policy: RoutinePolicy) -> tuple[int, int]:
+    """The first and the last rotation week that lie wholly within the calendar's years."""
+    anchor = policy.crisis.rotation_anchor
+    first = -((anchor - date(MIN_YEAR, 1, 1)).days // 7)
+    last = (date(MAX_YEAR, 12, 31) - anchor).days // 7 - 1
+    return first, last
 
 
 def week_of(instant: datetime, policy: RoutinePolicy) -> int:

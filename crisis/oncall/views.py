@@ -35,6 +35,7 @@ from accounts.models import User
 from accounts.roles import STAFF, Role
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import record_id, whole_number
 from crisis.oncall import roster
 from crisis.oncall.models import RosterMember, RosterOverride
 from notifications.addresses import AddressError, normalize_email, normalize_mobile
@@ -48,7 +49,7 @@ FEED_BACK = timedelta(weeks=2)
 FEED_AHEAD = timedelta(weeks=12)
 _PURPOSE = b"krisrutin roster feed v1"
 _TEAM_VERSION = 1
-_TOKEN = re.compile(r"^(team|u(\d{1,12}))-([A-Za-z0-9_-]{22})$")
+_TOKEN = re.compile(r"(team|u([0-9]{1,10}))-([A-Za-z0-9_-]{22})")
 _LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
 
@@ -80,12 +81,13 @@ def feed_url(user: User | None) -> str:
 
 def _feed_subject(token: str) -> tuple[bool, User | None]:
     """(valid, member); the team's feed is (True, None)."""
-    match = _TOKEN.match(token)
+    match = _TOKEN.fullmatch(token)
     if match is None:
         return False, None
     if match[1] == "team":
         return hmac.compare_digest(match[3], _mac("team", _TEAM_VERSION)), None
-    user = db.session.get(User, int(match[2]))
+    user_id = record_id(match[2])
+    user = db.session.get(User, user_id) if user_id is not None else None
     if user is None or not user.is_active:
         return False, None
     return hmac.compare_digest(match[3], _mac(f"user:{user.id}", user.session_version)), user
@@ -242,6 +244,11 @@ def page():
     return _render()
 
 
+def _user(raw: str | None) -> User | None:
+    user_id = record_id(raw)
+    return db.session.get(User, user_id) if user_id is not None else None
+
+
 def _member(member_id: int) -> RosterMember:
     member = db.session.get(RosterMember, member_id)
     if member is None:
@@ -252,8 +259,7 @@ def _member(member_id: int) -> RosterMember:
 @bp.post("/roster/members")
 @roles_required(*EDITORS)
 def add_member():
-    raw = request.form.get("user_id", "")
-    user = db.session.get(User, int(raw)) if raw.isdigit() else None
+    user = _user(request.form.get("user_id"))
     if user is None or user.role not in ROSTER_ROLES or not user.is_active:
         return _render({"user_id": _("Välj en person i teamet eller en tjänsteman i beredskap.")}, status=400)
     if db.session.scalars(select(RosterMember).where(RosterMember.user_id == user.id)).first() is not None:
@@ -337,17 +343,16 @@ def add_override():
     form = request.form
     kind = form.get("kind")
     errors: dict[str, str] = {}
-    raw_user = form.get("override_user_id", "")
-    user = db.session.get(User, int(raw_user)) if raw_user.isdigit() else None
+    user = _user(form.get("override_user_id"))
     if user is None or user.role not in ROSTER_ROLES or not user.is_active:
         errors["override_user_id"] = _("Välj vem som har beredskap.")
     starts = ends = None
     if kind == "swap":
-        raw_week = form.get("week", "")
-        if not re.fullmatch(r"-?\d{1,6}", raw_week):
+        first, last = roster.calendar_weeks(policy)
+        week = whole_number(form.get("week"), low=first, high=last)
+        if week is None:
             errors["week"] = _("Välj vilken vecka som byts.")
         else:
-            week = int(raw_week)
             starts, ends = roster.week_start(week, policy), roster.week_start(week + 1, policy)
     elif kind == "exception":
         starts = _parse_local(form.get("starts_at", ""))

@@ -25,10 +25,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from contacts.models import Provider
+from core.numbers import MAX_ID, record_id, whole_number
 from crisis.visits.models import ScheduleException, SupervisedClient, SupervisionSchedule
 
 REFERENCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-TIME_RE = re.compile(r"([01]?\d|2[0-3])[:.]([0-5]\d)")
+TIME_RE = re.compile(r"([01]?\d|2[0-3])[:.]([0-5]\d)", re.ASCII)
 AREA_MAX = 100
 MAX_BATCH = 20_000
 
@@ -139,8 +140,9 @@ def parse_weekdays(value) -> list[int]:
         if text in ("alla", "dagligen", "all", "daily"):
             days.update(range(7))
             continue
-        if text.isdigit() and len(text) == 1 and 0 <= int(text) <= 6:
-            days.add(int(text))
+        number = whole_number(text, low=0, high=6) if len(text) == 1 else None
+        if number is not None:
+            days.add(number)
             continue
         if "-" in text:
             first, _, second = text.partition("-")
@@ -175,9 +177,9 @@ def find_provider(db_session: Session, *, provider_id=None, name=None) -> Provid
     """The active provider by id, or by name (ignoring case) or organisation number; ValueError."""
     provider = None
     if provider_id not in (None, ""):
-        if isinstance(provider_id, str) and provider_id.strip().isdigit():
-            provider_id = int(provider_id)
-        if isinstance(provider_id, bool) or not isinstance(provider_id, int) or not 1 <= provider_id <= 2**31 - 1:
+        if isinstance(provider_id, str):
+            provider_id = record_id(provider_id)
+        if isinstance(provider_id, bool) or not isinstance(provider_id, int) or not 1 <= provider_id <= MAX_ID:
             raise ValueError("Ange utförarens id som ett heltal")
         provider = db_session.get(Provider, provider_id)
     elif isinstance(name, str) and name.strip():
@@ -186,7 +188,7 @@ def find_provider(db_session: Session, *, provider_id=None, name=None) -> Provid
         for candidate in db_session.scalars(select(Provider).order_by(Provider.id)):
             number = (candidate.organisation_number or "").replace("-", "")
             if " ".join(candidate.name.split()).casefold() == wanted or (
-                digits.isdigit() and len(digits) == 10 and number == digits
+                re.fullmatch(r"[0-9]{10}", digits) and number == digits
             ):
                 provider = candidate
                 break

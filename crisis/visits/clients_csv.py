@@ -52,6 +52,7 @@ from contacts.register_csv import BOM, MAX_BYTES, MAX_ROWS, ImportRejected, RowP
 from core import audit
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import record_id
 from crisis.visits import clients as supervision_clients
 from crisis.visits.models import SupervisedClient
 
@@ -324,9 +325,8 @@ def export_csv(db_session: Session) -> str:
 
 def _filters() -> dict:
     args = request.args
-    provider_id = args.get("provider_id", "")
     return {
-        "provider_id": int(provider_id) if provider_id.isdigit() and len(provider_id) < 10 else None,
+        "provider_id": record_id(args.get("provider_id")),
         "area": " ".join(args.get("area", "").split())[:100],
         "active": args.get("active", "yes") if args.get("active") in ("yes", "no", "all") else "yes",
     }

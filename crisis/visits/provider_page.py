@@ -33,6 +33,7 @@ from contacts.models import Provider
 from core import audit, link_pages
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import record_id
 from crisis.incidents.letters import LOCAL_MEASURES, InvalidLink
 from crisis.oncall.responsible import contact_details
 from crisis.visits.models import NOT_DONE_REASONS, Visit, VisitAlert, VisitStatus
@@ -200,9 +201,8 @@ def _mark(provider_id: int, by: str | None, render):
         "comment": form.get("comment", "").strip(),
     }
     errors: dict[str, str] = {}
-    try:
-        ids = [int(value) for value in raw_ids]
-    except ValueError:
+    ids = [record_id(value) for value in raw_ids]
+    if None in ids:
         ids, errors["visits"] = [], "visits_unknown"
     done_at = None
     if values["outcome"] == VisitStatus.DONE.value:

@@ -33,8 +33,9 @@ from accounts.roles import STAFF
 from contacts.models import Provider
 from core.clock import current_clock
 from core.extensions import db
+from core.numbers import id_field, month_start
 from crisis.incidents.models import Incident
-from crisis.incidents.report import duration_text, minutes, month_bounds, parse_month
+from crisis.incidents.report import duration_text, minutes, month_bounds
 from crisis.visits.models import NOT_DONE_REASONS, SupervisionFailure, Visit, VisitStatus
 from crisis.visits.service import REASON_LABELS
 
@@ -190,12 +191,10 @@ def report():
     now = current_clock().now()
     incident = None
     month = None
-    incident_text = request.args.get("incident", "").strip()
     month_text = request.args.get("month", "").strip()
-    if incident_text:
-        if not incident_text.isdigit() or len(incident_text) > 12:
-            abort(400, description=_("Ange störningen med dess nummer."))
-        incident = db.session.get(Incident, int(incident_text))
+    incident_id = id_field(request.args.get("incident"), field="incident", label=_("Störning"))
+    if incident_id is not None:
+        incident = db.session.get(Incident, incident_id)
         if incident is None:
             abort(404, description=_("Störningen finns inte."))
         data = build_report(db.session, incident=incident)
@@ -203,7 +202,7 @@ def report():
         filename = f"besok-storning-{incident.id}.csv"
     else:
         if month_text:
-            month = parse_month(month_text)
+            month = month_start(month_text)
             if month is None:
                 abort(400, description=_("Ange månaden som ÅÅÅÅ-MM, till exempel 2027-03."))
         else:
