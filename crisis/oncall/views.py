@@ -293,7 +293,10 @@ def move_member(member_id: int):
 @roles_required(*EDITORS)
 def set_active(member_id: int):
     member = _member(member_id)
-    member.is_active = request.form.get("active") == "1"
+    active = request.form.get("active")
+    if active not in ("0", "1"):
+        return _render({"_": _("Välj aktivera eller inaktivera.")}, status=400)
+    member.is_active = active == "1"
     db.session.commit()
     flash(_("Beredskapslistan är ändrad."), "success")
     return redirect(url_for("roster.page"))
