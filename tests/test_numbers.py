@@ -20,6 +20,7 @@ from crisis.oncall.models import RosterMember, RosterOverride
 from tests.conftest import csrf_token_from, log_in
 
 TWENTY_DIGITS = "99999999999999999999"
+A_NOTICE = {"title": "GSM-störning", "body": "Telia ringde.", "service": "camera_supervision"}
 
 
 @pytest.mark.parametrize(
@@ -153,13 +154,7 @@ def test_an_id_in_a_path_that_is_not_one_is_404(team, method, path):
 
 
 def test_a_provider_id_that_is_not_an_id_is_refused_at_its_field_and_no_incident_is_made(app, team, data):
-    fields = {
-        "title": "GSM-störning",
-        "body": "Telia ringde.",
-        "service": "camera_supervision",
-        "providers": "chosen",
-        "provider_ids": [str(data["provider"]), "²"],
-    }
+    fields = {**A_NOTICE, "providers": "chosen", "provider_ids": [str(data["provider"]), "²"]}
     response = _post(team, "/incidents/new", "/incidents/new", fields)
     assert response.status_code == 400
     assert "lista med utförarnas id" in response.get_data(as_text=True)
@@ -226,13 +221,7 @@ def test_a_date_outside_the_calendar_in_the_audit_filter_is_refused(team):
 
 
 def test_a_supplier_id_written_with_other_digits_is_refused_in_a_notice(app, team, data):
-    fields = {
-        "title": "GSM-störning",
-        "body": "Telia ringde.",
-        "service": "camera_supervision",
-        "providers": "all",
-        "supplier_id": "²",
-    }
+    fields = {**A_NOTICE, "providers": "all", "supplier_id": "²"}
     response = _post(team, "/incidents/new", "/incidents/new", fields)
     assert response.status_code == 400
     assert "Ange leverantörens id som ett heltal" in response.get_data(as_text=True)
