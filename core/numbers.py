@@ -87,11 +87,26 @@ def id_field(raw: str | None, *, field: str, label: str) -> int | None:
 # --- paths ------------------------------------------------------------------------------------------
 
 
-class IdConverter(IntegerConverter):
-    """``<int:...>`` for ids: ASCII digits from 1 to :data:`MAX_ID`; anything else does not match
-    the route (404), where werkzeug's converter takes any Unicode digit and any size."""
+def _one_to(limit: int) -> str:
+    """A pattern of the whole numbers 1 to ``limit`` (ASCII digits, no leading zeros).
 
-    regex = r"[0-9]{1,10}"
+    The router must not match a larger number at all: werkzeug answers 405, not 404, when a path
+    matched the pattern of a rule for another method and only the converter refused it."""
+    text = str(limit)
+    options = [f"[1-9][0-9]{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for index, digit in enumerate(text):
+        lowest = 1 if index == 0 else 0
+        if int(digit) > lowest:
+            options.append(f"{text[:index]}[{lowest}-{int(digit) - 1}][0-9]{{{len(text) - index - 1}}}")
+    return "(?:" + "|".join([*options, text]) + ")"
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` for ids: 1 to :data:`MAX_ID` in ASCII digits without leading zeros; anything
+    else does not match the route (404), where werkzeug's converter takes any Unicode digit and
+    any size."""
+
+    regex = _one_to(MAX_ID)
 
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = None) -> None:
         super().__init__(map, fixed_digits, 1 if min is None else min, MAX_ID if max is None else max, signed=False)

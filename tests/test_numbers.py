@@ -144,6 +144,10 @@ def _post(client, url, form_url, fields):
         ("POST", f"/incidents/{TWENTY_DIGITS}/acknowledge"),
         ("GET", f"/incidents/{MAX_ID + 1}"),
         ("GET", "/incidents/-1"),
+        ("GET", "/incidents/007"),
+        # Rules of the same path for other methods: still 404, not 405.
+        ("PATCH", "/api/v1/contacts/0"),
+        ("POST", f"/incidents/{MAX_ID + 1}"),
         ("GET", f"/api/v1/providers/{TWENTY_DIGITS}"),
     ],
 )
