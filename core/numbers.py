@@ -114,6 +114,6 @@ class IdConverter(IntegerConverter):
 
 def init_app(app) -> None:
     """Install :class:`IdConverter` as ``int``: call before any blueprint adds its rules."""
-    if any(True for _rule in app.url_map.iter_rules() if _rule.endpoint != "static"):
+    if any(rule.endpoint != "static" for rule in app.url_map.iter_rules()):
         raise RuntimeError("core.numbers.init_app must run before the blueprints are registered")
     app.url_map.converters["int"] = IdConverter

@@ -5,6 +5,7 @@ a 20-digit id."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -75,6 +76,27 @@ def test_a_page_number_outside_the_list_is_its_first_or_last_page():
     assert page_number("3", last=10) == 3
     assert page_number(TWENTY_DIGITS, last=10) == 10
     assert page_number("²", last=10) == page_number("0", last=10) == page_number(None, last=10) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "matches"),
+    [
+        ("1", True),
+        ("999999999", True),
+        ("1999999999", True),
+        ("2147483639", True),
+        (str(MAX_ID), True),
+        (str(MAX_ID + 1), False),
+        ("2147483650", False),
+        ("2200000000", False),
+        ("9999999999", False),
+        ("0", False),
+        ("007", False),
+        ("٣", False),
+    ],
+)
+def test_the_path_pattern_of_an_id_is_1_to_the_maximum_itself(text, matches):
+    assert bool(re.fullmatch(IdConverter.regex, text)) is matches
 
 
 def test_every_int_argument_of_every_route_is_read_by_the_id_converter(app):
