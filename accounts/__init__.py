@@ -4,7 +4,7 @@
 def init_app(app) -> None:
     from flask_babel import lazy_gettext as _l
 
-    from accounts import access, cli, demo, models, service, sessions, views
+    from accounts import access, account_views, cli, demo, models, service, sessions, views
     from core.audit import track
     from core.demo import register_loader
     from core.retention import register_deletion
@@ -12,6 +12,7 @@ def init_app(app) -> None:
     service.use_test_password_hashing(app.extensions["krisrutin.settings"].env == "testing")
     access.init_app(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(account_views.bp)
     cli.init_app(app)
     from accounts import token_views
 
