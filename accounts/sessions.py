@@ -76,7 +76,7 @@ def begin(
         token_hash=_digest(session_id),
         created_at=now,
         last_seen_at=now,
-        ip=(ip or "")[:45] or None,
+        ip=ip if ip and _ADDRESS.fullmatch(ip) else None,
         user_agent=describe_user_agent(user_agent),
     )
     db_session.add(row)
@@ -177,6 +177,7 @@ _SYSTEMS = (
     ("Linux", "Linux"),
 )
 _PRODUCT = re.compile(r"[A-Za-z0-9._/-]{1,40}")
+_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")  # IPv4 or IPv6; anything else is not stored
 
 
 def describe_user_agent(header: str | None) -> str | None:

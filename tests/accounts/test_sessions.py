@@ -315,3 +315,41 @@ def test_retention_deletes_sessions_thirty_days_after_they_ended_or_were_last_se
         db.session.commit()
         kept = db.session.scalars(select(UserSession.user_agent).order_by(UserSession.id)).all()
     assert kept == ["ended 29 days ago", "open now"]
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        (
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36",
+            "Chrome, Android",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36 Edg/126.0",
+            "Edge, Windows",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15",
+            "Safari, macOS",
+        ),
+        ("curl/8.5.0", "curl/8.5.0"),
+        ("\x00<script>", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_a_session_keeps_only_a_short_name_of_the_browser(header, shown):
+    from accounts.sessions import describe_user_agent
+
+    assert describe_user_agent(header) == shown
+
+
+def test_an_administrator_lists_a_users_sessions_from_the_command_line(app, client, runner, make_user):
+    _, username, _ = make_user("team")
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    log_in(client, username)
+    listed = runner.invoke(args=["users", "sessions", username])
+    assert listed.exit_code == 0 and "198.51.100.7" in listed.output and "2026-11-23 09:00" in listed.output
+    runner.invoke(args=["users", "logout", username])
+    assert "has no open sessions" in runner.invoke(args=["users", "sessions", username]).output
+    assert runner.invoke(args=["users", "sessions", "nobody-here"]).exit_code != 0
