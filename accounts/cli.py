@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
@@ -22,6 +24,27 @@ from core.extensions import db
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens for scripts and integrations.")
+
+
+def _user_named(username: str):
+    user = get_user_by_username(db_session=db.session, username=username)
+    if user is None:
+        raise click.UsageError(f"no user named {username!r}")
+    return user
+
+
+@contextmanager
+def _refusal_as_usage_error():
+    """A change the accounts' rules refuse is rolled back and told as a usage error."""
+    try:
+        yield
+    except AccountError as error:
+        db.session.rollback()
+        raise click.UsageError(str(error)) from None
+
+
+def _sessions_ended(count: int) -> str:
+    return f"{count} session{'' if count == 1 else 's'} ended"
 
 
 @users_cli.command("create")
@@ -46,7 +69,7 @@ def create_user_command(
         provider_id = provider.id
     if password is None and Role(role).is_staff:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
+    with _refusal_as_usage_error():
         user = create_user(
             db_session=db.session,
             username=username,
@@ -56,9 +79,6 @@ def create_user_command(
             now=current_clock().now(),
             provider_id=provider_id,
         )
-    except AccountError as error:
-        db.session.rollback()
-        raise click.UsageError(str(error)) from None
     db.session.commit()
     click.echo(f"Created user {user.username} ({user.role}).")
 
@@ -69,9 +89,7 @@ def unlock_user_command(username: str) -> None:
     """Lift a login lock-out (after five failed attempts) before its 15 minutes are over."""
     from accounts.security import reset_failures
 
-    user = get_user_by_username(db_session=db.session, username=username)
-    if user is None:
-        raise click.UsageError(f"no user named {username!r}")
+    user = _user_named(username)
     reset_failures(user)
     db.session.commit()
     click.echo(f"Unlocked {user.username}.")
@@ -81,23 +99,10 @@ def unlock_user_command(username: str) -> None:
 @click.argument("username")
 def reset_totp_command(username: str) -> None:
     """Remove a user's second factor (a lost phone); they enrol again at /account/totp."""
-    user = get_user_by_username(db_session=db.session, username=username)
-    if user is None:
-        raise click.UsageError(f"no user named {username!r}")
+    user = _user_named(username)
     ended = reset_totp(db_session=db.session, user=user, now=current_clock().now())
     db.session.commit()
     click.echo(f"Removed the second factor of {user.username}; they must enrol again ({_sessions_ended(ended)}).")
-
-
-def _sessions_ended(count: int) -> str:
-    return f"{count} session{'' if count == 1 else 's'} ended"
-
-
-def _user_named(username: str):
-    user = get_user_by_username(db_session=db.session, username=username)
-    if user is None:
-        raise click.UsageError(f"no user named {username!r}")
-    return user
 
 
 @users_cli.command("set-password")
@@ -108,11 +113,8 @@ def set_password_command(username: str, password: str | None) -> None:
     user = _user_named(username)
     if password is None:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    try:
+    with _refusal_as_usage_error():
         ended = set_password(db_session=db.session, user=user, password=password, now=current_clock().now())
-    except AccountError as error:
-        db.session.rollback()
-        raise click.UsageError(str(error)) from None
     db.session.commit()
     click.echo(f"New password for {user.username} ({_sessions_ended(ended)}).")
 
@@ -160,9 +162,7 @@ def logout_command(username: str) -> None:
 @click.option("--name", default="cli", help="What the token is for, e.g. 'alarm centre'.")
 def create_token_command(username: str, name: str) -> None:
     """Print a new API token for USER; it is shown once and stored only as a hash."""
-    user = get_user_by_username(db_session=db.session, username=username)
-    if user is None:
-        raise click.UsageError(f"no user named {username!r}")
+    user = _user_named(username)
     if not user.is_active:
         raise click.UsageError(f"user {username!r} is deactivated")
     _, secret = create_token(db_session=db.session, user=user, name=name, now=current_clock().now())
