@@ -19,7 +19,7 @@ import secrets
 from sqlalchemy.orm import Session
 
 _TOKEN = re.compile(r"^(\d{1,12})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})$")
-KEPT_IN_LOG = r"\d{1,12}-"  # the start of a token the audit log may keep: its row id
+KEPT_IN_LOG = r"[0-9]{1,12}-"  # the start of a token the audit log may keep: its row id
 
 
 class InvalidLink(Exception):

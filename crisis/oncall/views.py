@@ -50,7 +50,7 @@ FEED_AHEAD = timedelta(weeks=12)
 _PURPOSE = b"krisrutin roster feed v1"
 _TEAM_VERSION = 1
 _TOKEN = re.compile(r"^(team|u(\d{1,12}))-([A-Za-z0-9_-]{22})$")
-FEED_KEPT_IN_LOG = r"(team|u\d{1,12})-"  # the start of a feed token the audit log may keep: whose feed
+FEED_KEPT_IN_LOG = r"(team|u[0-9]{1,12})-"  # the start of a feed token the audit log may keep: whose feed
 _LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
 
