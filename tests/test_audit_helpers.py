@@ -5,22 +5,22 @@ e-mail, a roster member), the people who may open them, and the signed links tha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import select
 
 from accounts.models import User
 from contacts.check_links import link_token as check_token
-from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from core.audit import AuditEntry
 from core.extensions import db
 from crisis.incidents.letters import link_token as letter_token
-from crisis.incidents.letters import send_letter
-from crisis.incidents.models import Incident, LetterKind, LetterReceipt, Notice
+from crisis.incidents.models import LetterReceipt, Notice
 from crisis.oncall.views import feed_token
 from crisis.visits.models import VisitAlert
 from crisis.visits.service import link_token as visit_token
 from tests.conftest import TEST_SECRET, log_in
+from tests.contacts.test_checks_helpers import recipient_of, run_tick
+from tests.crisis.incidents.test_letters_provider_page import _send as send_letter
 from tests.crisis.visits.test_visit_helpers import (
     NORR,
     TUESDAY,
@@ -58,15 +58,18 @@ class World:
 
 
 def build_world(app, clock, make_user, make_token) -> World:
-    """The world at Tuesday 24 November 2026, 22:50 (Stockholm): two providers with contacts, an
-    open incident with a first letter, a notice received as e-mail, two visits of Hemtjänst Norr
-    due in the night (alerted), November's check open with Anna invited and a correction waiting."""
+    """The world at Tuesday 24 November 2026, 22:50 (Stockholm): two providers with contacts,
+    invited to November's check by the tick on the 2nd, an open incident with a first letter, a
+    notice received as e-mail, two visits of Hemtjänst Norr due in the night (alerted)."""
+    clock.set(local(date(2026, 11, 2), 7))
+    with app.app_context():
+        contacts = make_people(clock)
+        db.session.remove()
+    run_tick(app, clock, local(date(2026, 11, 2), 8))
     clock.set(NIGHT)
     on_call_officer(app, make_user)
     with app.app_context():
-        contacts = make_people(clock)
         incident_id = make_incident(clock)
-        incident = db.session.get(Incident, incident_id)
         notice = Notice(
             incident_id=incident_id,
             source="email",
@@ -77,58 +80,12 @@ def build_world(app, clock, make_user, make_token) -> World:
             received_at=clock.now(),
         )
         db.session.add(notice)
-        letter = send_letter(
-            db.session,
-            incident,
-            kind=LetterKind.FIRST,
-            subject="GSM-nätet nere",
-            body="Kameratillsynen kan inte utföras i natt.",
-            apply_local_routines=True,
-            author_id=None,
-            party="team",
-            now=clock.now(),
-        )
         db.session.commit()
+        letter_id = send_letter(incident_id, clock)
         new_visits(clock, NORR, [local(TUESDAY, 23, 0), local(TUESDAY, 23, 30)])
         norr = provider_id(NORR)
-        check = MonthlyCheck(
-            month=MONTH,
-            send_on=date(2026, 11, 2),
-            first_reminder_on=date(2026, 11, 5),
-            second_reminder_on=date(2026, 11, 6),
-            call_on=date(2026, 11, 9),
-            opened_at=local(date(2026, 11, 2), 8),
-            closes_at=local(date(2026, 12, 1), 8),
-            created_at=local(date(2026, 11, 2), 8),
-        )
-        db.session.add(check)
-        db.session.flush()
-        recipient = CheckRecipient(
-            check_id=check.id,
-            contact_id=contacts["anna"],
-            provider_id=norr,
-            added_at=check.opened_at,
-            added_reason="start",
-            nonce="nonce-anna",
-        )
-        db.session.add(recipient)
-        db.session.flush()
-        db.session.add(
-            CheckCorrection(
-                recipient_id=recipient.id,
-                kind="correction",
-                contact_id=contacts["anna"],
-                provider_id=norr,
-                proposed={"mobile": "+46701000009"},
-                comment="Nytt nummer",
-                status="pending",
-                submitted_at=clock.now() - timedelta(days=1),
-                submitted_via="link",
-            )
-        )
-        db.session.commit()
         receipt = db.session.scalars(
-            select(LetterReceipt).where(LetterReceipt.letter_id == letter.id, LetterReceipt.provider_id == norr)
+            select(LetterReceipt).where(LetterReceipt.letter_id == letter_id, LetterReceipt.provider_id == norr)
         ).one()
         alert = db.session.scalars(select(VisitAlert).order_by(VisitAlert.id)).first()
         officer = db.session.scalars(select(User).where(User.username == "tib")).one()
@@ -137,11 +94,11 @@ def build_world(app, clock, make_user, make_token) -> World:
             provider_id=norr,
             incident_id=incident_id,
             notice_id=notice.id,
-            letter_id=letter.id,
+            letter_id=letter_id,
             links={
                 "letter": f"/d/{letter_token(receipt, TEST_SECRET)}",
                 "visit": f"/v/{visit_token(alert, TEST_SECRET)}",
-                "check": f"/k/{check_token(recipient, TEST_SECRET)}",
+                "check": f"/k/{check_token(recipient_of(MONTH, contacts['anna']), TEST_SECRET)}",
                 "feed": f"/roster/feed/{feed_token(officer)}.ics",
             },
         )
