@@ -111,7 +111,9 @@ def _use_every_link(app, world) -> None:
     assert client.post(world.links["letter"], data=acknowledgement).status_code == 200
 
 
-def test_no_path_in_the_log_opens_a_page_of_a_link(app, clock, make_user, make_token):
+def test_no_path_in_the_log_opens_a_page_of_a_link_and_the_audit_pages_show_only_cut_paths(
+    app, clock, make_user, make_token
+):
     world = build_world(app, clock, make_user, make_token)
     _use_every_link(app, world)
     rows = audit_rows(app)
@@ -137,12 +139,8 @@ def test_no_path_in_the_log_opens_a_page_of_a_link(app, clock, make_user, make_t
         body = response.get_data(as_text=True)
         assert not [value for value in PERSONAL if value in body], path
 
-
-def test_the_audit_page_and_its_export_show_only_the_cut_paths(app, clock, make_user, make_token):
-    world = build_world(app, clock, make_user, make_token)
-    _use_every_link(app, world)
     page = world.admin.get("/audit?actor=link").get_data(as_text=True)
     export = world.admin.get("/audit.csv").get_data(as_text=True)
     for body in (page, export):
-        assert f"/d/{_row_id(world.links['letter'])}-…" in body
+        assert f"/d/{ids['letter']}-…" in body
         assert not [path for path in world.links.values() if _token(path) in body]
