@@ -68,6 +68,7 @@ def months():
 
 @bp.get("/checks/<month>")
 @roles_required(*STAFF)
+@audit.audited_view("check_recipient")
 def month(month: str):
     """The month at a glance and its recipients, filtered by ``visa``."""
     check = _check(month)
@@ -91,9 +92,9 @@ def month(month: str):
 
 @bp.get("/checks/contacts/<int:contact_id>")
 @roles_required(*STAFF)
+@audit.audited_view("contact", id_arg="contact_id", checks=True)
 def contact_history(contact_id: int):
     """One contact across months: answers, calls, corrections and the register's changes."""
-    audit.viewed("contact", contact_id, checks=True)
     contact = db.session.get(ContactPerson, contact_id)
     if contact is None:
         abort(404, description=_("Kontaktpersonen finns inte."))
@@ -130,9 +131,9 @@ def _render_review(errors: dict[int, dict[str, str]] | None = None, status: int 
 
 @bp.get("/checks/review")
 @roles_required(*TEAM)
+@audit.audited_view("check_correction")
 def review():
     """Corrections waiting for the team, oldest first, current values beside the proposed."""
-    audit.viewed("check_correction")
     return _render_review()
 
 
@@ -197,6 +198,7 @@ def _render_calls(check: MonthlyCheck, *, errors=None, submitted=None, status: i
 
 @bp.get("/checks/<month>/calls")
 @roles_required(*TEAM)
+@audit.audited_view("check_recipient", calls=True)
 def calls(month: str):
     """Whom to phone: the contacts who have not answered, and the outcomes recorded so far."""
     audit.viewed("check_recipient", month=month, calls=True)
@@ -271,6 +273,7 @@ def report_csv(check: MonthlyCheck) -> str:
 
 @bp.get("/checks/<month>/report.csv")
 @roles_required(*STAFF)
+@audit.audited_export("check_recipient")
 def report(month: str):
     check = _check(month)
     audit.exported("check_recipient", check=check.id)

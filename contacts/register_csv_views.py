@@ -69,9 +69,9 @@ def import_file():
 
 @bp.get("/export.csv")
 @roles_required(*READERS)
+@audit.audited_export("register")
 def export_file():
     """The whole register as CSV for Excel (UTF-8 with BOM, ``;``); re-importable unchanged."""
-    audit.exported("register")
     day = current_clock().now().date().isoformat()
     return Response(
         register_csv.export_csv(db.session).encode("utf-8"),

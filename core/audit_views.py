@@ -71,6 +71,7 @@ def _page() -> int:
 
 @bp.get("/audit")
 @roles_required(Role.ADMIN)
+@audit.audited_view("audit_log")
 def index():
     """Newest first, 50 a page, times in Swedish time."""
     values, errors, conditions = _filters()
@@ -99,6 +100,7 @@ def index():
 
 @bp.get("/audit.csv")
 @roles_required(Role.ADMIN)
+@audit.audited_export("audit_log")
 def export():
     """The filtered log as CSV for Excel (UTF-8 with BOM, ``;``), itself audited as an export."""
     values, errors, conditions = _filters()

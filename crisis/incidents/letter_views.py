@@ -331,9 +331,9 @@ def _render_calls(*, errors=None, submitted=None, status=200):
 
 @bp.get("/incidents/calls")
 @roles_required(*WRITERS)
+@audit.audited_view("letter_receipt", calls=True)
 def calls():
     """Whom to phone: providers that have not acknowledged an urgent letter."""
-    audit.viewed("letter_receipt", calls=True)
     return _render_calls()
 
 

@@ -19,6 +19,7 @@ from accounts.access import roles_required
 from accounts.roles import STAFF
 from contacts.models import SERVICES, Provider
 from contacts.register_views import SERVICE_NAMES
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis.incidents import intake
@@ -183,6 +184,7 @@ def edit(incident_id: int):
 
 @bp.get("/incidents/<int:incident_id>/notices/<int:notice_id>/original")
 @roles_required(*STAFF)
+@audit.audited_export("notice", id_arg="notice_id", original=True)
 def original(incident_id: int, notice_id: int):
     """The notice as received: the e-mail as an .eml attachment, the API's or form's JSON."""
     notice = db.session.get(Notice, notice_id)

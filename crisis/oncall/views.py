@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from accounts.access import public, roles_required
 from accounts.models import User
 from accounts.roles import STAFF, Role
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis.oncall import roster
@@ -49,6 +50,7 @@ FEED_AHEAD = timedelta(weeks=12)
 _PURPOSE = b"krisrutin roster feed v1"
 _TEAM_VERSION = 1
 _TOKEN = re.compile(r"^(team|u(\d{1,12}))-([A-Za-z0-9_-]{22})$")
+FEED_KEPT_IN_LOG = r"(team|u[0-9]{1,12})-"  # the start of a feed token the audit log may keep: whose feed
 _LOCAL_INPUT = "%Y-%m-%dT%H:%M"
 
 
@@ -151,6 +153,7 @@ def calendar_text(shifts: list[roster.Shift], names: dict[int, str], *, title: s
 
 @bp.get("/roster/feed/<token>.ics")
 @public
+@audit.secret_in_path("token", keep=FEED_KEPT_IN_LOG)
 def feed(token: str):
     """A member's shifts (or the team's view of all shifts) as an iCalendar feed."""
     valid, user = _feed_subject(token)
@@ -237,6 +240,7 @@ def _render(errors: dict | None = None, values: dict | None = None, status: int 
 
 @bp.get("/roster")
 @roles_required(*STAFF)
+@audit.audited_view("user", roster=True)
 def page():
     """The rotation, the next weeks' shifts, swaps and exceptions, and the calendar feeds."""
     return _render()

@@ -368,9 +368,9 @@ def _page(*, summary=None, rejected=None, status=200):
 
 @bp.get("/clients")
 @roles_required(*USERS)
+@audit.audited_view("client")
 def clients():
     """The camera-supervised clients and their schedules, with the CSV import and export."""
-    audit.viewed("client")
     return _page()
 
 
@@ -404,9 +404,9 @@ def import_file():
 
 @bp.get("/clients.csv")
 @roles_required(*USERS)
+@audit.audited_export("client")
 def export_file():
     """Every client as CSV for Excel; re-importable unchanged."""
-    audit.exported("client")
     day = current_clock().now().date().isoformat()
     return Response(
         export_csv(db.session).encode("utf-8"),

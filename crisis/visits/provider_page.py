@@ -33,6 +33,7 @@ from contacts.models import Provider
 from core import audit, link_pages
 from core.clock import current_clock
 from core.extensions import db
+from core.signed_links import KEPT_IN_LOG
 from crisis.incidents.letters import LOCAL_MEASURES, InvalidLink
 from crisis.oncall.responsible import contact_details
 from crisis.visits.models import NOT_DONE_REASONS, Visit, VisitAlert, VisitStatus
@@ -259,6 +260,8 @@ def _link_renderer(alert: VisitAlert, token: str):
 
 @bp.route("/v/<token>", methods=["GET", "POST"])
 @public
+@audit.secret_in_path("token", keep=KEPT_IN_LOG)
+@audit.audited_view("visit")
 def page(token: str):
     """The provider's visit list; a post acknowledges ("Vi tar dessa")."""
     alert = _alert_or_none(token)
@@ -273,6 +276,7 @@ def page(token: str):
 
 @bp.post("/v/<token>/mark")
 @public
+@audit.secret_in_path("token", keep=KEPT_IN_LOG)
 def mark(token: str):
     """Mark the chosen visits done or not done."""
     alert = _alert_or_none(token)
@@ -311,6 +315,7 @@ def _mine_renderer(provider_id: int):
 
 @bp.route("/visits/mine", methods=["GET", "POST"])
 @roles_required(Role.PROVIDER)
+@audit.audited_view("visit")
 def mine():
     """The same list for a logged-in provider user: its own provider's visits only."""
     provider_id = _own_provider_id()

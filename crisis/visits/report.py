@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from accounts.access import roles_required
 from accounts.roles import STAFF
 from contacts.models import Provider
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis.incidents.models import Incident
@@ -182,8 +183,14 @@ def report_csv(report: VisitReport, *, tz, now: datetime, selection: tuple[str, 
     return "\ufeff" + buffer.getvalue()
 
 
+def _is_csv() -> bool:
+    """The CSV format lists every visit with its client reference; the page shows figures only."""
+    return request.args.get("format") == "csv"
+
+
 @bp.get("/visits/report")
 @roles_required(*STAFF)
+@audit.audited_export("visit", when=_is_csv, report=True)
 def report():
     """Visits per provider, for one incident (``?incident=``) or one month (``?month=``)."""
     tz = current_app.extensions["krisrutin.routine"].timezone
