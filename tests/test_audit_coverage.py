@@ -25,6 +25,9 @@ from tests.test_audit_helpers import MONTH, audit_rows, build_world, last_audit_
 CHANGE = "a change, not a view: the tracked models record it (create/update/delete)"
 
 NOT_PERSONAL = {
+    "account.page": "the user's own sessions (where they are logged in), shown only to them",
+    "account.change_password": CHANGE,
+    "account.logout_everywhere": CHANGE,
     "accounts.index": "the start page: who is responsible now and the month's check plan",
     "accounts.login": "the login form; a login is recorded as a login",
     "accounts.login_code": "the second factor's form; a login is recorded as a login",

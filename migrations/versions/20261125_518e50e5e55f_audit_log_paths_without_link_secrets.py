@@ -18,7 +18,7 @@ them too.
 Downgrade changes nothing: the cut-off secrets are gone, which is the point.
 
 Revision ID: 518e50e5e55f
-Revises: b3f19a0c6d57
+Revises: 280eb6e26c89
 Create Date: 2026-11-25 09:00:00
 
 """
@@ -28,7 +28,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "518e50e5e55f"
-down_revision = "b3f19a0c6d57"
+down_revision = "280eb6e26c89"
 branch_labels = None
 depends_on = None
 
