@@ -11,16 +11,16 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
 
 from config.settings import ROOT
 from contacts.models import ContactPerson, Provider
 from core import csv_export
 from core.extensions import db
-from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit
+from crisis.visits.models import Visit
 from tests.conftest import log_in
 from tests.contacts.test_check_public import make_month
 from tests.crisis.incidents.test_record import make_incident, make_supplier, utc
+from tests.crisis.visits.test_visit_helpers import new_visits
 
 # Every route that answers text/csv, with what it must hold of the seeded data below.
 CSV_ROUTES = {
@@ -112,28 +112,11 @@ def seeded(app, clock):
         bo.name, bo.role_title = "\tTab", "\rCR"
         supplier = make_supplier("=2+5+cmd|' /C calc'!A0")
         make_incident("GSM-avbrott", notice_at=utc(2026, 11, 20, 8), supplier_id=supplier)
-        now = clock.now()
-        client = SupervisedClient(reference="-K1", provider_id=norr.id, area="@Norr", is_active=True, created_at=now)
-        db.session.add(client)
-        db.session.flush()
-        failure = SupervisionFailure(
-            client_id=client.id, provider_id=norr.id, scheduled_at=now, reason="GSM", source="operator", created_at=now
-        )
-        db.session.add(failure)
-        db.session.flush()
-        db.session.add(
-            Visit(
-                failure_id=failure.id,
-                client_id=client.id,
-                provider_id=norr.id,
-                due_at=now,
-                status="done",
-                done_at=now - timedelta(minutes=5),
-                created_at=now,
-            )
-        )
+        (visit_id,) = new_visits(clock, norr.name, [clock.now()], announce=False)
+        visit = db.session.get(Visit, visit_id)
+        visit.client.reference, visit.client.area = "-K1", "@Norr"
+        visit.status, visit.done_at = "done", clock.now() - timedelta(minutes=5)
         db.session.commit()
-        assert db.session.scalar(select(Provider).where(Provider.name.like("%HYPERLINK%"))) is not None
 
 
 def _url(rule) -> str:
