@@ -74,6 +74,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import contacts
     import core.audit
     import core.audit_views
+    import core.contact_now
     import core.demo
     import core.errors
     import core.health
@@ -90,6 +91,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     from accounts.access import verify_all_endpoints
 
     core.i18n.init_app(app, babel)
+    core.contact_now.init_app(app)
     core.errors.init_app(app)
     core.metrics.init_app(app)
     core.security_headers.init_app(app)

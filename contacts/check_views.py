@@ -6,20 +6,19 @@ months, the contact history and the report (the review queue and the call list a
 work). Every action is a normal form post (CSRF-checked centrally).
 
 The report (``/checks/<month>/report.csv``) is the municipality's record that the routine was
-tested: UTF-8 with a BOM and ``;`` as Excel writes it in Sweden, Swedish column names whatever
-the page's language, one row per recipient, then an empty line and the month's totals as
-``label;value`` rows at the end (so the file still opens as one table whose first line is the
-header). Times are local (Europe/Stockholm), ``YYYY-MM-DD HH:MM``.
+tested, written by :mod:`core.csv_export` (UTF-8 with a BOM and ``;`` as Excel writes it in
+Sweden, cells that start like a formula guarded): Swedish column names whatever the page's
+language, one row per recipient, then an empty line and the month's totals as ``label;value``
+rows at the end (so the file still opens as one table whose first line is the header). Times are
+local (Europe/Stockholm), ``YYYY-MM-DD HH:MM``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 
-from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from accounts.access import roles_required
@@ -30,7 +29,7 @@ from contacts.check_models import CALL_OUTCOMES, CheckCorrection, CheckRecipient
 from contacts.check_queries import REF_TYPE
 from contacts.models import SERVICES, ContactPerson
 from contacts.register import RegisterError, history
-from core import audit
+from core import audit, csv_export
 from core.clock import current_clock
 from core.extensions import db
 
@@ -241,15 +240,10 @@ def record_call(month: str, recipient_id: int):
 # --- the report ---------------------------------------------------------------------------------
 
 
-def report_csv(check: MonthlyCheck) -> str:
-    """The report's text (see the module docstring)."""
+def report_rows(check: MonthlyCheck) -> list:
+    """The report's rows (see the module docstring): one per recipient, then the month's totals."""
     tz = _policy().timezone
     summary = check_queries.month_summary(db.session, check, today=_today())
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(check_queries.REPORT_COLUMNS)
-    writer.writerows(check_queries.report_rows(db.session, check, tz=tz))
-    writer.writerow([])
     totals = [
         ("Månadskontroll", check.month),
         ("Utskick", check.send_on.isoformat()),
@@ -267,8 +261,7 @@ def report_csv(check: MonthlyCheck) -> str:
         ("Samtal kvar att göra", summary.calls_to_make),
         ("Rapporten skapad", current_clock().now().astimezone(tz).strftime("%Y-%m-%d %H:%M")),
     ]
-    writer.writerows(totals)
-    return "\ufeff" + buffer.getvalue()
+    return [check_queries.REPORT_COLUMNS, *check_queries.report_rows(db.session, check, tz=tz), [], *totals]
 
 
 @bp.get("/checks/<month>/report.csv")
@@ -277,14 +270,7 @@ def report_csv(check: MonthlyCheck) -> str:
 def report(month: str):
     check = _check(month)
     audit.exported("check_recipient", check=check.id)
-    return Response(
-        report_csv(check),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="manadskontroll-{check.month}.csv"',
-            "Cache-Control": "no-store",  # personal data
-        },
-    )
+    return csv_export.response(report_rows(check), filename=f"manadskontroll-{check.month}.csv")
 
 
 def correction_label_rows(correction: CheckCorrection, contact: ContactPerson | None):
