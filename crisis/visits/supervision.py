@@ -57,6 +57,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from core.text import refusal
 from crisis.incidents import timeline
 from crisis.incidents.intake import parse_instant
 from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, IncidentProvider, IncidentStatus
@@ -70,7 +71,6 @@ from crisis.visits.clients import (
     area_key,
     find_client,
     parse_time,
-    storable,
 )
 from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitEvent, VisitStatus
 from scheduling.registry import planner
@@ -297,8 +297,10 @@ def clean_failure(db_session: Session, item, *, now: datetime) -> dict:
     reason = item.get("reason", "")
     if reason is None:
         reason = ""
-    if not isinstance(reason, str) or not storable(reason):
+    if not isinstance(reason, str):
         errors["reason"] = "Skriv orsaken som vanlig text"
+    elif refusal(reason):
+        errors["reason"] = refusal(reason)
     elif len(reason.strip()) > REASON_MAX:
         errors["reason"] = f"Orsaken får vara högst {REASON_MAX} tecken"
     else:
