@@ -83,6 +83,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.openapi
     import core.retention
     import core.security_headers
+    import core.text_input
     import crisis
     import notifications
     import scheduling
@@ -98,6 +99,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.retention.init_app(app)
     for package in (accounts, worktime, scheduling, contacts, crisis, notifications):
         package.init_app(app)
+    core.text_input.init_app(app)  # after the access rules' hook
     core.link_pages.init_app(app)
     core.audit.init_app(app)
     core.audit_views.init_app(app)

@@ -35,6 +35,7 @@ from accounts.models import User
 from accounts.roles import STAFF, Role
 from core.clock import current_clock
 from core.extensions import db
+from core.text import one_line
 from crisis.oncall import roster
 from crisis.oncall.models import RosterMember, RosterOverride
 from notifications.addresses import AddressError, normalize_email, normalize_mobile
@@ -360,7 +361,7 @@ def add_override():
             errors["ends_at"] = _("Undantaget måste sluta efter att det börjar.")
     else:
         errors["kind"] = _("Välj byte eller undantag.")
-    reason = (form.get("reason") or "").strip()
+    reason = one_line(form.get("reason") or "")
     if len(reason) > 200:
         errors["reason"] = _("Skriv högst 200 tecken.")
     if errors:
