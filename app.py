@@ -79,6 +79,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.health
     import core.i18n
     import core.link_pages
+    import core.local_time
     import core.metrics
     import core.openapi
     import core.retention
@@ -91,6 +92,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     from accounts.access import verify_all_endpoints
 
     core.i18n.init_app(app, babel)
+    core.local_time.init_app(app)
     core.errors.init_app(app)
     core.metrics.init_app(app)
     core.security_headers.init_app(app)

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from contacts.models import SERVICES, Provider
 from contacts.register import _SERVICE_ALIASES as SERVICE_ALIASES  # the register's Swedish names too
+from core.local_time import check_year
 from core.text import refusal
 from crisis.incidents import routing, timeline
 from crisis.incidents.models import Incident, IncidentProvider, IncidentStatus, Notice, NoticeSource, Supplier
@@ -68,8 +69,7 @@ def parse_instant(value) -> datetime:
         raise ValueError("Ange datum och tid som text i ISO 8601, t.ex. 2027-06-15T16:30+02:00")
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("Ange tidszonen, t.ex. 2027-06-15T16:30+02:00 (en tid utan tidszon går inte att tolka)")
-    if not 1900 <= instant.year <= 2200:
-        raise ValueError("Ange ett år mellan 1900 och 2200")
+    check_year(instant.year)
     return instant
 
 
