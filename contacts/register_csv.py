@@ -10,6 +10,9 @@ Decisions (the issue left them open):
 - **Encoding.** UTF-8, with or without a byte order mark. A file that is not valid UTF-8 is read
   as Windows-1252, which is what Excel on a Swedish Windows writes for "CSV (semikolonavgränsad)";
   å, ä and ö come through either way. The export is UTF-8 with a BOM, so Excel opens it right.
+  The text is read in NFC; a line holding a character the service refuses (:mod:`core.text`: a
+  control character, NUL, a bidirectional override) rejects the file, naming the line (this
+  reading is the supervised clients' import's too).
 - **Separator.** ``;`` or ``,``, whichever the header row uses more (Excel writes ``;`` in a
   Swedish locale and ``,`` in an English one). The export uses ``;``.
 - **Columns.** ``Utförare`` and ``Namn`` are required, and at least one of ``Mobil`` and ``E-post``.
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +60,7 @@ from contacts import register
 from contacts.models import ContactPerson, Provider
 from contacts.register import KIND_LABELS, SERVICE_LABELS, Actor, RegisterError
 from core import csv_export
+from core.text import describe, first_forbidden
 from notifications.addresses import AddressError
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -155,7 +160,22 @@ def decode(data: bytes) -> str:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
             raise ImportRejected("Filen går inte att läsa: spara den som CSV UTF-8") from None
-    return text.removeprefix(csv_export.BOM)
+    return _checked_text(text.removeprefix(csv_export.BOM))
+
+
+def _checked_text(text: str) -> str:
+    """The file's text in NFC, or :class:`ImportRejected` naming every line that holds a
+    character the service refuses (:mod:`core.text`: control characters, NUL, bidirectional
+    overrides). Line breaks and tabs are whitespace; one-line cells are folded by the rules."""
+    problems = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        char = first_forbidden(line)
+        if char is not None:
+            where = line.index(char) + 1
+            problems.append(RowProblem(number, "", f"Tecken {where} på raden är {describe(char)}: ta bort det"))
+    if problems:
+        raise ImportRejected(_rejected_message(problems), problems)
+    return unicodedata.normalize("NFC", text)
 
 
 def unguard(cell: str) -> str:

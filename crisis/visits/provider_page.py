@@ -33,11 +33,12 @@ from contacts.models import Provider
 from core import audit, link_pages
 from core.clock import current_clock
 from core.extensions import db
+from core.local_time import LocalTimeError, form_instant
 from core.signed_links import KEPT_IN_LOG
 from crisis.incidents.letters import LOCAL_MEASURES, InvalidLink
 from crisis.oncall.responsible import contact_details
 from crisis.visits.models import NOT_DONE_REASONS, Visit, VisitAlert, VisitStatus
-from crisis.visits.service import VisitError, acknowledge, alert_for_token, mark_visits, open_visits, parse_local
+from crisis.visits.service import VisitError, acknowledge, alert_for_token, mark_visits, open_visits
 
 log = logging.getLogger(__name__)
 bp = Blueprint("visit_page", __name__)
@@ -207,7 +208,10 @@ def _mark(provider_id: int, by: str | None, render):
         ids, errors["visits"] = [], "visits_unknown"
     done_at = None
     if values["outcome"] == VisitStatus.DONE.value:
-        done_at = parse_local(values["done_at"], _tz())
+        try:
+            done_at = form_instant(form, "done_at", _tz())
+        except LocalTimeError as error:  # the page's own words for a malformed time
+            errors["done_at"] = "done_at_missing" if error.kind == "format" else error.message
     now = current_clock().now()
     try:
         marked = mark_visits(
