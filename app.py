@@ -74,16 +74,19 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import contacts
     import core.audit
     import core.audit_views
+    import core.contact_now
     import core.demo
     import core.errors
     import core.health
     import core.i18n
     import core.link_pages
+    import core.local_time
     import core.metrics
     import core.numbers
     import core.openapi
     import core.retention
     import core.security_headers
+    import core.text_input
     import crisis
     import notifications
     import scheduling
@@ -92,6 +95,8 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
 
     core.numbers.init_app(app)  # the <int:...> converter for ids, before any blueprint adds a rule
     core.i18n.init_app(app, babel)
+    core.contact_now.init_app(app)
+    core.local_time.init_app(app)
     core.errors.init_app(app)
     core.metrics.init_app(app)
     core.security_headers.init_app(app)
@@ -100,6 +105,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.retention.init_app(app)
     for package in (accounts, worktime, scheduling, contacts, crisis, notifications):
         package.init_app(app)
+    core.text_input.init_app(app)  # after the access rules' hook
     core.link_pages.init_app(app)
     core.audit.init_app(app)
     core.audit_views.init_app(app)

@@ -11,16 +11,21 @@ nor do public webhooks marked with :func:`exempt_from_csrf`, whose callers sign 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
 from flask import abort, g, jsonify, redirect, request, session, url_for
 
+from accounts import sessions
 from accounts.roles import Role
+from accounts.sessions import Limits
 from core.clock import current_clock
 from core.extensions import csrf, db
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The one thing in the signed cookie that says who is logged in: the id of a ``user_sessions`` row.
+SESSION_KEY = "sid"
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ def is_api_request() -> bool:
 def _load_principal():
     """Set ``g.user`` (or None), ``g.auth_method`` ('token', 'session' or None) and, for a token,
     ``g.api_token_id`` (the audit log names the token that acted)."""
-    from accounts.service import authenticate_token, get_user
+    from accounts.service import authenticate_token
 
     g.user = None
     g.auth_method = None
@@ -111,35 +116,77 @@ def _load_principal():
         g.user, g.auth_method, g.api_token_id = token.user, "token", token.id
         db.session.commit()  # last_used_at
         return None
-    user_id = session.get("uid")
-    if user_id is not None:
-        user = get_user(db_session=db.session, user_id=user_id)
-        if user is None or not user.is_active or session.get("sv") != user.session_version:
-            session.clear()
-        elif _session_expired():
-            session.clear()
-            g.session_expired = True
-        else:
-            g.user, g.auth_method = user, "session"
-            session["seen_at"] = int(current_clock().now().timestamp())
+    if session.get(SESSION_KEY) is not None:
+        _load_session(session[SESSION_KEY])
     return None
 
 
-def _session_expired() -> bool:
-    """Idle for SESSION_IDLE_MINUTES, or logged in longer than SESSION_MAX_HOURS (app clock)."""
+def _load_session(session_id) -> None:
+    """The cookie's session, if it is open: its row is read on every request (nothing is cached
+    between requests), so a session ended anywhere opens nothing here at once."""
+    now = current_clock().now()
+    row = sessions.find(db_session=db.session, session_id=session_id)
+    if row is not None and row.ended_at is None and not row.user.is_active:
+        sessions.end(db_session=db.session, row=row, now=now, reason=sessions.END_DEACTIVATED)
+        db.session.commit()
+    if row is None or row.ended_at is not None:
+        session.clear()
+        return
+    reason = sessions.expiry(row, now=now, limits=session_limits())
+    if reason is not None:
+        sessions.end(db_session=db.session, row=row, now=now, reason=reason)
+        db.session.commit()
+        session.clear()
+        g.session_expired = True
+        return
+    if sessions.touch(row, now=now):
+        db.session.commit()
+    g.user, g.auth_method, g.login_session = row.user, "session", row
+
+
+def session_limits() -> Limits:
+    """The idle and absolute limits of sessions, from SESSION_IDLE_MINUTES and SESSION_MAX_HOURS."""
     from flask import current_app
 
-    now = current_clock().now().timestamp()
     idle = current_app.config.get("SESSION_IDLE_MINUTES")
     max_hours = current_app.config.get("SESSION_MAX_HOURS")
-    login_at = session.get("login_at")
-    seen_at = session.get("seen_at", login_at)
-    if login_at is None:  # a session from before timeouts existed: start counting now
-        session["login_at"] = session["seen_at"] = int(now)
-        return False
-    if idle and seen_at is not None and now - seen_at > idle * 60:
-        return True
-    return bool(max_hours and now - login_at > max_hours * 3600)
+    return Limits(
+        idle=timedelta(minutes=idle) if idle else None, max_age=timedelta(hours=max_hours) if max_hours else None
+    )
+
+
+def begin_login_session(user) -> None:
+    """Log this browser in as ``user`` with a new session id, never one it held before (a
+    session the browser still held ends). Commits."""
+    end_login_session(sessions.END_REPLACED)
+    row, session_id = sessions.begin(
+        db_session=db.session,
+        user_id=user.id,
+        now=current_clock().now(),
+        ip=request.remote_addr,
+        user_agent=request.headers.get("User-Agent"),
+    )
+    db.session.commit()
+    session.permanent = True
+    session[SESSION_KEY] = session_id
+    g.login_session = row
+
+
+def end_login_session(reason: str) -> None:
+    """End the session this browser holds, if any, and empty its cookie. Commits."""
+    row = sessions.find(db_session=db.session, session_id=session.get(SESSION_KEY))
+    if row is not None and row.ended_at is None:
+        sessions.end(db_session=db.session, row=row, now=current_clock().now(), reason=reason)
+        db.session.commit()
+    session.clear()
+    g.pop("login_session", None)
+
+
+def renew_login_session() -> None:
+    """Give the current session a new id (its rights changed); the caller commits."""
+    row = g.get("login_session")
+    if row is not None:
+        session[SESSION_KEY] = sessions.renew(row)
 
 
 # Endpoints an administrator without a second factor may still reach (enrol, log out).

@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from accounts.roles import Role
-from accounts.service import AccountError, create_token, create_user, get_user_by_username
+from accounts.service import (
+    AccountError,
+    create_token,
+    create_user,
+    deactivate_user,
+    get_user_by_username,
+    reset_totp,
+    set_password,
+)
 from contacts.models import Provider
 from core.clock import current_clock
 from core.extensions import db
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens for scripts and integrations.")
+
+
+def _user_named(username: str):
+    user = get_user_by_username(db_session=db.session, username=username)
+    if user is None:
+        raise click.UsageError(f"no user named {username!r}")
+    return user
+
+
+@contextmanager
+def _refusal_as_usage_error():
+    """A change the accounts' rules refuse is rolled back and told as a usage error."""
+    try:
+        yield
+    except AccountError as error:
+        db.session.rollback()
+        raise click.UsageError(str(error)) from None
+
+
+def _sessions_ended(count: int) -> str:
+    return f"{count} session{'' if count == 1 else 's'} ended"
 
 
 @users_cli.command("create")
@@ -38,7 +69,7 @@ def create_user_command(
         provider_id = provider.id
     if password is None and Role(role).is_staff:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
+    with _refusal_as_usage_error():
         user = create_user(
             db_session=db.session,
             username=username,
@@ -48,9 +79,6 @@ def create_user_command(
             now=current_clock().now(),
             provider_id=provider_id,
         )
-    except AccountError as error:
-        db.session.rollback()
-        raise click.UsageError(str(error)) from None
     db.session.commit()
     click.echo(f"Created user {user.username} ({user.role}).")
 
@@ -61,9 +89,7 @@ def unlock_user_command(username: str) -> None:
     """Lift a login lock-out (after five failed attempts) before its 15 minutes are over."""
     from accounts.security import reset_failures
 
-    user = get_user_by_username(db_session=db.session, username=username)
-    if user is None:
-        raise click.UsageError(f"no user named {username!r}")
+    user = _user_named(username)
     reset_failures(user)
     db.session.commit()
     click.echo(f"Unlocked {user.username}.")
@@ -73,15 +99,62 @@ def unlock_user_command(username: str) -> None:
 @click.argument("username")
 def reset_totp_command(username: str) -> None:
     """Remove a user's second factor (a lost phone); they enrol again at /account/totp."""
-    user = get_user_by_username(db_session=db.session, username=username)
-    if user is None:
-        raise click.UsageError(f"no user named {username!r}")
-    user.totp_secret = None
-    user.totp_last_step = None
-    user.totp_recovery = None
-    user.session_version += 1  # sessions made with the old factor end
+    user = _user_named(username)
+    ended = reset_totp(db_session=db.session, user=user, now=current_clock().now())
     db.session.commit()
-    click.echo(f"Removed the second factor of {user.username}; they must enrol again.")
+    click.echo(f"Removed the second factor of {user.username}; they must enrol again ({_sessions_ended(ended)}).")
+
+
+@users_cli.command("set-password")
+@click.argument("username")
+@click.option("--password", default=None, help="The new password (at least 12 characters); prompted for when omitted.")
+def set_password_command(username: str, password: str | None) -> None:
+    """Give USERNAME a new password (a forgotten one); every session of theirs ends."""
+    user = _user_named(username)
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _refusal_as_usage_error():
+        ended = set_password(db_session=db.session, user=user, password=password, now=current_clock().now())
+    db.session.commit()
+    click.echo(f"New password for {user.username} ({_sessions_ended(ended)}).")
+
+
+@users_cli.command("deactivate")
+@click.argument("username")
+def deactivate_command(username: str) -> None:
+    """Deactivate USERNAME: no more logins or API calls, every session ends; the record stays."""
+    user = _user_named(username)
+    ended = deactivate_user(db_session=db.session, user=user, now=current_clock().now())
+    db.session.commit()
+    click.echo(f"Deactivated {user.username} ({_sessions_ended(ended)}).")
+
+
+@users_cli.command("sessions")
+@click.argument("username")
+def sessions_command(username: str) -> None:
+    """List USERNAME's open sessions: started, last seen (UTC), address and browser."""
+    from accounts.access import session_limits
+    from accounts.sessions import open_sessions
+
+    user = _user_named(username)
+    rows = open_sessions(db_session=db.session, user_id=user.id, now=current_clock().now(), limits=session_limits())
+    for row in rows:
+        started, seen = f"{row.created_at:%Y-%m-%d %H:%M}", f"{row.last_seen_at:%Y-%m-%d %H:%M}"
+        click.echo(f"{started}  {seen}  {row.ip or '-'}  {row.user_agent or '-'}")
+    if not rows:
+        click.echo(f"{user.username} has no open sessions.")
+
+
+@users_cli.command("logout")
+@click.argument("username")
+def logout_command(username: str) -> None:
+    """End every session of USERNAME (a lost laptop, a shared computer); their tokens stay."""
+    from accounts.sessions import END_BY_ADMIN, end_all
+
+    user = _user_named(username)
+    ended = end_all(db_session=db.session, user_id=user.id, now=current_clock().now(), reason=END_BY_ADMIN)
+    db.session.commit()
+    click.echo(f"Logged {user.username} out everywhere ({_sessions_ended(ended)}).")
 
 
 @tokens_cli.command("create")
@@ -89,9 +162,7 @@ def reset_totp_command(username: str) -> None:
 @click.option("--name", default="cli", help="What the token is for, e.g. 'alarm centre'.")
 def create_token_command(username: str, name: str) -> None:
     """Print a new API token for USER; it is shown once and stored only as a hash."""
-    user = get_user_by_username(db_session=db.session, username=username)
-    if user is None:
-        raise click.UsageError(f"no user named {username!r}")
+    user = _user_named(username)
     if not user.is_active:
         raise click.UsageError(f"user {username!r} is deactivated")
     _, secret = create_token(db_session=db.session, user=user, name=name, now=current_clock().now())

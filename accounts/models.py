@@ -67,6 +67,35 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
+class UserSession(db.Model):
+    """One login (inloggning): the server's half of a browser session.
+
+    The browser's signed cookie carries only a random session id; the row holds its SHA-256
+    (like an API token's), whose user, and when it began, was last seen and ended (and why).
+    Every request looks the row up: an ended row, or one past the idle or absolute limit, opens
+    nothing, so a saved cookie is worth nothing once the session has ended. The address and a
+    short name of the browser let the user recognise their sessions on the account page."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(64))
+    # A TOTP secret shown for enrolment and not yet confirmed (kept here, not in the cookie).
+    totp_pending: Mapped[str | None] = mapped_column(String(64))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:  # no address, browser or token
+        return f"<UserSession id={self.id} user_id={self.user_id}>"
+
+
 class LoginFailure(db.Model):
     """One failed login from an IP address; shared by all web processes for the per-IP limit."""
 

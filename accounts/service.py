@@ -12,8 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from accounts.models import ApiToken, User
+from accounts import sessions
+from accounts.models import ApiToken, User, UserSession
 from accounts.roles import Role
+from core.clock import current_clock
 
 TOKEN_PREFIX = "krt_"  # noqa: S105 (a marker, not a secret)
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -116,10 +118,41 @@ def create_user(
     return user
 
 
-def set_password(*, db_session: Session, user: User, password: str) -> None:
+def set_password(
+    *, db_session: Session, user: User, password: str, now: datetime | None = None, keep: UserSession | None = None
+) -> int:
+    """Give the user a new password. Every session of the user ends, but ``keep`` (the session
+    that changed it, which the caller renews); returns how many ended. ``now`` defaults to the
+    app's clock."""
     validate_password(password)
     user.password_hash = hash_password(password)
+    user.session_version += 1  # the roster's calendar feed links stop working too
+    when = now if now is not None else current_clock().now()
+    return sessions.end_all(db_session=db_session, user_id=user.id, now=when, reason=sessions.END_PASSWORD, keep=keep)
+
+
+def check_password(user: User, password: str) -> bool:
+    """Whether ``password`` is the user's password (for a change that asks for the old one)."""
+    try:
+        return bool(user.password_hash) and _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def reset_totp(*, db_session: Session, user: User, now: datetime) -> int:
+    """Remove the user's second factor (a lost phone); every session made with it ends."""
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.totp_recovery = None
     user.session_version += 1
+    return sessions.end_all(db_session=db_session, user_id=user.id, now=now, reason=sessions.END_TOTP_RESET)
+
+
+def deactivate_user(*, db_session: Session, user: User, now: datetime) -> int:
+    """Deactivate the user: no login, no API token, and every session ends (the record stays)."""
+    user.is_active = False
+    user.session_version += 1
+    return sessions.end_all(db_session=db_session, user_id=user.id, now=now, reason=sessions.END_DEACTIVATED)
 
 
 def authenticate_password(*, db_session: Session, username: str, password: str, now: datetime) -> User | None:

@@ -10,8 +10,8 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from accounts import security
-from accounts.access import public, roles_required
+from accounts import security, sessions
+from accounts.access import begin_login_session, end_login_session, public, renew_login_session, roles_required
 from accounts.roles import ALL_ROLES
 from accounts.service import authenticate_password, get_user, get_user_by_username
 from core import audit
@@ -37,14 +37,9 @@ def _client_ip() -> str:
 
 
 def _start_session(user) -> None:
-    """Grant the logged-in state: only here, after the password and (if enrolled) the code."""
-    now = current_clock().now()
-    session.clear()
-    session.permanent = True
-    session["uid"] = user.id
-    session["sv"] = user.session_version
-    session["login_at"] = int(now.timestamp())
-    session["seen_at"] = int(now.timestamp())
+    """Grant the logged-in state: only here, after the password and (if enrolled) the code, with
+    a session id the browser never held before."""
+    begin_login_session(user)
     audit.viewed("user", user.id, action="login", actor_kind="user", actor_id=user.id)
 
 
@@ -99,7 +94,7 @@ def login():
                     security.reset_failures(user)
                     db.session.commit()
                     if user.totp_secret:
-                        session.clear()
+                        end_login_session(sessions.END_REPLACED)
                         session["pending_uid"] = user.id
                         session["pending_at"] = int(now.timestamp())
                         session["pending_next"] = _safe_next(request.args.get("next"))
@@ -193,10 +188,13 @@ def totp_enrol():
         return render_template(
             "accounts/totp.html", enrolled=True, errors={}, recovery_left=len(user.totp_recovery or [])
         )
-    secret = session.get("totp_new_secret")
+    login_session = g.get("login_session")
+    if login_session is None:  # an API token: the key is shown and confirmed in a browser session
+        abort(400, description=_("Tvåstegsverifiering aktiveras i webbläsaren, inloggad med ditt lösenord."))
+    secret = login_session.totp_pending
     if not secret:
-        secret = security.new_totp_secret()
-        session["totp_new_secret"] = secret
+        secret = login_session.totp_pending = security.new_totp_secret()
+        db.session.commit()
     errors: dict[str, str] = {}
     if request.method == "POST":
         step = security.matching_step(secret, request.form.get("code", ""), now)
@@ -205,8 +203,9 @@ def totp_enrol():
         else:
             user.totp_secret = secret
             user.totp_last_step = step
+            login_session.totp_pending = None
+            renew_login_session()  # the session's rights grew: a copy of the old cookie opens nothing
             db.session.commit()
-            session.pop("totp_new_secret", None)
             log.info("totp enrolled", extra={"user_id": user.id})
             flash(
                 _("Tvåstegsverifiering är aktiverad. Skapa reservkoder nu, för dagen då telefonen inte finns."),
@@ -246,7 +245,7 @@ def recovery_codes():
 @roles_required(*ALL_ROLES)
 def logout():
     audit.viewed("user", g.user.id, action="logout")
-    session.clear()
+    end_login_session(sessions.END_LOGOUT)
     return redirect(url_for("accounts.login"))
 
 

@@ -236,9 +236,9 @@ def _search_and_page(model, conditions: list, search_columns: list, q: str | Non
 
 @bp.get("/providers")
 @roles_required(*READERS)
+@audit.audited_view("provider", api=True)
 def list_providers():
     """Providers, filtered by ``q``, ``active`` and ``has_active_contact``, paged."""
-    audit.viewed("provider", api=True)
     refuse_unknown_parameters(("q", "active", "has_active_contact", "limit", "offset"))
     limit, offset = paging()
     active = bool_arg("active")
@@ -273,8 +273,8 @@ def create_provider():
 
 @bp.get("/providers/<int:provider_id>")
 @roles_required(*READERS)
+@audit.audited_view("provider", id_arg="provider_id", api=True)
 def get_provider(provider_id: int):
-    audit.viewed("provider", provider_id, api=True)
     refuse_unknown_parameters(())
     return jsonify(_with_active_contact([_get_provider(provider_id)])[0])
 
@@ -290,9 +290,9 @@ def update_provider(provider_id: int):
 
 @bp.get("/providers/<int:provider_id>/history")
 @roles_required(*READERS)
+@audit.audited_view("provider", id_arg="provider_id", api=True, history=True)
 def provider_history(provider_id: int):
     """The provider's own changes, newest first (its contacts' changes are in their histories)."""
-    audit.viewed("provider", provider_id, api=True, history=True)
     return _history("provider", _get_provider(provider_id).id)
 
 
@@ -308,9 +308,9 @@ def _history(entity: str, entity_id: int):
 
 @bp.get("/contacts")
 @roles_required(*READERS)
+@audit.audited_view("contact", api=True)
 def list_contacts():
     """Contact persons, filtered by ``provider_id``, ``q``, ``active`` and ``service``, paged."""
-    audit.viewed("contact", api=True)
     refuse_unknown_parameters(("provider_id", "q", "active", "service", "limit", "offset"))
     limit, offset = paging()
     provider_id = id_arg("provider_id")
@@ -361,8 +361,8 @@ def create_contact():
 
 @bp.get("/contacts/<int:contact_id>")
 @roles_required(*READERS)
+@audit.audited_view("contact", id_arg="contact_id", api=True)
 def get_contact(contact_id: int):
-    audit.viewed("contact", contact_id, api=True)
     refuse_unknown_parameters(())
     return jsonify(_contact_json(_get_contact(contact_id)))
 
@@ -385,7 +385,7 @@ def update_contact(contact_id: int):
 
 @bp.get("/contacts/<int:contact_id>/history")
 @roles_required(*READERS)
+@audit.audited_view("contact", id_arg="contact_id", api=True, history=True)
 def contact_history(contact_id: int):
     """The contact's changes, newest first."""
-    audit.viewed("contact", contact_id, api=True, history=True)
     return _history("contact", _get_contact(contact_id).id)

@@ -12,6 +12,7 @@ from flask import request
 from contacts.models import SERVICES
 from contacts.register import KINDS
 from core.numbers import MAX_ID, record_id, whole_number
+from core.text import DuplicateKey, TextRefused, load_json
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 MAX_OFFSET = 1_000_000_000
@@ -43,7 +44,10 @@ def _number(text: str) -> int | float:
 
 
 def json_object() -> dict:
-    """The request body: a JSON object, or :class:`ApiError` 400 saying what is wrong with it."""
+    """The request body: a JSON object with every string cleaned (:func:`core.text.load_json`,
+    the one reader of JSON bodies), or :class:`ApiError` 400 saying what is wrong with it: not
+    JSON, a key given twice in one object, or a text holding a character the service refuses
+    (``fields`` names it by its path, e.g. ``letter.body``)."""
     if not request.is_json:
         raise ApiError(400, "send the body as JSON with the header Content-Type: application/json")
     try:
@@ -51,10 +55,16 @@ def json_object() -> dict:
     except UnicodeDecodeError:
         raise ApiError(400, "the body is not valid UTF-8") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_number)
+        data = load_json(text, parse_constant=_reject_constant, parse_float=_number)
     except json.JSONDecodeError as error:
         raise ApiError(
             400, f"the body is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        ) from None
+    except DuplicateKey as error:
+        raise ApiError(400, f"the body is not valid: {error}", {error.key: "given more than once"}) from None
+    except TextRefused as error:
+        raise ApiError(
+            400, "the body holds text the service does not accept: see fields", {error.field: error.message}
         ) from None
     except ValueError as error:  # NaN, Infinity
         raise ApiError(400, f"the body is not valid JSON: {error}") from None
@@ -63,17 +73,6 @@ def json_object() -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     return data
-
-
-def _storable(text: str) -> bool:
-    """Whether a string can be stored: no NUL character, no lone surrogate (\\ud800 in JSON)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _is_int(value) -> bool:
@@ -90,8 +89,6 @@ def _string(*, nullable: bool = False) -> Check:
             return None
         if not isinstance(value, str):
             return "expected a string or null" if nullable else "expected a string"
-        if not _storable(value):
-            return "contains a character that cannot be stored (NUL or an unpaired surrogate)"
         return None
 
     return check

@@ -30,16 +30,23 @@ from contacts.check_links import CheckClosed, InvalidLink, recipient_for_token, 
 from contacts.check_models import CheckCorrection, CheckRecipient
 from contacts.models import SERVICES
 from contacts.register import SERVICE_LABELS, RegisterError
-from core import link_pages
+from core import audit, link_pages
 from core.clock import current_clock
 from core.extensions import db
+from core.signed_links import KEPT_IN_LOG
 
 log = logging.getLogger(__name__)
 bp = Blueprint("check_public", __name__)
 
 
 def _recipient(token: str) -> CheckRecipient:
-    return recipient_for_token(db.session, token, secret=current_app.config["SECRET_KEY"], now=current_clock().now())
+    """The link's recipient; from here on the request acts for the link, and what the page shows
+    of the contact is recorded as viewed through it (the audit log)."""
+    recipient = recipient_for_token(
+        db.session, token, secret=current_app.config["SECRET_KEY"], now=current_clock().now()
+    )
+    audit.viewed("check_recipient", recipient.id, actor_kind="link", actor_id=f"check_recipient:{recipient.id}")
+    return recipient
 
 
 def _team_mailbox() -> str | None:
@@ -81,6 +88,8 @@ def _page_context(recipient: CheckRecipient, token: str) -> dict:
 
 @bp.route("/k/<token>", methods=["GET", "POST"])
 @public
+@audit.secret_in_path("token", keep=KEPT_IN_LOG)
+@audit.audited_view("check_recipient")
 def link(token: str):
     """The contact's details and the question; a post of ``answer=yes`` confirms them."""
     try:
@@ -130,6 +139,8 @@ def _submitted_values() -> dict:
 
 @bp.route("/k/<token>/korrigera", methods=["GET", "POST"])
 @public
+@audit.secret_in_path("token", keep=KEPT_IN_LOG)
+@audit.audited_view("check_recipient")
 def correct(token: str):
     """The "Nej" form: each field editable, a comment, and optionally a new contact person."""
     try:

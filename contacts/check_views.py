@@ -6,19 +6,18 @@ months, the contact history and the report (the review queue and the call list a
 work). Every action is a normal form post (CSRF-checked centrally).
 
 The report (``/checks/<month>/report.csv``) is the municipality's record that the routine was
-tested: UTF-8 with a BOM and ``;`` as Excel writes it in Sweden, Swedish column names whatever
-the page's language, one row per recipient, then an empty line and the month's totals as
-``label;value`` rows at the end (so the file still opens as one table whose first line is the
-header). Times are local (Europe/Stockholm), ``YYYY-MM-DD HH:MM``.
+tested, written by :mod:`core.csv_export` (UTF-8 with a BOM and ``;`` as Excel writes it in
+Sweden, cells that start like a formula guarded): Swedish column names whatever the page's
+language, one row per recipient, then an empty line and the month's totals as ``label;value``
+rows at the end (so the file still opens as one table whose first line is the header). Times are
+local (Europe/Stockholm), ``YYYY-MM-DD HH:MM``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 
-from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from accounts.access import roles_required
@@ -29,7 +28,7 @@ from contacts.check_models import CALL_OUTCOMES, CheckCorrection, CheckRecipient
 from contacts.check_queries import REF_TYPE
 from contacts.models import SERVICES, ContactPerson
 from contacts.register import RegisterError, history
-from core import audit
+from core import audit, csv_export
 from core.clock import current_clock
 from core.extensions import db
 from core.numbers import month_start
@@ -67,6 +66,7 @@ def months():
 
 @bp.get("/checks/<month>")
 @roles_required(*STAFF)
+@audit.audited_view("check_recipient")
 def month(month: str):
     """The month at a glance and its recipients, filtered by ``visa``."""
     check = _check(month)
@@ -90,9 +90,9 @@ def month(month: str):
 
 @bp.get("/checks/contacts/<int:contact_id>")
 @roles_required(*STAFF)
+@audit.audited_view("contact", id_arg="contact_id", checks=True)
 def contact_history(contact_id: int):
     """One contact across months: answers, calls, corrections and the register's changes."""
-    audit.viewed("contact", contact_id, checks=True)
     contact = db.session.get(ContactPerson, contact_id)
     if contact is None:
         abort(404, description=_("Kontaktpersonen finns inte."))
@@ -129,9 +129,9 @@ def _render_review(errors: dict[int, dict[str, str]] | None = None, status: int 
 
 @bp.get("/checks/review")
 @roles_required(*TEAM)
+@audit.audited_view("check_correction")
 def review():
     """Corrections waiting for the team, oldest first, current values beside the proposed."""
-    audit.viewed("check_correction")
     return _render_review()
 
 
@@ -196,6 +196,7 @@ def _render_calls(check: MonthlyCheck, *, errors=None, submitted=None, status: i
 
 @bp.get("/checks/<month>/calls")
 @roles_required(*TEAM)
+@audit.audited_view("check_recipient", calls=True)
 def calls(month: str):
     """Whom to phone: the contacts who have not answered, and the outcomes recorded so far."""
     audit.viewed("check_recipient", month=month, calls=True)
@@ -238,15 +239,10 @@ def record_call(month: str, recipient_id: int):
 # --- the report ---------------------------------------------------------------------------------
 
 
-def report_csv(check: MonthlyCheck) -> str:
-    """The report's text (see the module docstring)."""
+def report_rows(check: MonthlyCheck) -> list:
+    """The report's rows (see the module docstring): one per recipient, then the month's totals."""
     tz = _policy().timezone
     summary = check_queries.month_summary(db.session, check, today=_today())
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(check_queries.REPORT_COLUMNS)
-    writer.writerows(check_queries.report_rows(db.session, check, tz=tz))
-    writer.writerow([])
     totals = [
         ("Månadskontroll", check.month),
         ("Utskick", check.send_on.isoformat()),
@@ -264,23 +260,16 @@ def report_csv(check: MonthlyCheck) -> str:
         ("Samtal kvar att göra", summary.calls_to_make),
         ("Rapporten skapad", current_clock().now().astimezone(tz).strftime("%Y-%m-%d %H:%M")),
     ]
-    writer.writerows(totals)
-    return "\ufeff" + buffer.getvalue()
+    return [check_queries.REPORT_COLUMNS, *check_queries.report_rows(db.session, check, tz=tz), [], *totals]
 
 
 @bp.get("/checks/<month>/report.csv")
 @roles_required(*STAFF)
+@audit.audited_export("check_recipient")
 def report(month: str):
     check = _check(month)
     audit.exported("check_recipient", check=check.id)
-    return Response(
-        report_csv(check),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="manadskontroll-{check.month}.csv"',
-            "Cache-Control": "no-store",  # personal data
-        },
-    )
+    return csv_export.response(report_rows(check), filename=f"manadskontroll-{check.month}.csv")
 
 
 def correction_label_rows(correction: CheckCorrection, contact: ContactPerson | None):

@@ -15,6 +15,8 @@ from core.openapi_document import (
     ID,
     INSTANT,
     NULLABLE_INSTANT,
+    NULLABLE_TEXT,
+    TEXT,
     ApiArea,
     page_of,
     read_operation,
@@ -35,9 +37,9 @@ def api_area() -> ApiArea:
 
 def _schemas() -> dict:
     provider_fields = {
-        "name": {"type": "string", "description": "Unique, ignoring case; at most 200 characters."},
+        "name": {**TEXT, "description": "Unique, ignoring case; at most 200 characters."},
         "organisation_number": {
-            "type": ["string", "null"],
+            **NULLABLE_TEXT,
             "description": "A Swedish organisation number (10 digits with a valid check digit); "
             "stored and answered as NNNNNN-NNNN.",
         },
@@ -45,10 +47,10 @@ def _schemas() -> dict:
         "is_active": {"type": "boolean"},
     }
     contact_fields = {
-        "name": {"type": "string", "description": "At most 200 characters."},
-        "role_title": {"type": "string", "description": "The person's role at the provider, e.g. Enhetschef."},
-        "mobile": {"type": ["string", "null"], "description": "A mobile number; answered in E.164."},
-        "email": {"type": ["string", "null"]},
+        "name": {**TEXT, "description": "At most 200 characters."},
+        "role_title": {**TEXT, "description": "The person's role at the provider, e.g. Enhetschef."},
+        "mobile": {**NULLABLE_TEXT, "description": "A mobile number; answered in E.164."},
+        "email": NULLABLE_TEXT,
         "services": {
             "type": "array",
             "items": {"type": "string", "enum": list(SERVICES)},
@@ -205,7 +207,7 @@ def _parameters() -> dict:
         ),
         "Q": query(
             "q",
-            {"type": "string"},
+            TEXT,
             "Search, ignoring case (å, ä, ö too); a number also matches mobile numbers written 070-...",
         ),
         "ProviderId": path("provider_id", "provider"),

@@ -37,6 +37,7 @@ from accounts.access import roles_required
 from accounts.roles import Role
 from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from contacts.models import ContactPerson, RegisterChange
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from core.numbers import record_id
@@ -257,6 +258,7 @@ def _contact_or_404(contact_id: str) -> ContactPerson:
 
 @bp.get("/contacts/<contact_id>/extract")
 @roles_required(*ALLOWED)
+@audit.audited_view("contact", id_arg="contact_id", extract=True)
 def extract_page(contact_id: str):
     contact = _contact_or_404(contact_id)
     data = extract(db.session, contact)
@@ -266,6 +268,7 @@ def extract_page(contact_id: str):
 
 @bp.get("/contacts/<contact_id>/extract.json")
 @roles_required(*ALLOWED)
+@audit.audited_export("contact", id_arg="contact_id", extract=True)
 def extract_json(contact_id: str):
     contact = _contact_or_404(contact_id)
     data = extract(db.session, contact)
@@ -280,6 +283,7 @@ def extract_json(contact_id: str):
 
 @bp.route("/contacts/<contact_id>/erase", methods=["GET", "POST"])
 @roles_required(*ALLOWED)
+@audit.audited_view("contact", id_arg="contact_id", erasure=True)
 def erase_page(contact_id: str):
     contact = _contact_or_404(contact_id)
     errors: dict[str, str] = {}

@@ -49,9 +49,9 @@ def new_contact(provider_id: str):
 
 @bp.route("/contacts/<contact_id>/edit", methods=["GET", "POST"])
 @roles_required(*EDITORS)
+@audit.audited_view("contact", id_arg="contact_id")
 def edit_contact(contact_id: str):
     record = contact_or_404(contact_id)
-    audit.viewed("contact", record.id) if request.method == "GET" else None
     values = {
         "name": record.name,
         "role_title": record.role_title or "",

@@ -10,6 +10,9 @@ Decisions (the issue left them open):
 - **Encoding.** UTF-8, with or without a byte order mark. A file that is not valid UTF-8 is read
   as Windows-1252, which is what Excel on a Swedish Windows writes for "CSV (semikolonavgränsad)";
   å, ä and ö come through either way. The export is UTF-8 with a BOM, so Excel opens it right.
+  The text is read in NFC; a line holding a character the service refuses (:mod:`core.text`: a
+  control character, NUL, a bidirectional override) rejects the file, naming the line (this
+  reading is the supervised clients' import's too).
 - **Separator.** ``;`` or ``,``, whichever the header row uses more (Excel writes ``;`` in a
   Swedish locale and ``,`` in an English one). The export uses ``;``.
 - **Columns.** ``Utförare`` and ``Namn`` are required, and at least one of ``Mobil`` and ``E-post``.
@@ -33,16 +36,18 @@ Decisions (the issue left them open):
   in the caller's single transaction. Line numbers are the file's, the header being line 1, as
   Excel numbers its rows.
 - **Limits.** At most :data:`MAX_BYTES` (5 MB) and :data:`MAX_ROWS` (20,000 rows).
-- **Formulas.** Exported cells starting with ``=``, ``+``, ``-`` or ``@`` get a leading ``'`` so
-  Excel shows them as text instead of running them (they may come from a provider's correction);
-  the import removes that quote again. Swedish mobile numbers are exported in the national form
-  (``070-174 06 05``), which Excel keeps as text; others as ``'+47 41 23 45 67``.
+- **Formulas.** The export is written by :mod:`core.csv_export`, which puts a ``'`` before a cell
+  starting like a formula (``=``, ``+``, ``-``, ``@``, tab, CR) so Excel shows it as text instead of
+  running it (it may come from a provider's correction); the import removes that quote again.
+  Swedish mobile numbers are exported in the national form (``070-174 06 05``), which Excel keeps
+  as text; others as ``'+47 41 23 45 67``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -54,12 +59,12 @@ from sqlalchemy.orm import Session
 from contacts import register
 from contacts.models import ContactPerson, Provider
 from contacts.register import KIND_LABELS, SERVICE_LABELS, Actor, RegisterError
+from core import csv_export
+from core.text import describe, first_forbidden
 from notifications.addresses import AddressError
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
-BOM = "\ufeff"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _BATCH = 1000  # new contacts created per flush
 
 
@@ -155,14 +160,27 @@ def decode(data: bytes) -> str:
             text = data.decode("cp1252")
         except UnicodeDecodeError:
             raise ImportRejected("Filen går inte att läsa: spara den som CSV UTF-8") from None
-    return text.removeprefix(BOM)
+    return _checked_text(text.removeprefix(csv_export.BOM))
 
 
-def _unguard(text: str) -> str:
-    text = text.strip()
-    if len(text) > 1 and text[0] == "'" and text[1] in _FORMULA_START:
-        return text[1:]
-    return text
+def _checked_text(text: str) -> str:
+    """The file's text in NFC, or :class:`ImportRejected` naming every line that holds a
+    character the service refuses (:mod:`core.text`: control characters, NUL, bidirectional
+    overrides). Line breaks and tabs are whitespace; one-line cells are folded by the rules."""
+    problems = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        char = first_forbidden(line)
+        if char is not None:
+            where = line.index(char) + 1
+            problems.append(RowProblem(number, "", f"Tecken {where} på raden är {describe(char)}: ta bort det"))
+    if problems:
+        raise ImportRejected(_rejected_message(problems), problems)
+    return unicodedata.normalize("NFC", text)
+
+
+def unguard(cell: str) -> str:
+    """A cell as the register reads it: trimmed, without the export's formula guard."""
+    return csv_export.unguard(cell.strip())
 
 
 def read_rows(text: str) -> tuple[dict[str, str], list[tuple[int, dict[str, str]]]]:
@@ -188,7 +206,7 @@ def read_rows(text: str) -> tuple[dict[str, str], list[tuple[int, dict[str, str]
                     raise ImportRejected(f"Filen har för många rader: högst {MAX_ROWS:,}".replace(",", " "))
                 if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
                     problems.append(RowProblem(line, "", "Raden har fler fält än rubrikraden"))
-                rows.append((line, {key: _unguard(cell) for key, cell in zip(keys, cells, strict=False) if key}))
+                rows.append((line, {key: unguard(cell) for key, cell in zip(keys, cells, strict=False) if key}))
             line = reader.line_num + 1
     except csv.Error as error:
         raise ImportRejected(f"Rad {line} går inte att läsa som CSV ({error})") from None
@@ -203,7 +221,7 @@ def _columns(header: list[str]) -> dict[int, str]:
     unknown: list[str] = []
     expected = ";".join(HEADERS)
     for index, name in enumerate(header):
-        cleaned = " ".join(name.removeprefix(BOM).split())
+        cleaned = " ".join(name.removeprefix(csv_export.BOM).split())
         if not cleaned:
             continue
         key = _BY_NAME.get(cleaned.casefold())
@@ -417,10 +435,6 @@ def import_csv(db_session: Session, data: bytes, *, actor: Actor, now: datetime)
 # --- exporting ----------------------------------------------------------------------------------
 
 
-def _guard(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def format_mobile(mobile: str | None) -> str:
     """A mobile number as Excel keeps it: national form for Swedish numbers, else international."""
     if not mobile:
@@ -450,9 +464,9 @@ def export_rows(db_session: Session) -> Iterator[list[str]]:
         provider_cells = [provider.name, provider.organisation_number or "", KIND_LABELS.get(provider.kind, "")]
         people = sorted(contacts.get(provider.id, []), key=lambda c: (_swedish_key(c.name), c.id))
         if not people:
-            yield [_guard(cell) for cell in (*provider_cells, "", "", "", "", "", "")]
+            yield [*provider_cells, "", "", "", "", "", ""]
         for contact in people:
-            cells = (
+            yield [
                 *provider_cells,
                 contact.name,
                 contact.role_title or "",
@@ -460,14 +474,9 @@ def export_rows(db_session: Session) -> Iterator[list[str]]:
                 contact.email or "",
                 ", ".join(SERVICE_LABELS[service] for service in contact.services or [] if service in SERVICE_LABELS),
                 "ja" if contact.is_active else "nej",
-            )
-            yield [_guard(cell) for cell in cells]
+            ]
 
 
 def export_csv(db_session: Session) -> str:
-    """The register as CSV for Excel: UTF-8 with a BOM, ``;``-separated, CRLF line ends."""
-    buffer = io.StringIO()
-    buffer.write(BOM)
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerows(export_rows(db_session))
-    return buffer.getvalue()
+    """The register as CSV for Excel (:mod:`core.csv_export`: UTF-8 with a BOM, ``;``, CRLF)."""
+    return csv_export.to_text(export_rows(db_session))

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Response, g, render_template, request
+from flask import g, render_template, request
 from flask.cli import AppGroup
 from flask_babel import gettext as _
 
@@ -16,7 +16,7 @@ from accounts.access import roles_required
 from contacts import register_csv
 from contacts.register import Actor
 from contacts.register_views import EDITORS, READERS, bp
-from core import audit
+from core import audit, csv_export
 from core.clock import current_clock
 from core.extensions import db
 
@@ -69,15 +69,11 @@ def import_file():
 
 @bp.get("/export.csv")
 @roles_required(*READERS)
+@audit.audited_export("register")
 def export_file():
     """The whole register as CSV for Excel (UTF-8 with BOM, ``;``); re-importable unchanged."""
-    audit.exported("register")
     day = current_clock().now().date().isoformat()
-    return Response(
-        register_csv.export_csv(db.session).encode("utf-8"),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="kontaktregister-{day}.csv"'},
-    )
+    return csv_export.response(register_csv.export_rows(db.session), filename=f"kontaktregister-{day}.csv")
 
 
 register_cli = AppGroup("register", help="The contacts register: CSV import and export.")

@@ -101,10 +101,10 @@ def _render_history(*, title: str, provider: Provider, contact: ContactPerson | 
 
 @bp.get("/providers/<provider_id>/history")
 @roles_required(*READERS)
+@audit.audited_view("provider", id_arg="provider_id", history=True)
 def provider_history(provider_id: str):
     """Every change to a provider and to its contacts, newest first."""
     record = provider_or_404(provider_id)
-    audit.viewed("provider", record.id, history=True)
     names = {("contact", c.id): c.name for c in record.contacts}
     names[("provider", record.id)] = record.name
     return _render_history(
@@ -118,9 +118,9 @@ def provider_history(provider_id: str):
 
 @bp.get("/contacts/<contact_id>/history")
 @roles_required(*READERS)
+@audit.audited_view("contact", id_arg="contact_id", history=True)
 def contact_history(contact_id: str):
     record = contact_or_404(contact_id)
-    audit.viewed("contact", record.id, history=True)
     return _render_history(
         title=_("Historik för %(name)s", name=record.name),
         provider=record.provider,

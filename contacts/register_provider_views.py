@@ -35,10 +35,10 @@ def _provider_form_values() -> dict:
 
 @bp.get("/providers/<provider_id>")
 @roles_required(*READERS)
+@audit.audited_view("provider", id_arg="provider_id")
 def provider(provider_id: str):
     """One provider with all its contacts, active and not."""
     record = provider_or_404(provider_id)
-    audit.viewed("provider", record.id)
     contacts = sorted(record.contacts, key=lambda c: (not c.is_active, swedish_key(c.name), c.id))
     return render_template(
         "contacts/register/provider.html",
@@ -73,9 +73,9 @@ def new_provider():
 
 @bp.route("/providers/<provider_id>/edit", methods=["GET", "POST"])
 @roles_required(*EDITORS)
+@audit.audited_view("provider", id_arg="provider_id")
 def edit_provider(provider_id: str):
     record = provider_or_404(provider_id)
-    audit.viewed("provider", record.id) if request.method == "GET" else None
     values = {"name": record.name, "organisation_number": record.organisation_number or "", "kind": record.kind}
     errors: dict[str, str] = {}
     if request.method == "POST":

@@ -104,6 +104,7 @@ def page_number() -> int:
 
 @bp.get("/")
 @roles_required(*READERS)
+@audit.audited_view("provider")
 def index():
     """The register: providers with their contacts, searchable, filtered, paged."""
     query = request.args.get("q", "").strip()[:200]

@@ -1,6 +1,9 @@
 """Append-only audit log: who viewed or changed personal data, when, from where.
 
-Rows never hold personal values — only field *names*, counts and ids. Three ways in:
+Rows never hold personal values — only field *names*, counts and ids — and never a working link:
+a path with a secret in it (a signed link's token, a calendar feed's token) is stored with the
+secret cut off after the part a view declares may be kept (:func:`secret_in_path`: ``/d/7-…``, the
+link's kind and row id). Three ways in:
 
 * changes to the personal-data models (each domain names its own with :func:`track`) are
   recorded automatically by a session ``after_flush`` hook (create/update/delete with the names
@@ -11,6 +14,12 @@ Rows never hold personal values — only field *names*, counts and ids. Three wa
 * :func:`record` / :func:`changed` — an explicit entry (export, login, ...) added to the caller's
   session; the caller commits.
 
+Every endpoint that shows or exports personal data declares it with :func:`audited_view` or
+:func:`audited_export` (the registry :func:`personal_data_views` reads them off the URL map; a
+test compares it with a reviewed table of the endpoints that show none). The declaration is also
+the guarantee: a successful GET of such an endpoint that recorded no row of its own records the
+declared one.
+
 Who and from where come from the request: ``g.user`` (session), the API token's id (token), a
 signed link (the page passes ``actor_kind="link"`` and the link's id) or ``system`` outside a
 request. The database refuses UPDATE and DELETE of ``audit_log`` (triggers in the migration).
@@ -19,9 +28,13 @@ request. The database refuses UPDATE and DELETE of ``audit_log`` (triggers in th
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
 
 import sqlalchemy as sa
-from flask import g, has_request_context, request
+from flask import current_app, g, has_request_context, request
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
@@ -35,6 +48,8 @@ ACTOR_KINDS = ("user", "token", "link", "system")
 ACTIONS = ("view", "create", "update", "delete", "export", "login", "logout", "purge")
 # Columns whose change is bookkeeping, not a change of the record.
 _IGNORED_FIELDS = frozenset({"updated_at", "created_at"})
+# What stands in the stored path for the cut-off part of a secret.
+REDACTED = "…"
 
 
 class AuditEntry(db.Model):
@@ -62,6 +77,48 @@ def _token_id() -> str | None:
     return None if token_id is None else str(token_id)
 
 
+# --- secrets in paths -----------------------------------------------------------------------------
+
+
+def secret_in_path(argument: str, *, keep: str | None = None):
+    """Declare the URL argument ``argument`` of a view a secret (a link's token): the audit log
+    stores the request's path with the argument cut to the start that matches ``keep`` (a regular
+    expression, e.g. the row id of a signed link) followed by ``…``; without ``keep``, ``…`` alone."""
+    pattern = re.compile(keep) if keep else None
+
+    def decorate(view):
+        view.path_secrets = {**getattr(view, "path_secrets", {}), argument: pattern}
+        return view
+
+    return decorate
+
+
+def redact(value: str, keep: re.Pattern | None) -> str:
+    """``value`` as the audit log may hold it: the start ``keep`` matches, then ``…``."""
+    match = keep.match(value) if keep is not None else None
+    return (match.group(0) if match else "") + REDACTED
+
+
+def secret_path_arguments(app) -> dict[str, set[str]]:
+    """The URL arguments declared secret, by endpoint."""
+    return {
+        endpoint: set(view.path_secrets)
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, "path_secrets", None)
+    }
+
+
+def logged_path() -> str:
+    """The request's path as the audit log stores it: declared secrets cut off."""
+    path = request.path
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    for argument, keep in getattr(view, "path_secrets", {}).items():
+        value = (request.view_args or {}).get(argument)
+        if value:
+            path = path.replace(str(value), redact(str(value), keep))
+    return path[:300]
+
+
 def _who(actor_kind: str | None = None, actor_id=None) -> dict:
     """Actor and origin of the current request (or ``system`` outside one)."""
     if not has_request_context():
@@ -71,7 +128,7 @@ def _who(actor_kind: str | None = None, actor_id=None) -> dict:
             "ip": None,
             "path": None,
         }
-    where = {"ip": (request.remote_addr or "")[:64] or None, "path": request.path[:300]}
+    where = {"ip": (request.remote_addr or "")[:64] or None, "path": logged_path()}
     if actor_kind is None and g.get("audit_link") is not None:
         actor_kind, actor_id = "link", g.audit_link
     if actor_kind is not None:
@@ -127,6 +184,63 @@ def as_link(link_id) -> None:
     """The rest of this request acts for a signed link (``kind:id``): changes are recorded so."""
     if has_request_context():
         g.audit_link = None if link_id is None else str(link_id)[:64]
+
+
+# --- the endpoints that show personal data --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PersonalDataView:
+    """How a view that shows (``view``) or exports (``export``) personal data is recorded."""
+
+    entity: str
+    action: str = "view"
+    id_arg: str | None = None
+    when: Callable[[], bool] | None = None
+    detail: dict = field(default_factory=dict)
+
+
+def audited_view(entity: str, *, id_arg: str | None = None, action: str = "view", when=None, **detail):
+    """Declare that a view shows personal data of ``entity``, and see to it that every successful
+    GET of it is in the log: if the view recorded no row itself (with :func:`viewed` or
+    :func:`exported` and its details), the view of ``entity`` with the id in the URL argument
+    ``id_arg`` and ``detail`` is recorded. ``when`` (a function of no arguments) limits that to the
+    requests that show personal data, e.g. a report's CSV format."""
+    if action not in ("view", "export"):
+        raise ValueError("an audited view is a view or an export")
+    declaration = PersonalDataView(entity, action, id_arg, when, dict(detail))
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            before = len(g.get("audit_pending", ()))
+            response = view(*args, **kwargs)
+            if (
+                request.method in ("GET", "HEAD")
+                and len(g.get("audit_pending", ())) == before
+                and (when is None or when())
+            ):
+                viewed(entity, kwargs.get(id_arg) if id_arg else None, action=action, **detail)
+            return response
+
+        wrapper.personal_data = declaration
+        return wrapper
+
+    return decorate
+
+
+def audited_export(entity: str, **options):
+    """:func:`audited_view` for a download of personal data (a CSV, JSON or e-mail file)."""
+    return audited_view(entity, action="export", **options)
+
+
+def personal_data_views(app) -> dict[str, PersonalDataView]:
+    """Every endpoint declared to show or export personal data, with its declaration."""
+    return {
+        endpoint: view.personal_data
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, "personal_data", None) is not None
+    }
 
 
 def _write_pending(response):

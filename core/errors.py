@@ -1,14 +1,19 @@
-"""Error responses: JSON under /api/, a plain page elsewhere; never a stack trace to the user."""
+"""Error responses: JSON under /api/, a Swedish page elsewhere (English with ``?lang=en``) that
+ends with whom to contact now; never a stack trace to the user."""
 
 import logging
 import traceback
 
 from flask import jsonify, render_template, request
+from flask_babel import format_decimal
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from config.settings import ROOT
+from core.contact_now import team_contact
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +62,75 @@ def _headers(error: HTTPException) -> list[tuple[str, str]]:
     return [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
 
 
-def _respond(error: HTTPException):
+# What a page says for each status, in Swedish (translations/en has the English): a heading and
+# what to do. An error raised with a description of its own keeps it on the page
+# (``abort(404, description=_("Störningen finns inte."))``); Werkzeug's English defaults never show.
+PAGES = {
+    400: (_l("Begäran kunde inte utföras"), _l("Uppgifterna kunde inte läsas. Gå tillbaka och försök igen.")),
+    403: (
+        _l("Du har inte behörighet till den här sidan"),
+        _l("Ditt konto får inte göra det här. Behöver du det, kontakta välfärdsteknikteamet."),
+    ),
+    404: (
+        _l("Sidan finns inte"),
+        _l("Adressen kan vara felskriven, eller så finns sidan inte längre. Kontrollera länken."),
+    ),
+    405: (
+        _l("Begäran kunde inte utföras"),
+        _l("Sidan kan inte användas på det sättet. Gå tillbaka till sidan och försök igen därifrån."),
+    ),
+    410: (_l("Sidan finns inte längre"), _l("Det du söker har tagits bort eller gäller inte längre.")),
+    413: (_l("Det du skickade är för stort"), _l("Det du skickade är större än tjänsten tar emot.")),  # too_large
+    429: (_l("För många försök"), _l("Vänta en stund och försök sedan igen.")),
+    500: (
+        _l("Något gick fel hos oss"),
+        _l("Felet är loggat. Försök igen om en stund. Kvarstår felet, kontakta välfärdsteknikteamet."),
+    ),
+}
+
+
+def _page(error: HTTPException, message: str | None = None):
+    """The error page: a heading, what to do, and whom to contact now (the calendar decides)."""
+    heading, default = PAGES.get(error.code, PAGES[400] if (error.code or 500) < 500 else PAGES[500])
+    if message is None:
+        message = error.description if error.description != type(error).description else default
+    status, headers = error.code, _headers(error)
+    try:
+        return render_template("error.html", heading=heading, message=message), status, headers
+    except Exception as failure:  # handled: a page that needs nothing (the layout may need the database)
+        log.error("error page could not be rendered", extra={"error": type(failure).__name__, "status": status})
+        page = render_template("error_plain.html", heading=heading, message=message, contact=team_contact())
+        return page, status, headers
+
+
+def _respond(error: HTTPException, *, page: str | None = None):
+    """JSON ``{"error": description}`` under /api/ (English, for integrators), else the page
+    (``page`` replaces the description there)."""
     if _wants_json():
         response = jsonify(error=error.description)
         response.status_code = error.code
         response.headers.extend(_headers(error))
         return response
-    return render_template("error.html", error=error), error.code, _headers(error)
+    return _page(error, page)
+
+
+def _size(limit: int) -> str:
+    """The request limit as a page says it: ``10 MB``, ``4 kB`` (numbers in the page's language)."""
+    if limit >= 1024 * 1024:
+        return f"{format_decimal(round(limit / (1024 * 1024), 1))} MB"
+    return f"{format_decimal(max(1, round(limit / 1024)))} kB"
 
 
 def init_app(app) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         error.description = "The form had expired or was not sent from this service. Reload the page and try again."
-        return _respond(error)
+        return _respond(
+            error,
+            page=_(
+                "Formuläret hade gått ut eller skickades inte från den här tjänsten. Ladda om sidan och försök igen."
+            ),
+        )
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(error):
@@ -79,7 +139,12 @@ def init_app(app) -> None:
             f"The request is larger than the service accepts ({limit / (1024 * 1024):.1f} MB, MAX_REQUEST_BYTES). "
             "Split the file or send fewer rows at a time."
         )
-        return _respond(error)
+        page = _(
+            "Det du skickade är större än tjänsten tar emot: högst %(limit)s åt gången. "
+            "Dela upp filen eller skicka färre rader åt gången.",
+            limit=_size(limit),
+        )
+        return _respond(error, page=page)
 
     @app.errorhandler(HTTPException)
     def http_error(error):
@@ -96,4 +161,5 @@ def init_app(app) -> None:
             # Only the class: an unexpected exception's message may hold anything, personal data too.
             extra={"error": type(error).__name__, "where": error_location(error), "stack": stack_without_values(error)},
         )
-        return _respond(InternalServerError("Something went wrong on our side. The error has been logged."))
+        failure = InternalServerError("Something went wrong on our side. The error has been logged.")
+        return _respond(failure, page=PAGES[500][1])

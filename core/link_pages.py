@@ -11,7 +11,7 @@ to that address (valid links too) until the count falls below. Rows older than t
 pruned as new failures come in. The domains name their link pages with :func:`register_pages`
 in their ``init_app``; the limit covers exactly those.
 
-An expired link gets :func:`expired_page` (status 410, whom to contact).
+An expired link gets :func:`expired_page` (status 410, whom to contact now, as on every error page).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from core.numbers import MAX_ID
+from core.text import TEXT_PATTERN
 
 API_VERSION = "1.0.0"
 
@@ -79,6 +80,9 @@ def json_response(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+# Text the service accepts (core.text), refused with 400 naming the field otherwise.
+TEXT = {"type": "string", "pattern": TEXT_PATTERN}
+NULLABLE_TEXT = {"type": ["string", "null"], "pattern": TEXT_PATTERN}
 NULLABLE_INSTANT = {"type": ["string", "null"], "format": "date-time"}
 INSTANT = {"type": "string", "format": "date-time"}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}

@@ -25,10 +25,13 @@ What is cleared, and what is kept:
   Registered by :mod:`notifications.retention`, like ``inbound_sms``.
 * ``inbound_sms`` -- SMS replies older than ``message_days``: the text and sender are cleared.
 
-Two records are kept for periods of their own and then deleted, not anonymised:
+Three records are kept for periods of their own and then deleted, not anonymised:
 
 * ``check_records`` -- the routine-test record: monthly checks that closed more than
   ``check_record_years`` ago are deleted with their recipients and corrections.
+* ``user_sessions`` -- logins (server-side sessions, with the address and browser name) are
+  deleted 30 days after they ended or were last used (a fixed period: they serve only the user's
+  list of where they are logged in). Registered by :mod:`accounts`.
 * ``audit_log`` -- audit entries older than ``audit_months`` are deleted (this module's own rule,
   always the last). The database refuses UPDATE and DELETE on ``audit_log`` (triggers); DELETE is
   let through only for rows older than the cutoff this run writes into ``audit_log_purge`` in its

@@ -3,6 +3,9 @@
 One mechanism for every kind (the monthly check's ``/k/``, letters' ``/d/``, visits' ``/v/``):
 each kind signs with a purpose of its own, so a token of one kind never opens another, and a
 row's nonce is part of the signed text, so a new nonce voids the old link ("replaced").
+
+A link page declares its token a secret with ``audit.secret_in_path("token", keep=KEPT_IN_LOG)``:
+the audit log then holds the row id only (``/d/7-…``), which opens nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 from core.numbers import record_id
 
 _TOKEN = re.compile(r"([0-9]{1,10})-([A-Za-z0-9_-]{8,16})-([A-Za-z0-9_-]{22})")
+KEPT_IN_LOG = r"[0-9]{1,12}-"  # the start of a token the audit log may keep: its row id
 
 
 class InvalidLink(Exception):

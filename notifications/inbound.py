@@ -27,6 +27,10 @@ everywhere:
   holiday") cannot start a loop with ours.
 - **Twilio retries** (same MessageSid): the message is stored and handled once; the retry gets
   no reply, so nobody receives a reply twice.
+- **Odd characters** are never a reason to drop a message: the sender cannot be told. The text
+  and the number are stored, shown and handed to the handlers cleaned by :func:`core.text.scrub`
+  (NFC; control characters, NUL and the bidirectional overrides removed, a lone surrogate
+  replaced by U+FFFD), so no handler and no page meets them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import error_location
+from core.text import scrub
 from notifications import recipients
 from notifications.models import InboundSms
 from notifications.recipients import Recipient
@@ -121,7 +126,8 @@ def receive_sms(
     existing = _by_gateway_id(db_session, gateway_id)
     if existing is not None:
         return InboundResult(inbound=existing, duplicate=True, reply=None)
-    number = from_address.strip()[:MAX_FROM_LENGTH]
+    number = scrub(from_address, lines=False)[:MAX_FROM_LENGTH]
+    body = scrub(body)
     contact = recipients.find_sender(db_session=db_session, number=number)
     inbound = InboundSms(
         gateway_id=gateway_id,

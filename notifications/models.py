@@ -2,7 +2,7 @@
 
 A :class:`Message` row is written in the same transaction as the business change that causes
 it; dispatchers then claim and send it. Bodies are personal data and fall under retention
-(gallring, issue 7); logs name messages only by id and kind.
+(gallring); logs name messages only by id and kind.
 """
 
 from __future__ import annotations

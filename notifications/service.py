@@ -5,6 +5,12 @@ message (a letter published, a check started); dispatchers (``notifications.disp
 what is queued. Nothing here commits: the message exists exactly when the caller's change does.
 The dispatchers are woken when (and only if) the caller's transaction commits
 (:mod:`notifications.wakeup`).
+
+No message is queued whose subject, text, HTML, SMS text or address holds a character the text
+boundary refuses (:func:`core.text.unsendable`: NUL and the other control characters, lone
+surrogates, the bidirectional overrides; in a subject or address also tabs and line breaks):
+:class:`UnsendableText` is raised instead, whatever path the text came by, so none reaches SMTP
+or Twilio. It is a programming error, not the user's: text is cleaned where it enters.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from core.database import dialect_insert
+from core.text import unsendable
 from core.types import UTCDateTime
 from notifications import recipients, rendering
 from notifications.models import Channel, ChannelState, Message, MessageEvent, MessageStatus, Priority
@@ -38,6 +45,22 @@ _EVENTS = MessageEvent.__table__
 
 
 # --- queueing ---------------------------------------------------------------------------------
+
+
+class UnsendableText(ValueError):
+    """A rendered message holds a character no message may carry (see the module docstring)."""
+
+
+def _refuse_unsendable(kind: str, channel: Channel, address: str, content: dict) -> None:
+    parts = (("subject", False), ("body_text", True), ("body_html", True))
+    problems = [(part, unsendable(content.get(part), lines=lines)) for part, lines in parts]
+    problems.append(("address", unsendable(address, lines=False)))
+    for part, code in problems:
+        if code is not None:
+            raise UnsendableText(
+                f"the {channel.value} message {kind!r} holds {code} in its {part}: "
+                "text must be cleaned where it enters (core.text)"
+            )
 
 
 def send(
@@ -102,6 +125,7 @@ def send(
             if not rendered.sms:
                 raise ValueError(f"the message {kind!r} has no SMS text")
             content = {"subject": None, "body_text": rendered.sms, "segments": count_segments(rendered.sms).segments}
+        _refuse_unsendable(kind, channel, address, content)
         statement = (
             dialect_insert(db_session, _MESSAGES)
             .values(
@@ -220,6 +244,7 @@ def send_many(
                     "body_html": None,
                     "segments": count_segments(rendered.sms).segments,
                 }
+            _refuse_unsendable(kind, channel, address, content)
             rows.append(
                 {
                     "idempotency_key": key,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from accounts.access import roles_required
 from accounts.roles import STAFF
+from core import audit
 from core.extensions import db
 from notifications import service
 from notifications.models import OPEN_STATUSES, Channel, Message, MessageStatus
@@ -87,6 +88,7 @@ def console_messages(*, db_session: Session, channels: set[str], limit: int = CO
 
 @bp.get("/notifications/console")
 @roles_required(*STAFF)
+@audit.audited_view("message", console=True)
 def console():
     """The console outbox: what the demo 'sent', with clickable links (e.g. in check messages)."""
     channels = console_channels()
@@ -136,8 +138,10 @@ def delivery_overview(*, db_session: Session, ref_type: str, ref_id: str) -> tup
 
 @bp.get("/notifications/deliveries/<ref_type>/<ref_id>")
 @roles_required(*STAFF)
+@audit.audited_view("message", deliveries=True)
 def deliveries(ref_type: str, ref_id: str):
     """Who has received what, for one information letter or monthly check."""
+    audit.viewed("message", deliveries=f"{ref_type}:{ref_id}"[:100])
     rows, counts = delivery_overview(db_session=db.session, ref_type=ref_type, ref_id=ref_id)
     summary = {
         "contacts": len(rows),

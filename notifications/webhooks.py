@@ -4,6 +4,9 @@ Twilio has no session and no CSRF token: it signs every request instead (``X-Twi
 an HMAC of the URL it called and the form fields with our Auth Token). The views are public and
 exempt from CSRF, and :func:`twilio_signed` refuses anything not signed with our token for the
 public URL — before any work or database access. Nothing from the request is logged but ids.
+The signature covers the values as sent, so the views read the raw form (:func:`~core.text_input.raw_text`)
+and clean each value they use (:func:`_field`: :func:`core.text.scrub`, since Twilio cannot be
+told that a value was refused).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from accounts.access import exempt_from_csrf, public
 from core.clock import current_clock
 from core.extensions import db
 from core.numbers import record_id
+from core.text import scrub
+from core.text_input import raw_text
 
 log = logging.getLogger(__name__)
 bp = Blueprint("twilio_webhooks", __name__)
@@ -73,14 +78,20 @@ def _bad_request(message: str):
     return response
 
 
+def _field(name: str, *, lines: bool = False) -> str:
+    """A form value as sent, without the characters the service never stores."""
+    return scrub(request.form.get(name, ""), lines=lines)
+
+
 def _sid(field: str) -> str | None:
-    value = request.form.get(field, "").strip()
+    value = _field(field)
     return value if value and len(value) <= MAX_SID_LENGTH else None
 
 
 @bp.post("/webhooks/twilio/status")
 @public
 @exempt_from_csrf
+@raw_text
 @twilio_signed
 def status_callback():
     """A delivery status of an SMS we sent (queued, sent, delivered, undelivered, failed, ...).
@@ -90,14 +101,14 @@ def status_callback():
     """
     from notifications.service import record_delivery_status
 
-    sid, status = _sid("MessageSid"), request.form.get("MessageStatus", "").strip()
+    sid, status = _sid("MessageSid"), _field("MessageStatus")
     if sid is None or not status:
         return _bad_request("MessageSid and MessageStatus are required")
     message = record_delivery_status(
         db_session=db.session,
         gateway_id=sid,
         status=status,
-        error_code=request.form.get("ErrorCode") or None,
+        error_code=_field("ErrorCode") or None,
         now=current_clock().now(),
         # Our id in the callback URL we gave Twilio (covered by the signature): finds the message
         # also when the callback comes before the dispatcher stored Twilio's MessageSid.
@@ -112,20 +123,21 @@ def status_callback():
 @bp.post("/webhooks/twilio/inbound")
 @public
 @exempt_from_csrf
+@raw_text
 @twilio_signed
 def inbound_sms():
     """An SMS sent to our number: stored once, handed to the handlers (notifications.inbound),
     answered with TwiML — the handler's reply, or an empty response (see inbound.py for when)."""
     from notifications.inbound import receive_sms
 
-    sid, sender = _sid("MessageSid"), request.form.get("From", "").strip()
+    sid, sender = _sid("MessageSid"), _field("From")
     if sid is None or not sender:
         return _bad_request("MessageSid and From are required")
     result = receive_sms(
         db_session=db.session,
         gateway_id=sid,
         from_address=sender,
-        body=request.form.get("Body", ""),
+        body=request.form.get("Body", ""),  # cleaned by receive_sms
         now=current_clock().now(),
     )
     db.session.commit()

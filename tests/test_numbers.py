@@ -220,7 +220,7 @@ def test_an_odd_person_is_not_added_to_the_roster(app, team):
     assert _count(app, RosterMember) == 0
 
 
-@pytest.mark.parametrize("value", ["²", "٣", TWENTY_DIGITS, "-1", "1\x00"])
+@pytest.mark.parametrize("value", ["²", "٣", TWENTY_DIGITS, "-1", "0"])
 def test_an_odd_incident_in_the_visit_report_is_400_naming_the_field(team, value):
     response = team.get("/visits/report", query_string={"incident": value})
     assert response.status_code == 400

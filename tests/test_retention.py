@@ -248,6 +248,7 @@ def test_retention_clears_exactly_what_is_older_than_each_period_and_is_idempote
             "visit_events": 1,
             "messages": 1,
             "inbound_sms": 1,
+            "user_sessions": 0,
             "check_records": 0,  # the routine-test record is kept 10 years
             "audit_log": 0,  # the audit log 60 months
         }
@@ -316,6 +317,7 @@ SHIPPED_KINDS = [
     "visit_events",
     "messages",
     "inbound_sms",
+    "user_sessions",
     "check_records",
     "audit_log",
 ]
@@ -323,7 +325,7 @@ SHIPPED_KINDS = [
 
 def test_the_command_prints_every_kind_in_the_domains_order(app, clock, runner):
     """Contacts, incidents, visits and notifications register their rules in that order; the
-    deletions (the routine-test record, then the audit log) come last."""
+    deletions (accounts' ended sessions, the routine-test record, then the audit log) come last."""
     clock.set(NOW)
     result = runner.invoke(args=["retention", "run", "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -343,7 +345,7 @@ def test_a_kind_a_domain_registers_is_applied_counted_printed_and_shown(app, clo
         db.session.commit()
     clock.set(NOW)
     result = runner.invoke(args=["retention", "run"])
-    assert result.output.splitlines()[8:11] == ["inbound_sms: 0", "replies_to_forget: 1", "check_records: 0"]
+    assert result.output.splitlines()[8:11] == ["inbound_sms: 0", "replies_to_forget: 1", "user_sessions: 0"]
     with app.app_context():
         assert db.session.scalars(select(InboundSms.body)).one() == ""
         assert db.session.scalars(select(RetentionRun)).one().counts["replies_to_forget"] == 1

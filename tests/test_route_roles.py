@@ -23,6 +23,9 @@ TEAM = {"admin", "team"}
 EVERYONE = set(ROLES)
 
 ROUTE_ROLES = {
+    "account.change_password": EVERYONE,
+    "account.logout_everywhere": EVERYONE,
+    "account.page": EVERYONE,
     "accounts.index": EVERYONE,
     "accounts.login": PUBLIC,
     "accounts.login_code": PUBLIC,

@@ -45,7 +45,7 @@ def test_an_oversized_request_is_refused_with_413_and_changes_nothing(make_app):
     assert response.status_code == 413
     assert "MAX_REQUEST_BYTES" in response.get_json()["error"]
     page = client.post("/login", data={"username": "team-big", "password": "p" * 5000})
-    assert page.status_code == 413 and "larger than the service accepts" in page.get_data(as_text=True)
+    assert page.status_code == 413 and "större än tjänsten tar emot" in page.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalars(select(Provider)).all() == []
 

@@ -19,6 +19,11 @@ Decisions (the issue left them open):
 - ``original`` is the message as text: UTF-8 when it is (nearly every message: MIME keeps them
   7-bit), else Latin-1, which maps every byte to one character, with ``original_type``
   ``message/rfc822; charset=latin-1`` so that the download gives back the very bytes received.
+- Odd characters: the original is kept byte for byte (a message with NUL bytes is refused: it is
+  no e-mail), but everything taken from it — title, text, Message-ID — is cleaned by
+  :func:`core.text.scrub` (control characters and bidirectional overrides removed, a broken
+  character replaced by U+FFFD), not refused: a supplier's notice of an outage must not be lost
+  for an invisible character nobody can be asked to remove, and the original shows what came.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import current_clock
 from core.extensions import db
+from core.text import scrub
 from crisis.incidents import timeline
 from crisis.incidents.intake import TITLE_MAX, NoticeError, create_notice
 from crisis.incidents.models import Notice, NoticeSource, Supplier
@@ -108,7 +114,7 @@ def message_text(message: EmailMessage) -> str:
     text = _content(part)
     if part.get_content_subtype() == "html":
         text = html_to_text(text)
-    return text.replace("\x00", "").strip()
+    return scrub(text).strip()
 
 
 def guess_service(text: str) -> str | None:
@@ -180,7 +186,7 @@ def _header(message: EmailMessage, name: str):
 def parse_and_find(raw: bytes) -> Notice | None:
     """The notice already received for the message ``raw`` (by Message-ID or digest), if any."""
     message = parse_message(raw)
-    message_id = str(_header(message, "Message-ID") or "").strip()
+    message_id = scrub(str(_header(message, "Message-ID") or ""), lines=False)
     return db.session.scalar(select(Notice).where(Notice.external_id == _external_id(message_id, raw)))
 
 
@@ -193,13 +199,13 @@ def ingest_email(db_session: Session, raw: bytes, *, now: datetime, actor_id: in
     with its Message-ID, False). ``supplier``: the sender's own (a supplier's API user), used
     instead of the guess. Raises :class:`NoticeError`; does not commit."""
     message = parse_message(raw)
-    message_id = str(_header(message, "Message-ID") or "").strip()
+    message_id = scrub(str(_header(message, "Message-ID") or ""), lines=False)
     external_id = _external_id(message_id, raw)
     existing = db_session.scalar(select(Notice).where(Notice.external_id == external_id))
     if existing is not None:
         return existing, False
 
-    subject = " ".join(str(_header(message, "Subject") or "").split())
+    subject = scrub(str(_header(message, "Subject") or ""), lines=False)
     title = _PREFIX.sub("", subject).strip() or "Driftstörning (e-post utan ämne)"
     if len(title) > TITLE_MAX:
         title = title[: TITLE_MAX - 1] + "…"

@@ -296,9 +296,9 @@ def _tz():
 
 @bp.get("/incidents/<int:incident_id>/export.json")
 @roles_required(*STAFF)
+@audit.audited_export("incident", id_arg="incident_id", format="json")
 def export_json(incident_id: int):
     incident = get_incident_or_404(incident_id)
-    audit.exported("incident", incident.id, format="json")
     record = build_record(db.session, incident, tz=_tz(), now=current_clock().now())
     response = jsonify(record)
     response.headers["Content-Disposition"] = f'attachment; filename="storning-{incident.id}.json"'
@@ -308,10 +308,10 @@ def export_json(incident_id: int):
 
 @bp.get("/incidents/<int:incident_id>/print")
 @roles_required(*STAFF)
+@audit.audited_export("incident", id_arg="incident_id", format="print")
 def print_page(incident_id: int):
     """The record as a page for printing or saving as PDF (the same content as the JSON)."""
     incident = get_incident_or_404(incident_id)
-    audit.exported("incident", incident.id, format="print")
     record = build_record(db.session, incident, tz=_tz(), now=current_clock().now())
     response = current_app.make_response(
         render_template(

@@ -32,7 +32,9 @@ from sqlalchemy.orm import Session
 
 from contacts.models import SERVICES, Provider
 from contacts.register import _SERVICE_ALIASES as SERVICE_ALIASES  # the register's Swedish names too
+from core.local_time import check_year
 from core.numbers import MAX_ID, record_id
+from core.text import refusal
 from crisis.incidents import routing, timeline
 from crisis.incidents.models import Incident, IncidentProvider, IncidentStatus, Notice, NoticeSource, Supplier
 from worktime.calendar import responsible_at
@@ -53,16 +55,6 @@ class NoticeError(Exception):
         self.errors = dict(errors)
 
 
-def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def parse_instant(value) -> datetime:
     """An aware datetime from a datetime or an ISO 8601 string with an offset; ValueError (Swedish) else."""
     if isinstance(value, datetime):
@@ -78,8 +70,7 @@ def parse_instant(value) -> datetime:
         raise ValueError("Ange datum och tid som text i ISO 8601, t.ex. 2027-06-15T16:30+02:00")
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("Ange tidszonen, t.ex. 2027-06-15T16:30+02:00 (en tid utan tidszon går inte att tolka)")
-    if not 1900 <= instant.year <= 2200:
-        raise ValueError("Ange ett år mellan 1900 och 2200")
+    check_year(instant.year)
     return instant
 
 
@@ -105,8 +96,10 @@ def parse_area(value) -> str | None:
     """The affected area (spacing normalised), or None for every area; ValueError (Swedish) else."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if not isinstance(value, str) or not _storable(value):
+    if not isinstance(value, str):
         raise ValueError("Skriv området som vanlig text")
+    if refusal(value):
+        raise ValueError(refusal(value))
     area = " ".join(value.split())
     if len(area) > AREA_MAX:
         raise ValueError(f"Området får vara högst {AREA_MAX} tecken")
@@ -179,16 +172,18 @@ def clean_notice(db_session: Session, data: dict, *, now: datetime, supplier: Su
         errors["title"] = "Skriv en rubrik"
     elif len(title.strip()) > TITLE_MAX:
         errors["title"] = f"Rubriken får vara högst {TITLE_MAX} tecken"
-    elif not _storable(title):
-        errors["title"] = "Rubriken innehåller ett tecken som inte kan sparas"
+    elif refusal(title):
+        errors["title"] = refusal(title)
     else:
         cleaned["title"] = " ".join(title.split())
 
     body = data.get("body")
     if body is None:
         cleaned["body"] = ""
-    elif not isinstance(body, str) or not _storable(body):
+    elif not isinstance(body, str):
         errors["body"] = "Skriv texten som vanlig text"
+    elif refusal(body):
+        errors["body"] = refusal(body)
     elif len(body) > BODY_MAX:
         errors["body"] = f"Texten får vara högst {BODY_MAX} tecken"
     else:

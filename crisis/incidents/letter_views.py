@@ -32,6 +32,7 @@ from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from core.local_time import local_text
+from core.text import one_line
 from crisis.incidents import timeline
 from crisis.incidents.affected import affected_providers, letter_recipients
 from crisis.incidents.letter_jobs import queue_remaining
@@ -235,7 +236,7 @@ def compose(incident_id: int):
         return _render_compose(incident, kind, values)
     form = request.form
     values = {
-        "subject": form.get("subject", "").strip(),
+        "subject": one_line(form.get("subject", "")),
         "body": form.get("body", "").strip(),
         "apply": form.get("apply_local_routines") == "yes",
     }
@@ -331,9 +332,9 @@ def _render_calls(*, errors=None, submitted=None, status=200):
 
 @bp.get("/incidents/calls")
 @roles_required(*WRITERS)
+@audit.audited_view("letter_receipt", calls=True)
 def calls():
     """Whom to phone: providers that have not acknowledged an urgent letter."""
-    audit.viewed("letter_receipt", calls=True)
     return _render_calls()
 
 

@@ -37,6 +37,7 @@ from contacts.models import ContactPerson, Provider
 from contacts.register import SERVICE_LABELS
 from core.local_time import local_text
 from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign
+from core.text import one_line, refusal
 from crisis.incidents import timeline
 from crisis.incidents.affected import affected_providers
 from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
@@ -60,6 +61,7 @@ CALL_TASK = "crisis.letter_call"
 CHANNELS = (Channel.EMAIL, Channel.SMS)
 LINK_PATH = "/d/"
 SMS_MAX_SEGMENTS = 2
+BODY_MAX = 20_000  # a letter's text, as a notice's
 
 # The provider's local measures (the routine's suggestions), in the order the routine lists them;
 # the message templates and pages hold the text for each key.
@@ -313,14 +315,19 @@ def send_letter(
     providers (or of ``provider_ids``); does not commit. Raises :class:`LetterError`."""
     kind = LetterKind(kind)
     party = Party(party)
-    subject = (subject or "").strip()
+    subject = one_line(subject or "")  # the e-mail's subject: one line
     body = (body or "").strip()
+    for field, text in (("subject", subject), ("body", body)):
+        if refusal(text):
+            raise LetterError(refusal(text), field)
     if not subject:
         raise LetterError("Skriv en rubrik.", "subject")
     if len(subject) > 200:
         raise LetterError("Rubriken får vara högst 200 tecken.", "subject")
     if not body:
         raise LetterError("Skriv brevets text.", "body")
+    if len(body) > BODY_MAX:
+        raise LetterError(f"Brevets text får vara högst {BODY_MAX:,} tecken.".replace(",", " "), "body")
     check_may_send(db_session, incident, kind)
 
     if provider_ids is None:

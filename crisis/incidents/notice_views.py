@@ -1,9 +1,10 @@
 """The notice form for the team and the on-call officer, the handling party's corrections to an
 incident, and the original of a notice as received.
 
-Times on the form are Stockholm local time (``datetime-local``); they are given their offset here
-before :mod:`crisis.incidents.intake` checks them. A refused form is shown again with 400 and every
-problem, and nothing is saved.
+Times on the form are Stockholm local time (``datetime-local``), read by
+:func:`core.local_time.form_instant` (a time in the spring-forward gap is refused, one the clocks
+pass twice asks which) before :mod:`crisis.incidents.intake` checks them. A refused form is
+shown again with 400 and every problem, and nothing is saved.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from accounts.access import roles_required
 from accounts.roles import STAFF
 from contacts.models import SERVICES, Provider
 from contacts.register_views import SERVICE_NAMES
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
+from core.local_time import LocalTimeError, form_instant
 from core.numbers import record_id
 from crisis.incidents import intake
 from crisis.incidents.email_ingest import original_bytes
@@ -40,21 +43,8 @@ def _local_input(value: datetime | None) -> str:
     return value.astimezone(_timezone()).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
-def _form_instant(raw: str):
-    """A ``datetime-local`` value as an aware Stockholm time; anything else is passed on to be refused."""
-    text = (raw or "").strip()
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return text
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_timezone())
-    return value
-
-
-def _form_data() -> dict:
+def _form_data() -> tuple[dict, dict[str, str]]:
+    """The form's notice data, and the problems of its local times (core.local_time's rule)."""
     form = request.form
     providers = "all"
     if form.get("providers") == "chosen":
@@ -62,17 +52,36 @@ def _form_data() -> dict:
         ids = [record_id(raw) for raw in raws]
         # A value that is not an id goes on as it came, for intake to refuse at the field.
         providers = raws if None in ids else ids
-    return {
+    times, errors = {}, {}
+    for name in ("starts_at", "expected_end"):
+        try:
+            times[name] = form_instant(form, name, _timezone())
+        except LocalTimeError as error:
+            times[name], errors[name] = None, error.message
+    data = {
         "title": form.get("title", ""),
         "body": form.get("body", ""),
         "service": form.get("service", ""),
         "supplier_id": form.get("supplier_id", ""),
         "planned": form.get("planned") == "on",
-        "starts_at": _form_instant(form.get("starts_at", "")),
-        "expected_end": _form_instant(form.get("expected_end", "")),
+        **times,
         "providers": providers,
         "area": form.get("area", ""),
     }
+    return data, errors
+
+
+def _refuse_times(time_errors: dict[str, str], data: dict, now) -> None:
+    """Raise :class:`~crisis.incidents.intake.NoticeError` with the times' problems and the
+    other fields' (checked, nothing saved), when a time was refused."""
+    if not time_errors:
+        return
+    errors = {}
+    try:
+        intake.clean_notice(db.session, data, now=now)
+    except intake.NoticeError as error:
+        errors = error.errors
+    raise intake.NoticeError({**errors, **time_errors})
 
 
 def _values_from_form() -> dict:
@@ -119,13 +128,15 @@ def new():
     if request.method == "GET":
         values = {"planned": False, "providers": "all", "provider_ids": set()}
         return render_template("incidents/notice_form.html", values=values, errors={}, **_choices())
-    data = _form_data()
+    data, time_errors = _form_data()
+    now = current_clock().now()
     try:
+        _refuse_times(time_errors, data, now)
         notice, _created = intake.create_notice(
             db.session,
             data,
             source=NoticeSource.FORM,
-            now=current_clock().now(),
+            now=now,
             actor_id=g.user.id,
             original=json.dumps({k: v for k, v in request.form.items() if k != "csrf_token"}, ensure_ascii=False),
             original_type="application/json",
@@ -167,9 +178,10 @@ def edit(incident_id: int):
         return render_template(
             "incidents/incident_edit.html", incident=incident, values=values, errors={}, **_choices()
         )
-    data = _form_data()
+    data, time_errors = _form_data()
     data["expected_end"] = data["expected_end"] or ""
     try:
+        _refuse_times(time_errors, {**data, "title": incident.title}, incident.created_at)
         changed = intake.update_incident(db.session, incident, data, now=current_clock().now(), actor_id=g.user.id)
     except intake.NoticeError as error:
         db.session.rollback()
@@ -184,6 +196,7 @@ def edit(incident_id: int):
 
 @bp.get("/incidents/<int:incident_id>/notices/<int:notice_id>/original")
 @roles_required(*STAFF)
+@audit.audited_export("notice", id_arg="notice_id", original=True)
 def original(incident_id: int, notice_id: int):
     """The notice as received: the e-mail as an .eml attachment, the API's or form's JSON."""
     notice = db.session.get(Notice, notice_id)

@@ -11,6 +11,8 @@ from core.openapi_document import (
     ID,
     INSTANT,
     NULLABLE_INSTANT,
+    NULLABLE_TEXT,
+    TEXT,
     ApiArea,
     error_responses,
     json_response,
@@ -28,7 +30,7 @@ Field errors (422) are in Swedish, for the person who typed the value."""
 
 
 AREA = {
-    "type": ["string", "null"],
+    **NULLABLE_TEXT,
     "maxLength": 100,
     "description": "The affected area of camera-supervised clients; null or empty: every area.",
 }
@@ -110,13 +112,13 @@ def _schemas() -> dict:
             "required": ["title", "service"],
             "additionalProperties": False,
             "properties": {
-                "title": {"type": "string", "maxLength": 200},
-                "body": {"type": "string"},
+                "title": {**TEXT, "maxLength": 200},
+                "body": TEXT,
                 "service": {
-                    "type": "string",
+                    **TEXT,
                     "description": "One of " + ", ".join(SERVICES) + " (the Swedish names are accepted too).",
                 },
-                "supplier": {"type": ["string", "null"], "description": "A known supplier's name (ignoring case)."},
+                "supplier": {**NULLABLE_TEXT, "description": "A known supplier's name (ignoring case)."},
                 "supplier_id": {**ID, "type": ["integer", "null"]},
                 "planned": {"type": "boolean", "default": False},
                 "starts_at": {**NULLABLE_INSTANT, "description": "Default: now. Required for planned work."},
@@ -132,8 +134,8 @@ def _schemas() -> dict:
                     "required": ["subject", "body"],
                     "additionalProperties": False,
                     "properties": {
-                        "subject": {"type": "string", "minLength": 1, "maxLength": 200},
-                        "body": {"type": "string", "minLength": 1},
+                        "subject": {**TEXT, "minLength": 1, "maxLength": 200},
+                        "body": {**TEXT, "minLength": 1, "maxLength": 20_000},
                         "apply_local_routines": {"type": "boolean", "default": True},
                     },
                 },
@@ -151,7 +153,7 @@ def _schemas() -> dict:
                     "type": "boolean",
                     "description": "true: the supplier says it is fixed; the handling party closes the incident.",
                 },
-                "comment": {"type": "string", "maxLength": 2000, "description": "A short note on the timeline."},
+                "comment": {**TEXT, "maxLength": 2000, "description": "A short note on the timeline."},
                 "area": AREA,
             },
         },

@@ -31,6 +31,7 @@ from contacts.models import Provider
 from core import audit, link_pages
 from core.clock import current_clock
 from core.extensions import db
+from core.signed_links import KEPT_IN_LOG
 from crisis.incidents.letters import (
     KIND_LABELS,
     LOCAL_MEASURES,
@@ -101,6 +102,8 @@ def _page(receipt: LetterReceipt, token: str, *, errors=None, values=None, thank
 
 @bp.route("/d/<token>", methods=["GET", "POST"])
 @public
+@audit.secret_in_path("token", keep=KEPT_IN_LOG)
+@audit.audited_view("letter_receipt")
 def page(token: str):
     """The letters and the acknowledgement form; a post acknowledges."""
     try:

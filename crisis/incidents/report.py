@@ -14,28 +14,27 @@ notice — an incident without notices to the month it was created — so an out
 
 The report page ``/incidents/report?month=YYYY-MM`` shows, per supplier: incidents, planned and
 unplanned, median and max of both durations, and incidents still open; ``&format=csv`` downloads
-the same table (UTF-8 with a BOM, ``;`` as Excel writes it in Sweden, Swedish column names,
-durations in whole minutes), then an empty line and ``label;value`` rows (month, time zone, when
-the report was made), like the monthly check's report.
+the same table (:mod:`core.csv_export`: UTF-8 with a BOM, ``;``, formula cells guarded; Swedish
+column names, durations in whole minutes), then an empty line and ``label;value`` rows (month,
+time zone, when the report was made), like the monthly check's report.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from accounts.access import roles_required
 from accounts.roles import STAFF
+from core import csv_export
 from core.clock import current_clock
 from core.extensions import db
 from core.numbers import month_start
@@ -259,13 +258,12 @@ def duration_text(value: timedelta | None) -> str:
     return f"{sign}{mins} min"
 
 
-def report_csv(report: MonthReport, *, tz: ZoneInfo, now: datetime) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(REPORT_COLUMNS)
+def report_rows(report: MonthReport, *, tz: ZoneInfo, now: datetime) -> list:
+    """The CSV's rows: the header, one row per supplier, the total, then ``label;value`` rows."""
+    rows: list = [REPORT_COLUMNS]
     for row in [*report.rows, report.total]:
         label = row.supplier if row is not report.total else "Alla leverantörer"
-        writer.writerow(
+        rows.append(
             [
                 label if label is not None else "Ingen leverantör angiven",
                 row.incidents,
@@ -278,15 +276,11 @@ def report_csv(report: MonthReport, *, tz: ZoneInfo, now: datetime) -> str:
                 row.still_open,
             ]
         )
-    writer.writerow([])
-    writer.writerows(
-        [
-            ("Månad", report.month.strftime("%Y-%m")),
-            ("Tidszon", str(tz)),
-            ("Rapporten skapad", now.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
-        ]
-    )
-    return "\ufeff" + buffer.getvalue()
+    rows.append([])
+    rows.append(("Månad", report.month.strftime("%Y-%m")))
+    rows.append(("Tidszon", str(tz)))
+    rows.append(("Rapporten skapad", now.astimezone(tz).strftime("%Y-%m-%d %H:%M")))
+    return rows
 
 
 @bp.get("/incidents/report")
@@ -305,13 +299,8 @@ def report():
         month = date(local.year, local.month, 1)
     data = month_report(db.session, month, tz)
     if request.args.get("format") == "csv":
-        return Response(
-            report_csv(data, tz=tz, now=now),
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="storningar-{month.strftime("%Y-%m")}.csv"',
-                "Cache-Control": "no-store",
-            },
+        return csv_export.response(
+            report_rows(data, tz=tz, now=now), filename=f"storningar-{month.strftime('%Y-%m')}.csv"
         )
     previous = (month - timedelta(days=1)).replace(day=1)
     following = (month + timedelta(days=32)).replace(day=1)

@@ -37,7 +37,7 @@ def clean_supplier(data: dict, *, supplier: Supplier | None = None) -> tuple[dic
     email = (data.get("email") or "").strip().lower()
     if not name:
         errors["name"] = _("Skriv leverantörens namn")
-    elif len(name) > 200 or "\x00" in name:
+    elif len(name) > 200:
         errors["name"] = _("Namnet får vara högst 200 tecken")
     else:
         others = db.session.scalars(select(Supplier).where(Supplier.id != (supplier.id if supplier else 0)))

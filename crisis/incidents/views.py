@@ -292,9 +292,9 @@ def get_incident_or_404(incident_id: int) -> Incident:
 
 @bp.get("/incidents/<int:incident_id>")
 @roles_required(*STAFF)
+@audit.audited_view("incident", id_arg="incident_id")
 def detail(incident_id: int):
     incident = get_incident_or_404(incident_id)
-    audit.viewed("incident", incident.id)
     names = user_names(db.session, [incident.handler_user_id, incident.acknowledged_by_id, incident.assessed_by_id])
     return render_template(
         "incidents/incident.html",

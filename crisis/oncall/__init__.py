@@ -14,11 +14,14 @@ an incident are :mod:`crisis.incidents.routing` and :mod:`crisis.incidents.hando
 
 
 def init_app(app) -> None:
-    """Register the roster pages, the officer's contact on the calendar API and the demo roster."""
+    """Register the roster pages, the officer's contact on the calendar API, whom core's pages
+    name (error and link pages) and the demo roster."""
+    from core.contact_now import register_lookup
     from core.demo import register_loader
     from crisis.oncall import demo, models, responsible, views  # noqa: F401  (models: tables known to migrations)
     from worktime.views import register_officer_contact
 
     app.register_blueprint(views.bp)
     register_officer_contact(app, responsible.officer_contact)  # /api/v1/calendar/responsible
+    register_lookup(app, responsible.contact_details)  # error pages, expired and limited links
     register_loader(app, demo.load)  # the demo officer's addresses, the roster

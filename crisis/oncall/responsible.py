@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy.orm import Session
 
 from accounts.models import User
+from core.contact_now import ContactDetails
 from crisis.oncall.models import Party
 from crisis.oncall.roster import on_call_at
 from worktime.calendar import is_office_hours, responsible_at
@@ -75,26 +76,6 @@ def responsible_party(db_session: Session, now: datetime) -> Responsible:
     if officer is None or not (officer.email or officer.mobile):
         return Responsible(Party.ON_CALL.value, None, team.name, team.email, team.mobile)
     return Responsible(Party.ON_CALL.value, officer.id, officer.display_name, officer.email, officer.mobile)
-
-
-@dataclass(frozen=True)
-class ContactDetails:
-    """Whom the providers contact, as a letter or a provider's page says it."""
-
-    office_hours: bool
-    team_email: str | None
-    urgent_name: str | None  # the on-call officer, or None for the team's duty phone
-    urgent_phone: str | None
-    urgent_email: str | None
-
-    def as_context(self) -> dict:
-        return {
-            "office_hours": self.office_hours,
-            "team_email": self.team_email or "",
-            "urgent_name": self.urgent_name or "",
-            "urgent_phone": self.urgent_phone or "",
-            "urgent_email": self.urgent_email or "",
-        }
 
 
 def contact_details(db_session: Session, instant: datetime) -> ContactDetails:

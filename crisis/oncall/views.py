@@ -33,9 +33,12 @@ from sqlalchemy import func, select
 from accounts.access import public, roles_required
 from accounts.models import User
 from accounts.roles import STAFF, Role
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
+from core.local_time import LocalTimeError, form_instant
 from core.numbers import record_id, whole_number
+from core.text import one_line
 from crisis.oncall import roster
 from crisis.oncall.models import RosterMember, RosterOverride
 from notifications.addresses import AddressError, normalize_email, normalize_mobile
@@ -50,7 +53,7 @@ FEED_AHEAD = timedelta(weeks=12)
 _PURPOSE = b"krisrutin roster feed v1"
 _TEAM_VERSION = 1
 _TOKEN = re.compile(r"(team|u([0-9]{1,10}))-([A-Za-z0-9_-]{22})")
-_LOCAL_INPUT = "%Y-%m-%dT%H:%M"
+FEED_KEPT_IN_LOG = r"(team|u[0-9]{1,12})-"  # the start of a feed token the audit log may keep: whose feed
 
 
 def _policy():
@@ -153,6 +156,7 @@ def calendar_text(shifts: list[roster.Shift], names: dict[int, str], *, title: s
 
 @bp.get("/roster/feed/<token>.ics")
 @public
+@audit.secret_in_path("token", keep=FEED_KEPT_IN_LOG)
 def feed(token: str):
     """A member's shifts (or the team's view of all shifts) as an iCalendar feed."""
     valid, user = _feed_subject(token)
@@ -239,6 +243,7 @@ def _render(errors: dict | None = None, values: dict | None = None, status: int 
 
 @bp.get("/roster")
 @roles_required(*STAFF)
+@audit.audited_view("user", roster=True)
 def page():
     """The rotation, the next weeks' shifts, swaps and exceptions, and the calendar feeds."""
     return _render()
@@ -327,15 +332,17 @@ def contact(member_id: int):
     return redirect(url_for("roster.page"))
 
 
-def _parse_local(text: str) -> datetime | None:
-    """A local date-time from the form ("2026-12-24T17:00", as browsers send, or "2026-12-24 17:00")."""
-    for pattern in (_LOCAL_INPUT, "%Y-%m-%d %H:%M"):
-        try:
-            wall = datetime.strptime((text or "").strip(), pattern)  # noqa: DTZ007 (local wall time)
-        except ValueError:
-            continue
-        return wall.replace(tzinfo=_policy().timezone).astimezone(UTC)
-    return None
+def _form_time(form, name: str, missing: str, errors: dict[str, str]) -> datetime | None:
+    """A local date-time from the form (core.local_time's rule: the gap and the repeated autumn
+    hour are refused with a message), or None with the field's message in ``errors``."""
+    try:
+        value = form_instant(form, name, _policy().timezone)
+    except LocalTimeError as error:
+        errors[name] = error.message
+        return None
+    if value is None:
+        errors[name] = missing
+    return value
 
 
 @bp.post("/roster/overrides")
@@ -358,17 +365,13 @@ def add_override():
         else:
             starts, ends = roster.week_start(week, policy), roster.week_start(week + 1, policy)
     elif kind == "exception":
-        starts = _parse_local(form.get("starts_at", ""))
-        ends = _parse_local(form.get("ends_at", ""))
-        if starts is None:
-            errors["starts_at"] = _("Ange när undantaget börjar, t.ex. 2026-12-24 17:00.")
-        if ends is None:
-            errors["ends_at"] = _("Ange när undantaget slutar, t.ex. 2026-12-25 07:45.")
-        elif starts is not None and ends <= starts:
+        starts = _form_time(form, "starts_at", _("Ange när undantaget börjar, t.ex. 2026-12-24 17:00."), errors)
+        ends = _form_time(form, "ends_at", _("Ange när undantaget slutar, t.ex. 2026-12-25 07:45."), errors)
+        if starts is not None and ends is not None and ends <= starts:
             errors["ends_at"] = _("Undantaget måste sluta efter att det börjar.")
     else:
         errors["kind"] = _("Välj byte eller undantag.")
-    reason = (form.get("reason") or "").strip()
+    reason = one_line(form.get("reason") or "")
     if len(reason) > 200:
         errors["reason"] = _("Skriv högst 200 tecken.")
     if errors:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import selectinload
 from accounts.access import roles_required
 from accounts.roles import Role
 from contacts.api_input import ApiError, bool_arg, id_arg, json_object, paging, refuse_unknown_parameters
+from core import audit
 from core.clock import current_clock
 from core.extensions import db
 from crisis.visits import clients as supervision_clients
@@ -101,6 +102,7 @@ def _commit() -> None:
 
 @bp.get("/supervised-clients")
 @roles_required(*USERS)
+@audit.audited_view("client", api=True)
 def list_clients():
     """The clients, filtered by ``provider_id``, ``area`` and ``active``, ordered by reference."""
     refuse_unknown_parameters(("provider_id", "area", "active", "limit", "offset"))

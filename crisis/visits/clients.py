@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from contacts.models import Provider
 from core.numbers import MAX_ID, record_id, whole_number
+from core.text import refusal
 from crisis.visits.models import ScheduleException, SupervisedClient, SupervisionSchedule
 
 REFERENCE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -97,16 +98,6 @@ def format_time(value: time) -> str:
 
 
 # --- validation ---------------------------------------------------------------------------------
-
-
-def storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def normalise_area(text: str) -> str:
@@ -247,7 +238,9 @@ def clean_client(db_session: Session, data, *, providers: dict | None = None) ->
     area = data.get("area")
     if not isinstance(area, str) or not area.strip():
         errors["area"] = "Ange området"
-    elif len(normalise_area(area)) > AREA_MAX or not storable(area):
+    elif refusal(area):
+        errors["area"] = refusal(area)
+    elif len(normalise_area(area)) > AREA_MAX:
         errors["area"] = f"Området är högst {AREA_MAX} tecken vanlig text"
     else:
         cleaned["area"] = normalise_area(area)

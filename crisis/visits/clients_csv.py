@@ -39,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.cli import AppGroup
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -48,8 +48,8 @@ from sqlalchemy.orm import Session, selectinload
 from accounts.access import roles_required
 from accounts.roles import Role
 from contacts.models import Provider
-from contacts.register_csv import BOM, MAX_BYTES, MAX_ROWS, ImportRejected, RowProblem, _guard, _unguard, decode
-from core import audit
+from contacts.register_csv import MAX_BYTES, MAX_ROWS, ImportRejected, RowProblem, decode, unguard
+from core import audit, csv_export
 from core.clock import current_clock
 from core.extensions import db
 from core.numbers import record_id
@@ -194,7 +194,7 @@ def _read(text: str) -> tuple[dict[str, str], list[tuple[int, dict[str, str]]]]:
     keys: list[str | None] = []
     unknown = []
     for name in header:
-        cleaned = " ".join(name.removeprefix(BOM).split())
+        cleaned = " ".join(name.removeprefix(csv_export.BOM).split())
         key = _BY_NAME.get(cleaned.casefold()) if cleaned else None
         if cleaned and key is None:
             unknown.append(cleaned)
@@ -214,7 +214,7 @@ def _read(text: str) -> tuple[dict[str, str], list[tuple[int, dict[str, str]]]]:
             if any(cell.strip() for cell in cells):
                 if len(rows) >= MAX_ROWS:
                     raise ImportRejected(f"Filen har för många rader: högst {MAX_ROWS}")
-                rows.append((line, {key: _unguard(cell) for key, cell in zip(keys, cells, strict=False) if key}))
+                rows.append((line, {key: unguard(cell) for key, cell in zip(keys, cells, strict=False) if key}))
             line = reader.line_num + 1
     except csv.Error as error:
         raise ImportRejected(f"Rad {line} går inte att läsa som CSV ({error})") from None
@@ -300,24 +300,19 @@ def export_rows(db_session: Session):
         .order_by(SupervisedClient.reference, SupervisedClient.id)
     )
     for client in clients:
-        cells = (
+        yield [
             client.reference,
             providers.get(client.provider_id, ""),
             client.area,
             schedule_text(client),
             exceptions_text(client),
             "ja" if client.is_active else "nej",
-        )
-        yield [_guard(cell) for cell in cells]
+        ]
 
 
 def export_csv(db_session: Session) -> str:
-    """The clients as CSV for Excel: UTF-8 with a BOM, ``;``-separated, CRLF line ends."""
-    buffer = io.StringIO()
-    buffer.write(BOM)
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerows(export_rows(db_session))
-    return buffer.getvalue()
+    """The clients as CSV for Excel (:mod:`core.csv_export`: UTF-8 with a BOM, ``;``, CRLF)."""
+    return csv_export.to_text(export_rows(db_session))
 
 
 # --- the page -----------------------------------------------------------------------------------
@@ -368,9 +363,9 @@ def _page(*, summary=None, rejected=None, status=200):
 
 @bp.get("/clients")
 @roles_required(*USERS)
+@audit.audited_view("client")
 def clients():
     """The camera-supervised clients and their schedules, with the CSV import and export."""
-    audit.viewed("client")
     return _page()
 
 
@@ -404,15 +399,11 @@ def import_file():
 
 @bp.get("/clients.csv")
 @roles_required(*USERS)
+@audit.audited_export("client")
 def export_file():
     """Every client as CSV for Excel; re-importable unchanged."""
-    audit.exported("client")
     day = current_clock().now().date().isoformat()
-    return Response(
-        export_csv(db.session).encode("utf-8"),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="kameratillsyn-{day}.csv"'},
-    )
+    return csv_export.response(export_rows(db.session), filename=f"kameratillsyn-{day}.csv")
 
 
 # --- the command line ---------------------------------------------------------------------------

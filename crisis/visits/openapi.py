@@ -12,6 +12,7 @@ from core.openapi_document import (
     ID,
     INSTANT,
     NULLABLE_INSTANT,
+    TEXT,
     ApiArea,
     error_responses,
     json_response,
@@ -33,7 +34,7 @@ _NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
 _HHMM = {"type": "string", "pattern": "^([01]?[0-9]|2[0-3])[:.][0-5][0-9]$", "description": "HH:MM, local time."}
 _WEEKDAY = {
     "oneOf": [
-        {"type": "string", "description": "mon..sun (mån..sön and ranges like mån-fre are accepted)"},
+        {**TEXT, "description": "mon..sun (mån..sön and ranges like mån-fre are accepted)"},
         {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 = Monday"},
     ]
 }
@@ -101,7 +102,7 @@ def _schemas() -> dict:
             "properties": {
                 "reference": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                 "provider_id": ID,
-                "area": {"type": "string", "maxLength": 100},
+                "area": {**TEXT, "maxLength": 100},
                 "active": {"type": "boolean"},
                 "schedules": {"type": "array", "items": schedule},
                 "exceptions": {"type": "array", "items": exception},
@@ -116,8 +117,8 @@ def _schemas() -> dict:
             "properties": {
                 "reference": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
                 "provider_id": {**ID, "description": "The provider (or name it by provider)."},
-                "provider": {"type": "string", "description": "The provider's name or organisation number."},
-                "area": {"type": "string", "maxLength": 100},
+                "provider": {**TEXT, "description": "The provider's name or organisation number."},
+                "area": {**TEXT, "maxLength": 100},
                 "active": {"type": "boolean", "default": True},
                 "schedules": {"type": "array", "items": schedule},
                 "exceptions": {"type": "array", "items": exception},
@@ -150,9 +151,9 @@ def _schemas() -> dict:
             "required": ["reference", "scheduled_at"],
             "additionalProperties": False,
             "properties": {
-                "reference": {"type": "string"},
+                "reference": TEXT,
                 "scheduled_at": {**INSTANT, "description": "With an offset; within a day of now."},
-                "reason": {"type": "string", "maxLength": 300},
+                "reason": {**TEXT, "maxLength": 300},
             },
         },
         "SupervisionFailureInput": {
@@ -185,7 +186,7 @@ def _paths() -> dict:
     tags = ["supervision"]
     query = [
         {"name": "provider_id", "in": "query", "required": False, "schema": ID, "description": "One provider's."},
-        {"name": "area", "in": "query", "required": False, "schema": {"type": "string"}, "description": "Any case."},
+        {"name": "area", "in": "query", "required": False, "schema": TEXT, "description": "Any case."},
         ref("Active", "parameters"),
         ref("Limit", "parameters"),
         ref("Offset", "parameters"),

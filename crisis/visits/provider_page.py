@@ -33,11 +33,13 @@ from contacts.models import Provider
 from core import audit, link_pages
 from core.clock import current_clock
 from core.extensions import db
+from core.local_time import LocalTimeError, form_instant
 from core.numbers import record_id
+from core.signed_links import KEPT_IN_LOG
 from crisis.incidents.letters import LOCAL_MEASURES, InvalidLink
 from crisis.oncall.responsible import contact_details
 from crisis.visits.models import NOT_DONE_REASONS, Visit, VisitAlert, VisitStatus
-from crisis.visits.service import VisitError, acknowledge, alert_for_token, mark_visits, open_visits, parse_local
+from crisis.visits.service import VisitError, acknowledge, alert_for_token, mark_visits, open_visits
 
 log = logging.getLogger(__name__)
 bp = Blueprint("visit_page", __name__)
@@ -206,7 +208,10 @@ def _mark(provider_id: int, by: str | None, render):
         ids, errors["visits"] = [], "visits_unknown"
     done_at = None
     if values["outcome"] == VisitStatus.DONE.value:
-        done_at = parse_local(values["done_at"], _tz())
+        try:
+            done_at = form_instant(form, "done_at", _tz())
+        except LocalTimeError as error:  # the page's own words for a malformed time
+            errors["done_at"] = "done_at_missing" if error.kind == "format" else error.message
     now = current_clock().now()
     try:
         marked = mark_visits(
@@ -259,6 +264,8 @@ def _link_renderer(alert: VisitAlert, token: str):
 
 @bp.route("/v/<token>", methods=["GET", "POST"])
 @public
+@audit.secret_in_path("token", keep=KEPT_IN_LOG)
+@audit.audited_view("visit")
 def page(token: str):
     """The provider's visit list; a post acknowledges ("Vi tar dessa")."""
     alert = _alert_or_none(token)
@@ -273,6 +280,7 @@ def page(token: str):
 
 @bp.post("/v/<token>/mark")
 @public
+@audit.secret_in_path("token", keep=KEPT_IN_LOG)
 def mark(token: str):
     """Mark the chosen visits done or not done."""
     alert = _alert_or_none(token)
@@ -311,6 +319,7 @@ def _mine_renderer(provider_id: int):
 
 @bp.route("/visits/mine", methods=["GET", "POST"])
 @roles_required(Role.PROVIDER)
+@audit.audited_view("visit")
 def mine():
     """The same list for a logged-in provider user: its own provider's visits only."""
     provider_id = _own_provider_id()

@@ -9,21 +9,19 @@ when a visit was made before it was due), not done with the count per reason, st
 - ``?month=YYYY-MM`` (default: this month): failures scheduled and visits due in that local month
   (Europe/Stockholm), whatever their incident (also those the alarm operator reported alone).
 
-``&format=csv`` downloads the same table (UTF-8 with a BOM, ``;``, Swedish column names, whole
+``&format=csv`` downloads the same table (:mod:`core.csv_export`; Swedish column names, whole
 minutes, like :mod:`crisis.incidents.report`), then an empty line and every visit (provider, client
 reference, scheduled, status, done, delay, reason), then ``label;value`` rows. Staff only.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,6 +29,7 @@ from sqlalchemy.orm import Session
 from accounts.access import roles_required
 from accounts.roles import STAFF
 from contacts.models import Provider
+from core import audit, csv_export
 from core.clock import current_clock
 from core.extensions import db
 from core.numbers import id_field, month_start
@@ -139,12 +138,11 @@ def _local(value: datetime | None, tz) -> str:
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
-def report_csv(report: VisitReport, *, tz, now: datetime, selection: tuple[str, str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(REPORT_COLUMNS)
+def report_rows(report: VisitReport, *, tz, now: datetime, selection: tuple[str, str]) -> list:
+    """The CSV's rows: the table per provider, an empty line, every visit, then ``label;value`` rows."""
+    rows: list = [REPORT_COLUMNS]
     for row in [*report.rows, report.total]:
-        writer.writerow(
+        rows.append(
             [
                 row.provider if row is not report.total else "Alla utförare",
                 row.failures,
@@ -157,11 +155,11 @@ def report_csv(report: VisitReport, *, tz, now: datetime, selection: tuple[str, 
                 row.still_open,
             ]
         )
-    writer.writerow([])
-    writer.writerow(VISIT_COLUMNS)
+    rows.append([])
+    rows.append(VISIT_COLUMNS)
     for visit, provider in report.visits:
         delay = visit.done_at - visit.due_at if visit.done_at is not None else None
-        writer.writerow(
+        rows.append(
             [
                 provider,
                 visit.client.reference,
@@ -172,19 +170,21 @@ def report_csv(report: VisitReport, *, tz, now: datetime, selection: tuple[str, 
                 REASON_LABELS.get(visit.not_done_reason, "") if visit.not_done_reason else "",
             ]
         )
-    writer.writerow([])
-    writer.writerows(
-        [
-            selection,
-            ("Tidszon", str(tz)),
-            ("Rapporten skapad", now.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
-        ]
-    )
-    return "\ufeff" + buffer.getvalue()
+    rows.append([])
+    rows.append(selection)
+    rows.append(("Tidszon", str(tz)))
+    rows.append(("Rapporten skapad", now.astimezone(tz).strftime("%Y-%m-%d %H:%M")))
+    return rows
+
+
+def _is_csv() -> bool:
+    """The CSV format lists every visit with its client reference; the page shows figures only."""
+    return request.args.get("format") == "csv"
 
 
 @bp.get("/visits/report")
 @roles_required(*STAFF)
+@audit.audited_export("visit", when=_is_csv, report=True)
 def report():
     """Visits per provider, for one incident (``?incident=``) or one month (``?month=``)."""
     tz = current_app.extensions["krisrutin.routine"].timezone
@@ -212,11 +212,7 @@ def report():
         selection = ("Månad", month.strftime("%Y-%m"))
         filename = f"besok-{month.strftime('%Y-%m')}.csv"
     if request.args.get("format") == "csv":
-        return Response(
-            report_csv(data, tz=tz, now=now, selection=selection),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
-        )
+        return csv_export.response(report_rows(data, tz=tz, now=now, selection=selection), filename=filename)
     context = {}
     if month is not None:
         context = {

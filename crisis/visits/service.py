@@ -344,17 +344,6 @@ def acknowledge(db_session: Session, provider_id: int, *, name: str, now: dateti
     return alerts
 
 
-def parse_local(text: str, tz) -> datetime | None:
-    """``YYYY-MM-DDTHH:MM`` (a datetime-local field) in local time, or None."""
-    try:
-        value = datetime.fromisoformat((text or "").strip())
-    except ValueError:
-        return None
-    if value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=tz)
-
-
 def mark_visits(
     db_session: Session,
     provider_id: int,

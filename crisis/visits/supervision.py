@@ -57,6 +57,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from core.local_time import clock_change, exists
+from core.text import refusal
 from crisis.incidents import timeline
 from crisis.incidents.intake import parse_instant
 from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, IncidentProvider, IncidentStatus
@@ -70,7 +72,6 @@ from crisis.visits.clients import (
     area_key,
     find_client,
     parse_time,
-    storable,
 )
 from crisis.visits.models import SupervisedClient, SupervisionFailure, Visit, VisitEvent, VisitStatus
 from scheduling.registry import planner
@@ -99,27 +100,10 @@ def local_instant(day: date, moment: time, tz) -> datetime:
     docstring: a time in the spring gap moves to the end of the gap; an ambiguous time is the
     first of its two instants)."""
     wall = datetime.combine(day, moment)
-    first = wall.replace(tzinfo=tz, fold=0)
-    instant = first.astimezone(UTC)
-    if instant.astimezone(tz).replace(tzinfo=None) == wall:
-        return instant  # exists (the first instant when it happens twice)
-    # In a gap: fold=0 reads it with the offset before the change, fold=1 with the one after;
-    # the change itself lies between the two readings. Find it to the second.
-    low = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    high = instant
-    if low > high:
-        low, high = high, low
-    after = high.astimezone(tz).utcoffset()
-    before = low.astimezone(tz).utcoffset()
-    if before == after:  # cannot happen with real zones; be safe
-        return instant
-    while (high - low) > timedelta(seconds=1):
-        middle = low + (high - low) / 2
-        if middle.astimezone(tz).utcoffset() == before:
-            low = middle
-        else:
-            high = middle
-    return high.replace(microsecond=0)
+    if exists(wall, tz):
+        return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)  # the first instant when it happens twice
+    change, _before, _after = clock_change(wall, tz)
+    return change
 
 
 def _local_times(client: SupervisedClient, day: date) -> set[time]:
@@ -297,8 +281,10 @@ def clean_failure(db_session: Session, item, *, now: datetime) -> dict:
     reason = item.get("reason", "")
     if reason is None:
         reason = ""
-    if not isinstance(reason, str) or not storable(reason):
+    if not isinstance(reason, str):
         errors["reason"] = "Skriv orsaken som vanlig text"
+    elif refusal(reason):
+        errors["reason"] = refusal(reason)
     elif len(reason.strip()) > REASON_MAX:
         errors["reason"] = f"Orsaken får vara högst {REASON_MAX} tecken"
     else:

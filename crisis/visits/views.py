@@ -102,6 +102,7 @@ def dashboard_data(db_session, now) -> dict:
 
 @bp.get("/visits")
 @roles_required(*READERS)
+@audit.audited_view("visit", dashboard=True)
 def dashboard():
     """Visits due now, overdue, unacknowledged, per provider; reloads itself every minute."""
     now = current_clock().now()
@@ -155,9 +156,9 @@ def _render_calls(*, errors=None, submitted=None, status=200):
 
 @bp.get("/visits/calls")
 @roles_required(*READERS)
+@audit.audited_view("visit", calls=True)
 def calls():
     """Whom to phone: providers that have not acknowledged their visits in time."""
-    audit.viewed("visit", calls=True)
     return _render_calls()
 
 

@@ -285,9 +285,9 @@ def test_the_report_is_the_months_record_in_excels_csv(app, client, clock, month
         "Utförare;Organisationsnummer;Kontaktperson;Roll;Mobil;E-post;Tillagd;Inbjudan e-post;Inbjudan sms;"
         "Svar;Svar via;Svarade;Påminnelser;Samtal;Ringd;Ringd av;Rättelser godkända;Rättelser avvisade;"
         "Rättelser väntar",
-        "Hemtjänst Norr;212000-0142;Anna Lind;Enhetschef;+46701112233;anna@norr.example.se;2026-11-02 08:00;"
+        "Hemtjänst Norr;212000-0142;Anna Lind;Enhetschef;'+46701112233;anna@norr.example.se;2026-11-02 08:00;"
         "levererat;skickat;nej;länk;2026-11-23 10:00;0;;;;1;0;0",
-        "Omsorgsbolaget AB;;Bo Åkesson;Verksamhetschef;+46701740606;bo@omsorg.example.se;2026-11-02 08:00;"
+        "Omsorgsbolaget AB;;Bo Åkesson;Verksamhetschef;'+46701740606;bo@omsorg.example.se;2026-11-02 08:00;"
         "misslyckades;levererat;;;;2;inte nådd;2026-11-23 10:00;Test team;0;0;0",
         "",
         "Månadskontroll;2026-11",

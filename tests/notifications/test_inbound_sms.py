@@ -252,3 +252,18 @@ def test_retry_racing_the_first_request_is_answered_as_a_duplicate(app, clock, m
         assert result.duplicate and result.reply is None and result.inbound.gateway_id == sid
     assert handler.calls == []
     assert len(inbound_rows(app)) == 1
+
+
+def test_an_sms_with_hidden_characters_is_stored_and_handed_on_clean(app, client, make_contact, handlers):
+    """An SMS is never refused (its sender cannot be told): control characters, NUL and the
+    bidirectional overrides are removed and the text is stored in NFC, as the handlers see it.
+    The signature is checked over the values as Twilio sent them."""
+    make_contact()
+    handlers("test.check_answer", Recorder("JA TACK, ÅSA", "Tack"))
+    response = post_inbound(
+        client, sms("SM" + "7" * 32, "\u2066Ja\x00\u202e tack, A\u030asa\u2069", sender=KARIN + "\x07")
+    )
+    assert response.status_code == 200
+    assert "<Message>Tack</Message>" in response.get_data(as_text=True)  # the handler took it
+    [row] = inbound_rows(app)
+    assert (row.body, row.from_address, row.handled_by) == ("Ja tack, Åsa", KARIN, "test.check_answer")

@@ -33,9 +33,16 @@ ROLES = (*SESSION_ROLES, "supplier", "anonymous")
 
 # Rows that record the attempt itself, not a change by it: every refused link adds a
 # link_failures row, every refused login a login_failures row, and the audit log records views
-# and refusals. A token's last_used_at is stamped whenever it authenticates.
+# and refusals. A token's last_used_at is stamped whenever it authenticates, a login session's
+# last_seen_at as it is used, and a wrong current password counts towards the user's lock-out.
 ATTEMPT_TABLES = ("audit_log", "link_failures", "login_failures")
-ATTEMPT_COLUMNS = {("api_tokens", "last_used_at")}
+ATTEMPT_COLUMNS = {
+    ("api_tokens", "last_used_at"),
+    ("user_sessions", "last_seen_at"),
+    ("users", "failed_logins"),
+    ("users", "first_failed_at"),
+    ("users", "locked_until"),
+}
 
 
 @dataclass

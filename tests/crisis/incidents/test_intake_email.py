@@ -209,3 +209,36 @@ def test_a_date_without_a_zone_means_now(app, clock, post_email):
     clock.set(datetime(2026, 11, 23, 10, 5, tzinfo=STOCKHOLM))
     notice = post_email(message(date="Mon, 23 Nov 2026 09:50:00 -0000", message_id="<naive@x>")).get_json()
     assert notice["starts_at"] == "2026-11-23T09:05:00+00:00"
+
+
+# A mail with odd characters: the original is kept byte for byte, but everything taken from it
+# (title, text, Message-ID) is cleaned by the text boundary's scrub, not refused: a supplier's
+# notice must not be lost for an invisible character.
+RAW = (
+    b"From: Telia Drift <drift@telia.se>\r\n"
+    b"To: valfardsteknik@kommun.example.se\r\n"
+    b"Subject: St\xf6rning \x1b[31m\xe2\x80\xae kameror\x07 norr\r\n"
+    b"Message-ID: <x\x1b1@mail.telia.se>\r\n"
+    b"Date: Mon, 23 Nov 2026 09:50:00 +0100\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Kameratillsyn p\xc3\xa5verkas \xe2\x80\xae\x07i norr.\r\n"
+)
+
+
+def test_a_supplier_mail_with_control_and_override_characters_becomes_a_clean_notice(
+    app, client, post_email, telia, make_user
+):
+    response = post_email(RAW)
+    assert response.status_code == 201, response.get_json()
+    notice = response.get_json()
+    assert notice["title"] == "St\ufffdrning [31m kameror norr"
+    assert notice["body"] == "Kameratillsyn påverkas i norr."
+    with app.app_context():
+        stored = db.session.scalars(select(Notice)).one()
+        assert stored.external_id == "<x1@mail.telia.se>"
+    _, username, password = make_user("team")
+    log_in(client, username, password)
+    assert client.get(f"/incidents/{notice['incident_id']}").status_code == 200
+    original = client.get(f"/incidents/{notice['incident_id']}/notices/{notice['id']}/original")
+    assert original.data == RAW  # kept as received, every byte

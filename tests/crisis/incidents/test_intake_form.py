@@ -3,7 +3,7 @@ the suppliers' pages with API access. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -253,3 +253,41 @@ def test_api_access_gives_a_token_that_sends_notices_for_that_supplier(app, clie
 def test_suppliers_are_the_teams(client, staff):
     staff("on_call")
     assert client.get("/suppliers").status_code == 403
+
+
+# --- local times the clocks skip or pass twice (core.local_time, the API's rule) ------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("starts_at", "2027-03-28T02:30", "Klockan 02:00–03:00 finns inte den 28 mars 2027: klockan ställs fram"),
+        ("expected_end", "2027-03-28T02:30", "klockan ställs fram"),
+        ("starts_at", "9999-12-31T10:00", "Ange ett år mellan 1900 och 2200"),
+        ("starts_at", "2027-10-31T02:30", "Klockan 02:00–03:00 kommer två gånger den 31 oktober 2027"),
+    ],
+)
+def test_a_form_time_that_does_not_exist_once_is_refused_with_its_reason_and_nothing_saved(
+    app, staff, data, field, value, words
+):
+    fields = {**GOOD, "starts_at": "2027-03-27T22:00", "expected_end": "", field: value}
+    response = _post_form(staff("team"), "/incidents/new", fields)
+    assert response.status_code == 400
+    assert words in response.get_data(as_text=True)
+    assert count(app, Incident) == 0 and count(app, Notice) == 0
+
+
+def test_the_repeated_autumn_hour_asks_which_and_takes_the_chosen_reading(app, staff, data):
+    client = staff("on_call")
+    fields = {**GOOD, "starts_at": "2027-10-31T02:30", "expected_end": ""}
+    asked = _post_form(client, "/incidents/new", fields)
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 400 and "Vilken gång menar du?" in html
+    assert 'name="starts_at_offset" value="+02:00"' in html and 'name="starts_at_offset" value="+01:00"' in html
+    chosen = _post_form(client, "/incidents/new", {**fields, "starts_at_offset": "+01:00"})
+    assert chosen.status_code == 302
+    with app.app_context():
+        # the second 02:30, in winter time: 01:30 UTC
+        assert db.session.scalars(select(Incident.starts_at)).one() == datetime(
+            2027, 10, 31, 1, 30, tzinfo=timezone.utc
+        )

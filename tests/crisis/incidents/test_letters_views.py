@@ -41,6 +41,23 @@ def _incident(app, clock, at, **fields):
     return incident_id
 
 
+def _first_letter(incident_id, clock):
+    """The incident's first letter, sent by the team (in an app context; not committed)."""
+    from crisis.incidents.letters import send_letter
+
+    return send_letter(
+        db.session,
+        db.session.get(Incident, incident_id),
+        kind="first",
+        subject="GSM-nätet nere",
+        body="Kameratillsynen fungerar inte.",
+        apply_local_routines=True,
+        author_id=None,
+        party="team",
+        now=clock.now(),
+    )
+
+
 def _logged_in(client, make_user, role):
     _, username, password = make_user(role)
     log_in(client, username, password)
@@ -161,7 +178,6 @@ def test_a_letter_to_many_providers_shows_the_unacknowledged_first_and_the_rest_
     """Sixty providers: the incident page lists fifty receipts, those not yet acknowledged first,
     says how many have acknowledged, and shows all of them (and all providers) on request."""
     from contacts import register
-    from crisis.incidents.letters import send_letter
     from tests.crisis.incidents.test_letters_helpers import TEAM
 
     clock.set(OFFICE)
@@ -179,17 +195,7 @@ def test_a_letter_to_many_providers_shows_the_unacknowledged_first_and_the_rest_
             )
         db.session.commit()
         incident_id = make_incident(clock)
-        letter = send_letter(
-            db.session,
-            db.session.get(Incident, incident_id),
-            kind="first",
-            subject="GSM-nätet nere",
-            body="Kameratillsynen fungerar inte.",
-            apply_local_routines=True,
-            author_id=None,
-            party="team",
-            now=clock.now(),
-        )
+        letter = _first_letter(incident_id, clock)
         # Utförare 00 to 54 have acknowledged; 55 to 59 have not.
         for receipt in letter.receipts:
             name = db.session.get(register.Provider, receipt.provider_id).name
@@ -214,3 +220,22 @@ def test_a_letter_to_many_providers_shows_the_unacknowledged_first_and_the_rest_
     assert len(re.findall(r"<td>(Utförare \d\d)", table)) == 60
     assert len(re.findall(r"<li>(Utförare \d\d)</li>", everything)) == 60
     assert "Visa alla 60" not in everything
+
+
+@pytest.mark.parametrize("subject", ["Uppdatering\x00 kameror", "Uppdatering \u202earomak"])
+def test_an_update_letter_whose_subject_holds_a_refused_character_is_refused_and_nothing_is_sent(
+    app, client, clock, make_user, subject
+):
+    incident_id = _incident(app, clock, OFFICE)
+    with app.app_context():
+        _first_letter(incident_id, clock)
+        db.session.commit()
+        sent = len(messages(None))
+    _logged_in(client, make_user, "team")
+    url = f"/incidents/{incident_id}/letters/new?kind=update"
+    token = csrf_token_from(client.get(url).get_data(as_text=True))
+    data = {"csrf_token": token, "subject": subject, "body": "Fortfarande nere.", "action": "send"}
+    response = client.post(url, data=data)
+    assert response.status_code == 400 and "<strong>Rubrik:</strong>" in response.get_data(as_text=True)
+    with app.app_context():
+        assert len(letters(incident_id)) == 1 and len(messages(None)) == sent

@@ -215,3 +215,25 @@ def test_a_forged_or_old_feed_token_is_refused(app, people):
         db.session.get(User, people["anna"]).session_version += 1  # a new password voids the feed
         db.session.commit()
     assert anonymous.get(f"/roster/feed/{token}.ics").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at", "field", "words"),
+    [
+        ("2027-03-28T02:30", "2027-03-28T07:45", "starts_at", "02:00–03:00 finns inte den 28 mars 2027"),
+        ("2027-10-30T17:00", "2027-10-31T02:30", "ends_at", "02:00–03:00 kommer två gånger den 31 oktober 2027"),
+        ("9999-12-24T17:00", "9999-12-25T07:45", "starts_at", "Ange ett år mellan 1900 och 2200"),
+    ],
+)
+def test_an_exception_at_a_time_that_does_not_exist_once_is_refused_and_nothing_is_stored(
+    app, people, starts_at, ends_at, field, words
+):
+    client = logged_in(app, "teamet")
+    token = csrf_token_from(client.get("/roster").get_data(as_text=True))
+    data = {"kind": "exception", "override_user_id": people["bo"], "csrf_token": token}
+    refused = client.post("/roster/overrides", data={**data, "starts_at": starts_at, "ends_at": ends_at})
+    assert refused.status_code == 422
+    html = refused.get_data(as_text=True)
+    assert words in html and f'id="{field}-error"' in html
+    with app.app_context():
+        assert db.session.scalars(select(RosterOverride)).all() == []

@@ -184,6 +184,22 @@ def test_bad_marks_get_400_with_the_message_and_change_nothing(app, client, cloc
         assert visit_events("marked") == []
 
 
+@pytest.mark.parametrize(
+    ("done_at", "words"),
+    [
+        ("2026-03-29T02:30", "Klockan 02:00–03:00 finns inte den 29 mars 2026: klockan ställs fram"),
+        ("2026-10-25T02:30", "Klockan 02:00–03:00 kommer två gånger den 25 oktober 2026"),
+    ],
+)
+def test_a_visit_time_the_clocks_skip_or_pass_twice_is_refused_with_its_reason(app, client, setup, done_at, words):
+    path = setup["norr_link"]
+    token = csrf_token_from(_page(client, path))
+    response = _mark(client, path, token, visit=setup["norr"][:1], outcome="done", done_at=done_at, name="Bo Ek")
+    assert response.status_code == 400 and words in response.get_data(as_text=True)
+    with app.app_context():
+        assert visit_events("marked") == []
+
+
 def test_a_post_without_the_csrf_token_changes_nothing(app, client, setup):
     path = setup["norr_link"]
     response = client.post(f"{path}/mark", data={"visit": setup["norr"], "outcome": "not_done", "reason": "refused"})
