@@ -232,9 +232,11 @@ class Dispatcher(Bookkeeping):
         log.info("dispatcher stopped", extra={"dispatcher": self.name, **self._report.as_dict()})
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
-        """Run until ``stop`` is set or an exception (a signal's) interrupts the wait; then stop."""
-        self.start()
+        """Run until ``stop`` is set or an exception (a signal's) interrupts the wait; then stop.
+        ``start`` is inside the ``try``: a SIGTERM that arrives while the workers are being started
+        (they may already be sending) still stops them cleanly."""
         try:
+            self.start()
             (stop or threading.Event()).wait()
         finally:
             self.stop()

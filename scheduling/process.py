@@ -76,10 +76,12 @@ def run_scheduler(app, *, interval_seconds: int, name: str, stop: threading.Even
     """Tick every ``interval_seconds`` until ``stop`` is set (or an exception such as a signal's
     interrupts the wait); then wait for a running tick to finish."""
     scheduler = build_scheduler(app, interval_seconds=interval_seconds, name=name)
-    scheduler.start()
-    log.info("scheduler started", extra={"scheduler": name, "interval_seconds": interval_seconds})
     try:
+        # Inside the try: a signal that arrives while the first tick is starting still shuts down.
+        scheduler.start()
+        log.info("scheduler started", extra={"scheduler": name, "interval_seconds": interval_seconds})
         stop.wait()
     finally:
-        scheduler.shutdown(wait=True)
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
         log.info("scheduler stopped", extra={"scheduler": name})
