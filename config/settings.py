@@ -49,6 +49,9 @@ class Settings:
     # The team's functional mailbox and duty phone: alerts and handovers to the team go here.
     team_email: str | None
     team_mobile: str | None
+    # The organisation's name as people know it ("Lindesbergs kommun"): every SMS names its sender
+    # with it, and the provider pages show it.
+    organisation_name: str
     twilio_account_sid: str | None
     twilio_auth_token: str | None
     twilio_from: str | None
@@ -181,6 +184,7 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         mail_reply_to=get("MAIL_REPLY_TO"),
         team_email=get("TEAM_EMAIL") or get("MAIL_REPLY_TO") or get("MAIL_FROM", "valfardsteknik@example.se"),
         team_mobile=get("TEAM_MOBILE"),
+        organisation_name=get("ORGANISATION_NAME", "Välfärdsteknik"),
         twilio_account_sid=get("TWILIO_ACCOUNT_SID"),
         twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
         twilio_from=get("TWILIO_FROM"),
