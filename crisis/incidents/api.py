@@ -229,22 +229,19 @@ def _letter_request(value) -> dict | None:
 
 def _send_first_letter(incident: Incident, letter: dict) -> int:
     """The caller handles the incident now: it is acknowledged by them and the letter goes out."""
-    from crisis.incidents.letters import LetterError, send_letter
-    from crisis.incidents.routing import acknowledge_incident
+    from crisis.incidents.letters import LetterError, send_staff_letter
 
-    now = current_clock().now()
-    acknowledge_incident(db.session, incident, g.user, now)
     try:
-        sent = send_letter(
+        sent = send_staff_letter(
             db.session,
             incident,
+            user=g.user,
             kind=LetterKind.FIRST,
             subject=letter["subject"],
             body=letter["body"],
             apply_local_routines=letter["apply_local_routines"],
-            author_id=g.user.id,
             party=incident.party,
-            now=now,
+            now=current_clock().now(),
         )
     except LetterError as error:
         raise ApiError(422, "the letter was refused: see fields", {f"letter.{error.field}": error.message}) from None

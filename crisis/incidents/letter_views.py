@@ -44,7 +44,7 @@ from crisis.incidents.letters import (
     first_letter,
     letters_of,
     record_call,
-    send_letter,
+    send_staff_letter,
 )
 from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
 from crisis.oncall.models import Party
@@ -259,14 +259,14 @@ def compose(incident_id: int):
         return _render_compose(incident, kind, values, preview=True)
     party = Party.ON_CALL if g.user.role == Role.ON_CALL.value else Party.TEAM
     try:
-        letter = send_letter(
+        letter = send_staff_letter(
             db.session,
             incident,
+            user=g.user,
             kind=kind,
             subject=values["subject"],
             body=values["body"],
             apply_local_routines=values["apply"],
-            author_id=g.user.id,
             party=party,
             now=current_clock().now(),
         )

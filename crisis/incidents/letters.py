@@ -41,6 +41,7 @@ from core.text import one_line, refusal
 from crisis.incidents import timeline
 from crisis.incidents.affected import affected_providers
 from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
+from crisis.incidents.routing import acknowledge_incident
 from crisis.oncall.models import Party
 from crisis.oncall.responsible import contact_details
 from notifications import rendering
@@ -406,6 +407,37 @@ def send_letter(
     return letter
 
 
+def send_staff_letter(
+    db_session: Session,
+    incident: Incident,
+    *,
+    user,
+    kind: LetterKind | str,
+    subject: str,
+    body: str,
+    apply_local_routines: bool,
+    party: Party | str,
+    now: datetime,
+) -> Letter:
+    """A letter written by a person (the team, the on-call officer, an admin), from the incident
+    page or the API: the one rule of both paths is that sending it takes the incident — an
+    unacknowledged incident is acknowledged by the writer (its alerts stop) before the letter
+    goes out. Does not commit; raises :class:`LetterError` (the caller rolls back)."""
+    check_may_send(db_session, incident, kind)
+    acknowledge_incident(db_session, incident, user, now)
+    return send_letter(
+        db_session,
+        incident,
+        kind=kind,
+        subject=subject,
+        body=body,
+        apply_local_routines=apply_local_routines,
+        author_id=user.id,
+        party=party,
+        now=now,
+    )
+
+
 # --- acknowledgements, re-sending, the call list -------------------------------------------------------
 
 
@@ -494,4 +526,5 @@ __all__ = [
     "receipt_for_token",
     "record_call",
     "send_letter",
+    "send_staff_letter",
 ]
