@@ -187,7 +187,7 @@ def seed(
                     if acknowledged
                     else None,
                     "acknowledged_by": "Anna Andersson" if acknowledged else None,
-                    "local_routines_started": True if acknowledged else None,
+                    "local_routines": "yes" if acknowledged else None,
                 }
             )
     for rows in _chunks(receipts):

@@ -58,7 +58,7 @@ FIELD_LABELS = {
     "is_active": _l("Aktiv"),
     "kind": _l("Typ"),
     "lang": _l("Språk"),
-    "local_routines_started": _l("Lokala rutiner startade"),
+    "local_routines": _l("Har ni startat era lokala rutiner?"),
     "mobile": _l("Mobilnummer"),
     "month": _l("Månad"),
     "name": _l("Namn"),

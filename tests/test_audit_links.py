@@ -33,8 +33,8 @@ def test_the_letter_page_and_its_acknowledgement_are_recorded_as_the_link(app, c
     assert view.ip == "198.51.100.4" and view.path == f"/d/{view.entity_id}-…"
 
     clock.advance(minutes=5)
-    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg", "local_routines_started": "yes"})
-    assert response.status_code == 200
+    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg", "local_routines": "yes"})
+    assert response.status_code == 303
     updates = [r for r in _rows(app) if r.action == "update" and r.entity == "letter_receipt"]
     assert updates and all(r.actor_kind == "link" and r.actor_id == view.actor_id for r in updates)
     assert all("acknowledged_by" in r.detail["fields"] for r in updates)

@@ -107,8 +107,8 @@ def _use_every_link(app, world) -> None:
     page = client.get(world.links["check"])
     answer = {"answer": "yes", "csrf_token": csrf_token_from(page.get_data(as_text=True))}
     assert client.post(world.links["check"], data=answer).status_code == 200
-    acknowledgement = {"name": "Cia Berg", "local_routines_started": "yes", "csrf_token": answer["csrf_token"]}
-    assert client.post(world.links["letter"], data=acknowledgement).status_code == 200
+    acknowledgement = {"name": "Cia Berg", "local_routines": "yes", "csrf_token": answer["csrf_token"]}
+    assert client.post(world.links["letter"], data=acknowledgement).status_code == 303
 
 
 def test_no_path_in_the_log_opens_a_page_of_a_link_and_the_audit_pages_show_only_cut_paths(

@@ -42,6 +42,7 @@ def init_app(app) -> None:
         openapi,
         privacy,
         provider_page,
+        receipt_answers,
         report,
         retention,
         supplier_views,
@@ -63,6 +64,7 @@ def init_app(app) -> None:
         app.register_blueprint(blueprint)
     email_ingest.init_app(app)  # notices ingest FILE.eml
     letter_views.init_app(app)  # the letters panel of the incident page
+    receipt_answers.init_app(app)  # the provider's answer about local routines, in words
     routing.init_app(app)  # the routing panel of the incident page
     default_registry.expect_jobs(routing, handover, letter_jobs, followups)
     link_pages.register_pages(app, blueprints={provider_page.bp.name})

@@ -19,7 +19,7 @@
         deliveries: [{message_id, contact {id, name} | null, provider, channel, to_address,
             status, attempts, queued_at, sent_at, delivered_at, failed_at, error}],
         receipts: [{provider {id, name}, acknowledged_at, acknowledged_by,
-            local_routines_started, resent_at, call_listed_at, called_at, call_outcome}]}]
+            local_routines, local_routines_answer, resent_at, call_listed_at, called_at, call_outcome}]}]
     handovers: [{id, boundary_at, from_party, to_party, from_user, to_user, created_at,
         acknowledged_at, acknowledged_by, realerted_at, summary}]
     alerts: [{id, reason, step, party, user, sent_at, acknowledged_at, acknowledged_by,
@@ -50,6 +50,7 @@ from core.extensions import db
 from crisis.incidents import report
 from crisis.incidents.affected import affected_providers
 from crisis.incidents.models import Letter, LetterReceipt
+from crisis.incidents.receipt_answers import answer_label as local_routines_label
 from crisis.incidents.views import (
     ALERT_REF,
     LETTER_REF,
@@ -237,7 +238,8 @@ def build_record(db_session: Session, incident, *, tz, now: datetime) -> dict:
                         "provider": {"id": r.provider_id, "name": provider_names.get(r.provider_id)},
                         "acknowledged_at": instant(r.acknowledged_at, tz),
                         "acknowledged_by": r.acknowledged_by,
-                        "local_routines_started": r.local_routines_started,
+                        "local_routines": r.local_routines,
+                        "local_routines_answer": local_routines_label(r.local_routines) if r.acknowledged_at else None,
                         "resent_at": instant(r.resent_at, tz),
                         "call_listed_at": instant(r.call_listed_at, tz),
                         "called_at": instant(r.called_at, tz),

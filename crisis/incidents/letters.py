@@ -41,6 +41,7 @@ from core.text import one_line, refusal
 from crisis.incidents import timeline
 from crisis.incidents.affected import affected_providers
 from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
+from crisis.incidents.receipt_answers import ANSWERS
 from crisis.incidents.routing import acknowledge_incident
 from crisis.oncall.models import Party
 from crisis.oncall.responsible import contact_details
@@ -446,13 +447,17 @@ def acknowledge(
     receipt: LetterReceipt,
     *,
     name: str,
-    local_routines_started: bool,
+    local_routines: str | None,
     now: datetime,
     via: str = "link",
 ) -> list[LetterReceipt]:
-    """The provider's "received, local routines started": acknowledges this receipt and the
-    provider's other unacknowledged receipts of the same incident (the page shows every letter).
-    Returns the receipts acknowledged now (none when already done: idempotent). Does not commit."""
+    """The provider's receipt with its answer to "Har ni startat era lokala rutiner?" (one of
+    ``receipt_answers.ANSWERS``, or None when it was not asked): acknowledges this receipt and
+    the provider's other unacknowledged receipts of the same incident (the page shows every
+    letter). Returns the receipts acknowledged now (none when already done: idempotent). Does not
+    commit."""
+    if local_routines is not None and local_routines not in ANSWERS:
+        raise ValueError(f"not an answer: {local_routines!r}")
     letter = receipt.letter
     older = db_session.scalars(
         select(LetterReceipt)
@@ -467,7 +472,7 @@ def acknowledge(
     for item in older:
         item.acknowledged_at = now
         item.acknowledged_by = name[:200]
-        item.local_routines_started = bool(local_routines_started)
+        item.local_routines = local_routines
         timeline.record(
             db_session,
             letter.incident_id,
@@ -475,7 +480,7 @@ def acknowledge(
             now,
             letter_id=item.letter_id,
             provider_id=item.provider_id,
-            local_routines_started=bool(local_routines_started),
+            local_routines=local_routines,
             via=via,
         )
     return list(older)
@@ -509,7 +514,8 @@ def record_call(
         outcome=outcome,
     )
     if outcome == "reached" and receipt.acknowledged_at is None:
-        acknowledge(db_session, receipt, name="Per telefon", local_routines_started=True, now=now, via="call")
+        # On the phone the question is not asked: the receipt records no answer rather than a guess.
+        acknowledge(db_session, receipt, name="Per telefon", local_routines=None, now=now, via="call")
 
 
 __all__ = [

@@ -175,7 +175,7 @@ class Letter(db.Model):
 
 class LetterReceipt(db.Model):
     """One affected provider's copy of a letter: its page (a signed link), its acknowledgement
-    ("received, local routines started"), re-sending and the call-list step."""
+    (with the answer to "have you started your local routines?"), re-sending and the call-list step."""
 
     __tablename__ = "letter_receipts"
     __table_args__ = (UniqueConstraint("letter_id", "provider_id"),)
@@ -186,7 +186,8 @@ class LetterReceipt(db.Model):
     nonce: Mapped[str] = mapped_column(String(32))  # part of the signed link; new nonce voids it
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))  # a name typed on the page
-    local_routines_started: Mapped[bool | None] = mapped_column(Boolean)
+    # "Har ni startat era lokala rutiner?": yes, not_yet, not_needed (crisis.incidents.receipt_answers)
+    local_routines: Mapped[str | None] = mapped_column(String(16))
     resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     call_listed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

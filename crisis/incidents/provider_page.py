@@ -2,11 +2,15 @@
 
 Every affected provider gets one link per letter (its :class:`~crisis.incidents.models.LetterReceipt`,
 signed like the monthly check's links, see :mod:`crisis.incidents.letters`). The page shows the incident's
-letters, newest first, the routine's local measures and whom to contact, and asks "Mottaget –
-lokala rutiner startade": a form post with the name of who acknowledges and whether local
-routines have started. Acknowledging covers every letter of the incident the provider has got
-(the page shows them all); posting again changes nothing. Opening the page records nothing
-(mail scanners open links).
+letters, newest first, the routine's local measures and whom to contact, and asks for a receipt:
+the name of who acknowledges and "Har ni startat era lokala rutiner?" as radios (Ja / Nej, inte
+än / Behövs inte), nothing pre-selected (a pre-ticked box under a button that stated the answer
+recorded the opposite of what keyboard users meant); an unanswered question is an error, and
+the receipt records exactly the answer (:mod:`crisis.incidents.receipt_answers`). A receipt is
+answered with a redirect to the page (reloading never resends), which then shows who
+acknowledged and what they answered. Acknowledging covers every letter of the incident the
+provider has got (the page shows them all); posting again changes nothing. Opening the page
+records nothing (mail scanners open links).
 
 A forged, altered or replaced link gets a 404 page; 30 days after the incident was resolved
 the link has expired (410, see :func:`letter_link_expired`; :mod:`core.link_pages` limits repeated bad links).
@@ -21,7 +25,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.orm import Session
@@ -41,6 +45,7 @@ from crisis.incidents.letters import (
     receipt_for_token,
 )
 from crisis.incidents.models import Incident, LetterReceipt
+from crisis.incidents.receipt_answers import ANSWERS, LABELS
 from crisis.oncall.responsible import contact_details
 
 log = logging.getLogger(__name__)
@@ -69,7 +74,7 @@ def _csrf_failed(error):
     return render_template("incidents/provider_expired.html", token=token), 400
 
 
-def _page(receipt: LetterReceipt, token: str, *, errors=None, values=None, thanks=False, status=200):
+def _page(receipt: LetterReceipt, token: str, *, errors=None, values=None, status=200):
     incident = db.session.get(Incident, receipt.letter.incident_id)
     letters = list(reversed(letters_of(db.session, incident.id)))
     newest = letters[0]
@@ -95,8 +100,8 @@ def _page(receipt: LetterReceipt, token: str, *, errors=None, values=None, thank
         kind_labels=KIND_LABELS,
         token=token,
         errors=errors or {},
-        values=values or {"name": "", "local_routines_started": True},
-        thanks=thanks,
+        values=values or {"name": "", "local_routines": ""},
+        answers=[(value, LABELS[value]) for value in ANSWERS],
     ), status
 
 
@@ -119,16 +124,20 @@ def page(token: str):
     if not incident.is_open:
         return _page(receipt, token, status=409)
     name = " ".join(request.form.get("name", "").split())
-    started = request.form.get("local_routines_started") == "yes"
-    values = {"name": name, "local_routines_started": started}
+    answer = request.form.get("local_routines", "")
+    values = {"name": name, "local_routines": answer}
     errors = {}
     if not name:
         errors["name"] = _("Skriv ditt namn.")
     elif len(name) > 200:
         errors["name"] = _("Namnet får vara högst 200 tecken.")
+    if answer not in ANSWERS:
+        errors["local_routines"] = _("Svara på om ni har startat era lokala rutiner.")
     if errors:
         return _page(receipt, token, errors=errors, values=values, status=400)
-    done = acknowledge(db.session, receipt, name=name, local_routines_started=started, now=current_clock().now())
+    done = acknowledge(db.session, receipt, name=name, local_routines=answer, now=current_clock().now())
     db.session.commit()
     log.info("letter acknowledged", extra={"receipt_id": receipt.id, "receipts": len(done)})
-    return _page(receipt, token, thanks=True)
+    if done:
+        flash(_("Tack! Ni har kvitterat breven."), "success")
+    return redirect(url_for("provider_page.page", token=token), code=303)

@@ -28,9 +28,10 @@ from contacts.register import SERVICE_LABELS
 from core import audit
 from core.extensions import db
 from core.numbers import month_start, record_id
-from crisis.incidents import report
+from crisis.incidents import receipt_answers, report
 from crisis.incidents.affected import affected_providers
 from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, IncidentStatus, Letter, Supplier
+from crisis.incidents.receipt_answers import NOT_YET, YES
 from notifications.views import ContactDeliveries, delivery_overview
 
 bp = Blueprint("incidents", __name__, template_folder="templates")
@@ -145,6 +146,11 @@ def describe_event(event: IncidentEvent, names: dict[int, str], letter: Letter |
         extra = _("nr %(number)s, %(kind)s", number=number, kind=LETTER_KIND_LABELS.get(kind, kind or ""))
         if recipients is not None:
             extra += ", " + _("%(n)s mottagare", n=recipients)
+    elif event.kind == "letter_acknowledged" and {"local_routines", "local_routines_started"} & set(detail):
+        answer = detail.get("local_routines")
+        if "local_routines_started" in detail:  # a step recorded before the question (see receipt_answers)
+            answer = YES if detail["local_routines_started"] else NOT_YET
+        extra = f"{receipt_answers.QUESTION} {receipt_answers.answer_label(answer)}"
     elif event.kind == "handover":
         extra = f"{party_label(detail.get('from_party'))} → {party_label(detail.get('to_party'))}"
     elif event.kind == "expected_end_changed":

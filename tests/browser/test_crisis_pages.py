@@ -15,7 +15,13 @@ from crisis.incidents.models import Incident, LetterKind, LetterReceipt
 from crisis.oncall.models import RosterMember
 from crisis.visits.models import Visit
 from tests.browser.conftest import DESKTOP, PHONE, ZOOMED, log_in, staff_user
-from tests.browser.page_checks import assert_in_view_horizontally, assert_no_horizontal_scroll, check_page, tab_to
+from tests.browser.page_checks import (
+    assert_in_view_horizontally,
+    assert_no_horizontal_scroll,
+    check_page,
+    focused,
+    tab_to,
+)
 from tests.crisis.incidents.test_letters_helpers import letters, local, make_incident, make_people, messages
 from tests.crisis.visits.test_visit_helpers import NORR, alerts, new_visits
 
@@ -117,15 +123,28 @@ def test_a_provider_acknowledges_the_letter_and_marks_visits_done_on_a_phone(liv
     page.get_by_role("heading", name="GSM-nätet nere i norra kommundelen").wait_for()
     steps.shot(page, "the provider page")
     check_page(page, axe_source, "the provider page")
-    page.get_by_label("Ditt namn").fill("Anna Lind")
-    page.get_by_label("Lokala rutiner är startade").check()
-    page.get_by_role("button", name="Mottaget – lokala rutiner startade").tap()
-    page.get_by_role("heading", name="Tack! Ni har kvitterat breven.").wait_for()
+    # Keyboard only: the question unanswered is an error; then "Nej, inte än" with the arrow key.
+    tab_to(page, "Ditt namn")
+    page.keyboard.type("Anna Lind")
+    tab_to(page, "Skicka kvittens")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Det finns ett problem").wait_for()
+    steps.shot(page, "the question is not answered")
+    check_page(page, axe_source, "the provider page with an unanswered question")
+    page.get_by_role("link", name="Svara på om ni har startat era lokala rutiner.").press("Enter")
+    assert focused(page)["label"].startswith("Ja")  # the summary's link leads to the question
+    assert not page.get_by_role("radio", name="Ja").is_checked()  # focus alone answers nothing
+    page.keyboard.press("ArrowDown")
+    assert page.get_by_role("radio", name="Nej, inte än").is_checked()
+    tab_to(page, "Skicka kvittens")
+    page.keyboard.press("Enter")
+    page.get_by_role("status").filter(has_text="Tack! Ni har kvitterat breven.").wait_for()
+    assert page.get_by_text("Har ni startat era lokala rutiner? Nej, inte än").is_visible()
     steps.shot(page, "the letter is acknowledged")
     check_page(page, axe_source, "the provider page after acknowledging")
     with live.app.app_context():
         receipt = db.session.query(LetterReceipt).filter_by(provider_id=_provider_of(visit_ids[0])).one()
-        assert (receipt.acknowledged_by, receipt.local_routines_started) == ("Anna Lind", True)
+        assert (receipt.acknowledged_by, receipt.local_routines) == ("Anna Lind", "not_yet")
         db.session.remove()
 
     # The visit list: acknowledge, then mark the first visit done, with the keyboard only.

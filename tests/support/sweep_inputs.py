@@ -234,7 +234,7 @@ INPUTS: dict[str, Inputs] = {
     "privacy.erase_page": Inputs({"f:confirm": CHOICE}),
     "privacy.extract_json": NOTHING,
     "privacy.extract_page": NOTHING,
-    "provider_page.page": Inputs({"f:name": TEXT, "f:local_routines_started": HINT}),
+    "provider_page.page": Inputs({"f:name": TEXT, "f:local_routines": CHOICE}),
     "register.contact_history": NOTHING,
     "register.deactivate_contact": NOTHING,
     "register.deactivate_provider": NOTHING,

@@ -80,7 +80,7 @@ def outage(app, clock):
 def _ack(app, clock, letter_id, provider_index=0):
     with app.app_context():
         receipt = receipts(letter_id)[provider_index]
-        acknowledge(db.session, receipt, name="Anna Lind", local_routines_started=True, now=clock.now())
+        acknowledge(db.session, receipt, name="Anna Lind", local_routines="yes", now=clock.now())
         db.session.commit()
         return receipt.provider_id
 

@@ -3,6 +3,7 @@ acknowledged with a form post; forged links get 404, resolved incidents stay rea
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from core.extensions import db
 from crisis.incidents.letters import link_url, send_letter
 from crisis.incidents.models import Incident, LetterKind
-from tests.conftest import csrf_token_from
+from tests.conftest import csrf_token_from, log_in
 from tests.crisis.incidents.test_letters_helpers import (
     BASE_URL,
     SETTINGS,
@@ -72,7 +73,7 @@ def test_the_page_shows_the_letters_newest_first_the_measures_and_whom_to_contac
     assert html.index("Telia räknar med") < html.index("Kameratillsynen kan inte utföras")
     assert "Treserva" in html and "SOS 112" in html
     assert "Lindesk" in html
-    assert 'name="viewport"' in html and "Mottaget – lokala rutiner startade" in html
+    assert 'name="viewport"' in html and "Skicka kvittens" in html
     assert 'name="robots" content="noindex' in html
 
 
@@ -80,15 +81,15 @@ def test_acknowledging_records_who_and_is_idempotent(app, client, clock, sent):
     incident_id, path = sent
     token = csrf_token_from(client.get(path).get_data(as_text=True))
     clock.advance(minutes=5)
-    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg", "local_routines_started": "yes"})
-    assert response.status_code == 200
-    assert "Kvitterat av Cia Berg" in response.get_data(as_text=True)
-    again = client.post(path, data={"csrf_token": token, "name": "Någon annan", "local_routines_started": "yes"})
-    assert again.status_code == 200
+    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg", "local_routines": "yes"})
+    assert response.status_code == 303
+    assert "Kvitterat av Cia Berg" in client.get(path).get_data(as_text=True)
+    again = client.post(path, data={"csrf_token": token, "name": "Någon annan", "local_routines": "yes"})
+    assert again.status_code == 303
     with app.app_context():
         first, update = letters(incident_id)
         soder = [r for r in receipts(first.id) + receipts(update.id) if r.acknowledged_at is not None]
-        assert {(r.acknowledged_by, r.local_routines_started) for r in soder} == {("Cia Berg", True)}
+        assert {(r.acknowledged_by, r.local_routines) for r in soder} == {("Cia Berg", "yes")}
         assert len(soder) == 2  # both letters: the page showed both
         assert len([r for r in receipts(first.id) if r.acknowledged_at is None]) == 1  # Hemtjänst Norr
         assert len(events(incident_id, "letter_acknowledged")) == 2
@@ -139,4 +140,106 @@ def test_a_resolved_incident_still_shows_its_letters_read_only(app, client, cloc
         html = client.get(link).get_data(as_text=True)
         assert "Störningen är åtgärdad och avslutad." in html
         assert "Felet är åtgärdat." in html and "Kameratillsynen kan inte utföras" in html
-        assert 'name="local_routines_started"' not in html
+        assert 'name="local_routines"' not in html
+
+
+# --- "Har ni startat era lokala rutiner?" ---------------------------------------------------------
+
+
+def _radios(html: str) -> list[str]:
+    return re.findall(r'<input type="radio"[^>]*name="local_routines"[^>]*>', html)
+
+
+def test_the_question_is_asked_with_three_radios_nothing_chosen_and_a_neutral_button(client, sent):
+    _, path = sent
+    html = client.get(path).get_data(as_text=True)
+    assert "<legend>Har ni startat era lokala rutiner?</legend>" in html
+    radios = _radios(html)
+    assert [re.search(r'value="([^"]+)"', r).group(1) for r in radios] == ["yes", "not_yet", "not_needed"]
+    assert not any("checked" in r for r in radios)
+    for label in ("Ja", "Nej, inte än", "Behövs inte"):
+        assert f">{label}</label>" in html
+    assert "Skicka kvittens" in html and "lokala rutiner startade" not in html
+    assert 'type="checkbox"' not in html
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"), [("yes", "Ja"), ("not_yet", "Nej, inte än"), ("not_needed", "Behövs inte")]
+)
+def test_the_receipt_records_and_shows_exactly_the_answer_given(app, client, clock, make_user, sent, answer, words):
+    incident_id, path = sent
+    token = csrf_token_from(client.get(path).get_data(as_text=True))
+    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg", "local_routines": answer})
+    assert response.status_code == 303 and response.headers["Location"].endswith(path)
+    confirmation = client.get(path).get_data(as_text=True)
+    assert "Tack! Ni har kvitterat breven." in confirmation
+    assert f"Har ni startat era lokala rutiner? <strong>{words}</strong>" in confirmation
+    with app.app_context():
+        acknowledged = [r for letter in letters(incident_id) for r in receipts(letter.id) if r.acknowledged_at]
+        assert {r.local_routines for r in acknowledged} == {answer}
+        assert {e.detail["local_routines"] for e in events(incident_id, "letter_acknowledged")} == {answer}
+    _, username, password = make_user("team")
+    log_in(client, username, password)
+    incident_page = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+    assert f"Har ni startat era lokala rutiner? {words}" in incident_page
+    assert f"En utförare kvitterade brevet: Har ni startat era lokala rutiner? {words}" in incident_page
+    export = client.get(f"/incidents/{incident_id}/export.json").get_json()
+    exported = [r for letter in export["letters"] for r in letter["receipts"] if r["acknowledged_at"]]
+    assert {(r["local_routines"], r["local_routines_answer"]) for r in exported} == {(answer, words)}
+    printed = client.get(f"/incidents/{incident_id}/print").get_data(as_text=True)
+    assert f"Har ni startat era lokala rutiner? {words}" in printed
+
+
+def test_an_unanswered_question_shows_the_page_again_with_the_error_and_records_nothing(app, client, sent):
+    incident_id, path = sent
+    token = csrf_token_from(client.get(path).get_data(as_text=True))
+    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    message = "Svara på om ni har startat era lokala rutiner."
+    assert f'<a href="#local_routines">{message}</a>' in html  # the error summary leads to the first radio
+    assert f'<span class="error-message" id="local_routines-error">{message}</span>' in html
+    assert 'id="local_routines" name="local_routines"' in html
+    assert 'value="Cia Berg"' in html  # what was typed is kept
+    assert not any("checked" in r for r in _radios(html))
+    with app.app_context():
+        assert events(incident_id, "letter_acknowledged") == []
+
+
+def test_a_made_up_answer_is_refused_like_no_answer(app, client, sent):
+    incident_id, path = sent
+    token = csrf_token_from(client.get(path).get_data(as_text=True))
+    response = client.post(path, data={"csrf_token": token, "name": "Cia Berg", "local_routines": "maybe"})
+    assert response.status_code == 400
+    with app.app_context():
+        assert events(incident_id, "letter_acknowledged") == []
+
+
+def test_the_receipt_is_answered_with_a_redirect_so_a_reload_sends_nothing(app, client, clock, sent):
+    incident_id, path = sent
+    token = csrf_token_from(client.get(path).get_data(as_text=True))
+    response = client.post(
+        path, data={"csrf_token": token, "name": "Cia Berg", "local_routines": "not_yet"}, follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert [r.status_code for r in response.history] == [303] and response.request.method == "GET"
+    clock.advance(minutes=1)
+    reloaded = client.get(path)  # the browser's reload repeats the GET the redirect led to
+    assert "Kvitterat av Cia Berg" in reloaded.get_data(as_text=True)
+    assert "Tack! Ni har kvitterat breven." not in reloaded.get_data(as_text=True)  # said once
+    with app.app_context():
+        assert len(events(incident_id, "letter_acknowledged")) == 2  # two letters, acknowledged once
+
+
+def test_a_receipt_taken_on_the_phone_records_no_answer_and_says_so(app, clock, sent):
+    from crisis.incidents.letters import record_call
+    from crisis.incidents.receipt_answers import answer_label
+
+    incident_id, _ = sent
+    with app.app_context():
+        receipt = receipts(letters(incident_id)[0].id)[0]
+        record_call(db.session, receipt, outcome="reached", note="", user_id=None, now=clock.now())
+        db.session.commit()
+        assert receipt.acknowledged_at is not None and receipt.local_routines is None
+    with app.test_request_context():
+        assert answer_label(None) == "Inte tillfrågad (kvitterat per telefon)"

@@ -51,7 +51,7 @@ def _seed(app, make_user):
                 nonce="n" * 32,
                 acknowledged_at=utc(2027, 3, 28, 1, 45),
                 acknowledged_by="Karin",
-                local_routines_started=True,
+                local_routines="yes",
             )
         )
         db.session.add(
@@ -119,7 +119,11 @@ def test_the_json_export_holds_the_whole_record_with_utc_and_local_times(app, ma
     assert delivery["delivered_at"] == {"utc": "2027-03-28T01:31:00Z", "local": "2027-03-28T03:31:00+02:00"}
     assert delivery["to_address"] is None  # a register contact is named, not addressed
     (receipt,) = letter["receipts"]
-    assert receipt["provider"]["name"] == "Hemtjänst Norr" and receipt["local_routines_started"] is True
+    assert (
+        receipt["provider"]["name"] == "Hemtjänst Norr"
+        and receipt["local_routines"] == "yes"
+        and receipt["local_routines_answer"] == "Ja"
+    )
     assert receipt["acknowledged_at"]["utc"] == "2027-03-28T01:45:00Z"
 
     (handover,) = record["handovers"]
