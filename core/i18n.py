@@ -18,6 +18,7 @@ from babel.messages.pofile import read_po
 from flask import request, session
 
 from config.settings import ROOT
+from core.words import count_noun
 
 log = logging.getLogger(__name__)
 LANGUAGES = ("sv", "en")
@@ -53,6 +54,7 @@ def compile_catalogues(directory: Path = TRANSLATIONS) -> None:
 def init_app(app, babel) -> None:
     compile_catalogues()
     babel.init_app(app, locale_selector=select_locale)
+    app.add_template_filter(count_noun, "count_noun")  # "1 försenat besök", "2 försenade besök"
 
     @app.context_processor
     def languages():

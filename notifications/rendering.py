@@ -5,6 +5,12 @@ Each kind has up to four templates in ``notifications/templates/messages/<langua
 ``<kind>.sms.txt``. A kind may be e-mail only or SMS only, but an e-mail needs a subject and a
 plain body; HTML is optional. A language without the kind falls back to Swedish.
 
+Every SMS names its sender: :func:`render` starts the text with the organisation's name
+(``ORGANISATION_NAME``, ``settings.organisation_name``) and a colon, here and only here, so no
+template says who sends (a template's own "Krisrutin: " at the start gives way to the name rather
+than follow it). The team's pages preview a message by calling :func:`render` too, so a preview
+is what is queued, sender and segments included.
+
 The environment is our own, not Flask's, so dispatchers and CLI commands render without a
 request. Undefined variables are errors (a blank where a name should be is worse than a failed
 render), and only .html templates are autoescaped.
@@ -20,7 +26,9 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import jinja2
+from flask import current_app, has_app_context
 
+from core.words import count_noun
 from notifications.segments import SmsLength, count_segments
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "messages"
@@ -78,6 +86,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["http_url"] = _http_url
     env.filters["paragraphs"] = _paragraphs
+    env.filters["count_noun"] = count_noun
     return env
 
 
@@ -85,6 +94,27 @@ def normalize_sms(text: str) -> str:
     """SMS text as sent: lines stripped, runs of spaces made one, at most one blank line in a row."""
     lines = [" ".join(line.split()) for line in text.strip().splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+SERVICE_LABEL = "Krisrutin: "  # what templates said before the sender was named centrally
+
+
+def sms_sender() -> str | None:
+    """The organisation every SMS names as its sender: the running app's ``organisation_name``."""
+    if not has_app_context():
+        return None
+    settings = current_app.extensions.get("krisrutin.settings")
+    if settings is None:
+        return None
+    return settings.organisation_name.strip() or None
+
+
+def signed_sms(text: str, sender: str | None) -> str:
+    """``text`` starting with "<sender>: " (once: a text that already starts so is left as it is)."""
+    if not sender:
+        return text
+    text = text.removeprefix(SERVICE_LABEL)
+    return text if text.startswith(f"{sender}: ") else f"{sender}: {text}"
 
 
 def sms_preview(text: str) -> SmsPreview:
@@ -108,8 +138,9 @@ def _parts(language: str, kind: str) -> dict[str, str]:
     return {part: f"{language}/{name}" for part, name in names.items() if _exists(language, name)}
 
 
-def render(kind: str, language: str, context: dict[str, Any]) -> RenderedMessage:
-    """Render every template of ``kind`` in ``language`` (or Swedish when it has none) with ``context``."""
+def render(kind: str, language: str, context: dict[str, Any], *, sender: str | None = None) -> RenderedMessage:
+    """Render every template of ``kind`` in ``language`` (or Swedish when it has none) with
+    ``context``; the SMS names ``sender`` (by default the running app's organisation)."""
     if not _KIND.fullmatch(kind):
         raise RenderError(f"not a message kind: {kind!r}")
     language = language if _LANGUAGE.fullmatch(language or "") else DEFAULT_LANGUAGE
@@ -138,6 +169,6 @@ def render(kind: str, language: str, context: dict[str, Any]) -> RenderedMessage
         subject=" ".join(subject.split()) if subject is not None else None,
         text=rendered["text"].strip() + "\n" if "text" in rendered else None,
         html=rendered.get("html"),
-        sms=normalize_sms(rendered["sms"]) if "sms" in rendered else None,
+        sms=signed_sms(normalize_sms(rendered["sms"]), sender or sms_sender()) if "sms" in rendered else None,
         language=language,
     )

@@ -80,7 +80,7 @@ def resend_letter(db_session: Session, task, now: datetime) -> None:
     receipts = _unacknowledged(letter)
     if not receipts:
         return
-    queue_copies(db_session, letter, incident, receipts, now, suffix=":resend")
+    queue_copies(db_session, letter, incident, receipts, now, suffix=":resend", reminder=True)
     for receipt in receipts:
         receipt.resent_at = now
     timeline.record(

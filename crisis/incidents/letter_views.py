@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from accounts.access import roles_required
 from accounts.models import User
@@ -33,7 +33,7 @@ from core.clock import current_clock
 from core.extensions import db
 from core.local_time import local_text
 from core.text import one_line
-from crisis.incidents import timeline
+from crisis.incidents import letter_texts, timeline
 from crisis.incidents.affected import affected_providers, letter_recipients
 from crisis.incidents.letter_jobs import queue_remaining
 from crisis.incidents.letters import (
@@ -49,7 +49,6 @@ from crisis.incidents.letters import (
 from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
 from crisis.oncall.models import Party
 from crisis.oncall.responsible import contact_details
-from notifications.rendering import sms_preview
 from worktime.calendar import is_office_hours
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,9 @@ def assess(incident_id: int):
 
 
 def _prefill(incident: Incident, kind: str) -> dict:
-    """The letter's starting text, from the incident's facts (the simplified letter)."""
+    """The letter's starting text, from the incident's facts (the simplified letter). The subject
+    is the incident's title alone: every copy is headed by what the letter is ("Driftstörning",
+    "Uppdatering 1", "Åtgärdat"), see :mod:`crisis.incidents.letter_texts`."""
     service = SERVICE_LABELS.get(incident.service, incident.service or "")
     supplier = incident.supplier.name if incident.supplier is not None else "Leverantören"
     starts = local_text(incident.starts_at)
@@ -166,8 +167,7 @@ def _prefill(incident: Incident, kind: str) -> dict:
             lines.append("\n".join(facts))
         if not incident.planned:
             lines.append("Följ era lokala rutiner. Vi skickar en uppdatering när vi vet mer.")
-        prefix = "Planerat arbete" if incident.planned else "Driftstörning"
-        return {"subject": f"{prefix}: {incident.title}"[:200], "body": "\n\n".join(lines), "apply": apply}
+        return {"subject": incident.title[:200], "body": "\n\n".join(lines), "apply": apply}
     if kind == LetterKind.UPDATE.value:
         interval = timedelta(
             minutes=_policy().crisis.planned_update_interval_minutes
@@ -179,9 +179,9 @@ def _prefill(incident: Incident, kind: str) -> dict:
         if expected:
             lines.append(f"Beräknas klart: {expected}")
         lines.append(f"Nästa uppdatering senast {next_update}.")
-        return {"subject": f"Uppdatering: {incident.title}"[:200], "body": "\n\n".join(lines), "apply": apply}
+        return {"subject": incident.title[:200], "body": "\n\n".join(lines), "apply": apply}
     return {
-        "subject": f"Åtgärdat: {incident.title}"[:200],
+        "subject": incident.title[:200],
         "body": f"{service} fungerar igen. Störningen är åtgärdad och ni kan återgå till ordinarie rutiner.",
         "apply": False,
     }
@@ -214,11 +214,36 @@ def _render_compose(
         "local_text": local_text,
     }
     if preview:
-        base = current_app.extensions["krisrutin.settings"].public_base_url.rstrip("/")
-        link = f"{base}/d/123-abcdefghij-{'x' * 22}"
-        summary = f"{values['subject']}. Läs och kvittera: {link}"
-        context["sms"] = sms_preview(summary)
+        context["copy"] = _preview_copy(incident, kind, values, now)
     return render_template("incidents/letter_compose.html", **context), status
+
+
+def _preview_copy(incident: Incident, kind: str, values: dict, now) -> dict:
+    """The first recipient's e-mail and SMS exactly as the send renders them (letter_texts.preview);
+    the link is a stand-in of a real link's length (each provider gets its own)."""
+    recipients = letter_recipients(db.session, incident)
+    contact = recipients[0] if recipients else None
+    provider = db.session.get(Provider, contact.provider_id) if contact is not None else None
+    base = current_app.extensions["krisrutin.settings"].public_base_url.rstrip("/")
+    next_receipt = (db.session.scalar(select(func.max(LetterReceipt.id))) or 0) + 1
+    rendered = letter_texts.preview(
+        db.session,
+        incident,
+        kind=kind,
+        subject=values["subject"],
+        body=values["body"],
+        apply_local_routines=values["apply"],
+        now=now,
+        name=contact.name if contact is not None else _("Kontaktpersonen"),
+        provider=provider.name if provider is not None else _("Utföraren"),
+        link=f"{base}/d/{next_receipt}-{'x' * 10}-{'x' * 22}",
+    )
+    return {
+        "rendered": rendered,
+        "segments": rendered.sms_length.segments if rendered.sms else 0,
+        "contact": contact.name if contact is not None else None,
+        "provider": provider.name if provider is not None else None,
+    }
 
 
 @bp.route("/incidents/<int:incident_id>/letters/new", methods=["GET", "POST"])

@@ -34,26 +34,30 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contacts.models import ContactPerson, Provider
-from contacts.register import SERVICE_LABELS
-from core.local_time import local_text
 from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign
 from core.text import one_line, refusal
 from crisis.incidents import timeline
 from crisis.incidents.affected import affected_providers
+from crisis.incidents.letter_texts import (
+    KIND_LABELS,
+    LOCAL_MEASURE_TEXTS,
+    LOCAL_MEASURES,
+    MESSAGE_KIND,
+    SMS_MAX_SEGMENTS,
+    copy_context,
+    letter_context,
+    sms_title,
+)
 from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
 from crisis.incidents.receipt_answers import ANSWERS
 from crisis.incidents.routing import acknowledge_incident
 from crisis.oncall.models import Party
-from crisis.oncall.responsible import contact_details
-from notifications import rendering
 from notifications.models import Channel, Priority
-from notifications.segments import count_segments
 from notifications.service import Outgoing, send, send_many
 from scheduling.service import schedule
 
 log = logging.getLogger(__name__)
 
-MESSAGE_KIND = "crisis.letter"
 REF_TYPE = "letter"
 FANOUT_TASK = "crisis.letter_fanout"
 FIRST_CHUNK = 50  # contacts queued with the letter itself: the first messages leave at its commit
@@ -62,24 +66,7 @@ RESEND_TASK = "crisis.letter_resend"
 CALL_TASK = "crisis.letter_call"
 CHANNELS = (Channel.EMAIL, Channel.SMS)
 LINK_PATH = "/d/"
-SMS_MAX_SEGMENTS = 2
 BODY_MAX = 20_000  # a letter's text, as a notice's
-
-# The provider's local measures (the routine's suggestions), in the order the routine lists them;
-# the message templates and pages hold the text for each key.
-LOCAL_MEASURES = ("inform_staff", "operations_manager", "extra_resources", "sos_112")
-LOCAL_MEASURE_TEXTS = {
-    "inform_staff": "Informera dag-, kvälls- och nattpersonal och dokumentera i Treserva.",
-    "operations_manager": "Rådgör med verksamhetschefen.",
-    "extra_resources": "Kalla in extra resurser för fysiska nattbesök.",
-    "sos_112": "Om vägarna är oframkomliga (storm, snö, is): kontakta SOS 112.",
-}
-KIND_LABELS = {
-    LetterKind.FIRST.value: "Informationsbrev",
-    LetterKind.UPDATE.value: "Uppdatering",
-    LetterKind.RESOLUTION.value: "Åtgärdat",
-    LetterKind.PLANNED_REMINDER.value: "Påminnelse",
-}
 
 
 class LetterError(Exception):
@@ -151,50 +138,6 @@ def check_may_send(db_session: Session, incident: Incident, kind: LetterKind | s
         raise LetterError("Skicka informationsbrevet först.")
 
 
-def _incident_context(incident: Incident) -> dict:
-    return {
-        "title": incident.title,
-        "service": SERVICE_LABELS.get(incident.service, incident.service or ""),
-        "supplier": incident.supplier.name if incident.supplier is not None else "",
-        "planned": bool(incident.planned),
-        "starts": local_text(incident.starts_at),
-        "expected_end": local_text(incident.expected_end_at),
-    }
-
-
-def letter_context(db_session: Session, letter: Letter, incident: Incident) -> dict:
-    """What every copy of ``letter`` shows: the letter, the incident, the measures, whom to contact."""
-    return {
-        "letter": {
-            "number": letter.number,
-            "kind": letter.kind,
-            "kind_label": KIND_LABELS[letter.kind],
-            "subject": letter.subject,
-            "body": letter.body,
-            "sent": local_text(letter.sent_at),
-            "urgent": letter.urgent,
-        },
-        "incident": _incident_context(incident),
-        "measures": list(LOCAL_MEASURES) if letter.apply_local_routines else [],
-        "contact": contact_details(db_session, letter.sent_at).as_context(),
-        "sms_title": letter.subject,
-    }
-
-
-def _sms_title(common: dict, longest_link: str) -> str:
-    """The letter's subject, shortened until the SMS fits in :data:`SMS_MAX_SEGMENTS` segments."""
-    title = common["letter"]["subject"]
-    context = {**common, "name": "", "provider": "", "link": longest_link, "team_copy": False}
-    while True:
-        context["sms_title"] = title
-        sms = rendering.normalize_sms(rendering.render(MESSAGE_KIND, "sv", context).sms or "")
-        if count_segments(sms).segments <= SMS_MAX_SEGMENTS or not title:
-            return title
-        # "..." rather than an ellipsis: the ellipsis is not in the GSM alphabet (it would halve the room).
-        title = title[: max(0, len(title.removesuffix("...")) - 10)].rstrip()
-        title = title + "..." if title else ""
-
-
 def _contacts_of(db_session: Session, provider_ids: list[int]) -> list:
     """The active contacts of active providers among ``provider_ids``, in a stable order, as
     rows (id, provider_id, name, email, mobile): plain values, so that a commit between the
@@ -231,10 +174,12 @@ def queue_copies(
     suffix: str = "",
     part: tuple[int, int | None] = (0, None),
     links: dict[int, str] | None = None,
+    reminder: bool = False,
 ) -> int:
     """Queue the e-mail and SMS of ``letter`` to the active contacts of the receipts' providers
     (those in ``part``, a slice of them in their stable order; already queued ones are left
-    alone); returns the number of contacts of the whole letter."""
+    alone); a ``reminder`` is the re-sent letter ("Påminnelse: …"). Returns the number of
+    contacts of the whole letter."""
     if links is None:
         links = {receipt.provider_id: link_url(receipt) for receipt in receipts}
     everyone = _contacts_of(db_session, list(links))
@@ -247,17 +192,17 @@ def queue_copies(
     }
     common = letter_context(db_session, letter, incident)
     if links:
-        common["sms_title"] = _sms_title(common, max(links.values(), key=len))
+        common["sms_title"] = sms_title(common, max(links.values(), key=len))
     items = [
         Outgoing(
             idempotency_key=f"letter:{letter.id}:contact:{contact.id}{suffix}",
-            context={
-                **common,
-                "name": contact.name,
-                "provider": providers[contact.provider_id],
-                "link": links[contact.provider_id],
-                "team_copy": False,
-            },
+            context=copy_context(
+                common,
+                name=contact.name,
+                provider=providers[contact.provider_id],
+                link=links[contact.provider_id],
+                reminder=reminder,
+            ),
             contact_id=contact.id,
             to_email=contact.email,
             to_mobile=contact.mobile,
@@ -280,17 +225,17 @@ def _queue_team_copy(db_session: Session, letter: Letter, incident: Incident, no
     settings = _settings()
     if not settings.team_email:
         return
-    context = letter_context(db_session, letter, incident)
+    link = f"{settings.public_base_url.rstrip('/')}/incidents/{incident.id}"
     send(
         db_session=db_session,
         kind=MESSAGE_KIND,
-        context={
-            **context,
-            "name": "Välfärdsteknikteamet",
-            "provider": "",
-            "link": f"{settings.public_base_url.rstrip('/')}/incidents/{incident.id}",
-            "team_copy": True,
-        },
+        context=copy_context(
+            letter_context(db_session, letter, incident),
+            name="Välfärdsteknikteamet",
+            provider="",
+            link=link,
+            team_copy=True,
+        ),
         channels=[Channel.EMAIL],
         priority=Priority.URGENT if letter.urgent else Priority.NORMAL,
         idempotency_key=f"letter:{letter.id}:team",
@@ -520,7 +465,11 @@ def record_call(
 
 __all__ = [
     "CALL_OUTCOMES",
+    "KIND_LABELS",
     "LOCAL_MEASURES",
+    "LOCAL_MEASURE_TEXTS",
+    "MESSAGE_KIND",
+    "SMS_MAX_SEGMENTS",
     "InvalidLink",
     "LetterError",
     "acknowledge",

@@ -110,7 +110,7 @@ def test_the_email_holds_the_letter_the_local_measures_and_whom_to_contact_in_of
         incident_id = make_incident(clock)
         _send(incident_id, clock)
         email = next(m for m in messages() if m.to_address == "anna@norr.se")
-    assert email.subject == "Informationsbrev: Kameratillsyn fungerar inte"
+    assert email.subject == "Driftstörning: Kameratillsyn fungerar inte"
     text = email.body_text
     assert "Hej Anna Lind!" in text and "Kameratillsynen kan inte utföras i natt." in text
     assert "Informera dag-, kvälls- och nattpersonal och dokumentera i Treserva." in text
@@ -214,6 +214,8 @@ def test_every_letter_template_renders_in_both_languages(language, kind, office_
     context = {
         "letter": {
             "number": 2,
+            "update_number": 1,
+            "title": "Rubrik",
             "kind": kind,
             "kind_label": "Uppdatering",
             "subject": "Rubrik",
@@ -242,6 +244,7 @@ def test_every_letter_template_renders_in_both_languages(language, kind, office_
         "provider": "Norr",
         "link": "https://example.se/d/1-abcdefghij-abcdefghijklmnopqrstuv",
         "team_copy": False,
+        "reminder": False,
     }
     rendered = rendering.render("crisis.letter", language, context)
     assert rendered.language == language

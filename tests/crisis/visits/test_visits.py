@@ -235,7 +235,7 @@ def test_overdue_visits_are_reported_once_per_provider(app, clock, make_user, pe
         ]
         norr_sms = next(m for m in overdue if m.channel == "sms" and "Hemtjänst Norr" in m.body_text)
         soder_sms = next(m for m in overdue if m.channel == "sms" and "Omsorg Söder" in m.body_text)
-        assert "1 försenade besök (kl. 23:00)" in norr_sms.body_text
+        assert "1 försenat besök (kl. 23:00)" in norr_sms.body_text
         assert "2 försenade besök (kl. 23:15, 23:45)" in soder_sms.body_text
         soder_mail = next(m for m in overdue if m.channel == "email" and "Omsorg Söder" in m.body_text)
         assert all(ref in soder_mail.body_text for ref in references(soder))
@@ -248,7 +248,7 @@ def test_overdue_visits_are_reported_once_per_provider(app, clock, make_user, pe
         overdue = messages("crisis.visit.overdue")
         assert len(overdue) == 6  # one more message (e-mail + SMS) for Norr's third visit only
         last_sms = next(m for m in reversed(overdue) if m.channel == "sms")
-        assert "Hemtjänst Norr har 1 försenade besök (kl. 01:00)" in last_sms.body_text
+        assert "Hemtjänst Norr har 1 försenat besök (kl. 01:00)" in last_sms.body_text
 
 
 def test_marking_validates_everything_and_changes_nothing_on_error(app, clock, people):
@@ -372,8 +372,8 @@ def test_a_night_of_forty_clients_of_three_providers(app, client, clock, make_us
         assert sorted(m.to_address for m in again) == ["+46701000005", "eva@vast.se"]
         overdue = [m for m in messages("crisis.visit.overdue") if m.channel == "sms"]
         assert [m.body_text.split(" (")[0] for m in overdue] == [
-            "Krisrutin: Larmgruppen Väst har 10 försenade besök",
-            "Krisrutin: Larmgruppen Väst har 10 försenade besök",
+            "Välfärdsteknik: Larmgruppen Väst har 10 försenade besök",
+            "Välfärdsteknik: Larmgruppen Väst har 10 försenade besök",
         ]  # 23:00 + 60 min and 01:30 + 60 min: once per check, only Väst
         assert len(timeline(incident_id, "visits_escalated")) == 3  # call list + two overdue checks
         report = build_report(db.session, incident=db.session.get(Incident, incident_id))
