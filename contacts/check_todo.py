@@ -67,7 +67,7 @@ def items(db_session: Session, now: datetime, user) -> list[todo.TodoItem]:
                 ),
                 link=url_for("checks.calls", month=check.month),
                 kind="check_calls",
-                dated_only=True,
+                show_at="day",
             )
         )
     answered = summary.answered_yes + summary.answered_no

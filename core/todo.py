@@ -52,7 +52,7 @@ class TodoItem:
     link: str
     kind: str
     action: TodoAction | None = None
-    dated_only: bool = False  # ``at`` names a day (a call day), not a moment: no clock time shown
+    show_at: str = "time"  # "time"; "day" when ``at`` names a day (a call day); "none" when the text says it
 
     @property
     def is_task(self) -> bool:

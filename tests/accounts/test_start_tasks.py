@@ -11,11 +11,12 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from accounts.models import User
 from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
 from contacts.models import ContactPerson
 from core.extensions import db
 from crisis.incidents.models import Incident, Letter, LetterReceipt
-from crisis.oncall.models import Handover
+from crisis.oncall.models import Handover, RosterMember
 from crisis.visits.models import Visit, VisitAlert
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.incidents.test_letters_helpers import SETTINGS, local, make_incident, make_people
@@ -27,6 +28,17 @@ MONDAY = date(2026, 11, 23)  # the clock fixture: 10:00 local, office hours
 @pytest.fixture
 def app(make_app):
     return make_app(**SETTINGS)
+
+
+@pytest.fixture(autouse=True)
+def officer(app, make_user):
+    """Someone on the on-call roster with a mobile number: nobody missing from tonight's watch."""
+    user_id, _, _ = make_user("on_call", username="tib")
+    with app.app_context():
+        db.session.get(User, user_id).mobile = "+46701777777"
+        db.session.add(RosterMember(user_id=user_id, position=0, is_active=True))
+        db.session.commit()
+    return user_id
 
 
 @pytest.fixture
@@ -68,6 +80,26 @@ def test_nothing_to_do_is_said_plainly(app, client, make_user, role):
     assert "Inget att göra just nu." in html
     assert tasks(html) == []
     assert "Ansvarar just nu:" in html and "Välfärdsteknikteamet" in html  # the calendar, small
+    assert "Tjänsteman i beredskap från måndag 23 november kl. 17:00: Test tib." in html
+
+
+def test_a_gap_in_the_on_call_roster_is_a_task(app, client, clock, make_user, officer):
+    with app.app_context():
+        db.session.get(User, officer).mobile = None  # nothing to alert the officer on
+        db.session.commit()
+    html = start_page(client, make_user, "team")
+    assert tasks(html) == [
+        "Ingen tjänsteman i beredskap kan larmas från måndag 23 november kl. 17:00. Lägg till någon i beredskapen."
+    ]
+    assert 'href="/roster"' in html
+    clock.set(local(MONDAY, 18, 0))  # uncovered now: below the incident to acknowledge
+    with app.app_context():
+        new_incident(clock, party="on_call", title="Kvällens störning", at=local(MONDAY, 17, 50))
+    client.post("/logout", data={"csrf_token": csrf_token_from(html)})
+    assert tasks(start_page(client, make_user, "on_call")) == [
+        "Ny störning, inte kvitterad: Kvällens störning kl. 17:50",
+        "Ingen tjänsteman i beredskap kan larmas nu. Lägg till någon i beredskapen.",
+    ]
 
 
 def test_the_team_sees_its_new_incident_and_acknowledges_it_on_the_row(app, client, clock, make_user):
