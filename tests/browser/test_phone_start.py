@@ -16,7 +16,7 @@ from crisis.incidents.models import Incident
 from crisis.oncall.models import RosterMember
 from tests.browser.conftest import DEFAULT_PASSWORD, PHONE
 from tests.browser.conftest import staff_user as make_staff
-from tests.browser.page_checks import check_page, focused, tab_to
+from tests.browser.page_checks import assert_no_horizontal_scroll, check_page, focused, tab_to
 from tests.crisis.incidents.test_letters_helpers import local, make_people
 
 pytestmark = pytest.mark.browser
@@ -97,6 +97,12 @@ def test_the_officer_on_a_phone_acknowledges_in_the_first_screen_and_uses_the_fo
     page.keyboard.press("Escape")
     assert toggle.get_attribute("aria-expanded") == "false"
     assert focused(page)["text"].startswith("Meny")
+
+    # 320 px wide: no sideways scrolling on the incident page or the start page.
+    narrow = new_page(viewport={"width": 320, "height": 640}, storage_state=page.context.storage_state())
+    for path in (f"/incidents/{incident_id}", "/"):
+        narrow.goto(live(path))
+        assert_no_horizontal_scroll(narrow, f"{path} at 320 px")
 
     # The start page: the task's own button is in the first screen and brings the officer back.
     page.goto(live("/"))
