@@ -14,7 +14,7 @@ from accounts import security, sessions
 from accounts.access import begin_login_session, end_login_session, public, renew_login_session, roles_required
 from accounts.roles import ALL_ROLES
 from accounts.service import authenticate_password, get_user, get_user_by_username
-from core import audit
+from core import audit, todo
 from core.clock import current_clock
 from core.extensions import db
 
@@ -252,16 +252,21 @@ def logout():
 @bp.get("/")
 @roles_required(*ALL_ROLES)
 def index():
-    """Start page: who holds the routine right now, and this month's contact check."""
+    """Start page: what to do now (the task list every domain fills through :mod:`core.todo`,
+    most urgent and newest first), who holds the routine right now, and this month's check plan."""
     from worktime.calendar import check_plan, responsible_at
 
     policy = current_app.extensions["krisrutin.routine"]
     now = current_clock().now()
     local_now = now.astimezone(policy.timezone)
+    items = todo.collect(current_app, db.session, now, g.user)
     return render_template(
         "accounts/index.html",
         user=g.user,
         now=local_now,
+        today=local_now.date(),
+        tasks=[item for item in items if item.is_task],
+        statuses=[item for item in items if not item.is_task],
         responsibility=responsible_at(now, policy),
         plan=check_plan(local_now.year, local_now.month, policy),
         timezone=policy.timezone,

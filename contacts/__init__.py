@@ -19,6 +19,7 @@ def init_app(app) -> None:
         api,
         check_models,
         check_public,
+        check_todo,
         check_views,
         checks,  # noqa: F401  (registers planners, task handlers, the JA/NEJ handler)
         demo,
@@ -33,6 +34,7 @@ def init_app(app) -> None:
     from core.audit import track
     from core.demo import register_loader
     from core.openapi import register_api_area
+    from core.todo import register_todo
     from notifications.recipients import register_hooks
 
     register_views.init_app(app)  # the register's pages, from several modules, and its CLI
@@ -52,3 +54,4 @@ def init_app(app) -> None:
     track(check_models.CheckCorrection, "check_correction")
     retention.init_app(app)  # gallring of the monthly check's rows
     register_loader(app, demo.load)  # the demo providers and contacts
+    register_todo(app, check_todo.items)  # the start page: check calls, corrections, the month's state

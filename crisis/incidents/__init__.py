@@ -22,6 +22,7 @@ def init_app(app) -> None:
     from core.audit import track
     from core.demo import register_loader
     from core.openapi import register_api_area
+    from core.todo import register_todo
     from scheduling.registry import default_registry
 
     # isort: split
@@ -46,6 +47,7 @@ def init_app(app) -> None:
         report,
         retention,
         supplier_views,
+        todo,
         views,
     )
 
@@ -73,3 +75,4 @@ def init_app(app) -> None:
     retention.init_app(app)  # gallring of closed incidents' receipts and notices
     register_erasure(app, privacy.erasure)  # a contact's name on their provider's receipts
     register_loader(app, demo.load)  # the suppliers and the demo incident
+    register_todo(app, todo.items)  # the start page: incidents and handovers to take, letters to chase

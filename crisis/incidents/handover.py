@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -285,6 +285,8 @@ def acknowledge(handover_id: int):
     if not acknowledge_handover(db.session, handover, g.user, now):
         db.session.rollback()
         flash(_("Överlämningen var redan kvitterad."), "info")
+        if request.args.get("next") == "start":
+            return redirect(url_for("accounts.index"))
         return redirect(url_for("handovers.page", handover_id=handover_id))
     cancel(db_session=db.session, kind=REALERT_TASK, key=str(handover.id), now=now)
     timeline.record(
@@ -298,4 +300,6 @@ def acknowledge(handover_id: int):
     )
     db.session.commit()
     flash(_("Du har kvitterat överlämningen."), "success")
+    if request.args.get("next") == "start":  # the button on the start page's task list
+        return redirect(url_for("accounts.index"))
     return redirect(url_for("handovers.page", handover_id=handover_id))

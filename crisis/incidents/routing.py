@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import Blueprint, current_app, flash, g, redirect, url_for
+from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -205,6 +205,8 @@ def acknowledge(incident_id: int):
     else:
         db.session.rollback()
         flash(_("Störningen var redan kvitterad."), "info")
+    if request.args.get("next") == "start":  # the button on the start page's task list
+        return redirect(url_for("accounts.index"))
     return redirect(url_for("incidents.detail", incident_id=incident_id))
 
 

@@ -18,10 +18,12 @@ def init_app(app) -> None:
     name (error and link pages) and the demo roster."""
     from core.contact_now import register_lookup
     from core.demo import register_loader
-    from crisis.oncall import demo, models, responsible, views  # noqa: F401  (models: tables known to migrations)
+    from core.todo import register_todo
+    from crisis.oncall import demo, models, responsible, todo, views  # noqa: F401  (models: tables known to migrations)
     from worktime.views import register_officer_contact
 
     app.register_blueprint(views.bp)
     register_officer_contact(app, responsible.officer_contact)  # /api/v1/calendar/responsible
     register_lookup(app, responsible.contact_details)  # error pages, expired and limited links
     register_loader(app, demo.load)  # the demo officer's addresses, the roster
+    register_todo(app, todo.items)  # the start page: who is on call, or that nobody can be alerted

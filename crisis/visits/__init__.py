@@ -20,6 +20,7 @@ def init_app(app) -> None:
     from core.audit import track
     from core.demo import register_loader
     from core.openapi import register_api_area
+    from core.todo import register_todo
     from scheduling.registry import default_registry
 
     # isort: split
@@ -38,6 +39,7 @@ def init_app(app) -> None:
         provider_page,
         report,
         retention,
+        todo,
         views,
     )
 
@@ -52,3 +54,4 @@ def init_app(app) -> None:
     retention.init_app(app)  # gallring of visits, their alerts and events
     register_erasure(app, privacy.erasure)  # a contact's name on their provider's visits
     register_loader(app, demo.load)  # the supervised clients
+    register_todo(app, todo.items)  # the start page: overdue visits, providers to phone

@@ -28,6 +28,6 @@ def test_start_page_speaks_english_when_asked(client, make_user):
     _, username, password = make_user("team")
     log_in(client, username, password)
     html = client.get("/?lang=en").get_data(as_text=True)
-    assert "Who is responsible right now?" in html
+    assert "Responsible now:" in html and "To do now" in html
     assert "Monday 2 November" in html
     assert "Monday 23 November at 17:00" in html

@@ -53,6 +53,7 @@ def test_the_account_page_lists_where_one_is_logged_in_and_logs_out_everywhere(l
     log_in(laptop, live, "vera")
     page = new_page(**PHONE)
     log_in(page, live, "vera", steps)
+    page.get_by_role("button", name="Meny").click()  # the menu is folded on a phone
     page.get_by_role("link", name="Ditt konto", exact=True).click()
     page.get_by_role("heading", name="Ditt konto", level=1).wait_for()
     steps.shot(page, "the account page on a phone")

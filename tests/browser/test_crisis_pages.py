@@ -63,7 +63,7 @@ def test_the_on_call_officer_writes_previews_and_sends_a_letter(live, new_page, 
     steps.shot(page, "the incident")
     check_page(page, axe_source, "the incident page")
 
-    page.get_by_role("link", name="Skriv informationsbrev").click()
+    page.get_by_role("link", name="Skriv informationsbrev").first.click()  # the next step, at the top
     assert "Telia meddelar en oplanerad driftstörning" in page.get_by_label("Text").input_value()
     steps.shot(page, "the pre-filled letter")
     check_page(page, axe_source, "the letter form")
