@@ -40,7 +40,7 @@ def notified(monkeypatch):
     part owns the alerting itself); each message kind is rendered to prove its templates work."""
     calls = []
 
-    def record(db_session, incident, *, reason, kind, context, now):
+    def record(db_session, incident, *, reason, kind, context, now, channels=None):
         rendered = rendering.render(kind, "sv", {**context, "incident": incident, "link": "https://x.se/i/1"})
         calls.append((reason, kind, rendered.sms))
         return []
