@@ -98,6 +98,10 @@ class CrisisPolicy:
     # Remind the handling party when no update has gone out for this long (unplanned / planned).
     update_interval_minutes: int = 120
     planned_update_interval_minutes: int = 1440
+    # Once the handling party has acknowledged the incident, update-due reminders go by e-mail
+    # (and show on the start page); by SMS as well only when this is true. Before the
+    # acknowledgement they go by SMS and e-mail, as every alert of the escalation.
+    update_due_sms_after_acknowledge: bool = False
     # Unacknowledged urgent letters: re-sent after this many minutes, then put on the handling
     # party's call list after this many minutes (both counted from the letter).
     letter_resend_minutes: int = 30
@@ -109,6 +113,9 @@ class CrisisPolicy:
     # marked this many minutes after it was due is reported to the responsible party.
     visit_acknowledge_minutes: int = 15
     visit_overdue_minutes: int = 60
+    # Overdue visits of a provider already on the call list are folded: at most one message per
+    # provider per this many minutes, listing every visit overdue since the last one.
+    visit_overdue_fold_minutes: int = 60
     # Planned work should be announced at least this many days ahead, within these weekdays and
     # local hours; otherwise the notice is accepted and flagged to the team.
     planned_min_days_ahead: int = 7
@@ -352,6 +359,7 @@ _CRISIS_MINUTES = (
     "handover_realert_minutes",
     "visit_acknowledge_minutes",
     "visit_overdue_minutes",
+    "visit_overdue_fold_minutes",
 )
 
 
@@ -365,6 +373,7 @@ def _crisis_policy(r: _Reader, data: dict) -> CrisisPolicy:
         "planned_min_days_ahead",
         "planned_weekdays",
         "planned_hours",
+        "update_due_sms_after_acknowledge",
         *_CRISIS_MINUTES,
     }
     section = r.table(data, "crisis", allowed, required=False) or {}
@@ -389,6 +398,11 @@ def _crisis_policy(r: _Reader, data: dict) -> CrisisPolicy:
     for key in _CRISIS_MINUTES:
         if key in section:
             values[key] = r.integer(f"crisis.{key}", section[key], 1, 7 * 24 * 60)
+    if "update_due_sms_after_acknowledge" in section:
+        raw = section["update_due_sms_after_acknowledge"]
+        if not isinstance(raw, bool):
+            raise r.fail("crisis.update_due_sms_after_acknowledge", "true or false", raw)
+        values["update_due_sms_after_acknowledge"] = raw
     if "planned_min_days_ahead" in section:
         values["planned_min_days_ahead"] = r.integer(
             "crisis.planned_min_days_ahead", section["planned_min_days_ahead"], 0, 60

@@ -23,6 +23,8 @@ ANSWERS = ("yes", "no")
 ANSWER_VIA = ("link", "sms", "call")
 ADDED_REASONS = ("start", "created", "reactivated")
 CALL_OUTCOMES = ("confirmed", "corrections", "not_reached", "wrong_number")
+# A contact whose last call ended so is still to be called again ("Inte nådd" is not done).
+CALL_AGAIN_OUTCOMES = ("not_reached",)
 CORRECTION_KINDS = ("correction", "new_contact")
 CORRECTION_STATUSES = ("pending", "accepted", "rejected", "superseded")
 
@@ -69,6 +71,9 @@ class CheckRecipient(db.Model):
     call_note: Mapped[str | None] = mapped_column(Text)
     called_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     called_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Every call recorded, oldest first: {"at": ISO instant, "by": user id, "outcome": CALL_OUTCOMES}
+    # (the note stays the latest call's only). None before the first call.
+    call_attempts: Mapped[list | None] = mapped_column(JSON)
 
     check: Mapped[MonthlyCheck] = relationship(back_populates="recipients")
     contact: Mapped[ContactPerson] = relationship()

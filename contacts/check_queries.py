@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
 
-from contacts.check_models import CheckCorrection, CheckRecipient, MonthlyCheck
+from contacts.check_models import CALL_AGAIN_OUTCOMES, CheckCorrection, CheckRecipient, MonthlyCheck
 from contacts.models import ContactPerson, Provider
 from notifications.models import Message, MessageStatus
 
@@ -60,7 +60,7 @@ class MonthSummary:
     answered_no: int
     outstanding: int  # no answer yet
     corrections_waiting: int
-    calls_to_make: int  # no answer and no call outcome, once the call day has come
+    calls_to_make: int  # no answer, and no call or one not reached, once the call day has come
     calls_made: int
 
 
@@ -81,7 +81,7 @@ def month_summary(db_session: Session, check: MonthlyCheck, *, today: date) -> M
             .group_by(Message.status)
         ).all()
     )
-    silent_uncalled = db_session.scalar(
+    still_to_call = db_session.scalar(
         select(func.count())
         .select_from(CheckRecipient)
         .join(Provider, Provider.id == CheckRecipient.provider_id)
@@ -89,7 +89,7 @@ def month_summary(db_session: Session, check: MonthlyCheck, *, today: date) -> M
         .where(
             CheckRecipient.check_id == check.id,
             CheckRecipient.answer.is_(None),
-            CheckRecipient.call_outcome.is_(None),
+            CheckRecipient.call_outcome.is_(None) | CheckRecipient.call_outcome.in_(CALL_AGAIN_OUTCOMES),
             *_REACHABLE,
         )
     )
@@ -115,7 +115,7 @@ def month_summary(db_session: Session, check: MonthlyCheck, *, today: date) -> M
         answered_no=answers.get("no", 0),
         outstanding=answers.get(None, 0),
         corrections_waiting=waiting or 0,
-        calls_to_make=(silent_uncalled or 0) if call_day_reached else 0,
+        calls_to_make=(still_to_call or 0) if call_day_reached else 0,
         calls_made=calls_made or 0,
     )
 

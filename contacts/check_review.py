@@ -19,6 +19,9 @@ Decisions (the issue left them open):
   closes: an answer recorded by a call is withdrawn when the outcome becomes "not reached" or
   "number wrong", and the failing mark a call set is cleared when the outcome changes again.
   Register changes already applied by a call stay (they are in the register's history).
+- "Not reached" is not done: the contact stays among the calls to make until a later call
+  reaches them (or they answer by link). Every recorded call is kept as an attempt (when, by
+  whom, outcome; ``call_attempts``), a changed outcome too, so the call list shows them all.
 """
 
 from __future__ import annotations
@@ -279,4 +282,9 @@ def record_call(
     recipient.call_note = note_text or None
     recipient.called_at = now
     recipient.called_by_id = user_id
+    # A new list (not an in-place append) so that the JSON column is seen as changed.
+    recipient.call_attempts = [
+        *(recipient.call_attempts or []),
+        {"at": now.isoformat(), "by": user_id, "outcome": outcome},
+    ]
     db_session.flush()

@@ -16,6 +16,7 @@ local (Europe/Stockholm), ``YYYY-MM-DD HH:MM``.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -24,7 +25,7 @@ from accounts.access import roles_required
 from accounts.roles import STAFF, Role
 from contacts import check_queries, check_review
 from contacts.check_links import CheckClosed
-from contacts.check_models import CALL_OUTCOMES, CheckCorrection, CheckRecipient, MonthlyCheck
+from contacts.check_models import CALL_AGAIN_OUTCOMES, CALL_OUTCOMES, CheckCorrection, CheckRecipient, MonthlyCheck
 from contacts.check_queries import REF_TYPE
 from contacts.models import SERVICES, ContactPerson
 from contacts.register import RegisterError, history
@@ -179,16 +180,32 @@ def decide(correction_id: int):
 
 def _render_calls(check: MonthlyCheck, *, errors=None, submitted=None, status: int = 200):
     rows = check_queries.recipients(db.session, check, show="calls")
+    user_ids = [r.called_by_id for r in rows] + [a.get("by") for r in rows for a in (r.call_attempts or [])]
+    callers = check_queries.user_names(db.session, user_ids)
+    attempts = {
+        r.id: [
+            {"at": datetime.fromisoformat(a["at"]), "by": callers.get(a.get("by"), ""), "outcome": a["outcome"]}
+            for a in (r.call_attempts or [])
+            if a.get("at")
+        ]
+        for r in rows
+    }
+    # "Not reached" is not done: those contacts are among the calls to make, with their attempts.
+    to_call = [r for r in rows if r.answer is None and (r.call_outcome in (None, *CALL_AGAIN_OUTCOMES))]
+    done = [r for r in rows if r not in to_call]
     return render_template(
         "contacts/check/calls.html",
         check=check,
-        rows=rows,
+        to_call=to_call,
+        done=done,
+        attempts=attempts,
         errors=errors or {},
         submitted=submitted or {},
-        callers=check_queries.user_names(db.session, [r.called_by_id for r in rows]),
+        callers=callers,
         call_day_reached=_today() >= check.call_on,
         is_open=check.is_open(current_clock().now()),
         outcomes=CALL_OUTCOMES,
+        call_again=CALL_AGAIN_OUTCOMES,
         fields=check_review.EDITABLE_FIELDS,
         services=SERVICES,
     ), status

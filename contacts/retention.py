@@ -16,7 +16,8 @@ from core.retention import Clearing, months_before, register_clearing, register_
 
 
 def answered_recipients(policy: RetentionPolicy, now: datetime) -> Clearing:
-    """Answered recipients older than ``check_months``: the call note and who called."""
+    """Answered recipients older than ``check_months``: the call note and who called (the call
+    attempts with it)."""
     cutoff = months_before(now, policy.check_months)
     return Clearing(
         CheckRecipient,
@@ -25,7 +26,7 @@ def answered_recipients(policy: RetentionPolicy, now: datetime) -> Clearing:
             CheckRecipient.answered_at < cutoff,
             or_(CheckRecipient.call_note.is_not(None), CheckRecipient.called_by_id.is_not(None)),
         ),
-        {"call_note": None, "called_by_id": None},
+        {"call_note": None, "called_by_id": None, "call_attempts": None},
     )
 
 

@@ -6,6 +6,9 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 from flask import current_app
+from flask_babel import get_locale
+
+from core.clock import current_clock
 
 MONTH_NAMES = (
     "januari",
@@ -29,6 +32,40 @@ def local_text(instant: datetime | None) -> str:
         return ""
     local = instant.astimezone(current_app.extensions["krisrutin.routine"].timezone)
     return f"{local.day} {MONTH_NAMES[local.month - 1]} {local.year} kl. {local:%H:%M}"
+
+
+_WEEKDAYS = {
+    "sv": ("mån", "tis", "ons", "tor", "fre", "lör", "sön"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+_MONTHS_SHORT = {
+    "sv": ("jan", "feb", "mars", "apr", "maj", "juni", "juli", "aug", "sep", "okt", "nov", "dec"),
+    "en": ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+}
+
+
+def when_text(instant: datetime | None, now: datetime, tz=None, language: str = "sv") -> str:
+    """When something happened, read at ``now``: "kl. 08:40" today, "mån 7 dec kl. 08:40" on
+    another day (with the year when it is not this year), in the routine's zone; English with
+    ``language="en"`` ("at 08:40", "Mon 7 Dec at 08:40")."""
+    if instant is None:
+        return ""
+    tz = tz or current_app.extensions["krisrutin.routine"].timezone
+    language = language if language in _WEEKDAYS else "sv"
+    local, today = instant.astimezone(tz), now.astimezone(tz).date()
+    clock = f"kl. {local:%H:%M}" if language == "sv" else f"at {local:%H:%M}"
+    if local.date() == today:
+        return clock
+    day = f"{_WEEKDAYS[language][local.weekday()]} {local.day} {_MONTHS_SHORT[language][local.month - 1]}"
+    if local.year != today.year:
+        day += f" {local.year}"
+    return f"{day} {clock}"
+
+
+def _when_filter(instant: datetime | None) -> str:
+    """The ``when`` filter: :func:`when_text` at the clock's now, in the page's language."""
+    locale = get_locale()
+    return when_text(instant, current_clock().now(), language=locale.language if locale else "sv")
 
 
 # --- local times typed in forms ------------------------------------------------------------------
@@ -190,5 +227,7 @@ def choices_for(text: str) -> list[tuple[str, str]]:
 
 
 def init_app(app) -> None:
-    """Templates ask :func:`choices_for` to offer the readings of a repeated local time."""
+    """Templates ask :func:`choices_for` to offer the readings of a repeated local time, and write
+    instants with the ``when`` filter (:func:`when_text`)."""
     app.jinja_env.globals["local_time_choices"] = choices_for
+    app.jinja_env.filters["when"] = _when_filter

@@ -73,6 +73,9 @@ def test_shipped_routine_file_has_the_routines_defaults():
     assert policy.monthly_check.reminder_days == (3, 4)
     assert policy.monthly_check.call_day == 5
     assert set(policy.working_days.holiday_categories) == {"public", "de_facto"}
+    # Alert fatigue: update reminders by e-mail once acknowledged; overdue visits folded hourly.
+    assert policy.crisis.update_due_sms_after_acknowledge is False
+    assert policy.crisis.visit_overdue_fold_minutes == 60
 
 
 def _break(path, value):
@@ -105,6 +108,12 @@ def _break(path, value):
         (("monthly_check", "call_day"), 4, "monthly_check.call_day: expected a day after the last reminder"),
         (("monthly_check", "call_day"), KeyError, "monthly_check.call_day"),
         (("monthly_check", "send_day_typo"), 1, "monthly_check.send_day_typo: expected no such key"),
+        (
+            ("crisis", "update_due_sms_after_acknowledge"),
+            "yes",
+            "crisis.update_due_sms_after_acknowledge: expected true",
+        ),
+        (("crisis", "visit_overdue_fold_minutes"), 0, "crisis.visit_overdue_fold_minutes: expected a whole number"),
     ],
 )
 def test_a_wrong_routine_value_names_the_key_and_the_expected_form(path, value, message):

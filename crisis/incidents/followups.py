@@ -9,7 +9,9 @@ The planner ``crisis.incidents.followups`` runs at every tick and, for every ope
   "due an update" every day for the weeks before it begins): the handling party is reminded to
   send an update (``notify_handler`` with reason ``update_due:<letter number>.<intervals>``, an
   ``update_due`` step). Once per interval: after two intervals without a letter, a second
-  reminder.
+  reminder. Alert fatigue: once the incident is acknowledged the reminder goes by e-mail only
+  (SMS too with ``update_due_sms_after_acknowledge``), and :func:`updates_due` gives the start
+  page what is due.
 - ``crisis.expected_end``: the supplier's expected end has passed without a resolution letter:
   the handling party is prompted (reason ``expected_end:<iso>``), and the supplier is asked for
   a new estimate — by e-mail (``crisis.estimate.request``) when it has an address, and through
@@ -190,7 +192,30 @@ def remind_update_due(db_session: Session, task, now: datetime) -> None:
         kind="crisis.followup.update_due",
         context={"since": local_text(since)},
         now=now,
+        channels=update_due_channels(incident, _policy()),
     )
+
+
+def update_due_channels(incident: Incident, policy) -> tuple[Channel, ...]:
+    """How an update-due reminder goes (alert fatigue): by SMS and e-mail until the handling party
+    has acknowledged the incident (the escalation's rule); after that by e-mail only — it is on
+    the start page too (:func:`updates_due`) — unless ``update_due_sms_after_acknowledge``."""
+    if incident.acknowledged_at is None or policy.crisis.update_due_sms_after_acknowledge:
+        return (Channel.SMS, Channel.EMAIL)
+    return (Channel.EMAIL,)
+
+
+def updates_due(db_session: Session, now: datetime) -> list[dict]:
+    """Open incidents an update is due for at ``now`` (for the start page's task list), most
+    overdue first: ``incident``, ``since`` (the last letter, or the start) and ``due_at``."""
+    policy = _policy()
+    rows = []
+    for incident in db_session.scalars(select(Incident).where(Incident.status.in_(OPEN_STATUSES))):
+        since = update_due_since(incident)
+        due_at = since + update_interval(incident, policy)
+        if due_at <= now:
+            rows.append({"incident": incident, "since": since, "due_at": due_at})
+    return sorted(rows, key=lambda row: (row["due_at"], row["incident"].id))
 
 
 @task_handler(EXPECTED_END_TASK)

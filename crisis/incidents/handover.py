@@ -9,9 +9,10 @@ schedulers at once hand an incident over once) holding the history handed over (
 and the letters so far), the incident's new party, a ``handover`` step on the timeline and an
 alert to the receiving side (``crisis.incidents.handover`` with a link to ``/handovers/<id>``).
 
-The handing-over side is told once per boundary (task ``crisis.handover_summary``): at the start
-of office hours the officer hears that the team has taken over (and which incidents); at the end
-the officer on call gets the list of open incidents now theirs.
+The handing-over side gets one note per boundary (task ``crisis.handover_summary``): at the start
+of office hours the officer going off hears that the team has taken over (and which incidents); at
+the end the team's mailbox and duty phone hear which open incidents the officer on call now has.
+So each side hears once: one alert to the side that receives, one note to the side that hands over.
 
 The receiving side acknowledges with ``POST /handovers/<id>/acknowledge`` (``handover_acknowledged``
 on the timeline); if nobody has after ``handover_realert_minutes``, task ``crisis.handover_realert``
@@ -38,7 +39,7 @@ from crisis.incidents import routing, timeline
 from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, Letter
 from crisis.oncall.handovers import acknowledge_handover, alert_reason, last_boundary, may_acknowledge
 from crisis.oncall.models import Handover, Party
-from crisis.oncall.responsible import handler_user
+from crisis.oncall.responsible import handler_user, team_addresses
 from notifications.models import Channel, Priority
 from notifications.service import send
 from scheduling.registry import planner, task_handler
@@ -206,8 +207,9 @@ def realert(db_session: Session, task, now: datetime) -> None:
 
 @task_handler(SUMMARY_TASK)
 def tell_handing_over_side(db_session: Session, task, now: datetime) -> None:
-    """Once per boundary: the officer going off hears that the team has it; the officer coming on
-    gets the list of open incidents."""
+    """Once per boundary, one note to the side that hands over (the receiving side has its alert):
+    at the start of office hours the officer going off hears that the team has it; at the end the
+    team (its mailbox and duty phone) hears which incidents the officer on call has taken over."""
     boundary = datetime.fromisoformat(task.payload["boundary"])
     to_party = task.payload["to_party"]
     handovers = list(
@@ -223,26 +225,35 @@ def tell_handing_over_side(db_session: Session, task, now: datetime) -> None:
     for h in handovers:
         incident = db_session.get(Incident, h.incident_id)
         items.append({"title": incident.title, "link": routing.incident_link(incident.id)})
-    if to_party == Party.TEAM.value:
-        recipients = {h.from_user_id for h in handovers if h.from_user_id}
-    else:
-        recipients = {h.to_user_id for h in handovers if h.to_user_id}
-    for user_id in sorted(recipients):
-        user = db_session.get(User, user_id)
-        if user is None:
-            continue
+    context = {"to_party": to_party, "incidents": items, "count": len(items)}
+    for key, to_email, to_mobile in _handing_over_addresses(db_session, handovers, to_party):
         send(
             db_session=db_session,
             kind=SUMMARY_KIND,
-            context={"to_party": to_party, "incidents": items, "count": len(items)},
+            context=context,
             channels=(Channel.SMS, Channel.EMAIL),
             priority=Priority.URGENT,
-            idempotency_key=f"crisis-handover-summary:{task.key}:{user_id}",
+            idempotency_key=f"crisis-handover-summary:{task.key}:{key}",
             now=now,
-            to_email=user.email,
-            to_mobile=user.mobile,
+            to_email=to_email,
+            to_mobile=to_mobile,
             ref=("handover", handovers[0].id),
         )
+
+
+def _handing_over_addresses(db_session: Session, handovers: list[Handover], to_party: str):
+    """(key, e-mail, mobile) of the side handing over: the officers who held the incidents when the
+    team takes over (none when the team's addresses stood in for an empty roster: the team is the
+    receiver), the team's mailbox and duty phone when the officer takes over."""
+    if to_party == Party.ON_CALL.value:
+        to_email, to_mobile = team_addresses()
+        if to_email or to_mobile:
+            yield "team", to_email, to_mobile
+        return
+    for user_id in sorted({h.from_user_id for h in handovers if h.from_user_id}):
+        user = db_session.get(User, user_id)
+        if user is not None:
+            yield str(user_id), user.email, user.mobile
 
 
 # --- pages ---------------------------------------------------------------------------------------

@@ -315,8 +315,10 @@ def compose(incident_id: int):
 # --- the call list ------------------------------------------------------------------------------------
 
 
-def call_list_rows(db_session):
-    """Receipts on the call list, not acknowledged, of open incidents; with provider and contacts."""
+def call_list_rows(db_session) -> list[dict]:
+    """One entry per provider to phone: its call-listed receipts not acknowledged, of open
+    incidents (the letters it has not acknowledged, oldest first), with its contacts. A provider
+    drops out when every such letter is acknowledged (or its incident closed)."""
     rows = db_session.execute(
         select(LetterReceipt, Letter, Incident, Provider)
         .join(Letter, Letter.id == LetterReceipt.letter_id)
@@ -327,22 +329,26 @@ def call_list_rows(db_session):
             LetterReceipt.acknowledged_at.is_(None),
             Incident.status.in_(("new", "open")),
         )
-        .order_by(LetterReceipt.call_listed_at, Provider.name)
+        .order_by(LetterReceipt.call_listed_at, Letter.sent_at, LetterReceipt.id)
     ).all()
-    provider_ids = {provider.id for *_, provider in rows}
-    contacts: dict[int, list[ContactPerson]] = {}
-    if provider_ids:
+    entries: dict[int, dict] = {}
+    for receipt, letter, incident, provider in rows:
+        entry = entries.setdefault(provider.id, {"provider": provider, "items": [], "contacts": []})
+        entry["items"].append({"receipt": receipt, "letter": letter, "incident": incident})
+    if entries:
         for contact in db_session.scalars(
             select(ContactPerson)
-            .where(ContactPerson.provider_id.in_(provider_ids), ContactPerson.is_active.is_(True))
+            .where(ContactPerson.provider_id.in_(entries), ContactPerson.is_active.is_(True))
             .order_by(ContactPerson.name)
         ):
-            contacts.setdefault(contact.provider_id, []).append(contact)
-    return [
-        {"receipt": receipt, "letter": letter, "incident": incident, "provider": provider,
-         "contacts": contacts.get(provider.id, [])}
-        for receipt, letter, incident, provider in rows
-    ]  # fmt: skip
+            entries[contact.provider_id]["contacts"].append(contact)
+    for entry in entries.values():
+        receipts = [item["receipt"] for item in entry["items"]]
+        entry["receipt"] = receipts[-1]  # the form's target; the call is recorded on every receipt
+        entry["call_listed_at"] = min(receipt.call_listed_at for receipt in receipts)
+        called = [receipt for receipt in receipts if receipt.called_at is not None]
+        entry["last_call"] = max(called, key=lambda receipt: receipt.called_at) if called else None
+    return sorted(entries.values(), key=lambda entry: (entry["call_listed_at"], entry["provider"].name.casefold()))
 
 
 def _render_calls(*, errors=None, submitted=None, status=200):
@@ -366,23 +372,31 @@ def calls():
 @bp.post("/incidents/calls/<int:receipt_id>")
 @roles_required(*WRITERS)
 def record_call_view(receipt_id: int):
+    """One call to a provider covers every letter it has on the call list: the outcome is recorded
+    on each ("reached" acknowledges them all)."""
     receipt = db.session.get(LetterReceipt, receipt_id)
     if receipt is None:
         abort(404, description=_("Mottagaren finns inte."))
     outcome = request.form.get("outcome", "")
     note = request.form.get("note", "")
+    entry = next((row for row in call_list_rows(db.session) if row["provider"].id == receipt.provider_id), None)
+    receipts = [item["receipt"] for item in entry["items"]] if entry else [receipt]
+    if receipt not in receipts:
+        receipts.append(receipt)
+    now = current_clock().now()
     try:
-        record_call(db.session, receipt, outcome=outcome, note=note, user_id=g.user.id, now=current_clock().now())
+        for each in receipts:
+            record_call(db.session, each, outcome=outcome, note=note, user_id=g.user.id, now=now)
     except LetterError as error:
         db.session.rollback()
         message = _("Välj hur samtalet gick.") if error.field == "outcome" else _("Anteckningen är för lång.")
         return _render_calls(
-            errors={receipt_id: {error.field: message}},
-            submitted={receipt_id: {"outcome": outcome, "note": note}},
+            errors={receipt.provider_id: {error.field: message}},
+            submitted={receipt.provider_id: {"outcome": outcome, "note": note}},
             status=400,
         )
     db.session.commit()
-    log.info("letter call recorded", extra={"receipt_id": receipt.id, "outcome": outcome})
+    log.info("letter call recorded", extra={"receipt_id": receipt.id, "receipts": len(receipts), "outcome": outcome})
     flash(_("Samtalet är registrerat."), "success")
     return redirect(url_for("letters.calls"), code=303)
 

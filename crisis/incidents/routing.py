@@ -53,6 +53,7 @@ from crisis.oncall import alerts
 from crisis.oncall.alerts import LAST_STEP, acknowledge_alerts, alerted_users, escalation_person, incident_alerts
 from crisis.oncall.models import Alert, Handover, Party
 from crisis.oncall.responsible import handler_user
+from notifications.models import Channel
 from scheduling.registry import task_handler
 from scheduling.service import cancel, schedule
 from worktime.calendar import responsible_at
@@ -211,17 +212,35 @@ def acknowledge(incident_id: int):
 
 
 def notify_handler(
-    db_session: Session, incident: Incident, *, reason: str, kind: str, context: dict, now: datetime
+    db_session: Session,
+    incident: Incident,
+    *,
+    reason: str,
+    kind: str,
+    context: dict,
+    now: datetime,
+    channels: tuple[Channel, ...] | None = None,
 ) -> list[Alert]:
     """Tell the party handling ``incident`` something (an update is due, a letter is on the call
     list, ...): message ``kind`` rendered with ``context`` (plus ``incident`` and ``link``) by
     e-mail and SMS to the on-call officer on duty, or to the team's mailbox and duty phone; an
     :class:`~crisis.incidents.models.Alert` with ``reason`` and an ``alerted`` step on the timeline. The
-    same ``reason`` twice for one incident alerts once. Returns the alerts created. Does not commit."""
+    same ``reason`` twice for one incident alerts once. ``channels``: fewer than SMS and e-mail
+    (see :func:`crisis.oncall.alerts.alert`). Returns the alerts created. Does not commit."""
     party = incident.party
     user = handler_user(db_session, party, now)
+    more = {"channels": channels} if channels else {}
     row = alert(
-        db_session, incident, reason=reason, step=0, party=party, user=user, kind=kind, context=context, now=now
+        db_session,
+        incident,
+        reason=reason,
+        step=0,
+        party=party,
+        user=user,
+        kind=kind,
+        context=context,
+        now=now,
+        **more,
     )
     if row is None:
         return []

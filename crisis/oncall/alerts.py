@@ -43,10 +43,13 @@ def alert(
     kind: str,
     context: dict,
     now: datetime,
+    channels: tuple[Channel, ...] = (Channel.SMS, Channel.EMAIL),
 ) -> Alert | None:
     """Alert ``user`` (or the team's mailbox and phone, ``user`` None): an :class:`Alert` row and
-    its SMS and e-mail of ``kind`` (urgent, ``ref=("alert", id)``). None when this (incident,
-    reason, step) was alerted already. Does not commit."""
+    its message of ``kind`` on ``channels`` (SMS and e-mail unless told otherwise; SMS as well
+    when the person has no e-mail address, so nobody is alerted on nothing; urgent,
+    ``ref=("alert", id)``). None when this (incident, reason, step) was alerted already. Does not
+    commit."""
     existing = db_session.scalars(
         select(Alert).where(Alert.incident_id == incident_id, Alert.reason == reason, Alert.step == step)
     ).first()
@@ -62,11 +65,13 @@ def alert(
     except IntegrityError:  # alerted concurrently by another transaction
         return None
     to_email, to_mobile = (user.email, user.mobile) if user is not None else team_addresses()
+    if Channel.EMAIL in channels and Channel.SMS not in channels and not to_email:
+        channels = (Channel.SMS, *channels)
     send(
         db_session=db_session,
         kind=kind,
         context=context,
-        channels=(Channel.SMS, Channel.EMAIL),
+        channels=channels,
         priority=Priority.URGENT,
         idempotency_key=f"crisis-alert:{incident_id}:{reason}:{step}",
         now=now,

@@ -6,9 +6,12 @@
   counts (open, not acknowledged, overdue, closed in the last 24 hours). The page reloads itself
   every 60 seconds with ``<meta http-equiv="refresh" content="60">``: a meta element, not a
   script, so the CSP (no inline scripts) allows it; it only re-reads (GET), so nothing is posted again.
-- ``/visits/calls`` — alerts that were not acknowledged in time (``call_listed_at``), with the
-  provider's contacts' phone numbers and a form for the outcome of the call (``called_at``,
-  ``call_outcome``, a ``called`` visit event; "reached" acknowledges on the provider's behalf).
+- ``/visits/calls`` — one entry per provider whose alerts were not acknowledged in time
+  (``call_listed_at``) and still have open visits: how many visits are open and overdue, when it
+  was alerted, the last call; the provider's contacts' phone numbers and a form for the outcome of
+  the call (recorded on the newest alert: ``called_at``, ``call_outcome``, a ``called`` visit
+  event; "reached" acknowledges on the provider's behalf). An entry resolves when every visit of
+  its alerts is marked.
 """
 
 from __future__ import annotations
@@ -114,41 +117,88 @@ def dashboard():
 # --- the call list ------------------------------------------------------------------------------------
 
 
-def call_rows(db_session) -> list[dict]:
-    """Alerts on the call list that are still not acknowledged, of providers with open visits;
-    with provider, contacts and the number of open visits."""
-    rows = db_session.execute(
-        select(VisitAlert, Provider)
-        .join(Provider, Provider.id == VisitAlert.provider_id)
-        .where(VisitAlert.call_listed_at.is_not(None), VisitAlert.acknowledged_at.is_(None))
-        .order_by(VisitAlert.call_listed_at, Provider.name)
-    ).all()
-    provider_ids = {provider.id for _, provider in rows}
+@dataclass
+class CallEntry:
+    """One provider on the visits' call list, with what there is to call about now."""
+
+    provider: Provider
+    alerts: list  # its call-listed, unacknowledged alerts that still have open visits, oldest first
+    contacts: list
+    open: int = 0  # open visits of those alerts
+    overdue: int = 0  # of them, still open ``visit_overdue_minutes`` after they were due
+
+    @property
+    def alert(self) -> VisitAlert:
+        """The newest alert: the call is recorded on it ("reached" acknowledges them all)."""
+        return self.alerts[-1]
+
+    @property
+    def first_alerted_at(self):
+        return self.alerts[0].created_at
+
+    @property
+    def call_listed_at(self):
+        return min(alert.call_listed_at for alert in self.alerts)
+
+    @property
+    def last_call(self) -> VisitAlert | None:
+        called = [alert for alert in self.alerts if alert.called_at is not None]
+        return max(called, key=lambda alert: alert.called_at) if called else None
+
+
+def call_rows(db_session, now) -> list[CallEntry]:
+    """One entry per provider to phone: providers with call-listed alerts not acknowledged whose
+    visits are not all closed. An alert whose visits are all marked has nothing left to call about
+    and drops out; a provider drops out when none is left."""
+    overdue_after = timedelta(minutes=current_app.extensions["krisrutin.routine"].crisis.visit_overdue_minutes)
+    alerts = list(
+        db_session.scalars(
+            select(VisitAlert)
+            .where(VisitAlert.call_listed_at.is_not(None), VisitAlert.acknowledged_at.is_(None))
+            .order_by(VisitAlert.created_at, VisitAlert.id)
+        )
+    )
+    if not alerts:
+        return []
+    open_visits: dict[int, list[Visit]] = defaultdict(list)
+    for visit in db_session.scalars(
+        select(Visit).where(Visit.alert_id.in_([a.id for a in alerts]), Visit.status == VisitStatus.OPEN.value)
+    ):
+        open_visits[visit.alert_id].append(visit)
+    by_provider: dict[int, list[VisitAlert]] = defaultdict(list)
+    for alert in alerts:
+        if open_visits[alert.id]:
+            by_provider[alert.provider_id].append(alert)
+    if not by_provider:
+        return []
+    providers = {p.id: p for p in db_session.scalars(select(Provider).where(Provider.id.in_(by_provider)))}
     contacts: dict[int, list[ContactPerson]] = defaultdict(list)
-    open_count: dict[int, int] = defaultdict(int)
-    if provider_ids:
-        for contact in db_session.scalars(
-            select(ContactPerson)
-            .where(ContactPerson.provider_id.in_(provider_ids), ContactPerson.is_active.is_(True))
-            .order_by(ContactPerson.name)
-        ):
-            contacts[contact.provider_id].append(contact)
-        for visit in db_session.scalars(
-            select(Visit).where(Visit.provider_id.in_(provider_ids), Visit.status == VisitStatus.OPEN.value)
-        ):
-            open_count[visit.provider_id] += 1
-    return [
-        {"alert": alert, "provider": provider, "contacts": contacts[provider.id], "open": open_count[provider.id]}
-        for alert, provider in rows
-        if open_count[provider.id]  # every visit marked: nobody needs a call
-    ]
+    for contact in db_session.scalars(
+        select(ContactPerson)
+        .where(ContactPerson.provider_id.in_(by_provider), ContactPerson.is_active.is_(True))
+        .order_by(ContactPerson.name)
+    ):
+        contacts[contact.provider_id].append(contact)
+    entries = []
+    for provider_id, provider_alerts in by_provider.items():
+        visits = [visit for alert in provider_alerts for visit in open_visits[alert.id]]
+        entries.append(
+            CallEntry(
+                provider=providers[provider_id],
+                alerts=provider_alerts,
+                contacts=contacts[provider_id],
+                open=len(visits),
+                overdue=sum(visit.due_at + overdue_after <= now for visit in visits),
+            )
+        )
+    return sorted(entries, key=lambda entry: (entry.call_listed_at, entry.provider.name.casefold()))
 
 
 def _render_calls(*, errors=None, submitted=None, status=200):
     return render_template(
         "visits/visit_calls.html",
-        rows=call_rows(db.session),
-        errors={alert_id: error_texts(problems) for alert_id, problems in (errors or {}).items()},
+        rows=call_rows(db.session, current_clock().now()),
+        errors={key: error_texts(problems) for key, problems in (errors or {}).items()},
         submitted=submitted or {},
         outcomes=CALL_OUTCOMES,
     ), status
@@ -175,7 +225,9 @@ def record_call_view(alert_id: int):
     except VisitError as error:
         db.session.rollback()
         return _render_calls(
-            errors={alert_id: error.errors}, submitted={alert_id: {"outcome": outcome, "note": note}}, status=400
+            errors={alert.provider_id: error.errors},
+            submitted={alert.provider_id: {"outcome": outcome, "note": note}},
+            status=400,
         )
     db.session.commit()
     log.info("visit call recorded", extra={"alert_id": alert.id, "outcome": outcome})

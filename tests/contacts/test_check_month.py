@@ -232,7 +232,8 @@ def test_a_whole_month_of_the_contact_check(app, client, clock, smtp_server, twi
         summary = month_summary(db.session, check, today=last_day)
         assert summary.month == label
         assert (summary.recipients, summary.answered_yes, summary.answered_no, summary.outstanding) == (5, 2, 1, 2)
-        assert (summary.corrections_waiting, summary.calls_to_make, summary.calls_made) == (0, 1, 1)
+        # David was not reached: still a call to make ("Inte nådd" is not done).
+        assert (summary.corrections_waiting, summary.calls_to_make, summary.calls_made) == (0, 2, 1)
         # 9 invitations, 3 replies, 5 first and 3 second reminders: every one accepted by a gateway.
         assert (summary.messages_sent, summary.messages_delivered, summary.messages_failed) == (20, 0, 0)
         answers = {r.contact.name: (r.answer, r.answered_via, r.reminders_sent) for r in check.recipients}

@@ -154,7 +154,7 @@ def test_reached_and_confirmed_counts_as_a_yes_by_call(app, client, clock, month
     )
     page = text_of(client.get(response.headers["Location"]))
     assert "Samtalet med Bo Åkesson är registrerat." in page
-    assert "Nådd och bekräftade – 2026-11-23 10:00 Test team" in page  # still on the list, changeable
+    assert "Nådd och bekräftade – kl. 10:00 Test team" in page  # still on the list, changeable
 
 
 def test_reached_with_corrections_applies_them_to_the_register_as_a_call(app, client, clock, month, team_member):
@@ -202,6 +202,35 @@ def test_not_reached_records_the_call_and_no_answer(app, client, month, team_mem
     assert _call(client, bo.recipient_id, "not_reached", note="Röstbrevlåda").status_code == 303
     recipient, _ = _recipient(app, bo.recipient_id)
     assert (recipient.answer, recipient.call_outcome, recipient.call_note) == (None, "not_reached", "Röstbrevlåda")
+
+
+def test_a_contact_not_reached_stays_to_be_called_again_with_the_attempts_shown(app, client, clock, month, team_member):
+    anna, bo = month.people
+    _answer_no(app, anna.token, mobile="070-111 22 33")  # Anna answered: only Bo is to be called
+    assert "Samtal att göra 1" in text_of(client.get(f"/checks/{MONTH}"))
+    assert _call(client, bo.recipient_id, "not_reached", note="Röstbrevlåda").status_code == 303
+    called_first = clock.now()
+    clock.advance(hours=2)
+    assert _call(client, bo.recipient_id, "not_reached").status_code == 303
+    # "Inte nådd" is not done: Bo is still among the calls to make, and counted.
+    assert "Samtal att göra 1" in text_of(client.get(f"/checks/{MONTH}"))
+    page = text_of(client.get(f"/checks/{MONTH}/calls"))
+    to_call = page[page.index("Att ringa (1)") :]
+    assert "Bo Åkesson" in to_call and "Klara samtal" not in page
+    assert "Inte nådd" in to_call and "Ring igen" in to_call
+    # Both attempts: when, by whom, the outcome in words (the earlier one carries its date when not today).
+    attempts = to_call[to_call.index("2 samtal") :]
+    assert attempts.count("Test team · Inte nådd") == 2, attempts[:300]
+    with app.app_context():
+        from core.local_time import when_text
+
+        assert when_text(called_first, clock.now()) in attempts
+    # Reached at the third try: done, no call left to make.
+    clock.advance(hours=1)
+    assert _call(client, bo.recipient_id, "confirmed").status_code == 303
+    page = text_of(client.get(f"/checks/{MONTH}/calls"))
+    assert "Att ringa (0)" in page and "Klara samtal (1)" in page and "3 samtal" in page
+    assert "Samtal att göra 0" in text_of(client.get(f"/checks/{MONTH}"))
 
 
 def test_a_wrong_number_marks_the_mobile_as_failing_until_the_outcome_changes(app, client, clock, month, team_member):
@@ -303,7 +332,7 @@ def test_the_report_is_the_months_record_in_excels_csv(app, client, clock, month
         "Obesvarade;1",
         "Rättelser väntar;0",
         "Samtal gjorda;1",
-        "Samtal kvar att göra;0",
+        "Samtal kvar att göra;1",  # Bo was not reached: still to be called
         "Rapporten skapad;2026-11-23 10:00",
         "",
     ]

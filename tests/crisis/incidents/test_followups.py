@@ -40,7 +40,7 @@ def notified(monkeypatch):
     part owns the alerting itself); each message kind is rendered to prove its templates work."""
     calls = []
 
-    def record(db_session, incident, *, reason, kind, context, now):
+    def record(db_session, incident, *, reason, kind, context, now, channels=None):
         rendered = rendering.render(kind, "sv", {**context, "incident": incident, "link": "https://x.se/i/1"})
         calls.append((reason, kind, rendered.sms))
         return []
@@ -145,6 +145,50 @@ def test_the_call_list_page_shows_the_unacknowledged_provider_and_records_the_ca
         soder = receipts(letter_id)[1]
         assert soder.call_outcome == "reached" and soder.acknowledged_at is not None
     assert "Omsorg Söder AB" not in client.get("/incidents/calls").get_data(as_text=True)
+
+
+def test_a_provider_with_several_letters_not_acknowledged_is_one_entry_on_the_call_list(
+    app, client, clock, make_user, outage, notified
+):
+    from tests.conftest import csrf_token_from, log_in
+
+    # A second outage at 02:30 with its own first letter (a newer letter of one incident replaces
+    # the older on the call list; two incidents' letters are two letters to call about).
+    _, _incident_id, first_id = outage
+    clock.set(NIGHT + timedelta(minutes=20))
+    with app.app_context():
+        second = make_incident(
+            clock, party="on_call", expected_end_at=NIGHT + timedelta(days=2), title="Larm nere", supplier="Careium"
+        )
+        update_id = _send(second, clock)
+        db.session.remove()
+    run_tick(app, clock, NIGHT + timedelta(minutes=90))  # both letters' call-list times passed
+    _, username, password = make_user("on_call")
+    log_in(client, username, password)
+    html = client.get("/incidents/calls").get_data(as_text=True)
+    # One entry per provider (Norr and Söder), each naming the two letters it has not acknowledged.
+    assert html.count('class="call-item"') == 2
+    assert html.count("Omsorg Söder AB</h2>") == 1 and html.count("Hemtjänst Norr</h2>") == 1
+    assert html.count("2 brev inte kvitterade:") == 2
+    assert "skickat kl. 02:10" in html and "skickat kl. 02:30" in html
+    with app.app_context():
+        soder_receipts = [receipts(first_id)[1], receipts(update_id)[1]]
+        soder_provider = soder_receipts[0].provider_id
+    token = csrf_token_from(html)
+    newest = soder_receipts[1].id
+    response = client.post(f"/incidents/calls/{newest}", data={"csrf_token": token, "outcome": "not_reached"})
+    assert response.status_code == 303
+    html = client.get("/incidents/calls").get_data(as_text=True)
+    assert "Omsorg Söder AB</h2>" in html and "Senaste samtal kl. 03:40: Inte nådd</p>" in html
+    # Reached: every letter of the entry is acknowledged and the provider leaves the list.
+    response = client.post(f"/incidents/calls/{newest}", data={"csrf_token": token, "outcome": "reached"})
+    assert response.status_code == 303
+    with app.app_context():
+        acknowledged = [receipts(first_id)[1].acknowledged_at, receipts(update_id)[1].acknowledged_at]
+        assert all(at is not None for at in acknowledged)
+        assert receipts(first_id)[1].provider_id == soder_provider
+    html = client.get("/incidents/calls").get_data(as_text=True)
+    assert "Omsorg Söder AB" not in html and html.count('class="call-item"') == 1
 
 
 def test_an_update_is_due_after_two_hours_without_a_letter_once_per_interval(app, clock, outage, notified):

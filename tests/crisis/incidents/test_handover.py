@@ -13,6 +13,7 @@ from accounts.models import User
 from core.extensions import db
 from crisis.incidents.models import Incident, IncidentEvent
 from crisis.incidents.routing import acknowledge_incident
+from crisis.oncall.handovers import acknowledge_handover
 from crisis.oncall.models import Handover
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.incidents.test_routing_helpers import (
@@ -182,17 +183,32 @@ def test_the_team_acknowledges_the_handover_on_its_page_and_no_realert_follows(a
     assert f"/handovers/{handover_id}" in detail
 
 
+def addresses_of(app, user_id: int) -> tuple[str, str]:
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        return user.email, user.mobile
+
+
+def told(app) -> list[tuple[str, str, str]]:
+    """The handover messages queued: (local time, kind, address), in order."""
+    return sorted(
+        (at, kind, address) for at, _, address, kind in outbox(app, "crisis.handover", "crisis.handover_given")
+    )
+
+
 @pytest.mark.parametrize(
-    ("day", "closing", "officer", "address"),
+    ("day", "notice", "closing"),
     [
-        (date(2026, 11, 24), (17, 0), "bo", "bo@kommun.example.se"),  # office hours end at 17:00
-        (date(2027, 6, 15), (16, 0), "anna", "anna@kommun.example.se"),  # at 16:00 in June
+        (date(2026, 11, 24), (10, 0), (17, 0)),  # office hours end at 17:00
+        (date(2027, 5, 11), (16, 30), (17, 0)),  # May, a notice at 16:30 still open at 17:00
+        (date(2027, 6, 15), (10, 0), (16, 0)),  # at 16:00 in June
+        (date(2027, 5, 12), (10, 0), (17, 0)),  # the day before Ascension Day: the officer until Monday
     ],
 )
-def test_an_open_incident_passes_from_the_team_to_the_officer_when_office_hours_end(
-    app, clock, people, day, closing, officer, address
+def test_at_the_end_of_office_hours_the_officer_is_alerted_once_and_the_team_gets_one_note(
+    app, clock, people, day, notice, closing
 ):
-    incident_id = new_incident(app, clock, local(day, 10))
+    incident_id = new_incident(app, clock, local(day, *notice))
     with app.app_context():
         assert db.session.get(Incident, incident_id).party == "team"
     end = local(day, *closing)
@@ -202,19 +218,81 @@ def test_an_open_incident_passes_from_the_team_to_the_officer_when_office_hours_
     assert handovers(app) == [(incident_id, local_text(end), "team", "on_call")]
     with app.app_context():
         incident = db.session.get(Incident, incident_id)
-        assert (incident.party, incident.handler_user_id) == ("on_call", people[officer])
-    alerted = {row[2] for row in outbox(app, "crisis.handover")}
-    assert address in alerted and TEAM_EMAIL not in alerted
-    # The officer gets the list of what is open.
-    listed = outbox(app, "crisis.handover_given")
-    assert address in {row[2] for row in listed}
+        officer = incident.handler_user_id
+        assert incident.party == "on_call" and officer in {people["anna"], people["bo"], people["cia"]}
+    email, mobile = addresses_of(app, officer)
+    at = local_text(end)
+    # The receiving side (the officer): one alert, by e-mail and SMS. The side handing over (the
+    # team's mailbox and duty phone): one note. Nothing else about the handover to anyone.
+    assert told(app) == sorted(
+        [
+            (at, "crisis.handover", email),
+            (at, "crisis.handover", mobile),
+            (at, "crisis.handover_given", TEAM_EMAIL),
+            (at, "crisis.handover_given", TEAM_MOBILE),
+        ]
+    )
     with app.app_context():
         from notifications.models import Message
 
-        mail = db.session.scalars(
+        alert_sms = db.session.scalars(
+            select(Message).where(Message.kind == "crisis.handover", Message.channel == "sms")
+        ).one()
+        assert "till TIB" in alert_sms.body_text and "/handovers/" in alert_sms.body_text
+        note_sms = db.session.scalars(
+            select(Message).where(Message.kind == "crisis.handover_given", Message.channel == "sms")
+        ).one()
+        assert "TIB har tagit över 1 öppen driftstörning från teamet" in note_sms.body_text
+        note = db.session.scalars(
             select(Message).where(Message.kind == "crisis.handover_given", Message.channel == "email")
         ).one()
-        assert "Larmcentralen nere" in mail.body_text
+        assert "Larmcentralen nere" in note.body_text and "lämnats över till tjänstemannen i beredskap" in (
+            note.body_text
+        )
+    # The officer acknowledges; the next boundary (07:45 on the next working day) hands it back:
+    # the team alerted once, the officer told once.
+    with app.app_context():
+        handover = db.session.scalars(select(Handover)).one()
+        assert acknowledge_handover(db.session, handover, db.session.get(User, officer), clock.now())
+        db.session.commit()
+    opening = local(day + timedelta(days=1), 7, 45)
+    while not _office_at(app, opening):
+        opening += timedelta(days=1)
+    tick_every_minute(app, clock, opening, 2)
+    back = [row for row in told(app) if row[0] == local_text(opening)]
+    assert back == sorted(
+        [
+            (local_text(opening), "crisis.handover", TEAM_EMAIL),
+            (local_text(opening), "crisis.handover", TEAM_MOBILE),
+            (local_text(opening), "crisis.handover_given", email),
+            (local_text(opening), "crisis.handover_given", mobile),
+        ]
+    )
+
+
+def _office_at(app, instant) -> bool:
+    from worktime.calendar import is_office_hours
+
+    return is_office_hours(instant, app.extensions["krisrutin.routine"])
+
+
+def test_after_a_holiday_the_team_is_alerted_once_and_the_officer_gets_one_note(app, clock, people):
+    # Trettondedag jul (Wednesday 6 January 2027) belongs to the officer; Thursday 07:45 the team.
+    incident_id = new_incident(app, clock, local(date(2027, 1, 6), 11, 0))
+    with app.app_context():
+        incident = db.session.get(Incident, incident_id)
+        assert incident.party == "on_call"
+        email, mobile = addresses_of(app, incident.handler_user_id)
+    tick_every_minute(app, clock, local(date(2027, 1, 7), 7, 44), 3)
+    assert handovers(app) == [(incident_id, "2027-01-07 07:45", "on_call", "team")]
+    assert [row for row in told(app)] == sorted(
+        [
+            ("2027-01-07 07:45", "crisis.handover", TEAM_EMAIL),
+            ("2027-01-07 07:45", "crisis.handover", TEAM_MOBILE),
+            ("2027-01-07 07:45", "crisis.handover_given", email),
+            ("2027-01-07 07:45", "crisis.handover_given", mobile),
+        ]
+    )
 
 
 def test_a_closed_incident_is_not_handed_over(app, clock, people):

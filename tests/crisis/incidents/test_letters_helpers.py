@@ -81,9 +81,11 @@ def make_people(clock, people=PEOPLE, inactive=("dan",)) -> dict[str, int]:
     return ids
 
 
-def make_incident(clock, *, planned=False, party="team", providers=None, supplier_email=None, **fields) -> int:
+def make_incident(
+    clock, *, planned=False, party="team", providers=None, supplier_email=None, supplier="Telia", **fields
+) -> int:
     """An open incident made directly with the models (intake is another part); returns its id."""
-    supplier = Supplier(name="Telia", email=supplier_email, created_at=clock.now())
+    supplier = Supplier(name=supplier, email=supplier_email, created_at=clock.now())
     db.session.add(supplier)
     db.session.flush()
     values = {

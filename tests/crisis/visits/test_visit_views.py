@@ -221,3 +221,65 @@ def test_the_visits_marked_early_have_a_negative_delay(app, clock, people):
         report = build_report(db.session, month=TUESDAY.replace(day=1), tz=app.extensions["krisrutin.routine"].timezone)
         assert report.total.delay_median == timedelta(minutes=-30)
         assert db.session.get(Visit, vid).status == "done"
+
+
+MONDAY = TUESDAY + timedelta(days=6)  # 30 November 2026
+SATURDAY = MONDAY + timedelta(days=5)  # 5 December 2026
+
+
+def _calls(client) -> str:
+    return client.get("/visits/calls").get_data(as_text=True)
+
+
+def test_the_call_list_has_one_entry_per_provider_and_drops_what_is_closed(app, client, clock, make_user, people):
+    # Monday 08:00: Norr's two visits are alerted; nobody acknowledges: on the call list at 08:15.
+    clock.set(local(MONDAY, 8, 0))
+    with app.app_context():
+        monday = new_visits(clock, NORR, [local(MONDAY, 8, 30), local(MONDAY, 9, 0)])
+    run_tick(app, clock, local(MONDAY, 8, 40))
+    _staff(client, make_user)
+    html = _calls(client)
+    assert html.count('class="call-item"') == 1
+    assert "2 öppna besök" in html and "Larmad kl. 08:00" in html and "På ringlistan sedan kl. 08:40" in html
+    # The provider marks both visits (without acknowledging the list): nothing left to call about.
+    clock.set(local(MONDAY, 9, 30))
+    with app.app_context():
+        _mark(provider_id(NORR), monday, clock, done_at=local(MONDAY, 9, 10))
+    assert "Ingen behöver ringas just nu." in _calls(client)
+
+    # Friday 23:00 and Saturday 02:00: two new alerts for Norr, neither acknowledged.
+    clock.set(local(SATURDAY - timedelta(days=1), 23, 0))
+    with app.app_context():
+        new_visits(clock, NORR, [local(SATURDAY - timedelta(days=1), 23, 30)])
+    run_tick(app, clock, local(SATURDAY - timedelta(days=1), 23, 20))
+    clock.set(local(SATURDAY, 2, 0))
+    with app.app_context():
+        new_visits(clock, NORR, [local(SATURDAY, 2, 30), local(SATURDAY, 3, 0)])
+        new_visits(clock, SODER, [local(SATURDAY, 2, 30)])
+    run_tick(app, clock, local(SATURDAY, 2, 40))
+    html = _calls(client)
+    # One entry per provider, with its state now; Monday's closed entry is gone; a time not today
+    # carries its day.
+    assert html.count('class="call-item"') == 2
+    assert html.count("Hemtjänst Norr</h2>") == 1 and html.count("Omsorg Söder AB</h2>") == 1
+    norr = html[html.index("Hemtjänst Norr</h2>") : html.index("Omsorg Söder AB</h2>")]
+    assert "3 öppna besök, 1 försenat" in norr
+    assert "Larmad 2 gånger, första gången fre 4 dec kl. 23:00" in norr
+    assert "mån 30 nov" not in html and "08:00" not in html
+
+    # A call not reached stays on the list, in words; reached resolves the provider's entry.
+    token = csrf_token_from(html)
+    newest = max(a.id for a in _alerts(app) if a.provider_id == _provider(app, NORR))
+    assert (
+        client.post(f"/visits/calls/{newest}", data={"csrf_token": token, "outcome": "not_reached"}).status_code == 303
+    )
+    html = _calls(client)
+    assert "Senaste samtal kl. 02:40: Inte nådd</p>" in html
+    assert client.post(f"/visits/calls/{newest}", data={"csrf_token": token, "outcome": "reached"}).status_code == 303
+    html = _calls(client)
+    assert "Hemtjänst Norr" not in html and html.count('class="call-item"') == 1
+
+
+def _provider(app, name):
+    with app.app_context():
+        return provider_id(name)
