@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,8 +21,10 @@ DEMO_USERS = (
 
 
 def load(db_session: Session, now: datetime) -> list[str]:
-    """Create the demo users that do not exist yet; returns how to log in as each."""
-    notes = ["Log in at http://127.0.0.1:5000/login with:"]
+    """Create the demo users that do not exist yet; returns how to log in as each, at the
+    service's own address (``PUBLIC_BASE_URL``)."""
+    base_url = current_app.extensions["krisrutin.settings"].public_base_url  # PUBLIC_BASE_URL
+    notes = [f"Log in at {base_url}/login with:"]
     for username, name, role, password in DEMO_USERS:
         if db_session.scalar(select(User).where(User.username == username)) is None:
             create_user(

@@ -7,6 +7,9 @@ whose submission records "no" and queues the correction for the team (see
 :mod:`contacts.check_review`). A link that cannot be used gets a page saying why, with status
 404 (forged, altered, replaced, unknown) or 410 (the month's check has closed).
 
+An answer that was saved answers 303 to ``GET /k/<token>?svar=sparat`` (post, redirect, get),
+which shows the thanks for the answer the register holds: a reload reads, never resends.
+
 These posts have no staff session, yet they are CSRF-protected like every session post
 (:func:`accounts.access.enforce_access`): the form carries the token kept in the visitor's
 session cookie, which the GET of the link sets (SameSite=Lax allows the same-site post that
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 
 from accounts.access import public
@@ -108,10 +111,17 @@ def link(token: str):
         record_opened(recipient, now)
         db.session.commit()
         log.info("check answered", extra={"recipient_id": recipient.id, "answer": "yes", "via": "link"})
-        return render_template("contacts/check/thanks.html", **_page_context(recipient, token), answer="yes")
+        return _answered(token)
     record_opened(recipient, now)
     db.session.commit()
+    if request.args.get("svar") == "sparat" and recipient.answer is not None:
+        return render_template("contacts/check/thanks.html", **_page_context(recipient, token), answer=recipient.answer)
     return render_template("contacts/check/link.html", **_page_context(recipient, token))
+
+
+def _answered(token: str):
+    """After a saved answer: the thanks, by GET (a reload does not post again)."""
+    return redirect(url_for("check_public.link", token=token, svar="sparat"), 303)
 
 
 def _form_values(recipient: CheckRecipient) -> dict:
@@ -163,7 +173,7 @@ def correct(token: str):
             record_opened(recipient, now)
             db.session.commit()
             log.info("check answered", extra={"recipient_id": recipient.id, "answer": "no", "via": "link"})
-            return render_template("contacts/check/thanks.html", **_page_context(recipient, token), answer="no")
+            return _answered(token)
         recipient = _recipient(token)  # reloaded after the rollback
     else:
         record_opened(recipient, now)

@@ -11,6 +11,10 @@ Sweden, cells that start like a formula guarded): Swedish column names whatever 
 language, one row per recipient, then an empty line and the month's totals as ``label;value``
 rows at the end (so the file still opens as one table whose first line is the header). Times are
 local (Europe/Stockholm), ``YYYY-MM-DD HH:MM``.
+
+"Skickat" and "levererat" (the month page and the report say so beside the numbers): sent is a
+message handed to the SMTP server or Twilio; delivered is an SMS whose delivery report from Twilio
+says it reached the phone. E-mail has no delivery report, so an e-mail is never counted delivered.
 """
 
 from __future__ import annotations
@@ -266,8 +270,8 @@ def report_rows(check: MonthlyCheck) -> list:
         ("Påminnelser", f"{check.first_reminder_on.isoformat()}, {check.second_reminder_on.isoformat()}"),
         ("Samtalsdag", check.call_on.isoformat()),
         ("Mottagare", summary.recipients),
-        ("Meddelanden skickade", summary.messages_sent),
-        ("Meddelanden levererade", summary.messages_delivered),
+        ("Meddelanden skickade (e-post och SMS)", summary.messages_sent),
+        ("SMS levererade (e-post har ingen leveransrapport)", summary.messages_delivered),
         ("Meddelanden misslyckade", summary.messages_failed),
         ("Svar ja", summary.answered_yes),
         ("Svar nej", summary.answered_no),

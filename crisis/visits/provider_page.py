@@ -14,6 +14,11 @@ page shows or changes is selected by that alert's ``provider_id`` (a logged-in u
 A forged, altered or replaced link gets a 404 page; an expired one 410 (:func:`visit_link_expired`).
 Opening the page records nothing (mail scanners open links).
 Posts carry the session's CSRF token; a stale form gets a page that leads back.
+
+A successful post answers 303 to the page (post, redirect, get): ``?klart=kvitterat`` or
+``?klart=markerat`` shows the thanks, so a reload only reads the page again and never resends.
+The name typed when marking is kept in the visitor's session (not in the address, which is
+logged) to fill in the next marking; a post with errors answers 400 with the form as it was.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import select
@@ -45,6 +50,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("visit_page", __name__)
 
 RECENT = timedelta(hours=24)
+# ?klart=... after a successful post: which thanks the page shows.
+DONE = {"kvitterat": "acknowledged", "markerat": "marked"}
+NAME_KEY = "visit_page_name"
 RECENT_LIMIT = 100
 
 # The text of each error code of crisis.visits (shown on the page, in the visitor's language).
@@ -176,8 +184,13 @@ def _name(text: str) -> str:
     return " ".join((text or "").split())
 
 
-def _acknowledge(provider_id: int, name: str | None, render):
-    """The post of "Vi tar dessa"."""
+def _thanks_from_query() -> dict:
+    """The page's thanks after a post (``?klart=``) and the name kept for the next marking."""
+    return {"thanks": DONE.get(request.args.get("klart", "")), "values": {"name": session.get(NAME_KEY, "")}}
+
+
+def _acknowledge(provider_id: int, name: str | None, render, done):
+    """The post of "Vi tar dessa"; ``done(word)`` is the page's address after it."""
     if name is None:  # the link: a name is asked for
         name = _name(request.form.get("name", ""))
         if not name:
@@ -187,10 +200,10 @@ def _acknowledge(provider_id: int, name: str | None, render):
     alerts = acknowledge(db.session, provider_id, name=name, now=current_clock().now())
     db.session.commit()
     log.info("visits acknowledged", extra={"provider_id": provider_id, "alerts": len(alerts)})
-    return render(thanks="acknowledged")
+    return redirect(done("kvitterat"), 303)
 
 
-def _mark(provider_id: int, by: str | None, render):
+def _mark(provider_id: int, by: str | None, render, done):
     """The post of the marking form: many visits at once, all or nothing."""
     form = request.form
     raw_ids = form.getlist("visit")
@@ -233,7 +246,9 @@ def _mark(provider_id: int, by: str | None, render):
         return render(errors=errors, values=values, status=400)
     db.session.commit()
     log.info("visits marked", extra={"provider_id": provider_id, "visits": len(marked), "status": values["outcome"]})
-    return render(thanks="marked", values={"name": values["name"]})
+    if by is None:
+        session[NAME_KEY] = values["name"]
+    return redirect(done("markerat"), 303)
 
 
 # --- the signed link ------------------------------------------------------------------------------
@@ -262,6 +277,14 @@ def _link_renderer(alert: VisitAlert, token: str):
     return render
 
 
+def _link_done(token: str):
+    return lambda word: url_for("visit_page.page", token=token, klart=word)
+
+
+def _mine_done(word: str) -> str:
+    return url_for("visit_page.mine", klart=word)
+
+
 @bp.route("/v/<token>", methods=["GET", "POST"])
 @public
 @audit.secret_in_path("token", keep=KEPT_IN_LOG)
@@ -274,8 +297,8 @@ def page(token: str):
     audit.viewed("visit", actor_kind="link", actor_id=f"visit_alert:{alert.id}", provider_id=alert.provider_id)
     render = _link_renderer(alert, token)
     if request.method == "GET":
-        return render()
-    return _acknowledge(alert.provider_id, None, render)
+        return render(**_thanks_from_query())
+    return _acknowledge(alert.provider_id, None, render, _link_done(token))
 
 
 @bp.post("/v/<token>/mark")
@@ -287,7 +310,7 @@ def mark(token: str):
     if isinstance(alert, InvalidLink):
         return _invalid(alert.reason)
     audit.as_link(f"visit_alert:{alert.id}")
-    return _mark(alert.provider_id, None, _link_renderer(alert, token))
+    return _mark(alert.provider_id, None, _link_renderer(alert, token), _link_done(token))
 
 
 # --- after login (staff of a provider) --------------------------------------------------------------
@@ -326,12 +349,12 @@ def mine():
     audit.viewed("visit", provider_id=provider_id)
     render = _mine_renderer(provider_id)
     if request.method == "GET":
-        return render()
-    return _acknowledge(provider_id, _user_label(), render)
+        return render(**_thanks_from_query())
+    return _acknowledge(provider_id, _user_label(), render, _mine_done)
 
 
 @bp.post("/visits/mine/mark")
 @roles_required(Role.PROVIDER)
 def mine_mark():
     provider_id = _own_provider_id()
-    return _mark(provider_id, _user_label(), _mine_renderer(provider_id))
+    return _mark(provider_id, _user_label(), _mine_renderer(provider_id), _mine_done)

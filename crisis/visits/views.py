@@ -3,9 +3,10 @@
 - ``/visits`` — like the start screen of a scheduling system: open visits due now (from
   ``visit_overdue_minutes`` ago to an hour ahead), overdue visits (still open
   ``visit_overdue_minutes`` after they were due), unacknowledged alerts, and per provider the
-  counts (open, not acknowledged, overdue, closed in the last 24 hours). The page reloads itself
-  every 60 seconds with ``<meta http-equiv="refresh" content="60">``: a meta element, not a
-  script, so the CSP (no inline scripts) allows it; it only re-reads (GET), so nothing is posted again.
+  counts (open, not acknowledged, overdue, closed in the last 24 hours). The page never reloads
+  itself (WCAG 2.2.1: a reload under a reader's eyes, or a screen reader's, loses their place):
+  it says when it was read ("Senast uppdaterad kl. HH:MM") and has an "Uppdatera" link (a GET).
+  Its tables reflow to cards on a narrow screen (``.responsive-table`` in site.css).
 - ``/visits/calls`` — one entry per provider whose alerts were not acknowledged in time
   (``call_listed_at``) and still have open visits: how many visits are open and overdue, when it
   was alerted, the last call; the provider's contacts' phone numbers and a form for the outcome of
@@ -40,7 +41,6 @@ bp = Blueprint("visit_views", __name__, template_folder="templates")
 
 READERS = (Role.TEAM, Role.ON_CALL, Role.ADMIN)
 DUE_AHEAD = timedelta(hours=1)
-REFRESH_SECONDS = 60
 
 
 @dataclass
@@ -107,11 +107,9 @@ def dashboard_data(db_session, now) -> dict:
 @roles_required(*READERS)
 @audit.audited_view("visit", dashboard=True)
 def dashboard():
-    """Visits due now, overdue, unacknowledged, per provider; reloads itself every minute."""
+    """Visits due now, overdue, unacknowledged, per provider, as read at ``now``."""
     now = current_clock().now()
-    return render_template(
-        "visits/visit_dashboard.html", now=now, refresh=REFRESH_SECONDS, **dashboard_data(db.session, now)
-    )
+    return render_template("visits/visit_dashboard.html", now=now, **dashboard_data(db.session, now))
 
 
 # --- the call list ------------------------------------------------------------------------------------

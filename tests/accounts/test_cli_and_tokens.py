@@ -144,3 +144,11 @@ def test_provider_contact_accounts_belong_to_a_provider(app, runner, clock):
     with app.app_context():
         user = db.session.scalar(select(User).where(User.username == "kontakt1"))
         assert user.provider_id is not None and user.password_hash is None
+
+
+def test_demo_load_prints_the_login_address_from_public_base_url(make_app):
+    app = make_app(PUBLIC_BASE_URL="https://krisrutin.example.se/")
+    result = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    assert "Log in at https://krisrutin.example.se/login with:" in result.output
+    assert "127.0.0.1:5000" not in result.output

@@ -186,6 +186,9 @@ def test_yes_from_a_phone_opened_from_the_sms_confirms_the_details(app, clock, m
     assert "SameSite=Lax" in page.headers["Set-Cookie"]
     token = csrf_token_from(page.get_data(as_text=True))
     response = phone.post(f"/k/{anna.token}", data={"csrf_token": token, "answer": "yes"})
+    # post, redirect, get: a reload of the thanks reads the page again and never resends the answer
+    assert (response.status_code, response.location) == (303, f"/k/{anna.token}?svar=sparat")
+    response = phone.get(response.location)
     assert response.status_code == 200
     assert "Tack för ditt svar" in text_of(response)
     assert "Du har bekräftat att uppgifterna stämmer." in text_of(response)
@@ -208,7 +211,8 @@ def test_no_with_a_changed_mobile_and_a_comment_queues_a_correction_of_that_fiel
     form = correction_form(client, anna.token, mobile="070-111 22 33", comment="Nytt jobbnummer")
     assert form["mobile"] == "070-111 22 33" and form["name"] == "Anna Lind"
     response = client.post(f"/k/{anna.token}/korrigera", data=form)
-    assert response.status_code == 200
+    assert (response.status_code, response.location) == (303, f"/k/{anna.token}?svar=sparat")
+    response = client.get(response.location)
     assert "Välfärdsteknikteamet går igenom det du skrev" in text_of(response)
     stored = recipient_row(app, anna.recipient_id)
     assert (stored.answer, stored.answered_via, stored.answered_at) == ("no", "link", clock.now())
@@ -247,7 +251,7 @@ def test_a_provider_can_name_a_new_contact_person(app, client, month):
         client, anna.token, new_name="Cecilia Öberg", new_mobile="0701740607", new_email="", new_services=["alarms"]
     )
     response = client.post(f"/k/{anna.token}/korrigera", data=form)
-    assert response.status_code == 200
+    assert response.status_code == 303
     assert corrections(app, anna.recipient_id) == [
         (
             "new_contact",
@@ -364,3 +368,10 @@ def test_the_link_pages_switch_to_english(client, month):
     assert "Are these details correct?" in text_of(response)
     assert '<html lang="en">' in client.get(f"/k/{anna.token}/korrigera").get_data(as_text=True)
     assert '<html lang="en">' in client.get("/k/not-a-link").get_data(as_text=True)
+
+
+def test_the_thanks_address_before_any_answer_shows_the_question(client, month):
+    anna = month.people[0]
+    response = client.get(f"/k/{anna.token}", query_string={"svar": "sparat"})
+    assert response.status_code == 200
+    assert "Stämmer uppgifterna?" in text_of(response) and "Tack för ditt svar" not in text_of(response)

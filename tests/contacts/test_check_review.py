@@ -33,7 +33,7 @@ def _submit(app, token, **changes):
     """A contact's "no" through the link page (its own browser)."""
     browser = app.test_client()
     response = browser.post(f"/k/{token}/korrigera", data=correction_form(browser, token, **changes))
-    assert response.status_code == 200, text_of(response)
+    assert response.status_code == 303, text_of(response)  # the thanks, by GET
 
 
 def _pending(app) -> list[int]:

@@ -108,8 +108,8 @@ def test_acknowledging_through_the_link_takes_only_this_providers_visits(app, cl
     response = client.post(path, data={"csrf_token": token, "name": "  "})
     assert response.status_code == 400 and "Skriv ditt namn." in response.get_data(as_text=True)
     response = client.post(path, data={"csrf_token": token, "name": "Anna Lind"})
-    assert response.status_code == 200
-    html = response.get_data(as_text=True)
+    assert (response.status_code, response.location) == (303, f"{path}?klart=kvitterat")  # a reload never resends
+    html = _page(client, response.location)
     assert "Tack! Ni har kvitterat besöken." in html and "Vi tar dessa" not in html
     with app.app_context():
         assert [(a.acknowledged_by is not None) for a in alerts()] == [True, False, True]  # Norr, Söder, Norr
@@ -137,12 +137,14 @@ def test_marking_many_visits_at_once_done_and_not_done(app, client, clock, setup
     response = _mark(
         client, path, token, visit=[first, second], outcome="done", done_at="2026-11-24T23:10", name="Bo Ek"
     )
-    assert response.status_code == 200
-    html = response.get_data(as_text=True)
+    assert (response.status_code, response.location) == (303, f"{path}?klart=markerat")  # a reload never resends
+    html = _page(client, response.location)
     assert "Tack! Besöken är markerade." in html and "Markerade det senaste dygnet" in html
+    assert 'name="name" value="Bo Ek"' in html  # the name is kept for the next marking
+    assert "Tack!" not in _page(client, path)  # the plain address: no thanks
     response = _mark(client, path, token, visit=[third], outcome="not_done", reason="in_hospital", name="Bo Ek")
-    assert response.status_code == 200
-    html = response.get_data(as_text=True)
+    assert response.status_code == 303
+    html = _page(client, response.location)
     assert "Inga besök att göra just nu." in html and "Brukaren är på sjukhus" in html
     with app.app_context():
         marked = [db.session.get(Visit, vid) for vid in setup["norr"]]
@@ -224,13 +226,14 @@ def test_a_provider_user_sees_and_marks_only_its_own_providers_visits(app, clien
     _assert_only(response.get_data(as_text=True), setup["soder_refs"], setup["norr_refs"])
     # its own, and the acknowledgement, work
     response = client.post("/visits/mine", data={"csrf_token": token})
-    assert response.status_code == 200 and "Tack! Ni har kvitterat besöken." in response.get_data(as_text=True)
+    assert (response.status_code, response.location) == (303, "/visits/mine?klart=kvitterat")
+    assert "Tack! Ni har kvitterat besöken." in _page(client, response.location)
     response = client.post(
         "/visits/mine/mark",
         data={"csrf_token": token, "visit": setup["soder"], "outcome": "done", "done_at": "2026-11-24T23:05"},
     )
-    assert response.status_code == 200
-    _assert_only(response.get_data(as_text=True), setup["soder_refs"], setup["norr_refs"])
+    assert (response.status_code, response.location) == (303, "/visits/mine?klart=markerat")
+    _assert_only(_page(client, response.location), setup["soder_refs"], setup["norr_refs"])
     with app.app_context():
         assert db.session.get(Visit, setup["soder"][0]).status == "done"
         assert db.session.get(Visit, setup["soder"][0]).marked_by.endswith(")")  # "<name> (user:<id>)"

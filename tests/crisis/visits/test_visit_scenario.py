@@ -135,7 +135,8 @@ def test_a_night_of_gsm_outage_in_one_area_becomes_owned_visits(world, clock):
     def post(provider, suffix, data):
         csrf = csrf_token_from(browser.get(links[provider]).get_data(as_text=True))
         response = browser.post(links[provider] + suffix, data={"csrf_token": csrf, **data})
-        assert response.status_code == 200, response.get_data(as_text=True)[-3000:]
+        assert response.status_code == 303, response.get_data(as_text=True)[-3000:]  # then the page, by GET
+        assert browser.get(response.location).status_code == 200
 
     def open_visits(provider, before):
         with app.app_context():

@@ -89,9 +89,12 @@ def test_the_dashboard_counts_due_now_overdue_unacknowledged_and_per_provider(ap
     response = client.get("/visits")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    # No script of its own (the menu's static/js/nav.js, on every page since issue 16, is the only one).
-    assert '<meta http-equiv="refresh" content="60">' in html
+    # No automatic reload (WCAG 2.2.1): the time it was read and a link that reads it again; no
+    # script of its own (the menu's static/js/nav.js, on every page, is the only one).
+    assert 'http-equiv="refresh"' not in html
     assert html.count("<script") == 1 and '<script src="/static/js/nav.js">' in html
+    assert 'Senast uppdaterad kl. <time datetime="2026-11-24T23:30:00+00:00">00:30</time>' in html
+    assert 'href="/visits">Uppdatera</a>' in html
     assert all(ref in html for ref in board["norr_refs"][:3]) and board["soder_refs"][0] in html
     assert board["norr_refs"][3] not in html  # 02:00: neither now nor overdue
     assert "Hemtjänst Norr" in html and "Omsorg Söder AB" in html

@@ -331,7 +331,8 @@ def test_a_night_of_forty_clients_of_three_providers(app, client, clock, make_us
     def post(name, suffix, data):
         token = csrf_token_from(client.get(links[name]).get_data(as_text=True))
         response = client.post(links[name] + suffix, data={"csrf_token": token, **data})
-        assert response.status_code == 200, response.get_data(as_text=True)[-6000:]
+        assert response.status_code == 303, response.get_data(as_text=True)[-6000:]  # then the page, by GET
+        assert client.get(response.location).status_code == 200
 
     clock.set(local(TUESDAY, 22, 10))
     post(NORR, "", {"name": "Anna Lind"})
