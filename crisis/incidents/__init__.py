@@ -22,6 +22,7 @@ def init_app(app) -> None:
     from core.audit import track
     from core.demo import register_loader
     from core.openapi import register_api_area
+    from notifications.references import register_reference
     from scheduling.registry import default_registry
 
     # isort: split
@@ -71,3 +72,4 @@ def init_app(app) -> None:
     retention.init_app(app)  # gallring of closed incidents' receipts and notices
     register_erasure(app, privacy.erasure)  # a contact's name on their provider's receipts
     register_loader(app, demo.load)  # the suppliers and the demo incident
+    register_reference(app, views.LETTER_REF, views.describe_letter)  # "Gäller" on the deliveries page
