@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
+import phonenumbers
 from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -330,43 +331,22 @@ def month_name(value) -> str:
     return text if str(get_locale() or "sv").startswith("sv") else text[:1].upper() + text[1:]
 
 
-_SWEDISH = re.compile(r"\+46(\d+)")
-
-
 def phone(value) -> str:
-    """A phone number as people read it: +46701234567 → 070-123 45 67 (Swedish mobiles and
-    numbers with a two- to four-digit area code read in groups); other numbers as they are.
+    """A phone number as people read it: +46701234567 → 070-123 45 67 (Swedish numbers in the
+    national form, others internationally: +47 90 00 00 00); text that is no number as it is.
     ``tel:`` links keep the E.164 form."""
     if not value:
         return ""
     text = str(value).strip()
-    if re.fullmatch(r"0[1-9]\d{6,9}", text):  # typed nationally
-        text = "+46" + text[1:]
-    match = _SWEDISH.fullmatch(text)
-    if not match:
-        return str(value).strip()
-    national = "0" + match.group(1)
-    if national.startswith("07") and len(national) == 10:
-        prefix, rest = national[:3], national[3:]
-    elif national.startswith("08"):
-        prefix, rest = national[:2], national[2:]
-    elif len(national) >= 9:
-        prefix, rest = national[:3], national[3:]
-    else:
-        return str(value).strip()
-    return f"{prefix}-{_groups(rest)}"
-
-
-_GROUPS = {5: (3, 2), 6: (2, 2, 2), 7: (3, 2, 2), 8: (3, 3, 2)}
-
-
-def _groups(digits: str) -> str:
-    """The subscriber number in the groups Swedish writes: 1234567 → 123 45 67."""
-    sizes, parts, start = _GROUPS.get(len(digits), (len(digits),)), [], 0
-    for size in sizes:
-        parts.append(digits[start : start + size])
-        start += size
-    return " ".join(parts)
+    try:
+        number = phonenumbers.parse(text, "SE")
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_possible_number(number):
+        return text
+    if number.country_code == 46:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def init_app(app) -> None:

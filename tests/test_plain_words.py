@@ -24,6 +24,9 @@ from tests.conftest import build_app, create_schema
 from tests.support.sweep_world import SETTINGS, build_world
 
 STAFF_ROLES = ("team", "on_call", "admin")
+# The start page is being rebuilt as a task list by another part of issue 16; its month ("Månadens
+# test av rutin (2026-11)") is theirs to show with the month_name filter. Remove when merged.
+MONTH_EXEMPT = {"/"}
 LINK_ARGUMENTS = {"check_public": "k", "provider_page": "d", "visit_page": "v"}
 # Internal names: snake_case words, message kinds (``check.invite``) and the enum values that are
 # English words no Swedish page would use (checked on Swedish pages only: English has them as words).
@@ -37,38 +40,57 @@ ENUM_WORDS = re.compile(
 
 
 class _Text(HTMLParser):
-    """The text a person reads: no tags, attributes, scripts, styles or code blocks."""
+    """The text a person reads: no tags, attributes, scripts, styles or code blocks. The body of a
+    message as it was sent (``class="message-body"``, on the console and in a register extract)
+    is kept apart: its numbers and dates are the letter's (another part of issue 16 owns the
+    letters' texts), its words are checked all the same."""
 
     SKIPPED = frozenset({"script", "style", "code", "pre", "template"})
+    VOID = frozenset({"br", "img", "input", "meta", "link", "hr", "wbr", "source", "col", "area", "base"})
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.depth = 0
+        self.stack: list[bool] = []  # per open element: whether it is a sent message's body
         self.parts: list[str] = []
+        self.sent: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         if tag in self.SKIPPED:
             self.depth += 1
+        if tag not in self.VOID:
+            self.stack.append("message-body" in (dict(attrs).get("class") or "").split())
 
     def handle_endtag(self, tag):
         if tag in self.SKIPPED and self.depth:
             self.depth -= 1
+        if tag not in self.VOID and self.stack:
+            self.stack.pop()
 
     def handle_data(self, data):
         if not self.depth:
-            self.parts.append(data)
+            (self.sent if any(self.stack) else self.parts).append(data)
+
+
+def _texts(html: str) -> tuple[str, str]:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split()), " ".join(" ".join(parser.sent).split())
 
 
 def visible_text(html: str) -> str:
-    parser = _Text()
-    parser.feed(html)
-    return " ".join(" ".join(parser.parts).split())
+    """The page's own words (a sent message's body left out)."""
+    return _texts(html)[0]
+
+
+E164 = re.compile(r"\+46\d{6,}")  # a person's number as stored, not as people read it (070-123 45 67)
+MONTH = re.compile(r"(?<![\w-])\d{4}-\d{2}(?![\w-])")  # a month shown as 2027-01, not in words
 
 
 def internal_names(text: str, language: str) -> list[str]:
     # e-mail addresses and URLs are not words
     text = re.sub(r"\S+@\S+|https?://\S+", " ", text)
-    found = SNAKE.findall(text) + KIND.findall(text)
+    found = SNAKE.findall(text) + KIND.findall(text) + MONTH.findall(text) + E164.findall(text)
     if language == "sv":
         found += ENUM_WORDS.findall(text)
     return sorted(set(found))
@@ -77,9 +99,15 @@ def internal_names(text: str, language: str) -> list[str]:
 def test_the_text_filter_finds_internal_names_and_spares_words():
     assert internal_names("Steg: visits_created, check.invite", "sv") == ["check.invite", "visits_created"]
     assert internal_names("Status: pending", "sv") == ["pending"]
+    assert internal_names("Månadskontroll 2027-01, skickad 2027-01-04", "sv") == ["2027-01"]
+    assert internal_names("Ring +46701234567 eller 070-123 45 67", "sv") == ["+46701234567"]
     assert internal_names("Status: pending", "en") == []
     assert internal_names("Skriv till anna.lind@example.se eller https://x.se/k/a_b", "sv") == []
     assert visible_text('<p title="on_call">Hej <code>not_reached</code><script>a_b()</script></p>') == "Hej"
+    assert _texts('<p>Sms<br></p><div class="message-body">Ring <b>+46701</b></div><p>ok</p>') == (
+        "Sms ok",
+        "Ring +46701",
+    )
 
 
 def _enrich(app, clock):
@@ -163,7 +191,12 @@ def test_no_page_shows_an_internal_name(world, language):
             assert response.status_code < 500, path
             continue
         walked += 1
-        found = internal_names(visible_text(response.get_data(as_text=True)), language)
+        own, sent = _texts(response.get_data(as_text=True))
+        found = internal_names(own, language) + [
+            name for name in internal_names(sent, language) if not E164.fullmatch(name) and not MONTH.fullmatch(name)
+        ]
+        if path in MONTH_EXEMPT:
+            found = [name for name in found if not MONTH.fullmatch(name)]
         if found:
             offenders[f"{role} {path}"] = found
     assert walked >= 40
