@@ -79,6 +79,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     import core.errors
     import core.health
     import core.i18n
+    import core.labels
     import core.link_pages
     import core.local_time
     import core.metrics
@@ -97,6 +98,7 @@ def create_app(config: Mapping[str, object] | None = None, *, clock: Clock | Non
     core.i18n.init_app(app, babel)
     core.contact_now.init_app(app)
     core.local_time.init_app(app)
+    core.labels.init_app(app)
     core.errors.init_app(app)
     core.metrics.init_app(app)
     core.security_headers.init_app(app)

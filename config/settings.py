@@ -71,6 +71,9 @@ class Settings:
     max_request_bytes: int
     # Reverse proxies in front of the service whose X-Forwarded-For/-Proto are trusted (0: none).
     trusted_proxies: int
+    # TEAM_EMAIL and TEAM_MOBILE when not set (the providers' pages then name a fallback or no
+    # phone); production warns at start-up and /readyz reports it (core.contact_now).
+    team_contact_missing: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -203,4 +206,5 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         == "on",
         max_request_bytes=_int("MAX_REQUEST_BYTES", get("MAX_REQUEST_BYTES", str(10 * 1024 * 1024)), 1024, 1 << 30),
         trusted_proxies=_int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0, 5),
+        team_contact_missing=tuple(name for name in ("TEAM_EMAIL", "TEAM_MOBILE") if not get(name)),
     )

@@ -19,6 +19,7 @@ def init_app(app) -> None:
         api,
         check_models,
         check_public,
+        check_queries,
         check_todo,
         check_views,
         checks,  # noqa: F401  (registers planners, task handlers, the JA/NEJ handler)
@@ -36,11 +37,13 @@ def init_app(app) -> None:
     from core.openapi import register_api_area
     from core.todo import register_todo
     from notifications.recipients import register_hooks
+    from notifications.references import register_reference
 
     register_views.init_app(app)  # the register's pages, from several modules, and its CLI
     for blueprint in (api.bp, check_public.bp, check_views.bp, privacy.bp):
         app.register_blueprint(blueprint)
     register_api_area(app, openapi.api_area())
+    register_reference(app, check_queries.REF_TYPE, check_views.describe_check)  # "Gäller" on the deliveries page
     register_hooks(
         app,
         mark_failing=recipients.mark_address_failing,

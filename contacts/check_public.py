@@ -35,6 +35,7 @@ from contacts.models import SERVICES
 from contacts.register import SERVICE_LABELS, RegisterError
 from core import audit, link_pages
 from core.clock import current_clock
+from core.contact_now import team_contact
 from core.extensions import db
 from core.signed_links import KEPT_IN_LOG
 
@@ -52,15 +53,16 @@ def _recipient(token: str) -> CheckRecipient:
     return recipient
 
 
-def _team_mailbox() -> str | None:
-    return current_app.extensions["krisrutin.settings"].mail_reply_to
+def _team_contact():
+    """The team's mailbox and phone (``TEAM_EMAIL``, ``TEAM_MOBILE``): whom to ask to change details."""
+    return team_contact()
 
 
 def _invalid(reason: str):
     status = 410 if reason == "closed" else 404
     log.info("check link refused", extra={"reason": reason})
     link_pages.note_refused(reason)  # the shared brute-force count of all link kinds
-    return render_template("contacts/check/invalid_link.html", reason=reason, mailbox=_team_mailbox()), status
+    return render_template("contacts/check/invalid_link.html", reason=reason, team=_team_contact()), status
 
 
 @bp.errorhandler(CSRFError)

@@ -307,3 +307,15 @@ def correction_label_rows(correction: CheckCorrection, contact: ContactPerson | 
 
 
 bp.add_app_template_global(correction_label_rows, "correction_label_rows")
+
+
+def describe_check(db_session, ref_id: str):
+    """The deliveries page's "Gäller" for a monthly check: its month in words, linking to it."""
+    from core.labels import month_name
+    from core.numbers import record_id
+
+    number = record_id(ref_id)
+    check = db_session.get(MonthlyCheck, number) if number is not None else None
+    if check is None:
+        return None
+    return _("Månadskontroll %(month)s", month=month_name(check.month)), url_for("checks.month", month=check.month)

@@ -12,9 +12,7 @@ from accounts.access import roles_required
 from accounts.models import User
 from contacts.models import ContactPerson, Provider, RegisterChange
 from contacts.register_views import (
-    KIND_NAMES,
     READERS,
-    SERVICE_NAMES,
     bp,
     contact_or_404,
     page_number,
@@ -22,6 +20,7 @@ from contacts.register_views import (
 )
 from core import audit
 from core.extensions import db
+from core.labels import change_value
 
 HISTORY_PAGE_SIZE = 100
 
@@ -54,16 +53,9 @@ SOURCE_NAMES = {
 
 
 def display_change_value(field_name: str, value: str | None) -> str:
-    """A history value as the team reads it (service and kind names, ja/nej translated)."""
-    if value is None or value == "":
-        return "–"
-    if field_name == "services":
-        return ", ".join(str(SERVICE_NAMES.get(item.strip(), item.strip())) for item in value.split(","))
-    if field_name == "kind":
-        return str(KIND_NAMES.get(value, value))
-    if field_name == "is_active":
-        return _("ja") if value == "ja" else _("nej") if value == "nej" else value
-    return value
+    """A history value as the team reads it (service and kind names, ja/nej translated, phone
+    numbers as people read them): :func:`core.labels.change_value`."""
+    return change_value(value, field_name)
 
 
 def _history_page(condition, page: int):

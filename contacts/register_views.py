@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 
 from accounts.access import roles_required
 from accounts.roles import Role
-from contacts import register, register_csv
+from contacts import register
 from contacts.models import ContactPerson, Provider
 from contacts.register import Actor
 from contacts.register_listing import listing
@@ -68,7 +68,6 @@ def register_helpers():
     return {
         "register_can_edit": can_edit,
         "register_problem_text": lambda text: PROBLEM_TEXTS.get(text, text),
-        "register_mobile": register_csv.format_mobile,
     }
 
 

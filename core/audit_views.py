@@ -15,6 +15,7 @@ from core import audit, csv_export
 from core.audit import AuditEntry
 from core.clock import current_clock
 from core.extensions import db
+from core.labels import VOCABULARIES, label
 from core.numbers import MAX_YEAR, MIN_YEAR, page_number
 
 bp = Blueprint("audit", __name__)
@@ -63,6 +64,12 @@ def _filters() -> tuple[dict, dict, list]:
     return values, errors, conditions
 
 
+def _entities(chosen: str) -> list[str]:
+    """The records the log may name, as the filter's choices (sorted by their labels)."""
+    names = set(VOCABULARIES["record"]) | ({chosen} if chosen else set())
+    return sorted(names, key=lambda name: label(name, "record"))
+
+
 def _page() -> int:
     return page_number(request.args.get("page"), last=100_000)
 
@@ -92,6 +99,7 @@ def index():
         pages=pages,
         args=args,
         actions=audit.ACTIONS,
+        entities=_entities(values["entity"]),
         zone=_zone(),
     ), (400 if errors else 200)
 

@@ -79,5 +79,22 @@ def contact_now() -> ContactDetails:
         return team_contact()
 
 
+def readiness_report(db_session: Session, now: datetime) -> dict:
+    """What /readyz says of the providers' contact: ``{"team_contact": {"TEAM_EMAIL": "ok" | "missing", ...}}``."""
+    missing = current_app.extensions["krisrutin.settings"].team_contact_missing
+    return {"team_contact": {name: "missing" if name in missing else "ok" for name in ("TEAM_EMAIL", "TEAM_MOBILE")}}
+
+
 def init_app(app) -> None:
+    """The template global, the readiness report, and in production a warning at start-up when
+    the team's mailbox or phone is not configured: every provider page names them."""
+    from core.health import register_readiness_report
+
     app.add_template_global(contact_now)
+    register_readiness_report(app, readiness_report)
+    settings = app.extensions["krisrutin.settings"]
+    if settings.is_production and settings.team_contact_missing:
+        log.warning(
+            "%s not set: the providers' pages cannot name the team's mailbox and phone",
+            " and ".join(settings.team_contact_missing),
+        )

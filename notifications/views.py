@@ -20,6 +20,7 @@ from core import audit
 from core.extensions import db
 from notifications import service
 from notifications.models import OPEN_STATUSES, Channel, Message, MessageStatus
+from notifications.references import describe_reference
 from notifications.service import Delivery
 
 bp = Blueprint("notifications", __name__, template_folder="templates")
@@ -152,8 +153,11 @@ def deliveries(ref_type: str, ref_id: str):
         "failed": counts[MessageStatus.FAILED.value] + counts[MessageStatus.UNDELIVERED.value],
         "cancelled": counts[MessageStatus.CANCELLED.value],
     }
+    about, about_url = describe_reference(db.session, ref_type, ref_id)
     return render_template(
         "notifications/deliveries.html",
+        about=about,
+        about_url=about_url,
         ref_type=ref_type,
         ref_id=ref_id,
         rows=rows,

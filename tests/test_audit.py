@@ -175,7 +175,7 @@ def test_the_audit_page_filters_pages_and_exports_csv(app, client, clock, make_u
     page = client.get(f"/audit?entity=provider&action=view&entity_id={provider_id}")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "Granskningslogg" in html and f"user:{admin}" in html
+    assert "Granskningslogg" in html and f"Användare {admin}" in html and "Visade" in html
     assert "2026-11-23 10:00:00" in html  # 09:00 UTC shown in Stockholm time
     assert "1 händelser" in html
     assert "Hemtjänst" not in html

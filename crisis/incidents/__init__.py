@@ -23,6 +23,7 @@ def init_app(app) -> None:
     from core.demo import register_loader
     from core.openapi import register_api_area
     from core.todo import register_todo
+    from notifications.references import register_reference
     from scheduling.registry import default_registry
 
     # isort: split
@@ -76,3 +77,4 @@ def init_app(app) -> None:
     register_erasure(app, privacy.erasure)  # a contact's name on their provider's receipts
     register_loader(app, demo.load)  # the suppliers and the demo incident
     register_todo(app, todo.items)  # the start page: incidents and handovers to take, letters to chase
+    register_reference(app, views.LETTER_REF, views.describe_letter)  # "Gäller" on the deliveries page

@@ -96,7 +96,7 @@ def _page(receipt: LetterReceipt, token: str, *, errors=None, values=None, statu
             key=lambda item: item.acknowledged_at,
         ),
         measures=list(LOCAL_MEASURES) if newest.apply_local_routines else [],
-        contact=contact_details(db.session, newest.sent_at),
+        contact=contact_details(db.session, current_clock().now()),  # whom to contact now, by the calendar
         kind_labels=KIND_LABELS,
         token=token,
         errors=errors or {},

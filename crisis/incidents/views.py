@@ -14,16 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from accounts.access import roles_required
 from accounts.models import User
 from accounts.roles import STAFF
-from contacts.models import SERVICES
+from contacts.models import SERVICES, Provider
 from contacts.register import SERVICE_LABELS
 from core import audit
 from core.extensions import db
@@ -74,7 +75,11 @@ EVENT_LABELS = {
     "handover_acknowledged": _l("Överlämningen kvitterad"),
     "resolved": _l("Åtgärdad"),
     "note": _l("Anteckning"),
+    "visits_created": _l("Fysiska besök i stället för kameratillsyn"),
+    "visits_escalated": _l("Besök eskalerade"),
+    "supervision_returned": _l("Kameratillsynen tillbaka hos larmoperatören"),
 }
+ESCALATION_STEPS = {"call_list": _l("utföraren har inte kvitterat: på ringlistan"), "overdue": _l("försenade")}
 STATUS_FILTERS = ("open", "closed", *[status.value for status in IncidentStatus])
 
 
@@ -114,10 +119,19 @@ class TimelineEntry:
     deliveries: list[ContactDeliveries] = field(default_factory=list)
 
 
-def describe_event(event: IncidentEvent, names: dict[int, str], letter: Letter | None = None) -> str:
+def _provider_list(ids, providers: dict[int, str]) -> str:
+    if not isinstance(ids, list):
+        return str(ids)
+    return ", ".join(providers.get(pid, _("utförare %(id)s", id=pid)) for pid in ids or ())
+
+
+def describe_event(
+    event: IncidentEvent, names: dict[int, str], letter: Letter | None = None, providers: dict[int, str] | None = None
+) -> str:
     """The step in Swedish (or the page's language), with the details that matter to a reader."""
     label = str(EVENT_LABELS.get(event.kind, event.kind))
     detail = event.detail or {}
+    providers = providers or {}
     extra = ""
     if event.kind == "notice_received" and detail.get("source"):
         extra = str(SOURCE_LABELS.get(detail["source"], detail["source"]))
@@ -155,6 +169,22 @@ def describe_event(event: IncidentEvent, names: dict[int, str], letter: Letter |
         extra = f"{party_label(detail.get('from_party'))} → {party_label(detail.get('to_party'))}"
     elif event.kind == "expected_end_changed":
         extra = _("från %(old)s till %(new)s", old=detail.get("old") or "–", new=detail.get("new") or "–")
+    elif event.kind == "visits_created":
+        extra = ngettext("%(num)s besök", "%(num)s besök", int(detail.get("count") or 0))
+        if detail.get("providers"):
+            extra += " " + _("för %(providers)s", providers=_provider_list(detail["providers"], providers))
+    elif event.kind == "visits_escalated":
+        extra = ngettext("%(num)s besök", "%(num)s besök", int(detail.get("visits") or 0))
+        if detail.get("provider_id") is not None:
+            extra += " " + _("för %(providers)s", providers=_provider_list([detail["provider_id"]], providers))
+        if detail.get("step") in ESCALATION_STEPS:
+            extra += ", " + str(ESCALATION_STEPS[detail["step"]])
+        if detail.get("party"):
+            extra += ", " + _("till %(party)s", party=party_label(detail["party"]).lower())
+    elif event.kind == "supervision_returned" and detail.get("count") is not None:
+        extra = ngettext("%(num)s tillsyn", "%(num)s tillsyner", int(detail["count"]))
+    elif event.kind in ("letter_resent", "call_listed") and detail.get("providers"):
+        extra = _provider_list(detail["providers"], providers)
     elif event.kind in ("flagged", "note") and (detail.get("reason") or detail.get("text")):
         extra = str(detail.get("reason") or detail.get("text"))
     return f"{label}: {extra}" if extra else label
@@ -176,11 +206,23 @@ def timeline(db_session: Session, incident: Incident) -> list[TimelineEntry]:
     letters = {
         letter.id: letter for letter in db_session.scalars(select(Letter).where(Letter.incident_id == incident.id))
     }
+    provider_ids = set()
+    for event in events:
+        detail = event.detail or {}
+        listed = detail.get("providers")
+        provider_ids.update(pid for pid in listed if isinstance(pid, int)) if isinstance(listed, list) else None
+        if isinstance(detail.get("provider_id"), int):
+            provider_ids.add(detail["provider_id"])
+    providers = (
+        dict(db_session.execute(select(Provider.id, Provider.name).where(Provider.id.in_(provider_ids))).all())
+        if provider_ids
+        else {}
+    )
     entries = []
     for event in events:
         letter_id = (event.detail or {}).get("letter_id")
         letter = letters.get(letter_id) if event.kind == "letter_sent" else None
-        entry = TimelineEntry(event, describe_event(event, names, letter), names.get(event.actor_user_id))
+        entry = TimelineEntry(event, describe_event(event, names, letter, providers), names.get(event.actor_user_id))
         if letter is not None:
             entry.letter = letter
             entry.deliveries, _counts = delivery_overview(
@@ -313,3 +355,18 @@ def detail(incident_id: int):
         figures=report.incident_figures(db.session, incident),
         source_labels=SOURCE_LABELS,
     )
+
+
+def describe_letter(db_session: Session, ref_id: str):
+    """The deliveries page's "Gäller" for a letter: its number, kind and subject, linking to its incident."""
+    number = record_id(ref_id)
+    letter = db_session.get(Letter, number) if number is not None else None
+    if letter is None:
+        return None
+    text = _(
+        "Brev %(number)s (%(kind)s): %(subject)s",
+        number=letter.number,
+        kind=LETTER_KIND_LABELS.get(letter.kind, letter.kind),
+        subject=letter.subject,
+    )
+    return text, url_for("incidents.detail", incident_id=letter.incident_id)

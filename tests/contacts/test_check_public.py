@@ -164,7 +164,14 @@ def test_opening_the_link_shows_the_registers_details_and_does_not_count_as_an_a
     page = text_of(response)
     html = response.get_data(as_text=True)
     assert "Stämmer uppgifterna?" in page
-    for shown in ("Hemtjänst Norr", "Anna Lind", "Enhetschef", "+46701740605", "anna@norr.example.se", "Kameratillsyn"):
+    for shown in (
+        "Hemtjänst Norr",
+        "Anna Lind",
+        "Enhetschef",
+        "070-174 06 05",
+        "anna@norr.example.se",
+        "Kameratillsyn",
+    ):
         assert shown in page
     assert "Bo Åkesson" not in page
     assert '<html lang="sv">' in html

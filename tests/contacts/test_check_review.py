@@ -61,7 +61,7 @@ def test_the_queue_shows_current_and_proposed_values_oldest_first(app, client, c
     text = text_of(page)
     assert text.index("Bo Åkesson") < text.index("Anna Lind")
     assert "E-postadress bo@omsorg.example.se bo.akesson@omsorg.example.se" in text
-    assert "Mobilnummer +46701740605 +46701112233" in text
+    assert "Mobilnummer 070-174 06 05 070-111 22 33" in text
     assert "Kommentar: Nytt nummer" in text
 
 

@@ -117,7 +117,7 @@ def test_the_month_shows_its_figures_and_recipients_with_filters(app, client, cl
     answered_no = text_of(client.get(f"/checks/{MONTH}", query_string={"visa": "no"}))
     assert "Anna Lind" in answered_no and "Bo Åkesson" not in answered_no
     months = text_of(client.get("/checks"))
-    assert "2026-11 2 0 1 1 1 Pågår" in months
+    assert "november 2026 2 0 1 1 1 Pågår" in months
 
 
 def test_a_month_without_a_check_is_a_clear_404(client, team_member):
@@ -136,7 +136,7 @@ def test_the_call_list_shows_each_silent_contact_with_a_phone_link(app, client, 
     page = client.get(f"/checks/{MONTH}/calls")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
-    assert '<a class="tel" href="tel:+46701740606">+46701740606</a>' in html
+    assert '<a class="tel" href="tel:+46701740606">070-174 06 06</a>' in html
     assert "Omsorgsbolaget AB" in text_of(page)
     assert "Anna Lind" not in text_of(page)
 
@@ -282,10 +282,10 @@ def test_a_contacts_history_shows_each_month_its_corrections_and_register_change
     page = client.get(f"/checks/contacts/{anna.contact_id}")
     assert page.status_code == 200
     text = text_of(page)
-    assert "2026-11" in text and "Nej via länken" in text
+    assert "november 2026" in text and "Nej via länken" in text
     assert "Rättelse 2026-11-23 10:00 via länken – Väntar på granskning" in text
     assert "Roll: Områdeschef" in text and "Kommentar: Ny roll" in text
-    assert "Ändringar i registret" in text and "Mobilnummer – +46701740605 team" in text
+    assert "Ändringar i registret" in text and "Mobilnummer – 070-174 06 05 Registersidan" in text
     assert client.get("/checks/contacts/99999").status_code == 404
 
 

@@ -156,7 +156,7 @@ def test_the_team_creates_edits_and_deactivates_and_the_history_says_who_and_whe
 
     history = team_client.get(f"/register/contacts/{contact_id}/history").get_data(as_text=True)
     assert "2026-11-23 12:00" in history and "2026-11-23 10:00" in history
-    assert "+46701740605" in history and "+46701740606" in history
+    assert "070-174 06 05" in history and "070-174 06 06" in history
     assert "Test team" in history  # the user's display name
     assert "Registersidan" in history and "Inaktiverad" in history
     assert "Kameratillsyn, Trygghetslarm" in history  # services removed by the edit, by name

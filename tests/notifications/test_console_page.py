@@ -59,7 +59,7 @@ def test_console_lists_a_message_with_its_link_clickable(staff_client, add_messa
     html = staff_client.get(CONSOLE).get_data(as_text=True)
     link = "https://krisrutin.example.se/c/abc123?m=2026-12&amp;x=1"
     assert f'<a href="{link}" rel="noopener noreferrer">{link}</a>.' in html
-    assert "+46701740605" in html
+    assert "070-174 06 05" in html
     assert '<time datetime="2026-11-23T09:00:00+00:00">2026-11-23 10:00</time>' in html  # Stockholm time
     assert "<dt>SMS-delar</dt><dd>2</dd>" in html
     assert "Skickat" in html

@@ -548,7 +548,7 @@ def test_an_alert_step_shows_whether_the_officer_got_the_sms(app, make_user):
     html = staff_client(app, make_user).get(f"/incidents/{incident}").get_data(as_text=True)
     step = html.split('class="timeline-step timeline-alerted"')[1].split("</details>")[0]
     assert "Larmad: Tjänsteman i beredskap, Test tor" in step
-    assert "+46701740609" in step and 'SMS: <strong class="tag tag-delivered">Levererat</strong>' in step
+    assert "070-174 06 09" in step and 'SMS: <strong class="tag tag-delivered">Levererat</strong>' in step
     assert ">2026-11-21 02:11<" in step
 
 

@@ -106,7 +106,7 @@ def test_the_report_page_shows_durations_and_the_months_incidents(app, make_user
 def test_without_a_month_the_report_shows_the_current_local_month(app, make_user, clock):
     clock.set(utc(2027, 3, 31, 22, 30))  # 1 April 00:30 in Stockholm
     html = staff_client(app, make_user).get("/incidents/report").get_data(as_text=True)
-    assert "<h1>Uppföljning av störningar 2027-04</h1>" in html
+    assert "<h1>Uppföljning av störningar april 2027</h1>" in html
     assert "Inga störningar den här månaden." in html
 
 
