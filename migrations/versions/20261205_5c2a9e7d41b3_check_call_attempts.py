@@ -6,7 +6,7 @@ attempts shown. A recipient called before this migration gets its one recorded c
 attempt.
 
 Revision ID: 5c2a9e7d41b3
-Revises: d41c7e5a9f20
+Revises: c4e2a7b19d03
 Create Date: 2026-12-05 01:50:00
 
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "5c2a9e7d41b3"
-down_revision = "d41c7e5a9f20"
+down_revision = "c4e2a7b19d03"
 branch_labels = None
 depends_on = None
 
