@@ -1,11 +1,11 @@
 """The provider's answer to "Har ni startat era lokala rutiner?" on the letter receipt page.
 
 Stored as it was answered in :attr:`LetterReceipt.local_routines` (one of :data:`ANSWERS`), and
-shown in words everywhere a receipt is shown (the provider's page, the incident page, the export
-and its print). ``None`` on an acknowledged receipt means the question was not asked: the
-receipt was acknowledged by the team on the phone (a "reached" call), or before the question
-existed and without the old box ticked being meaningful (see the migration ``c4e2a7b19d03``:
-old "started" rows became "yes", old "not started" rows "not_yet").
+shown in words everywhere a receipt is shown (the provider's page, the incident page and its
+timeline, the export and its print). ``None`` on an acknowledged receipt means the question was
+not asked: the team acknowledged it on the phone (a "reached" call). Receipts from before the
+question (a pre-ticked box) were migrated by ``c4e2a7b19d03``: ticked became "yes", unticked
+"not_yet" — nobody should read an unticked box as "not needed".
 """
 
 from __future__ import annotations

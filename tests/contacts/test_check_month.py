@@ -45,6 +45,9 @@ PEOPLE = {
 ERIK = {"provider": "Vård Väst AB", "name": "Erik Ek", "mobile": "+46701000005", "email": "erik@vast.se"}
 
 
+SENDER = "Välfärdsteknik: "  # every SMS names the organisation (ORGANISATION_NAME's default)
+
+
 def _kind(text: str) -> str:
     for prefix, kind in (
         ("Stämmer dina kontaktuppgifter?", "invite"),
@@ -58,6 +61,11 @@ def _kind(text: str) -> str:
         if text.startswith(prefix):
             return kind
     raise AssertionError(f"unexpected message: {text[:60]!r}")
+
+
+def _sms_kind(text: str) -> str:
+    assert text.startswith(SENDER), f"an SMS without its sender: {text[:60]!r}"
+    return _kind(text.removeprefix(SENDER))
 
 
 class Sinks:
@@ -77,7 +85,7 @@ class Sinks:
         self.seen_mail = len(mails)
         texts = self.twilio.messages
         for request in texts[self.seen_sms :]:
-            self.by_day[today].append(("sms", request.params["To"], _kind(request.params["Body"])))
+            self.by_day[today].append(("sms", request.params["To"], _sms_kind(request.params["Body"])))
             self.sms_bodies[request.params["To"]].append(request.params["Body"])
         self.seen_sms = len(texts)
 
@@ -223,7 +231,7 @@ def test_a_whole_month_of_the_contact_check(app, client, clock, smtp_server, twi
     assert sinks.day_log() == expected
 
     # Bertil's "NEJ" brought him the link to the correction form, which opens his own answer.
-    [correction] = [body for body in sinks.sms_bodies[bertil] if body.startswith("Tack! Skriv")]
+    [correction] = [body for body in sinks.sms_bodies[bertil] if body.startswith(SENDER + "Tack! Skriv")]
     token = re.search(r"/k/([A-Za-z0-9_-]+-[A-Za-z0-9_-]+-[A-Za-z0-9_-]+)/korrigera", correction).group(1)
     with app.app_context():
         recipient = recipient_for_token(db.session, token, secret=app.config["SECRET_KEY"], now=clock.now())

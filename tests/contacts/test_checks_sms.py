@@ -95,7 +95,7 @@ def test_ja_confirms_and_gets_a_thank_you_once(app, client, clock, anna):
     [(key, kind, body, priority)] = replies(app)
     assert (kind, priority) == ("check.reply_yes", 5)
     assert key.startswith("check-sms:") and key.endswith(":reply:sms")
-    assert body.startswith("Tack! Ditt svar JA är registrerat")
+    assert body.startswith("Välfärdsteknik: Tack! Ditt svar JA är registrerat")
     with app.app_context():
         recipient = recipient_of(MONTH, anna)
         assert (recipient.answer, recipient.answered_via, recipient.answered_at) == ("yes", "sms", clock.now())
@@ -113,7 +113,7 @@ def test_nej_records_no_and_replies_with_the_correction_form_link(app, client, c
 
         link = link_url(recipient, secret=app.config["SECRET_KEY"], base_url=BASE_URL) + "/korrigera"
     assert kind == "check.reply_no"
-    assert body == f"Tack! Skriv vad som behöver ändras här: {link}"
+    assert body == f"Välfärdsteknik: Tack! Skriv vad som behöver ändras här: {link}"
 
 
 def test_a_changed_mind_by_sms_replaces_the_earlier_answer(app, client, clock, anna):
@@ -129,7 +129,7 @@ def test_anything_else_during_the_check_gets_a_help_text_with_the_link(app, clie
     run_tick(app, clock, local(date(2026, 6, 1), 8))
     post(client, "SM" + "5" * 32, "ja men numret är fel")
     [(_, kind, body, _)] = replies(app)
-    assert kind == "check.reply_help" and "/k/" in body and body.startswith("Svara JA om")
+    assert kind == "check.reply_help" and "/k/" in body and body.startswith("Välfärdsteknik: Svara JA om")
     with app.app_context():
         assert recipient_of(MONTH, anna).answer is None
 

@@ -71,6 +71,7 @@ def test_the_page_shows_the_letters_newest_first_the_measures_and_whom_to_contac
     assert page.status_code == 200
     assert "Omsorg Söder AB" in html and "GSM-nätet nere" in html
     assert html.index("Telia räknar med") < html.index("Kameratillsynen kan inte utföras")
+    assert "Uppdatering 1 ·" in html and "Informationsbrev ·" in html  # the first update is number 1
     assert "Treserva" in html and "SOS 112" in html
     assert "Lindesk" in html
     assert 'name="viewport"' in html and "Skicka kvittens" in html
