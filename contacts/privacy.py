@@ -133,6 +133,9 @@ def extract(db_session: Session, contact: ContactPerson) -> dict:
                 "call_outcome": row.call_outcome,
                 "call_note": row.call_note,
                 "called_at": _iso(row.called_at),
+                "call_attempts": [
+                    {"at": attempt.get("at"), "outcome": attempt.get("outcome")} for attempt in row.call_attempts or []
+                ],
             }
             for row, month in recipients
         ],

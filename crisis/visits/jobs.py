@@ -5,7 +5,9 @@
   responsible by the calendar at that moment (:func:`crisis.oncall.responsible.responsible_party`),
   who is told by SMS and e-mail with a link to the call list.
 - At each visit's ``due_at`` + ``visit_overdue_minutes``, if it is still open, the responsible
-  party gets one message listing all the provider's overdue visits not yet reported.
+  party gets one message listing all the provider's overdue visits not yet reported. For a
+  provider already on the call list these fold: at most one message per provider per
+  ``visit_overdue_fold_minutes`` (alert fatigue: the party is phoning that provider anyway).
 
 Visits of an incident get ``visits_escalated`` on its timeline. Nothing here commits.
 """
@@ -14,10 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contacts.models import Provider
@@ -41,6 +43,7 @@ from crisis.visits.service import (
 from notifications.models import Priority
 from notifications.service import send
 from scheduling.registry import task_handler
+from scheduling.service import schedule
 
 log = logging.getLogger(__name__)
 
@@ -167,22 +170,65 @@ def _record_escalation(db_session: Session, visits: list[Visit], now: datetime, 
         )
 
 
+def on_call_list(db_session: Session, provider_id: int) -> bool:
+    """Whether the provider is on the call list: an alert call-listed, not acknowledged, with
+    visits still open."""
+    return (
+        db_session.scalar(
+            select(VisitAlert.id)
+            .join(Visit, Visit.alert_id == VisitAlert.id)
+            .where(
+                VisitAlert.provider_id == provider_id,
+                VisitAlert.call_listed_at.is_not(None),
+                VisitAlert.acknowledged_at.is_(None),
+                Visit.status == VisitStatus.OPEN.value,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _last_overdue_report(db_session: Session, provider_id: int) -> datetime | None:
+    return db_session.scalar(select(func.max(Visit.overdue_alerted_at)).where(Visit.provider_id == provider_id))
+
+
 @task_handler(OVERDUE_TASK)
 def check_overdue(db_session: Session, task, now: datetime) -> None:
     """A visit still open ``visit_overdue_minutes`` after it was due: tell the responsible party,
-    with every overdue visit of that provider not yet reported (one message per provider)."""
-    visit = db_session.get(Visit, task.payload["visit_id"])
-    if visit is None or visit.status != VisitStatus.OPEN.value or visit.overdue_alerted_at is not None:
-        return
-    overdue_after = timedelta(minutes=_policy().crisis.visit_overdue_minutes)
+    with every overdue visit of that provider not yet reported (one message per provider). A
+    provider already on the call list is told at most once per ``visit_overdue_fold_minutes``:
+    what falls overdue in between waits for one folded message (task keyed ``fold:<provider>:<at>``,
+    payload ``provider_id``)."""
+    provider_id = task.payload.get("provider_id")
+    if provider_id is None:
+        visit = db_session.get(Visit, task.payload["visit_id"])
+        if visit is None or visit.status != VisitStatus.OPEN.value or visit.overdue_alerted_at is not None:
+            return
+        provider_id = visit.provider_id
+    policy = _policy()
+    overdue_after = timedelta(minutes=policy.crisis.visit_overdue_minutes)
     overdue = [
         item
-        for item in open_visits(db_session, visit.provider_id)
+        for item in open_visits(db_session, provider_id)
         if item.overdue_alerted_at is None and item.due_at + overdue_after <= now
     ]
     if not overdue:
         return
-    provider = db_session.get(Provider, visit.provider_id)
+    if on_call_list(db_session, provider_id):
+        last = _last_overdue_report(db_session, provider_id)
+        fold_until = last + timedelta(minutes=policy.crisis.visit_overdue_fold_minutes) if last else None
+        if fold_until is not None and now < fold_until:
+            schedule(
+                db_session=db_session,
+                kind=OVERDUE_TASK,
+                key=f"fold:{provider_id}:{fold_until.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+                due_at=fold_until,
+                payload={"provider_id": provider_id},
+                now=now,
+            )
+            return
+    provider = db_session.get(Provider, provider_id)
     party = responsible_party(db_session, now)
     for item in overdue:
         item.overdue_alerted_at = now
@@ -196,7 +242,7 @@ def check_overdue(db_session: Session, task, now: datetime) -> None:
             alert_id=item.alert_id,
             party=party.party,
         )
-    tz = _policy().timezone
+    tz = policy.timezone
     _tell_party(
         db_session,
         party,
@@ -209,9 +255,9 @@ def check_overdue(db_session: Session, task, now: datetime) -> None:
                 for item in overdue
             ],
         },
-        key=f"visit_overdue:{visit.provider_id}:{min(item.id for item in overdue)}",
-        ref=("visit_overdue", visit.provider_id),
+        key=f"visit_overdue:{provider_id}:{min(item.id for item in overdue)}",
+        ref=("visit_overdue", provider_id),
         now=now,
     )
     _record_escalation(db_session, overdue, now, party=party.party, step="overdue")
-    log.info("overdue visits reported", extra={"provider_id": visit.provider_id, "visits": len(overdue)})
+    log.info("overdue visits reported", extra={"provider_id": provider_id, "visits": len(overdue)})

@@ -89,6 +89,11 @@ def people(app, clock):
                 answered_at=now,
                 answered_via="call",
                 call_note=f"{person[0]} bad om nytt nummer",
+                call_outcome="corrections",
+                call_attempts=[
+                    {"at": "2026-09-06T08:00:00+00:00", "by": None, "outcome": "not_reached"},
+                    {"at": "2026-09-07T08:00:00+00:00", "by": None, "outcome": "corrections"},
+                ],
             )
             db.session.add(recipient)
             db.session.flush()
@@ -157,6 +162,8 @@ def test_the_extract_holds_the_persons_data_and_nobody_elses(app, client, make_u
     assert (data["contact"]["mobile"], data["contact"]["email"], data["contact"]["role_title"]) == ANNA[1:]
     assert {(row["field"], row["new_value"]) for row in data["history"]} >= {("name", ANNA[0]), ("role_title", ANNA[3])}
     assert [row["month"] for row in data["monthly_checks"]] == ["2026-09"]
+    # Every call attempt is in the extract, not only the last.
+    assert [a["outcome"] for a in data["monthly_checks"][0]["call_attempts"]] == ["not_reached", "corrections"]
     assert data["corrections"][0]["comment"] == f"Hälsningar {ANNA[0]}"
     assert sorted(row["status"] for row in data["messages"]) == ["delivered", "queued"]
     assert data["sms_replies"] == [{"received_at": data["sms_replies"][0]["received_at"], "text": "JA"}]
