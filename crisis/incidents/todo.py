@@ -3,7 +3,9 @@
 Each role sees the work of the incidents its party handles (the team the team's, the on-call
 officer the officer's; an admin all): a new incident not yet acknowledged and a handover to the
 user's side not yet acknowledged, each with its acknowledge button on the row; the providers on
-an incident's call list; the providers who have not acknowledged a letter yet.
+an incident's call list; the providers who have not acknowledged a letter yet; an update to the
+providers that is due (:func:`crisis.incidents.followups.updates_due`: the reminder goes by e-mail
+once the incident is acknowledged, so the start page is where it is seen at night).
 """
 
 from __future__ import annotations
@@ -65,7 +67,26 @@ def items(db_session: Session, now: datetime, user) -> list[todo.TodoItem]:
     found += _handovers(db_session, user)
     by_id = {incident.id: incident for incident in incidents}
     found += _letters(db_session, by_id)
+    found += _updates_due(db_session, now, by_id)
     return found
+
+
+def _updates_due(db_session: Session, now: datetime, incidents: dict[int, Incident]) -> list[todo.TodoItem]:
+    """An update due for an acknowledged incident of the user's party (an unacknowledged one is
+    already on the list with its acknowledge button)."""
+    from crisis.incidents.followups import updates_due
+
+    return [
+        todo.TodoItem(
+            urgency=todo.OVERDUE,
+            at=row["due_at"],
+            text=_("Dags att skicka en uppdatering till utförarna: %(title)s", title=row["incident"].title),
+            link=url_for("letters.compose", incident_id=row["incident"].id, kind="update"),
+            kind="update_due",
+        )
+        for row in updates_due(db_session, now)
+        if row["incident"].id in incidents and row["incident"].acknowledged_at is not None
+    ]
 
 
 def _handovers(db_session: Session, user) -> list[todo.TodoItem]:

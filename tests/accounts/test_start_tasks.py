@@ -304,3 +304,22 @@ def test_the_task_list_speaks_english(app, client, clock, make_user):
     html = client.get("/?lang=en").get_data(as_text=True)
     assert tasks(html) == ["New incident, not acknowledged: Larmen tysta at 09:40"]
     assert ">Acknowledge</button>" in html
+
+
+def test_an_update_due_after_acknowledgement_is_on_the_start_page(app, client, clock, make_user):
+    """After the incident is acknowledged the update reminder goes by e-mail only (alert fatigue),
+    so the start page is where it is seen: a row linking to the update's form, for the handling
+    party only, and none before the interval has passed."""
+    with app.app_context():
+        due = new_incident(clock, party="team", title="Larmen tysta", at=local(MONDAY, 7, 0), status="open")
+        fresh = new_incident(clock, party="team", title="Kameror sega", at=local(MONDAY, 9, 30), status="open")
+        for incident_id in (due, fresh):
+            db.session.get(Incident, incident_id).acknowledged_at = local(MONDAY, 9, 45)
+        db.session.commit()
+    html = start_page(client, make_user, "team")
+    rows = tasks(html)
+    assert len(rows) == 1 and rows[0].startswith("Dags att skicka en uppdatering till utförarna: Larmen tysta")
+    assert f'href="/incidents/{due}/letters/new?kind=update"' in html
+    assert "Kameror sega" not in " ".join(rows)  # created 09:30: an update is due at 11:30
+    client.post("/logout", data={"csrf_token": csrf_token_from(html)})
+    assert "Larmen tysta" not in " ".join(tasks(start_page(client, make_user, "on_call")))
