@@ -105,7 +105,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "not_relevant": _l("Stängd: inte relevant"),
         "resolved": _l("Åtgärdad"),
     },
-    "notice_source": {"form": _l("formulär"), "api": _l("API"), "email": _l("e-post")},
+    "notice_source": {"form": _l("Formulär"), "api": _l("API"), "email": _l("E-post")},
     "visit_status": {"open": _l("Öppet"), "done": _l("Gjort"), "not_done": _l("Inte gjort")},
     "change_action": {
         "created": _l("Skapad"),

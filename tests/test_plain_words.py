@@ -181,11 +181,27 @@ def _pages(world):
                         yield path, role
 
 
+def _deliveries(world):
+    """The deliveries pages of each kind of reference (the walk's world names an incident)."""
+    from contacts.check_models import MonthlyCheck
+    from crisis.incidents.models import Letter
+    from crisis.visits.models import VisitAlert
+
+    with world.app.app_context():
+        refs = {
+            "monthly_check": db.session.scalars(select(MonthlyCheck.id)).first(),
+            "letter": db.session.scalars(select(Letter.id)).first(),
+            "visit_alert": db.session.scalars(select(VisitAlert.id)).first(),
+        }
+        db.session.remove()
+    return [(f"/notifications/deliveries/{kind}/{ref_id}", "team") for kind, ref_id in refs.items()]
+
+
 @pytest.mark.parametrize("language", ["sv", "en"])
 def test_no_page_shows_an_internal_name(world, language):
     offenders = {}
     walked = 0
-    for path, role in _pages(world):
+    for path, role in [*_pages(world), *_deliveries(world)]:
         response = world.clients[role].get(path, query_string={"lang": language})
         if response.mimetype != "text/html" or response.status_code >= 500:
             assert response.status_code < 500, path
@@ -203,3 +219,30 @@ def test_no_page_shows_an_internal_name(world, language):
     for page, found in offenders.items():
         print("OFFENDER", language, page, found)
     assert offenders == {}
+
+
+def test_the_deliveries_page_says_in_words_what_the_messages_are_about(world):
+    client = world.clients["team"]
+    pages = {path.split("/")[3]: path for path, _role in _deliveries(world)}
+    check = client.get(pages["monthly_check"], query_string={"lang": "sv"}).get_data(as_text=True)
+    assert 'Gäller: <a href="/checks/2026-11">Månadskontroll november 2026</a>' in check
+    letter = visible_text(client.get(pages["letter"]).get_data(as_text=True))
+    assert "Gäller: Brev 1 (Informationsbrev): Störning i kameratillsynen" in letter
+    english = client.get(pages["monthly_check"], query_string={"lang": "en"}).get_data(as_text=True)
+    assert "Monthly check November 2026</a>" in english
+
+
+def test_the_timeline_says_how_many_visits_and_for_which_providers(world):
+    page = world.clients["team"].get("/incidents/1", query_string={"lang": "sv"})
+    text = visible_text(page.get_data(as_text=True))
+    assert "Besök eskalerade: 1 besök för Hemtjänst Norr" in text
+
+
+def test_the_visits_step_names_the_count_and_the_providers(world):
+    from crisis.incidents.models import IncidentEvent
+    from crisis.incidents.views import describe_event
+
+    event = IncidentEvent(kind="visits_created", detail={"count": 47, "providers": [1, 2]})
+    with world.app.test_request_context("/?lang=sv"):
+        text = describe_event(event, {}, None, {1: "Hemtjänst Norr", 2: "Omsorg Söder AB"})
+    assert text == "Fysiska besök i stället för kameratillsyn: 47 besök för Hemtjänst Norr, Omsorg Söder AB"

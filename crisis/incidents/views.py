@@ -28,6 +28,7 @@ from contacts.models import SERVICES, Provider
 from contacts.register import SERVICE_LABELS
 from core import audit
 from core.extensions import db
+from core.labels import VOCABULARIES
 from core.numbers import month_start, record_id
 from crisis.incidents import report
 from crisis.incidents.affected import affected_providers
@@ -46,8 +47,8 @@ STATUS_LABELS = {
     IncidentStatus.NOT_RELEVANT.value: _l("Stängd: inte relevant"),
     IncidentStatus.RESOLVED.value: _l("Åtgärdad"),
 }
-PARTY_LABELS = {"team": _l("Välfärdsteknikteamet"), "on_call": _l("Tjänsteman i beredskap")}
-SOURCE_LABELS = {"form": _l("Formulär"), "api": _l("API"), "email": _l("E-post")}
+PARTY_LABELS = VOCABULARIES["party"]
+SOURCE_LABELS = VOCABULARIES["notice_source"]
 LETTER_KIND_LABELS = {
     "first": _l("Informationsbrev"),
     "update": _l("Uppdatering"),
