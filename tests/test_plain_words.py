@@ -228,6 +228,8 @@ def test_the_deliveries_page_says_in_words_what_the_messages_are_about(world):
     assert 'Gäller: <a href="/checks/2026-11">Månadskontroll november 2026</a>' in check
     letter = visible_text(client.get(pages["letter"]).get_data(as_text=True))
     assert "Gäller: Brev 1 (Informationsbrev): Störning i kameratillsynen" in letter
+    alert = client.get(pages["visit_alert"], query_string={"lang": "sv"}).get_data(as_text=True)
+    assert 'Gäller: <a href="/visits">Besked om 1 fysiskt besök till Hemtjänst Norr</a>' in alert
     english = client.get(pages["monthly_check"], query_string={"lang": "en"}).get_data(as_text=True)
     assert "Monthly check November 2026</a>" in english
 

@@ -20,6 +20,7 @@ def init_app(app) -> None:
     from core.audit import track
     from core.demo import register_loader
     from core.openapi import register_api_area
+    from notifications.references import register_reference
     from scheduling.registry import default_registry
 
     # isort: split
@@ -36,8 +37,10 @@ def init_app(app) -> None:
         openapi,
         privacy,
         provider_page,
+        references,
         report,
         retention,
+        service,
         views,
     )
 
@@ -52,3 +55,4 @@ def init_app(app) -> None:
     retention.init_app(app)  # gallring of visits, their alerts and events
     register_erasure(app, privacy.erasure)  # a contact's name on their provider's visits
     register_loader(app, demo.load)  # the supervised clients
+    register_reference(app, service.REF_TYPE, references.describe_alert)  # "Gäller" on the deliveries page
