@@ -79,7 +79,7 @@ EVENT_LABELS = {
     "visits_escalated": _l("Besök eskalerade"),
     "supervision_returned": _l("Kameratillsynen tillbaka hos larmoperatören"),
 }
-ESCALATION_STEPS = {"call_list": _l("utföraren har inte kvitterat: på ringlistan"), "overdue": _l("försenade")}
+ESCALATION_STEPS = {"call_list": _l("inte kvitterade, utföraren på ringlistan"), "overdue": _l("försenade")}
 STATUS_FILTERS = ("open", "closed", *[status.value for status in IncidentStatus])
 
 
@@ -205,7 +205,8 @@ def timeline(db_session: Session, incident: Incident) -> list[TimelineEntry]:
     for event in events:
         detail = event.detail or {}
         listed = detail.get("providers")
-        provider_ids.update(pid for pid in listed if isinstance(pid, int)) if isinstance(listed, list) else None
+        if isinstance(listed, list):
+            provider_ids.update(pid for pid in listed if isinstance(pid, int))
         if isinstance(detail.get("provider_id"), int):
             provider_ids.add(detail["provider_id"])
     providers = (
