@@ -115,10 +115,14 @@ def _enrich(app, clock):
     from accounts.models import User
     from contacts.check_models import CheckRecipient
     from contacts.check_review import record_call as record_check_call
+    from contacts.models import ContactPerson
+    from contacts.register import Actor, update_contact
+    from core.retention import run_retention
     from crisis.incidents import letters
     from crisis.incidents.models import LetterReceipt
     from crisis.visits import service as visits
     from crisis.visits.models import VisitAlert
+    from notifications.inbound import receive_sms
 
     with app.app_context():
         now = clock.now()
@@ -131,8 +135,34 @@ def _enrich(app, clock):
         visits.record_call(db.session, alert, outcome="not_reached", note="", user_id=team, now=now)
         recipient = db.session.scalars(select(CheckRecipient)).first()
         record_check_call(db.session, recipient, outcome="not_reached", note="", user_id=team, now=now)
+        contact = db.session.get(ContactPerson, recipient.contact_id)
+        update_contact(db.session, contact, {"role_title": "Enhetschef"}, actor=Actor("api", team), now=now)
+        db.session.commit()
+        receive_sms(db_session=db.session, gateway_id="SM1", from_address=contact.mobile, body="JA", now=now)
+        db.session.commit()
+        run_retention(db.session, now=now, dry_run=True, trigger="cli")
         db.session.commit()
         db.session.remove()
+
+
+def _one_visit_not_done(now):
+    """After the escalation: the provider could not make one visit (a reason the pages name)."""
+    from crisis.visits.models import Visit
+    from crisis.visits.service import mark_visits
+
+    visit = db.session.scalars(select(Visit)).first()
+    mark_visits(
+        db.session,
+        visit.provider_id,
+        [visit.id],
+        outcome="not_done",
+        done_at=None,
+        reason="not_home",
+        comment=None,
+        by="Anna",
+        now=now,
+    )
+    db.session.commit()
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +176,7 @@ def world(tmp_path_factory):
     with app.app_context():
         tick(db_session=db.session, now=clock.now())
         db.session.commit()
+        _one_visit_not_done(clock.now())
         db.session.remove()
     yield built
     with app.app_context():
@@ -248,3 +279,15 @@ def test_the_visits_step_names_the_count_and_the_providers(world):
     with world.app.test_request_context("/?lang=sv"):
         text = describe_event(event, {}, None, {1: "Hemtjänst Norr", 2: "Omsorg Söder AB"})
     assert text == "Fysiska besök i stället för kameratillsyn: 47 besök för Hemtjänst Norr, Omsorg Söder AB"
+
+
+def test_every_field_the_audit_log_may_name_has_a_label(world):
+    """The audit log names the changed fields of every audited model (core.audit.track)."""
+    from core.audit import _TRACKED
+    from core.labels import VOCABULARIES
+
+    assert _TRACKED
+    for model, entity in _TRACKED.items():
+        assert entity in VOCABULARIES["record"], entity
+        unlabelled = {c.name for c in model.__table__.columns if c.name != "id"} - set(VOCABULARIES["field"])
+        assert not unlabelled, (entity, unlabelled)
