@@ -20,7 +20,7 @@ from contacts.register_views import (
 )
 from core import audit
 from core.extensions import db
-from core.labels import change_value
+from core.labels import VOCABULARIES, change_value
 
 HISTORY_PAGE_SIZE = 100
 
@@ -35,21 +35,9 @@ FIELD_NAMES = {
     "services": _l("Tjänster"),
     "provider_id": _l("Utförare"),
 }
-ACTION_NAMES = {
-    "created": _l("Skapad"),
-    "updated": _l("Ändrad"),
-    "deactivated": _l("Inaktiverad"),
-    "reactivated": _l("Aktiverad igen"),
-}
-SOURCE_NAMES = {
-    "team": _l("Registersidan"),
-    "api": _l("API"),
-    "import": _l("CSV-import"),
-    "check": _l("Månadstest"),
-    "review": _l("Granskad rättelse"),
-    "call": _l("Telefonsamtal"),
-    "demo": _l("Demodata"),
-}
+# One name per step across pages: the register's history uses the service's vocabularies.
+ACTION_NAMES = VOCABULARIES["change_action"]
+SOURCE_NAMES = VOCABULARIES["change_source"]
 
 
 def display_change_value(field_name: str, value: str | None) -> str:

@@ -23,7 +23,7 @@ from scheduling.service import tick
 from tests.conftest import build_app, create_schema
 from tests.support.sweep_world import SETTINGS, build_world
 
-STAFF_ROLES = ("team", "on_call", "admin")
+WALK_ROLES = ("team", "on_call", "admin", "provider")  # and the link pages, anonymously
 # The start page is being rebuilt as a task list by another part of issue 16; its month ("Månadens
 # test av rutin (2026-11)") is theirs to show with the month_name filter. Remove when merged.
 MONTH_EXEMPT = {"/"}
@@ -115,10 +115,14 @@ def _enrich(app, clock):
     from accounts.models import User
     from contacts.check_models import CheckRecipient
     from contacts.check_review import record_call as record_check_call
+    from contacts.models import ContactPerson
+    from contacts.register import Actor, update_contact
+    from core.retention import run_retention
     from crisis.incidents import letters
     from crisis.incidents.models import LetterReceipt
     from crisis.visits import service as visits
     from crisis.visits.models import VisitAlert
+    from notifications.inbound import receive_sms
 
     with app.app_context():
         now = clock.now()
@@ -131,8 +135,34 @@ def _enrich(app, clock):
         visits.record_call(db.session, alert, outcome="not_reached", note="", user_id=team, now=now)
         recipient = db.session.scalars(select(CheckRecipient)).first()
         record_check_call(db.session, recipient, outcome="not_reached", note="", user_id=team, now=now)
+        contact = db.session.get(ContactPerson, recipient.contact_id)
+        update_contact(db.session, contact, {"role_title": "Enhetschef"}, actor=Actor("api", team), now=now)
+        db.session.commit()
+        receive_sms(db_session=db.session, gateway_id="SM1", from_address=contact.mobile, body="JA", now=now)
+        db.session.commit()
+        run_retention(db.session, now=now, dry_run=True, trigger="cli")
         db.session.commit()
         db.session.remove()
+
+
+def _one_visit_not_done(now):
+    """After the escalation: the provider could not make one visit (a reason the pages name)."""
+    from crisis.visits.models import Visit
+    from crisis.visits.service import mark_visits
+
+    visit = db.session.scalars(select(Visit)).first()
+    mark_visits(
+        db.session,
+        visit.provider_id,
+        [visit.id],
+        outcome="not_done",
+        done_at=None,
+        reason="not_home",
+        comment=None,
+        by="Anna",
+        now=now,
+    )
+    db.session.commit()
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +176,7 @@ def world(tmp_path_factory):
     with app.app_context():
         tick(db_session=db.session, now=clock.now())
         db.session.commit()
+        _one_visit_not_done(clock.now())
         db.session.remove()
     yield built
     with app.app_context():
@@ -176,16 +207,32 @@ def _pages(world):
             if access.public:
                 yield path, "anonymous"
             else:
-                for role in STAFF_ROLES:
+                for role in WALK_ROLES:
                     if role in {r.value for r in access.roles}:
                         yield path, role
+
+
+def _deliveries(world):
+    """The deliveries pages of each kind of reference (the walk's world names an incident)."""
+    from contacts.check_models import MonthlyCheck
+    from crisis.incidents.models import Letter
+    from crisis.visits.models import VisitAlert
+
+    with world.app.app_context():
+        refs = {
+            "monthly_check": db.session.scalars(select(MonthlyCheck.id)).first(),
+            "letter": db.session.scalars(select(Letter.id)).first(),
+            "visit_alert": db.session.scalars(select(VisitAlert.id)).first(),
+        }
+        db.session.remove()
+    return [(f"/notifications/deliveries/{kind}/{ref_id}", "team") for kind, ref_id in refs.items()]
 
 
 @pytest.mark.parametrize("language", ["sv", "en"])
 def test_no_page_shows_an_internal_name(world, language):
     offenders = {}
     walked = 0
-    for path, role in _pages(world):
+    for path, role in [*_pages(world), *_deliveries(world)]:
         response = world.clients[role].get(path, query_string={"lang": language})
         if response.mimetype != "text/html" or response.status_code >= 500:
             assert response.status_code < 500, path
@@ -203,3 +250,44 @@ def test_no_page_shows_an_internal_name(world, language):
     for page, found in offenders.items():
         print("OFFENDER", language, page, found)
     assert offenders == {}
+
+
+def test_the_deliveries_page_says_in_words_what_the_messages_are_about(world):
+    client = world.clients["team"]
+    pages = {path.split("/")[3]: path for path, _role in _deliveries(world)}
+    check = client.get(pages["monthly_check"], query_string={"lang": "sv"}).get_data(as_text=True)
+    assert 'Gäller: <a href="/checks/2026-11">Månadskontroll november 2026</a>' in check
+    letter = visible_text(client.get(pages["letter"]).get_data(as_text=True))
+    assert "Gäller: Brev 1 (Informationsbrev): Störning i kameratillsynen" in letter
+    alert = client.get(pages["visit_alert"], query_string={"lang": "sv"}).get_data(as_text=True)
+    assert 'Gäller: <a href="/visits">Besked om 1 fysiskt besök till Hemtjänst Norr</a>' in alert
+    english = client.get(pages["monthly_check"], query_string={"lang": "en"}).get_data(as_text=True)
+    assert "Monthly check November 2026</a>" in english
+
+
+def test_the_timeline_says_how_many_visits_and_for_which_providers(world):
+    page = world.clients["team"].get("/incidents/1", query_string={"lang": "sv"})
+    text = visible_text(page.get_data(as_text=True))
+    assert "Besök eskalerade: 1 besök för Hemtjänst Norr" in text
+
+
+def test_the_visits_step_names_the_count_and_the_providers(world):
+    from crisis.incidents.models import IncidentEvent
+    from crisis.incidents.views import describe_event
+
+    event = IncidentEvent(kind="visits_created", detail={"count": 47, "providers": [1, 2]})
+    with world.app.test_request_context("/?lang=sv"):
+        text = describe_event(event, {}, None, {1: "Hemtjänst Norr", 2: "Omsorg Söder AB"})
+    assert text == "Fysiska besök i stället för kameratillsyn: 47 besök för Hemtjänst Norr, Omsorg Söder AB"
+
+
+def test_every_field_the_audit_log_may_name_has_a_label(world):
+    """The audit log names the changed fields of every audited model (core.audit.track)."""
+    from core.audit import _TRACKED
+    from core.labels import VOCABULARIES
+
+    assert _TRACKED
+    for model, entity in _TRACKED.items():
+        assert entity in VOCABULARIES["record"], entity
+        unlabelled = {c.name for c in model.__table__.columns if c.name != "id"} - set(VOCABULARIES["field"])
+        assert not unlabelled, (entity, unlabelled)

@@ -28,6 +28,7 @@ from contacts.models import SERVICES, Provider
 from contacts.register import SERVICE_LABELS
 from core import audit
 from core.extensions import db
+from core.labels import VOCABULARIES
 from core.numbers import month_start, record_id
 from crisis.incidents import receipt_answers, report
 from crisis.incidents.affected import affected_providers
@@ -47,8 +48,8 @@ STATUS_LABELS = {
     IncidentStatus.NOT_RELEVANT.value: _l("Stängd: inte relevant"),
     IncidentStatus.RESOLVED.value: _l("Åtgärdad"),
 }
-PARTY_LABELS = {"team": _l("Välfärdsteknikteamet"), "on_call": _l("Tjänsteman i beredskap")}
-SOURCE_LABELS = {"form": _l("Formulär"), "api": _l("API"), "email": _l("E-post")}
+PARTY_LABELS = VOCABULARIES["party"]
+SOURCE_LABELS = VOCABULARIES["notice_source"]
 LETTER_KIND_LABELS = {
     "first": _l("Informationsbrev"),
     "update": _l("Uppdatering"),
@@ -79,7 +80,7 @@ EVENT_LABELS = {
     "visits_escalated": _l("Besök eskalerade"),
     "supervision_returned": _l("Kameratillsynen tillbaka hos larmoperatören"),
 }
-ESCALATION_STEPS = {"call_list": _l("utföraren har inte kvitterat: på ringlistan"), "overdue": _l("försenade")}
+ESCALATION_STEPS = {"call_list": _l("inte kvitterade, utföraren på ringlistan"), "overdue": _l("försenade")}
 STATUS_FILTERS = ("open", "closed", *[status.value for status in IncidentStatus])
 
 
@@ -210,7 +211,8 @@ def timeline(db_session: Session, incident: Incident) -> list[TimelineEntry]:
     for event in events:
         detail = event.detail or {}
         listed = detail.get("providers")
-        provider_ids.update(pid for pid in listed if isinstance(pid, int)) if isinstance(listed, list) else None
+        if isinstance(listed, list):
+            provider_ids.update(pid for pid in listed if isinstance(pid, int))
         if isinstance(detail.get("provider_id"), int):
             provider_ids.add(detail["provider_id"])
     providers = (

@@ -21,6 +21,7 @@ def init_app(app) -> None:
     from core.demo import register_loader
     from core.openapi import register_api_area
     from core.todo import register_todo
+    from notifications.references import register_reference
     from scheduling.registry import default_registry
 
     # isort: split
@@ -37,8 +38,10 @@ def init_app(app) -> None:
         openapi,
         privacy,
         provider_page,
+        references,
         report,
         retention,
+        service,
         todo,
         views,
     )
@@ -55,3 +58,4 @@ def init_app(app) -> None:
     register_erasure(app, privacy.erasure)  # a contact's name on their provider's visits
     register_loader(app, demo.load)  # the supervised clients
     register_todo(app, todo.items)  # the start page: overdue visits, providers to phone
+    register_reference(app, service.REF_TYPE, references.describe_alert)  # "Gäller" on the deliveries page
