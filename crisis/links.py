@@ -51,7 +51,9 @@ WHAT = {
 def _confirm(kind: str, back: str):
     """The question before a working link is voided (nothing changes until its form is posted)."""
     target = request.args.get("next", "")
-    if not (target.startswith("/") and not target.startswith("//")):
+    if (
+        not target.startswith("/") or target.startswith("//") or "\\" in target
+    ):  # a browser reads a backslash as a slash
         target = back
     return render_template("links/confirm_renew.html", what=WHAT[kind], back=target)
 

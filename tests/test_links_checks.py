@@ -131,3 +131,14 @@ def test_the_on_call_officer_may_not_renew_or_send(client, make_user, invited):
     log_in(client, officer)
     assert client.get(f"/links/check-recipients/{rid}/renew").status_code == 403
     assert client.get(f"/links/check-recipients/{rid}").status_code == 403
+
+
+def test_the_question_leads_back_only_to_this_site(client, make_user, invited):
+    rid, _, _ = invited
+    _, team, _ = make_user(role="team")
+    log_in(client, team)
+    for elsewhere in ("https://evil.example/", "//evil.example", "/\\evil.example"):
+        html = client.get(f"/links/check-recipients/{rid}/renew", query_string={"next": elsewhere}).get_data(
+            as_text=True
+        )
+        assert f'href="/checks/{MONTH}">Avbryt</a>' in html and "evil.example" not in html
