@@ -47,6 +47,7 @@ class World:
     incident_id: int
     notice_id: int
     letter_id: int
+    recipient_id: int  # Anna's in November's check
     links: dict[str, str] = field(default_factory=dict)  # kind -> path with the full token
     admin: object = None  # a logged-in admin's client
     provider: object = None  # a logged-in provider user's client (Hemtjänst Norr)
@@ -95,6 +96,7 @@ def build_world(app, clock, make_user, make_token) -> World:
             incident_id=incident_id,
             notice_id=notice.id,
             letter_id=letter_id,
+            recipient_id=recipient_of(MONTH, contacts["anna"]).id,
             links={
                 "letter": f"/d/{letter_token(receipt, TEST_SECRET)}",
                 "visit": f"/v/{visit_token(alert, TEST_SECRET)}",

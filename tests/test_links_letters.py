@@ -136,15 +136,22 @@ def test_the_incident_page_has_a_new_link_button_per_receipt_for_the_team_only(a
     incident_id, receipt_id, old_path = sent
     _, on_call, _ = make_user(role="on_call")
     log_in(client, on_call)
-    action = f'action="/links/letter-receipts/{receipt_id}/renew"'
-    assert action not in client.get(f"/incidents/{incident_id}").get_data(as_text=True)
+    button = f'href="/links/letter-receipts/{receipt_id}/renew?next=/incidents/{incident_id}"'
+    assert button not in client.get(f"/incidents/{incident_id}").get_data(as_text=True)
     _, team, _ = make_user(role="team")
     log_in(client, team)
     html = client.get(f"/incidents/{incident_id}").get_data(as_text=True)
-    assert action in html and "Ny länk" in html
+    assert button in html and "Ny länk" in html
+    # "Ny länk" asks first; the old link works until the question is answered
+    question = client.get(f"/links/letter-receipts/{receipt_id}/renew?next=/incidents/{incident_id}")
+    assert "Den gamla länken slutar fungera direkt." in question.get_data(as_text=True)
+    assert client.get(old_path).status_code == 200
     response = client.post(
         f"/links/letter-receipts/{receipt_id}/renew",
-        data={"csrf_token": csrf_token_from(html), "next": f"/incidents/{incident_id}"},
+        data={"csrf_token": csrf_token_from(question.get_data(as_text=True)), "next": f"/incidents/{incident_id}"},
     )
     assert response.headers["Location"].endswith(f"/incidents/{incident_id}")
+    assert "En ny länk är skapad. Den gamla fungerar inte längre." in client.get(response.location).get_data(
+        as_text=True
+    )
     assert client.get(old_path).status_code == 404

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import staff_user
+from tests.browser.conftest import PHONE, staff_user
 from tests.browser.page_checks import check_page
 from tests.conftest import DEFAULT_PASSWORD
 from tests.test_audit_helpers import MONTH, World, build_world
@@ -143,3 +143,22 @@ def test_no_page_scrolls_sideways_at_320_pixels(live, new_page, steps, axe_sourc
     check_page(staff, axe_source, "the visit dashboard at 320 px")
     staff.get_by_role("link", name="Uppdatera").click()
     staff.wait_for_url(live("/visits"))
+
+    # "Ny länk" on the month page (a phone, the team): the question first, then the new link with a
+    # copy button (the script is allowed by the CSP: no console error), both without axe violations.
+    staff_user(live, "team", "tea")
+    team = new_page(**PHONE)
+    _log_in(team, live, "tea")
+    team.goto(live(f"/checks/{MONTH}"))
+    team.get_by_role("link", name="Ny länk till Anna Lind").click()
+    team.get_by_role("heading", name="Skapa en ny länk?").wait_for()
+    assert team.get_by_text("Den gamla länken slutar fungera direkt.").is_visible()
+    check_page(team, axe_source, "the question before a new link")
+    team.get_by_role("button", name="Ja, skapa en ny länk").click()
+    team.get_by_role("heading", name="Ny länk till Anna Lind").wait_for()
+    copy = team.get_by_role("button", name="Kopiera länken")
+    copy.wait_for()
+    assert copy.is_visible() and team.locator("#the-link").inner_text().startswith(live.url + "/k/")
+    assert team.get_by_role("button", name="Skicka med SMS och e-post").is_visible()
+    steps.shot(team, "the new link")
+    check_page(team, axe_source, "the new link page")

@@ -129,7 +129,7 @@ VISIT_MARK = {
     "f:comment": TEXT,
 }
 MARK_STEER = ({}, {"f:visit": "{visit_id}", "f:outcome": "not_done", "f:reason": "other"})
-RENEW = {"f:next": HINT}
+RENEW = {"f:next": HINT, "q:next": HINT}  # the GET asks first, the POST renews
 A_MOBILE = ({}, {"f:mobile": "+46701000077"})
 A_KIND = ({}, {"f:kind": "municipal"})
 NOTHING = Inputs()
@@ -200,9 +200,11 @@ INPUTS: dict[str, Inputs] = {
         steer=({}, {"f:action": "send"}, {"q:kind": "update", "f:action": "send", "f:body": "Uppdatering."}),
     ),
     "letters.record_call_view": Inputs(CALL, steer=CALL_STEER),
+    "links.check_link": NOTHING,
     "links.renew_alert": Inputs(RENEW),
     "links.renew_check_recipient": Inputs(RENEW),
     "links.renew_receipt": Inputs(RENEW),
+    "links.send_check_link": NOTHING,
     "metrics.metrics": NOTHING,
     "notice_api.create_notice": Inputs(
         {
