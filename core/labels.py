@@ -207,6 +207,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "area": _l("område"),
         "call_note": _l("anteckning om samtalet"),
         "call_outcome": _l("samtalets utfall"),
+        "call_attempts": _l("samtalsförsök"),
         "called_at": _l("ringd"),
         "called_by_id": _l("ringd av"),
         "client_id": _l("klient"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from core.extensions import db
 from crisis.incidents import timeline
 from crisis.incidents.models import Incident, LetterReceipt
@@ -143,7 +145,9 @@ def test_the_print_page_shows_the_record_in_local_time_with_print_styles(app, ma
     response = staff_client(app, make_user).get(f"/incidents/{incident_id}/print")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "css/print.css" in html and "<style" not in html and "<script" not in html and "style=" not in html
+    # No inline style or script (the CSP): the only script is the menu's own file, as on every staff page.
+    assert "css/print.css" in html and "<style" not in html and "style=" not in html
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/js/nav.js">']
     assert "Störningsrapport: GSM-avbrott" in html
     assert "2027-03-28 03:30" in html  # the letter, summer time
     assert "2027-03-28 01:40" in html  # the notice, winter time
