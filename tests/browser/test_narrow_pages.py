@@ -107,7 +107,9 @@ def _log_in(page, live, username: str) -> None:
     page.wait_for_url(lambda url: "/login" not in url)
 
 
-def _walk(page, live, paths, world: World, problems: list[str]) -> None:
+def _walk(page, live, paths, world: World, problems: list[str], axe_source: str) -> None:
+    """Each page: nothing wider than the screen, and axe (WCAG 2.1 A/AA) finds no serious or
+    critical violation — every page, not only those a scenario passes through."""
     for template in paths:
         path = template.format(**vars(world))
         page.goto(live(path))
@@ -115,6 +117,11 @@ def _walk(page, live, paths, world: World, problems: list[str]) -> None:
         wide = _sideways(page)
         if wide:
             problems.append(f"{template}: {wide}")
+        try:
+            check_page(page, axe_source, template)
+        except AssertionError as failure:
+            problems.append(str(failure))
+        page.errors.clear()
 
 
 def test_no_page_scrolls_sideways_at_320_pixels(live, new_page, steps, axe_source):
@@ -123,14 +130,14 @@ def test_no_page_scrolls_sideways_at_320_pixels(live, new_page, steps, axe_sourc
     problems: list[str] = []
 
     page = new_page(**NARROW)
-    _walk(page, live, LINK_PAGES, world, problems)
+    _walk(page, live, LINK_PAGES, world, problems, axe_source)
     _log_in(page, live, "utforare")  # build_world's user of Hemtjänst Norr
-    _walk(page, live, PROVIDER_PAGES, world, problems)
+    _walk(page, live, PROVIDER_PAGES, world, problems, axe_source)
 
     staff = new_page(**NARROW)
     _log_in(staff, live, "ada")
-    _walk(staff, live, STAFF_PAGES, world, problems)
-    assert not problems, "pages wider than 320 px:\n" + "\n".join(problems)
+    _walk(staff, live, STAFF_PAGES, world, problems, axe_source)
+    assert not problems, "pages wider than 320 px or with accessibility violations:\n" + "\n".join(problems)
 
     # The visit dashboard: no reload of its own, the time it was read, a link to read it again,
     # its tables as cards that are still tables to a screen reader, and no axe violation.
