@@ -55,7 +55,8 @@ def _world(live) -> int:
 
 def _in_first_screen(locator, page, what: str) -> None:
     """Visible without scrolling: the whole box lies inside the first viewport."""
-    assert locator.is_visible(), f"{what} is not visible"
+    # wait_for: after a click the next page may still be loading (is_visible does not wait)
+    locator.wait_for(state="visible")
     box = locator.bounding_box()
     size = page.viewport_size
     assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"] + 1, f"{what}: {box}"
