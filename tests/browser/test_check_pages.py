@@ -172,3 +172,30 @@ def test_the_team_follows_the_month_and_accepts_a_correction(live, new_page, ste
     assert_no_horizontal_scroll(zoomed, "the check month page")
     quick_links = zoomed.get_by_role("list", name="Snabblänkar")
     assert_in_view_horizontally(quick_links.get_by_role("link", name="Ringlista"), zoomed, "the call list link")
+
+
+def test_a_contact_not_reached_stays_on_the_call_list_on_a_phone(live, new_page, steps, axe_source):
+    """The call day (Monday 8 June): nobody has answered; the team records Anna as not reached on
+    a phone; she stays under "Att ringa" with the attempt shown, and the month still counts her."""
+    _june_check(live)
+    live.clock.set(local(date(2026, 6, 8), 10))
+    staff_user(live, "team", "tea")
+    page = new_page(**PHONE)
+    log_in(page, live, "tea", steps)
+    page.goto(live(f"/checks/{MONTH}/calls"))
+    page.get_by_role("heading", name="Att ringa (2)").wait_for()
+    check_page(page, axe_source, "the check call list")
+    anna = page.locator(".call-item", has_text="Anna Lind")
+    anna.get_by_text("Inte nådd").tap()
+    anna.get_by_role("button", name="Spara samtalet").tap()
+    page.get_by_text("Samtalet med Anna Lind är registrerat.").wait_for()
+    steps.shot(page, "anna was not reached and stays on the list")
+    assert page.get_by_role("heading", name="Att ringa (2)").is_visible()
+    anna = page.locator(".call-item", has_text="Anna Lind")
+    attempts = anna.get_by_role("list", name="1 samtal").inner_text()
+    assert "kl. 10:00" in attempts and "Inte nådd" in attempts, attempts
+    check_page(page, axe_source, "the check call list with an attempt")
+    assert_no_horizontal_scroll(page, "the check call list on a phone")
+    page.goto(live(f"/checks/{MONTH}"))
+    figures = page.locator(".figures").inner_text()
+    assert re.search(r"Samtal att göra\s+2\b", figures), figures

@@ -198,3 +198,45 @@ def test_a_provider_acknowledges_the_letter_and_marks_visits_done_on_a_phone(liv
 
 def _provider_of(visit_id: int) -> int:
     return db.session.get(Visit, visit_id).provider_id
+
+
+def test_the_officer_reads_both_call_lists_on_a_phone(live, new_page, steps, axe_source):
+    """An urgent letter and Norr's visits nobody acknowledged: at 03:20 both call lists show each
+    provider once, with its state and times; axe finds nothing serious, nothing scrolls sideways."""
+    from tests.crisis.incidents.test_letters_helpers import run_tick
+
+    incident_id = _night_incident(live)
+    with live.app.app_context():
+        send_letter(
+            db.session,
+            db.session.get(Incident, incident_id),
+            kind=LetterKind.FIRST,
+            subject="GSM-avbrott: kameratillsynen fungerar inte",
+            body="Kameratillsynen kan inte utföras i natt. Gör fysiska besök.",
+            apply_local_routines=True,
+            author_id=None,
+            party="on_call",
+            now=live.clock.now(),
+        )
+        db.session.commit()
+        new_visits(live.clock, NORR, [NIGHT + timedelta(minutes=20), NIGHT + timedelta(minutes=40)])
+        db.session.remove()
+    run_tick(live.app, live.clock, NIGHT + timedelta(minutes=70))
+    page = new_page(**PHONE)
+    log_in(page, live, "tib", steps)
+    page.goto(live("/visits/calls"))
+    entry = page.locator(".call-item", has_text="Hemtjänst Norr")
+    entry.wait_for()
+    assert page.locator(".call-item").count() == 1
+    assert "2 öppna besök" in entry.inner_text() and "Larmad kl. 02:10" in entry.inner_text()
+    steps.shot(page, "the visits call list")
+    check_page(page, axe_source, "the visits call list")
+    assert_no_horizontal_scroll(page, "the visits call list on a phone")
+    page.goto(live("/incidents/calls"))
+    page.locator(".call-item").first.wait_for()
+    names = [name.strip() for name in page.locator(".call-item h2").all_inner_texts()]
+    assert sorted(names) == sorted(set(names)) and "Hemtjänst Norr" in names, names
+    assert "skickat kl. 02:10" in page.locator(".call-item").first.inner_text()
+    steps.shot(page, "the letters call list")
+    check_page(page, axe_source, "the letters call list")
+    assert_no_horizontal_scroll(page, "the letters call list on a phone")
