@@ -4,8 +4,10 @@ on-call officer — TIB — outside them).
 Rooms: ``models`` (parties, roster, alerts, handovers), ``roster`` (who is on call at an instant,
 the backup, the manager, shifts), ``responsible`` (the party the calendar names and its
 addresses; whom providers contact), ``alerts`` (alerting one person once per step, the
-escalation chain), ``handovers`` (the edges of office hours; acknowledging a handover),
-``views`` (the roster page and the shifts' iCalendar feeds), ``demo`` (the demo roster).
+escalation chain), ``acknowledge`` (acknowledging an alert by the page, an SMS reply or a call;
+the domains' acknowledgers and listeners), ``handovers`` (the edges of office hours;
+acknowledging a handover), ``views`` (the roster page and the shifts' iCalendar feeds), ``demo``
+(the demo roster).
 
 This layer knows people, parties and alerts, not what they are alerted about: an alert carries
 an incident's id and a message the caller renders. The flows that route, escalate and hand over

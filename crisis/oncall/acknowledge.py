@@ -1,0 +1,82 @@
+"""Acknowledging an alert however it is answered — the page's button, an SMS reply, a key pressed
+on a call — and telling the domain whose alert it is.
+
+This layer knows alerts, not what they are about. Each domain registers, for the alert reasons it
+owns, an *acknowledger*: it does what acknowledging means there (the incidents take the incident,
+the handovers mark the handover taken, the visits mark the provider's escalation seen) and says in
+Swedish words what was acknowledged, for the SMS reply or the spoken answer::
+
+    register_acknowledger(app, "routed", take_incident)          # exact reason
+    register_acknowledger(app, "handover:", take_handover)       # a prefix: ends with ":"
+
+``fn(db_session, alert, user, via, now) -> str``: ``user`` is who acknowledged (None: the team's
+duty phone), ``via`` one of :data:`VIA`. The longest matching reason wins.
+
+Listeners are told of what happens to an alert after it was sent (acknowledged, called, a call's
+outcome ...), so that a domain can put it on its record (the incidents' timeline) without this
+layer importing it::
+
+    register_alert_listener(app, fn)   # fn(db_session, alert, event, now, detail: dict) -> None
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from accounts.models import User
+from crisis.oncall.models import Alert
+
+VIA = ("web", "sms", "call")
+
+Acknowledger = Callable[[Session, Alert, "User | None", str, datetime], str]
+AlertListener = Callable[[Session, Alert, str, datetime, dict], None]
+
+_ACKNOWLEDGERS = "krisrutin.alert_acknowledgers"
+_LISTENERS = "krisrutin.alert_listeners"
+
+
+def register_acknowledger(app: Flask, reason: str, fn: Acknowledger) -> None:
+    """Let ``fn`` acknowledge the alerts of ``reason`` (exact, or a prefix when it ends with ":")."""
+    acknowledgers = app.extensions.setdefault(_ACKNOWLEDGERS, {})
+    existing = acknowledgers.get(reason)
+    if existing is not None and existing is not fn:
+        raise ValueError(f"an acknowledger for alert reason {reason!r} is already registered")
+    acknowledgers[reason] = fn
+
+
+def register_alert_listener(app: Flask, fn: AlertListener) -> None:
+    listeners = app.extensions.setdefault(_LISTENERS, [])
+    if fn not in listeners:
+        listeners.append(fn)
+
+
+def acknowledger_for(reason: str, app: Flask | None = None) -> Acknowledger | None:
+    """The acknowledger registered for ``reason``: the exact one, else the longest prefix."""
+    acknowledgers = (app or current_app).extensions.get(_ACKNOWLEDGERS, {})
+    if reason in acknowledgers and not reason.endswith(":"):
+        return acknowledgers[reason]
+    prefixes = [key for key in acknowledgers if key.endswith(":") and reason.startswith(key)]
+    return acknowledgers[max(prefixes, key=len)] if prefixes else None
+
+
+def alert_event(db_session: Session, alert: Alert, event: str, now: datetime, **detail) -> None:
+    """Tell every listener that ``event`` happened to ``alert``. Does not commit."""
+    for listener in current_app.extensions.get(_LISTENERS, []):
+        listener(db_session, alert, event, now, detail)
+
+
+def acknowledge_alert(db_session: Session, alert: Alert, *, user: User | None, via: str, now: datetime) -> str | None:
+    """Acknowledge ``alert`` through its domain's acknowledger; the words of what was acknowledged,
+    or None when it was acknowledged already (or no domain acknowledges its reason). Does not commit."""
+    if via not in VIA:
+        raise ValueError(f"unknown acknowledgement channel {via!r}")
+    if alert.acknowledged_at is not None:
+        return None
+    fn = acknowledger_for(alert.reason)
+    if fn is None:
+        return None
+    return fn(db_session, alert, user, via, now)
