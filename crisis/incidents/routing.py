@@ -171,12 +171,16 @@ def escalate(db_session: Session, task, now: datetime) -> None:
         step += 1  # nobody for this step: go on with the next at once
 
 
-def acknowledge_incident(db_session: Session, incident: Incident, user: User, now: datetime) -> bool:
-    """The handling party takes the incident; False if it was acknowledged already. Does not commit."""
+def acknowledge_incident(
+    db_session: Session, incident: Incident, user: User | None, now: datetime, *, via: str = "web"
+) -> bool:
+    """The handling party takes the incident (``user`` None: from the team's duty phone); False if
+    it was acknowledged already. ``via``: "web", "sms" or "call", on the timeline. Does not commit."""
+    user_id = user.id if user is not None else None
     result = db_session.execute(
         update(Incident)
         .where(Incident.id == incident.id, Incident.acknowledged_at.is_(None))
-        .values(acknowledged_at=now, acknowledged_by_id=user.id, updated_at=now)
+        .values(acknowledged_at=now, acknowledged_by_id=user_id, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
@@ -184,11 +188,23 @@ def acknowledge_incident(db_session: Session, incident: Incident, user: User, no
     db_session.refresh(incident)
     if incident.status == IncidentStatus.NEW.value:
         incident.status = IncidentStatus.OPEN.value
-    acknowledge_alerts(db_session, incident_id=incident.id, user_id=user.id, now=now)
+    acknowledge_alerts(db_session, incident_id=incident.id, user_id=user_id, now=now)
     for step in range(1, LAST_STEP + 1):
         cancel(db_session=db_session, kind=ESCALATE_TASK, key=f"{incident.id}:{ROUTED}:{step}", now=now)
-    timeline.record(db_session, incident.id, "acknowledged", now, actor_id=user.id, party=incident.party)
+    via_detail = {"via": via} if via != "web" else {}
+    timeline.record(db_session, incident.id, "acknowledged", now, actor_id=user_id, party=incident.party, **via_detail)
     return True
+
+
+def _acknowledge_routed(db_session: Session, alert: Alert, user: User | None, via: str, now: datetime) -> str:
+    """An incident's alert (routed, or an escalation step) answered by SMS or a call: the incident
+    is taken as with the page's button. The words name the incident for the reply."""
+    incident = db_session.get(Incident, alert.incident_id)
+    if incident is None:
+        return ""
+    if not acknowledge_incident(db_session, incident, user, now, via=via):
+        acknowledge_alerts(db_session, incident_id=incident.id, user_id=user.id if user else None, now=now)
+    return f'driftstörning "{incident.title}"'  # an SMS reply or spoken answer: Swedish, as every staff SMS
 
 
 @bp.post("/incidents/<int:incident_id>/acknowledge")
@@ -269,6 +285,10 @@ def panel(db_session: Session, incident: Incident) -> dict:
 
 
 def init_app(app) -> None:
+    from crisis.oncall.acknowledge import register_acknowledger
+
+    register_acknowledger(app, ROUTED, _acknowledge_routed)
+
     @app.context_processor
     def _routing_panel():
         return {"routing_panel": lambda incident: panel(db.session, incident)}

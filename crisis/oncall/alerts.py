@@ -100,7 +100,9 @@ def alerted_users(db_session: Session, incident_id: int, reason: str) -> set[int
     )
 
 
-def acknowledge_alerts(db_session: Session, *, user_id: int, now: datetime, incident_id=None, reason=None) -> None:
+def acknowledge_alerts(
+    db_session: Session, *, user_id: int | None, now: datetime, incident_id=None, reason=None
+) -> None:
     """Mark open alerts acknowledged: an incident's (all but its handover alerts), or those of one
     ``reason`` (a handover's). Does not commit."""
     query = update(Alert).where(Alert.acknowledged_at.is_(None))

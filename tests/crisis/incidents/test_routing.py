@@ -200,3 +200,30 @@ def test_with_one_officer_on_the_roster_the_escalation_goes_straight_to_the_mana
         ("2026-11-28 02:25", "+46701000009"),
     ]
     assert [(kind, detail.get("step")) for _, kind, detail in events(app, incident_id)][-1] == ("escalated", 2)
+
+
+def test_the_alert_answered_by_sms_takes_the_incident_and_stops_the_escalation(app, clock, people):
+    """The officer's answer that is no click on the page (an SMS reply, a key on a call) goes through
+    the one acknowledgement of crisis.oncall, which hands it to the incidents' acknowledger."""
+    from crisis.oncall.acknowledge import acknowledge_alert
+
+    incident_id = new_incident(app, clock, local(SATURDAY, 2, 10))
+    with app.app_context():
+        from accounts.models import User
+
+        alert = db.session.query(Alert).filter_by(incident_id=incident_id, step=0).one()
+        bo = db.session.get(User, people["bo"])
+        words = acknowledge_alert(db.session, alert, user=bo, via="sms", now=local(SATURDAY, 2, 13))
+        db.session.commit()
+        assert words == f'driftstörning "{db.session.get(Incident, incident_id).title}"'
+        incident = db.session.get(Incident, incident_id)
+        assert (incident.status, incident.acknowledged_by_id) == ("open", people["bo"])
+        db.session.refresh(alert)
+        assert alert.acknowledged_at == local(SATURDAY, 2, 13)
+        # Answered once: a second answer acknowledges nothing more.
+        assert acknowledge_alert(db.session, alert, user=bo, via="sms", now=local(SATURDAY, 2, 14)) is None
+
+    run_tick(app, clock, local(SATURDAY, 2, 25))
+    assert {row[2] for row in outbox(app)} == {"bo@kommun.example.se", "+46701000002"}
+    acknowledged = [detail for _, kind, detail in events(app, incident_id) if kind == "acknowledged"]
+    assert [detail.get("via") for detail in acknowledged] == ["sms"]
