@@ -56,10 +56,16 @@ class Settings:
     twilio_auth_token: str | None
     twilio_from: str | None
     twilio_api_base_url: str
+    # The number calls come from (TWILIO_CALL_FROM; default TWILIO_FROM when that is a number:
+    # an alphanumeric sender ID cannot call) and how long a call rings before "no answer".
+    twilio_call_from: str | None
+    call_ring_seconds: int
     email_rate_per_second: float
     email_concurrency: int
     sms_rate_per_second: float
     sms_concurrency: int
+    call_rate_per_second: float
+    call_concurrency: int
     dispatch_poll_seconds: float
     dispatch_lease_seconds: int
     dispatch_batch_size: int
@@ -192,10 +198,14 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         twilio_auth_token=get("TWILIO_AUTH_TOKEN"),
         twilio_from=get("TWILIO_FROM"),
         twilio_api_base_url=get("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
+        twilio_call_from=get("TWILIO_CALL_FROM"),
+        call_ring_seconds=_int("CALL_RING_SECONDS", get("CALL_RING_SECONDS", "30"), 5, 600),
         email_rate_per_second=_float("EMAIL_RATE_PER_SECOND", get("EMAIL_RATE_PER_SECOND", "0")),
         email_concurrency=_int("EMAIL_CONCURRENCY", get("EMAIL_CONCURRENCY", "2"), 1, 64),
         sms_rate_per_second=_float("SMS_RATE_PER_SECOND", get("SMS_RATE_PER_SECOND", "0")),
         sms_concurrency=_int("SMS_CONCURRENCY", get("SMS_CONCURRENCY", "4"), 1, 64),
+        call_rate_per_second=_float("CALL_RATE_PER_SECOND", get("CALL_RATE_PER_SECOND", "1")),
+        call_concurrency=_int("CALL_CONCURRENCY", get("CALL_CONCURRENCY", "2"), 1, 16),
         dispatch_poll_seconds=_float("DISPATCH_POLL_SECONDS", get("DISPATCH_POLL_SECONDS", "0.5"), 0.05),
         dispatch_lease_seconds=_int("DISPATCH_LEASE_SECONDS", get("DISPATCH_LEASE_SECONDS", "120"), 5, 3600),
         dispatch_batch_size=_int("DISPATCH_BATCH_SIZE", get("DISPATCH_BATCH_SIZE", "10"), 1, 100),

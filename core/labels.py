@@ -50,7 +50,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "rejected": _l("Avvisad"),
         "superseded": _l("Ersatt av ett senare svar"),
     },
-    "channel": {"email": _l("E-post"), "sms": _l("SMS")},
+    "channel": {"email": _l("E-post"), "sms": _l("SMS"), "call": _l("Samtal")},
     "message_status": {
         "queued": _l("I kö"),
         "sending": _l("Skickas"),

@@ -144,9 +144,12 @@ class Bookkeeping:
         transient: bool,
         retry_after: float | None = None,
         address_rejected: bool = False,
+        counted: bool = True,
     ) -> str:
+        """Record a failed attempt; ``counted=False`` (a gateway's rate limit) gives the attempt
+        back, so that a busy gateway never fails a message."""
         details = {"message_id": claimed.id, "kind": claimed.kind, "channel": claimed.channel, "error": error}
-        give_up = not transient or claimed.attempts >= self.max_attempts
+        give_up = not transient or (counted and claimed.attempts >= self.max_attempts)
         counts_against_channel = not address_rejected  # a bad address says nothing about the gateway
         if counts_against_channel:
             lane.failed(transient=transient)
@@ -155,7 +158,9 @@ class Bookkeeping:
             retry_at = None
             if not give_up:
                 retry_at = now + retry_delay(claimed.attempts, retry_after=retry_after, jitter=self.jitter)
-            kept = record_failure(session, claimed, name=self.name, error=error, now=now, retry_at=retry_at)
+            kept = record_failure(
+                session, claimed, name=self.name, error=error, now=now, retry_at=retry_at, counted=counted
+            )
             if kept and address_rejected:
                 recipients.mark_failing(
                     db_session=session,

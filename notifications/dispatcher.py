@@ -34,13 +34,14 @@ Why nothing is sent twice (and the in-flight window)
     when their lease expires they are sent again. That is the in-flight window: after a crash, at
     most the messages that were ``sending`` at the moment of the crash may arrive twice, and of
     those only the ones already handed to a gateway. That is at most one batch per worker
-    thread, ``DISPATCH_BATCH_SIZE × (EMAIL_CONCURRENCY + SMS_CONCURRENCY)`` per dispatcher
-    (50 with the defaults; with ``DISPATCH_BATCH_SIZE=1``, one per worker as before), because
+    thread, ``DISPATCH_BATCH_SIZE × (EMAIL_CONCURRENCY + SMS_CONCURRENCY) + CALL_CONCURRENCY``
+    per dispatcher (calls are claimed one at a time; 62 with the defaults; with
+    ``DISPATCH_BATCH_SIZE=1``, one per worker as before), because
     each worker holds one batch of claims at a time and commits its ``sent`` records when the
     batch is done. The same holds for a send slower than the lease (``DISPATCH_LEASE_SECONDS``,
     120 s by default; the adapters time out long before that, and a worker does not start a send
     once half the lease has passed). E-mails keep their Message-ID when sent again, so mail
-    clients that de-duplicate show one; an SMS sent again arrives twice.
+    clients that de-duplicate show one; an SMS sent again arrives twice, and a call is made twice.
 
 Urgent first, and fast
     Claims go by ``(priority, next_attempt_at, id)`` and a batch is sent in that order, so an
@@ -92,7 +93,8 @@ from core.clock import current_clock
 from core.errors import describe_error, error_location
 from core.extensions import db
 from notifications.bookkeeping import Bookkeeping, safe_error
-from notifications.channels.base import OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
+from notifications import voice
+from notifications.channels.base import OutgoingCall, OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
 from notifications.housekeeping import Housekeeper
 from notifications.lanes import DispatchReport, Lane
 from notifications.models import Channel, Priority
@@ -106,6 +108,7 @@ log = logging.getLogger(__name__)
 
 ERROR_PAUSE = 1.0  # seconds to wait after a database error before trying again
 _EMAIL = Channel.EMAIL.value
+_CALL = Channel.CALL.value
 
 
 def default_dispatcher_name() -> str:
@@ -169,9 +172,20 @@ class Dispatcher(Bookkeeping):
                 settings.sms_rate_per_second,
                 self.batch_size,
             ),
+            # Calls: few at a time, and never batched (a call is urgent; Twilio's default is one
+            # new call per second per account).
+            Channel.CALL: Lane(
+                Channel.CALL,
+                channels.call_factory,
+                channels.call_gateway,
+                settings.call_concurrency,
+                settings.call_rate_per_second,
+                1,
+            ),
         }
         self._mail_domain = settings.mail_from.rpartition("@")[2].strip(">").strip() or "krisrutin"
         self._status_callback = f"{settings.public_base_url}{STATUS_CALLBACK_PATH}?message="
+        self._public_base_url = settings.public_base_url
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._report = DispatchReport()
@@ -208,6 +222,7 @@ class Dispatcher(Bookkeeping):
                 "channels": _describe(self.channels),
                 "email_workers": self.lanes[Channel.EMAIL].concurrency,
                 "sms_workers": self.lanes[Channel.SMS].concurrency,
+                "call_workers": self.lanes[Channel.CALL].concurrency,
             },
         )
 
@@ -450,6 +465,15 @@ class Dispatcher(Bookkeeping):
                         message_id=f"<krisrutin-{claimed.id}@{self._mail_domain}>",
                     )
                 )
+            if claimed.channel == _CALL:
+                return adapter.place_call(
+                    OutgoingCall(
+                        to=claimed.to_address,
+                        text=claimed.body_text,
+                        gather_url=voice.gather_url(self._public_base_url, claimed.id),
+                        status_callback=voice.status_callback_url(self._public_base_url, claimed.id),
+                    )
+                )
             return adapter.send_sms(
                 OutgoingSms(
                     to=claimed.to_address,
@@ -459,7 +483,13 @@ class Dispatcher(Bookkeeping):
             )
         except TransientFailure as failure:
             outcome = self._failed(
-                session, lane, claimed, describe_error(failure), transient=True, retry_after=failure.retry_after
+                session,
+                lane,
+                claimed,
+                describe_error(failure),
+                transient=True,
+                retry_after=failure.retry_after,
+                counted=not failure.rate_limited,
             )
         except PermanentFailure as failure:
             outcome = self._failed(
@@ -492,7 +522,9 @@ class Dispatcher(Bookkeeping):
 
 def _describe(channels) -> object:
     describe = getattr(channels, "describe", None)
-    return describe() if callable(describe) else {"email": channels.email_gateway, "sms": channels.sms_gateway}
+    if callable(describe):
+        return describe()
+    return {"email": channels.email_gateway, "sms": channels.sms_gateway, "call": channels.call_gateway}
 
 
 def _close(adapter, lane: Lane) -> None:

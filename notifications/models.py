@@ -1,4 +1,4 @@
-"""The outbox: every e-mail and SMS the service sends, with its delivery history.
+"""The outbox: every e-mail, SMS and phone call the service sends, with its delivery history.
 
 A :class:`Message` row is written in the same transaction as the business change that causes
 it; dispatchers then claim and send it. Bodies are personal data and fall under retention
@@ -20,6 +20,7 @@ from core.types import UTCDateTime
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
+    CALL = "call"
 
 
 class Priority(IntEnum):
@@ -34,8 +35,8 @@ class MessageStatus(StrEnum):
     QUEUED = "queued"  # waiting for a dispatcher (also between retries)
     SENDING = "sending"  # claimed by a dispatcher, under a lease
     SENT = "sent"  # the gateway accepted it (gateway_id set)
-    DELIVERED = "delivered"  # the gateway reported delivery (SMS status callback)
-    UNDELIVERED = "undelivered"  # the gateway reported it could not deliver
+    DELIVERED = "delivered"  # the gateway reported delivery (SMS status callback; a call answered)
+    UNDELIVERED = "undelivered"  # the gateway reported it could not deliver (a call: busy, no answer)
     FAILED = "failed"  # permanent error, or too many attempts
     CANCELLED = "cancelled"
 
@@ -55,7 +56,7 @@ class Message(db.Model):
             "status IN ('queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'cancelled')",
             name="status",
         ),
-        CheckConstraint("channel IN ('email', 'sms')", name="channel"),
+        CheckConstraint("channel IN ('email', 'sms', 'call')", name="channel"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,10 +67,10 @@ class Message(db.Model):
     channel: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(SmallInteger)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact_persons.id"), index=True)
-    to_address: Mapped[str] = mapped_column(String(254))  # e-mail address or E.164 number
+    to_address: Mapped[str] = mapped_column(String(254))  # e-mail address or E.164 number (SMS, call)
     language: Mapped[str] = mapped_column(String(5), default="sv")
     subject: Mapped[str | None] = mapped_column(String(300))
-    body_text: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)  # a call: the text spoken
     body_html: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int | None] = mapped_column(SmallInteger)  # SMS segments
     # What the message belongs to, so the team can see who received what per letter or check.

@@ -410,12 +410,17 @@ def record_failure(
     error: str,
     now: datetime,
     retry_at: datetime | None,
+    counted: bool = True,
 ) -> bool:
     """A failed attempt: back to ``queued`` until ``retry_at``, or ``failed`` when ``retry_at``
-    is None. False if the claim was lost. Does not commit."""
+    is None. ``counted=False`` (a rate limit) takes the attempt back. False if the claim was
+    lost. Does not commit."""
     if retry_at is not None:
         values = {"status": MessageStatus.QUEUED.value, "next_attempt_at": retry_at}
         event, detail = "retry", f"attempt {claimed.attempts} failed: {error}"
+        if not counted:
+            values["attempts"] = claimed.attempts - 1
+            detail = f"attempt {claimed.attempts} not counted: {error}"
     else:
         values = {"status": MessageStatus.FAILED.value, "failed_at": now}
         event, detail = MessageStatus.FAILED.value, f"attempt {claimed.attempts} failed: {error}"

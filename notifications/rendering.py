@@ -1,9 +1,11 @@
-"""Rendering a message kind to its e-mail subject, plain and HTML bodies, and SMS text.
+"""Rendering a message kind to its e-mail subject, plain and HTML bodies, SMS text and call text.
 
-Each kind has up to four templates in ``notifications/templates/messages/<language>/``:
-``<kind>.subject.txt``, ``<kind>.txt`` (plain e-mail), ``<kind>.html`` (HTML e-mail) and
-``<kind>.sms.txt``. A kind may be e-mail only or SMS only, but an e-mail needs a subject and a
-plain body; HTML is optional. A language without the kind falls back to Swedish.
+Each kind has up to five templates in ``notifications/templates/messages/<language>/``:
+``<kind>.subject.txt``, ``<kind>.txt`` (plain e-mail), ``<kind>.html`` (HTML e-mail),
+``<kind>.sms.txt`` and ``<kind>.call.txt`` (what a phone call says: plain text, no links, read
+aloud in Swedish; it is made one paragraph, since a speech engine reads line breaks as nothing).
+A kind may be e-mail only or SMS only, but an e-mail needs a subject and a plain body; HTML is
+optional. A language without the kind falls back to Swedish.
 
 Every SMS names its sender: :func:`render` starts the text with the organisation's name
 (``ORGANISATION_NAME``, ``settings.organisation_name``) and a colon, here and only here, so no
@@ -48,6 +50,7 @@ class RenderedMessage:
     html: str | None
     sms: str | None  # None when the kind has no SMS
     language: str  # the language actually rendered (after falling back)
+    call: str | None = None  # what a phone call says; None when the kind has no call text
 
     @property
     def sms_length(self) -> SmsLength | None:
@@ -134,6 +137,7 @@ def _parts(language: str, kind: str) -> dict[str, str]:
         "text": f"{kind}.txt",
         "html": f"{kind}.html",
         "sms": f"{kind}.sms.txt",
+        "call": f"{kind}.call.txt",
     }
     return {part: f"{language}/{name}" for part, name in names.items() if _exists(language, name)}
 
@@ -171,4 +175,5 @@ def render(kind: str, language: str, context: dict[str, Any], *, sender: str | N
         html=rendered.get("html"),
         sms=signed_sms(normalize_sms(rendered["sms"]), sender or sms_sender()) if "sms" in rendered else None,
         language=language,
+        call=" ".join(rendered["call"].split()) if "call" in rendered else None,
     )

@@ -16,7 +16,8 @@ or Twilio. It is a programming error, not the user's: text is cleaned where it e
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -93,9 +94,11 @@ def send(
         raise ValueError("send needs at least one channel")
     if not idempotency_key or len(idempotency_key) > 240:
         raise ValueError("idempotency_key must be 1 to 240 characters")
+    mobile = to_mobile or (contact.mobile if contact is not None else None)
     addresses = {
         Channel.EMAIL: to_email or (contact.email if contact is not None else None),
-        Channel.SMS: to_mobile or (contact.mobile if contact is not None else None),
+        Channel.SMS: mobile,
+        Channel.CALL: mobile,
     }
     if contact is not None and contact.id is None:
         db_session.flush()
@@ -121,11 +124,14 @@ def send(
             if rendered.subject is None:
                 raise ValueError(f"the message {kind!r} has no e-mail")
             content = {"subject": rendered.subject, "body_text": rendered.text, "body_html": rendered.html}
+        elif channel is Channel.CALL:
+            content = _call_content(kind, context, address)
         else:
             if not rendered.sms:
                 raise ValueError(f"the message {kind!r} has no SMS text")
             content = {"subject": None, "body_text": rendered.sms, "segments": count_segments(rendered.sms).segments}
         _refuse_unsendable(kind, channel, address, content)
+        content.setdefault("language", rendered.language)
         statement = (
             dialect_insert(db_session, _MESSAGES)
             .values(
@@ -135,7 +141,6 @@ def send(
                 priority=int(priority),
                 contact_id=contact.id if contact is not None else None,
                 to_address=address,
-                language=rendered.language,
                 ref_type=ref_type,
                 ref_id=ref_id,
                 status=MessageStatus.QUEUED.value,
@@ -161,6 +166,21 @@ def send(
             extra={"kind": kind, "contact_id": contact.id if contact is not None else None, "channels": skipped},
         )
     return messages
+
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def _call_content(kind: str, context: dict, address: str) -> dict:
+    """A call's row content: the Swedish ``<kind>.call.txt`` (a call speaks Swedish whatever the
+    recipient's language, see notifications.voice). The number may be any E.164 number, mobile or
+    landline: a call, unlike an SMS, reaches a landline."""
+    if not _E164.fullmatch(address):
+        raise ValueError(f"the call {kind!r} needs a phone number in E.164 form (+46701234567)")
+    spoken = rendering.render(kind, rendering.DEFAULT_LANGUAGE, context).call
+    if not spoken:
+        raise ValueError(f"the message {kind!r} has no call text ({kind}.call.txt)")
+    return {"subject": None, "body_text": spoken, "language": rendering.DEFAULT_LANGUAGE}
 
 
 @dataclass(frozen=True)
@@ -199,6 +219,8 @@ def send_many(
     wanted = list(dict.fromkeys(Channel(channel) for channel in channels))
     if not wanted:
         raise ValueError("send_many needs at least one channel")
+    if Channel.CALL in wanted:
+        raise ValueError("send_many does not place calls: a call is urgent and personal, queue it with send")
     items = list(items)
     for item in items:
         if not item.idempotency_key or len(item.idempotency_key) > 240:
@@ -424,9 +446,11 @@ def record_delivery_status(
     error_code: str | int | None = None,
     now: datetime,
     message_id: int | None = None,
+    statuses: Mapping[str, MessageStatus | None] | None = None,
 ) -> Message | None:
     """Record a gateway's delivery status (Twilio's MessageStatus) for the message it names; the
-    caller commits. Returns the message, or None when no message has that id.
+    caller commits. Returns the message, or None when no message has that id. ``statuses`` maps
+    the gateway's values to ours (default: an SMS's; a call's are in notifications.voice).
 
     ``message_id`` (from the callback URL's ``message`` parameter) finds the message also when
     the callback comes before the dispatcher has stored ``gateway_id``. Statuses only move
@@ -434,7 +458,7 @@ def record_delivery_status(
     says the number cannot be reached is marked failing through the recipients' ``mark_failing``
     hook (:mod:`notifications.recipients`; nothing is marked without one).
     """
-    ours = _GATEWAY_STATUSES.get(status.strip().lower())
+    ours = (statuses if statuses is not None else _GATEWAY_STATUSES).get(status.strip().lower())
     code = str(error_code).strip() if error_code not in (None, "") else None
     where = _MESSAGES.c.id == message_id if message_id is not None else _MESSAGES.c.gateway_id == gateway_id
     if ours is not None:
@@ -460,13 +484,16 @@ def record_delivery_status(
                 "delivery status recorded",
                 extra={"message_id": moved.id, "status": ours.value, "error_code": code},
             )
-            if ours in (MessageStatus.UNDELIVERED, MessageStatus.FAILED) and code in UNREACHABLE_NUMBER_CODES:
+            # A call reaches landlines too: only an invalid number marks a called number failing.
+            unreachable = code in UNREACHABLE_NUMBER_CODES and (moved.channel == Channel.SMS.value or code == "21211")
+            if ours in (MessageStatus.UNDELIVERED, MessageStatus.FAILED) and unreachable:
                 recipients.mark_failing(
                     db_session=db_session,
                     key=moved.contact_id,
                     channel=moved.channel,
                     address=moved.to_address,
-                    reason=f"SMS undelivered: {UNREACHABLE_NUMBER_CODES[code]} (Twilio {code})",
+                    reason=f"{'SMS' if moved.channel == Channel.SMS.value else 'call'} undelivered: "
+                    f"{UNREACHABLE_NUMBER_CODES[code]} (Twilio {code})",
                     now=now,
                 )
     return db_session.scalars(select(Message).where(where).execution_options(populate_existing=True)).first()

@@ -68,7 +68,11 @@ def _trim(url: str) -> str:
 def console_channels() -> set[str]:
     """The channels whose messages go to the console instead of a real gateway (as the dispatcher decides)."""
     setup = current_app.extensions["krisrutin.channels"]
-    gateways = {Channel.EMAIL.value: setup.email_gateway, Channel.SMS.value: setup.sms_gateway}
+    gateways = {
+        Channel.EMAIL.value: setup.email_gateway,
+        Channel.SMS.value: setup.sms_gateway,
+        Channel.CALL.value: setup.call_gateway,
+    }
     return {channel for channel, gateway in gateways.items() if gateway == "console"}
 
 

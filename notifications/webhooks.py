@@ -1,4 +1,5 @@
-"""Twilio's webhooks: delivery statuses of our SMS, and SMS sent to our number.
+"""Twilio's webhooks: delivery statuses of our SMS, SMS sent to our number, and our phone calls
+(a key pressed, the call's statuses; what they do is notifications.voice's).
 
 Twilio has no session and no CSRF token: it signs every request instead (``X-Twilio-Signature``,
 an HMAC of the URL it called and the form fields with our Auth Token). The views are public and
@@ -145,3 +146,79 @@ def inbound_sms():
     if result.reply:
         twiml.message(result.reply)
     return Response(twiml.to_xml(), status=200, content_type="text/xml; charset=utf-8")
+
+
+def _twiml(xml: str) -> Response:
+    return Response(xml, status=200, content_type="text/xml; charset=utf-8")
+
+
+_DIGITS = frozenset("0123456789*#")
+
+
+@bp.post("/webhooks/twilio/call-gather")
+@public
+@exempt_from_csrf
+@raw_text
+@twilio_signed
+def call_gather():
+    """A key pressed during one of our calls (``Digits``): the message's ref type's keypress
+    handler decides what it means, and its answer is said (notifications.voice). A message we do
+    not know gets a goodbye, not an error: Twilio would otherwise say "an application error"."""
+    from notifications import voice
+
+    digits = _field("Digits")
+    if digits and (len(digits) > 1 or digits not in _DIGITS):
+        return _bad_request("Digits must be one key: 0-9, * or #")
+    message = voice.find_call(db.session, record_id(request.args.get("message")))
+    if message is None:
+        log.info("key pressed on a call we do not know")
+        return _twiml(voice.say_and_hang_up(voice.GOODBYE))
+    if not digits:
+        return _twiml(voice.say_and_hang_up(voice.GOODBYE))
+    try:
+        answer = voice.answer_keypress(
+            db_session=db.session,
+            message=message,
+            digits=digits,
+            again=request.args.get("again") == "1",
+            now=current_clock().now(),
+        )
+        db.session.commit()
+    except Exception as error:
+        db.session.rollback()
+        log.error("a keypress handler failed", extra={"message_id": message.id, "error": type(error).__name__})
+        return _twiml(voice.say_and_hang_up(voice.APOLOGY))
+    log.info("key pressed on a call", extra={"message_id": message.id})
+    return _twiml(answer)
+
+
+@bp.post("/webhooks/twilio/call-status")
+@public
+@exempt_from_csrf
+@raw_text
+@twilio_signed
+def call_status():
+    """A status of one of our calls (``CallStatus``): recorded on its message and handed to the
+    ref type's status handler (notifications.voice). 204 also for a call we do not know, and for a
+    repeated status: Twilio would otherwise retry it for nothing."""
+    from notifications import voice
+
+    sid, status = _sid("CallSid"), _field("CallStatus").strip().lower()
+    if sid is None or not status:
+        return _bad_request("CallSid and CallStatus are required")
+    if status not in voice.CALL_STATUSES:
+        return _bad_request(f"unknown CallStatus; expected one of {', '.join(voice.CALL_STATUSES)}")
+    message = voice.find_call(db.session, record_id(request.args.get("message")))
+    if message is None:
+        log.info("status callback for a call we do not know", extra={"gateway_id": sid})
+        return Response(status=204)
+    voice.record_call_status(
+        db_session=db.session,
+        message=message,
+        call_sid=sid,
+        status=status,
+        error_code=_field("ErrorCode") or None,
+        now=current_clock().now(),
+    )
+    db.session.commit()
+    return Response(status=204)

@@ -9,8 +9,8 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from config.settings import Settings
-from notifications.channels.base import EmailSender, SmsSender
-from notifications.channels.console import ConsoleEmail, ConsoleSms
+from notifications.channels.base import CallSender, EmailSender, SmsSender
+from notifications.channels.console import ConsoleCall, ConsoleEmail, ConsoleSms
 
 _TWILIO_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
 
@@ -26,12 +26,16 @@ class ChannelSetup:
     email_detail: str = ""  # where it goes, without secrets
     sms_detail: str = ""
     problems: tuple[str, ...] = field(default=())  # half-done configuration, worth a warning
+    call_factory: Callable[[], CallSender] = ConsoleCall
+    call_gateway: str = "console"  # "twilio" or "console"
+    call_detail: str = ""
 
     def describe(self) -> dict[str, str]:
-        """E.g. {"email": "smtp (smtp.example.se:587, starttls)", "sms": "console"}; no secrets."""
+        """E.g. {"email": "smtp (smtp.example.se:587, starttls)", "sms": "console", "call": ...}; no secrets."""
         return {
             "email": f"{self.email_gateway} ({self.email_detail})" if self.email_detail else self.email_gateway,
             "sms": f"{self.sms_gateway} ({self.sms_detail})" if self.sms_detail else self.sms_gateway,
+            "call": f"{self.call_gateway} ({self.call_detail})" if self.call_detail else self.call_gateway,
         }
 
 
@@ -65,8 +69,10 @@ def build_channels(settings: Settings) -> ChannelSetup:
             parts = urlsplit(settings.twilio_api_base_url)
             # Host and port only: a URL may carry a user name and password.
             sms_detail += f", API at {parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        call_factory, call_gateway, call_detail = _calls(settings, sms_detail.partition(", ")[2], problems)
     else:
         sms_factory, sms_gateway, sms_detail = ConsoleSms, "console", ""
+        call_factory, call_gateway, call_detail = ConsoleCall, "console", ""
         if any(twilio_values):
             missing = [name for name, value in zip(_TWILIO_SETTINGS, twilio_values, strict=True) if not value]
             problems.append(f"SMS goes to the console: Twilio is partly configured, {', '.join(missing)} not set")
@@ -79,21 +85,39 @@ def build_channels(settings: Settings) -> ChannelSetup:
         email_detail=email_detail,
         sms_detail=sms_detail,
         problems=tuple(problems),
+        call_factory=call_factory,
+        call_gateway=call_gateway,
+        call_detail=call_detail,
     )
+
+
+def _calls(settings: Settings, api_detail: str, problems: list[str]) -> tuple[Callable[[], CallSender], str, str]:
+    """Twilio calls when Twilio is configured and there is a number to call from; else the console
+    (with a warning: an alphanumeric TWILIO_FROM cannot call, TWILIO_CALL_FROM is needed)."""
+    from notifications.channels.twilio_call import TwilioCall, call_sender
+
+    caller = call_sender(settings)
+    if caller is None:
+        problems.append(
+            "calls go to the console: TWILIO_FROM is an alphanumeric sender ID, which cannot call; "
+            "set TWILIO_CALL_FROM to a Twilio phone number"
+        )
+        return ConsoleCall, "console", ""
+    return partial(TwilioCall, settings), "twilio", f"from {caller}" + (f", {api_detail}" if api_detail else "")
 
 
 def log_live_channels(setup: ChannelSetup, logger: logging.Logger) -> None:
     """One INFO line naming the gateway of each channel (and a warning per half-done configuration)."""
     description = setup.describe()
-    live = [
-        name for name, gateway in (("e-mail", setup.email_gateway), ("SMS", setup.sms_gateway)) if gateway != "console"
-    ]
+    gateways = (("e-mail", setup.email_gateway), ("SMS", setup.sms_gateway), ("calls", setup.call_gateway))
+    live = [name for name, gateway in gateways if gateway != "console"]
     logger.info(
-        "channels: e-mail via %s; SMS via %s; live: %s",
+        "channels: e-mail via %s; SMS via %s; calls via %s; live: %s",
         description["email"],
         description["sms"],
+        description["call"],
         ", ".join(live) or "none (messages go to the console outbox)",
-        extra={"email_gateway": setup.email_gateway, "sms_gateway": setup.sms_gateway},
+        extra={"email_gateway": setup.email_gateway, "sms_gateway": setup.sms_gateway, "call_gateway": setup.call_gateway},
     )
     for problem in setup.problems:
         logger.warning(problem)

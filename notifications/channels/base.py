@@ -17,9 +17,12 @@ class ChannelFailure(Exception):
 
 
 class TransientFailure(ChannelFailure):
-    def __init__(self, message: str, *, retry_after: float | None = None):
+    def __init__(self, message: str, *, retry_after: float | None = None, rate_limited: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        # The gateway asked us to slow down (HTTP 429): retried later without using up an attempt,
+        # since it says nothing about the message.
+        self.rate_limited = rate_limited
 
 
 class PermanentFailure(ChannelFailure):
@@ -45,6 +48,14 @@ class OutgoingSms:
     status_callback: str | None  # where the gateway posts delivery statuses
 
 
+@dataclass(frozen=True)
+class OutgoingCall:
+    to: str  # E.164
+    text: str  # what the call says (Swedish), see notifications.voice
+    gather_url: str  # where the gateway posts the key pressed
+    status_callback: str  # where the gateway posts the call's statuses
+
+
 class EmailSender(Protocol):
     gateway: str  # "smtp" or "console"
 
@@ -60,6 +71,16 @@ class SmsSender(Protocol):
 
     def send_sms(self, sms: OutgoingSms) -> str:
         """Send; returns the gateway's id (Twilio's MessageSid)."""
+
+    def close(self) -> None:
+        """Release the connection, if any."""
+
+
+class CallSender(Protocol):
+    gateway: str  # "twilio" or "console"
+
+    def place_call(self, call: OutgoingCall) -> str:
+        """Place the call; returns the gateway's id (Twilio's CallSid)."""
 
     def close(self) -> None:
         """Release the connection, if any."""

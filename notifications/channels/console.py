@@ -1,4 +1,4 @@
-"""The console channel: logs that a message was 'sent' instead of sending it.
+"""The console channel: logs that a message was 'sent' (or a call placed) instead of sending it.
 
 The default when SMTP or Twilio is not configured (the demo). The log line names the message by
 id only; the body stays in the outbox, where the console page (/notifications/console) shows it
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from notifications.channels.base import OutgoingEmail, OutgoingSms
+from notifications.channels.base import OutgoingCall, OutgoingEmail, OutgoingSms
 
 log = logging.getLogger("krisrutin.console_channel")
 
@@ -35,6 +35,20 @@ class ConsoleSms:
     def send_sms(self, sms: OutgoingSms) -> str:
         gateway_id = f"console-{uuid.uuid4().hex[:16]}"
         log.info("SMS written to the console outbox", extra={"gateway_id": gateway_id})
+        return gateway_id
+
+    def close(self) -> None:
+        pass
+
+
+class ConsoleCall:
+    """A call nobody hears: the console page shows its spoken text as "Samtal"."""
+
+    gateway = "console"
+
+    def place_call(self, call: OutgoingCall) -> str:
+        gateway_id = f"console-{uuid.uuid4().hex[:16]}"
+        log.info("call written to the console outbox", extra={"gateway_id": gateway_id})
         return gateway_id
 
     def close(self) -> None:

@@ -4,7 +4,8 @@ As in Grafana OnCall's Twilio provider, the SDK is called in one private method 
 are translated into the channel's two failures:
 
 - HTTP 429 (Twilio code 20429), HTTP 5xx, network errors and timeouts: :class:`TransientFailure`
-  (with ``retry_after`` from the Retry-After header when Twilio sends one);
+  (with ``retry_after`` from the Retry-After header when Twilio sends one; a 429 is
+  ``rate_limited``: retried without using up one of the message's attempts);
 - HTTP 401 (code 20003, the account SID or auth token is wrong): :class:`TransientFailure`, since
   the channel's configuration is wrong, not the message; the messages go out once fixed;
 - the recipient codes in :data:`ADDRESS_REJECTED_CODES`: :class:`PermanentFailure` with
@@ -151,16 +152,24 @@ class TwilioSms:
         return message.sid
 
     def _translate(self, error: TwilioRestException | TwilioServiceException) -> TransientFailure | PermanentFailure:
-        status, code = int(error.status or 0), error.code
-        what = f"HTTP {status}, Twilio error {code}" if code and code != status else f"HTTP {status}"
-        if status == 429 or code == RATE_LIMITED_CODE:
-            return TransientFailure(f"Twilio rate limit ({what})", retry_after=_retry_after(self._http.last_headers))
-        if status >= 500:
-            return TransientFailure(f"Twilio server error ({what})", retry_after=_retry_after(self._http.last_headers))
-        if status == 401:
-            return TransientFailure(
-                f"Twilio refused the credentials ({what}); check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
-            )
-        if code in ADDRESS_REJECTED_CODES:
-            return PermanentFailure(f"Twilio rejected the recipient ({what})", address_rejected=True)
-        return PermanentFailure(f"Twilio refused the message ({what})")
+        return translate_error(error, self._http.last_headers, ADDRESS_REJECTED_CODES)
+
+
+def translate_error(
+    error: TwilioRestException | TwilioServiceException, headers: Mapping[str, str], address_rejected: frozenset[int]
+) -> TransientFailure | PermanentFailure:
+    """A Twilio REST error as the channel's failure (see the module docstring); ``address_rejected``
+    are the codes that mean the recipient's number is bad (they differ for SMS and calls)."""
+    status, code = int(error.status or 0), error.code
+    what = f"HTTP {status}, Twilio error {code}" if code and code != status else f"HTTP {status}"
+    if status == 429 or code == RATE_LIMITED_CODE:
+        return TransientFailure(f"Twilio rate limit ({what})", retry_after=_retry_after(headers), rate_limited=True)
+    if status >= 500:
+        return TransientFailure(f"Twilio server error ({what})", retry_after=_retry_after(headers))
+    if status == 401:
+        return TransientFailure(
+            f"Twilio refused the credentials ({what}); check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+        )
+    if code in address_rejected:
+        return PermanentFailure(f"Twilio rejected the recipient ({what})", address_rejected=True)
+    return PermanentFailure(f"Twilio refused the message ({what})")

@@ -1,0 +1,103 @@
+"""The Twilio calls channel: one phone call per message through the official ``twilio`` library.
+
+``client.calls.create`` with the call's TwiML inline (:func:`notifications.voice.call_twiml`: the
+text said in Swedish inside ``<Gather numDigits="1">``, twice, then a goodbye), a status callback
+for every step of the call (initiated, ringing, answered, completed) and a ring time
+(``CALL_RING_SECONDS``, 30 by default: then Twilio gives up with ``no-answer``).
+
+The caller ID is ``TWILIO_CALL_FROM``, or ``TWILIO_FROM`` when that is a phone number: an
+alphanumeric sender ID ("Krisrutin") can send SMS but cannot call, so with one and no
+``TWILIO_CALL_FROM`` calls go to the console and start-up warns
+(:func:`notifications.channels.build_channels`).
+
+Errors are translated as for SMS (:func:`~notifications.channels.twilio_sms.translate_error`):
+429 retried without using up an attempt, 5xx and network errors transient, 401 transient (the
+configuration is wrong, not the call); the codes in :data:`ADDRESS_REJECTED_CODES` (the number
+itself is invalid) permanent and the address marked failing; any other 4xx permanent. Failure
+messages carry only the HTTP status and Twilio's code: Twilio's own messages quote the number.
+"""
+
+from __future__ import annotations
+
+import requests
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.rest import Client
+
+from config.settings import Settings
+from notifications import voice
+from notifications.channels.base import OutgoingCall, TransientFailure
+from notifications.channels.twilio_sms import (
+    _E164,
+    DEFAULT_TIMEOUT,
+    TWILIO_API_BASE_URL,
+    _BaseUrlHttpClient,
+    translate_error,
+)
+
+# Twilio error codes of the Calls API that mean "this number cannot be called".
+ADDRESS_REJECTED_CODES = frozenset(
+    {
+        21211,  # invalid 'To' phone number
+        21214,  # 'To' phone number cannot be reached
+        21217,  # phone number does not appear to be valid
+    }
+)
+# Twilio's status callback events we ask for ("answered" arrives as CallStatus in-progress).
+STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+def call_sender(settings: Settings) -> str | None:
+    """The number calls come from: TWILIO_CALL_FROM, else TWILIO_FROM if it is a number; None if
+    there is none (an alphanumeric sender ID cannot call). ValueError for a malformed TWILIO_CALL_FROM."""
+    if settings.twilio_call_from:
+        value = settings.twilio_call_from.strip()
+        if not _E164.fullmatch(value):
+            raise ValueError(f"TWILIO_CALL_FROM: expected a phone number in E.164 form (+46101234567), got {value!r}")
+        return value
+    value = (settings.twilio_from or "").strip()
+    return value if _E164.fullmatch(value) else None
+
+
+class TwilioCall:
+    """Places calls through Twilio's Calls API with the account in the settings."""
+
+    gateway = "twilio"
+
+    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT):
+        if not (settings.twilio_account_sid and settings.twilio_auth_token):
+            raise ValueError("TwilioCall needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        sender = call_sender(settings)
+        if sender is None:
+            raise ValueError("TwilioCall needs a number to call from (TWILIO_CALL_FROM, or TWILIO_FROM as a number)")
+        self.sender = sender
+        self.ring_seconds = settings.call_ring_seconds
+        self._http = _BaseUrlHttpClient(settings.twilio_api_base_url or TWILIO_API_BASE_URL, timeout=timeout)
+        self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
+
+    def place_call(self, call: OutgoingCall) -> str:
+        """Place one call; returns Twilio's CallSid."""
+        try:
+            return self._create_call(call)
+        except (TwilioRestException, TwilioServiceException) as error:
+            raise translate_error(error, self._http.last_headers, ADDRESS_REJECTED_CODES) from error
+        except requests.Timeout as error:
+            raise TransientFailure("Twilio did not answer in time") from error
+        except requests.RequestException as error:
+            raise TransientFailure(f"could not reach Twilio ({type(error).__name__})") from error
+
+    def close(self) -> None:
+        if self._http.session is not None:
+            self._http.session.close()
+
+    def _create_call(self, call: OutgoingCall) -> str:
+        """The one place that calls the SDK."""
+        created = self._client.calls.create(
+            to=call.to,
+            from_=self.sender,
+            twiml=voice.call_twiml(call.text, call.gather_url),
+            status_callback=call.status_callback,
+            status_callback_event=STATUS_EVENTS,
+            status_callback_method="POST",
+            timeout=self.ring_seconds,
+        )
+        return created.sid
