@@ -166,5 +166,6 @@ def deliveries(ref_type: str, ref_id: str):
         ref_id=ref_id,
         rows=rows,
         summary=summary,
-        channels=[c.value for c in Channel],
+        # Calls (to staff) have a column only where a call was made.
+        channels=[c.value for c in Channel if c is not Channel.CALL or any(c.value in r.messages for r in rows)],
     )

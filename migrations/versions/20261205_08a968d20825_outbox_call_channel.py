@@ -23,7 +23,7 @@ depends_on = None
 
 def upgrade():
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_messages_channel", type_="check")
+        batch_op.drop_constraint(op.f("ck_messages_channel"), type_="check")
         batch_op.create_check_constraint(op.f("ck_messages_channel"), "channel IN ('email', 'sms', 'call')")
 
 
@@ -35,5 +35,5 @@ def downgrade():
     op.execute(messages.delete().where(messages.c.channel == "call"))
     op.execute(sa.text("DELETE FROM channel_states WHERE channel = 'call'"))
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_messages_channel", type_="check")
+        batch_op.drop_constraint(op.f("ck_messages_channel"), type_="check")
         batch_op.create_check_constraint(op.f("ck_messages_channel"), "channel IN ('email', 'sms')")

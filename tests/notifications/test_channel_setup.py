@@ -7,7 +7,7 @@ import pytest
 from config.settings import load_settings
 from notifications.channels import build_channels, log_live_channels
 from notifications.channels.base import OutgoingEmail, OutgoingSms
-from notifications.channels.console import ConsoleEmail, ConsoleSms
+from notifications.channels.console import ConsoleCall, ConsoleEmail, ConsoleSms
 from notifications.channels.smtp import SmtpEmail
 from notifications.channels.twilio_sms import TwilioSms
 
@@ -25,7 +25,8 @@ def test_console_for_both_when_nothing_is_configured():
     assert (setup.email_gateway, setup.sms_gateway) == ("console", "console")
     assert isinstance(setup.email_factory(), ConsoleEmail)
     assert isinstance(setup.sms_factory(), ConsoleSms)
-    assert setup.describe() == {"email": "console", "sms": "console"}
+    assert setup.describe() == {"email": "console", "sms": "console", "call": "console"}
+    assert isinstance(setup.call_factory(), ConsoleCall)
 
 
 def test_smtp_and_twilio_when_configured():
@@ -48,6 +49,7 @@ def test_smtp_and_twilio_when_configured():
     assert setup.describe() == {
         "email": "smtp (smtp.example.se:587, starttls, login)",
         "sms": "twilio (from Krisrutin)",
+        "call": "console",  # a sender ID cannot call
     }
 
 

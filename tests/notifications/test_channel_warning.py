@@ -65,6 +65,7 @@ def test_banner_names_the_day_when_the_channel_failed_before_today(staff_client,
 def test_banner_says_nothing_works_when_every_channel_is_degraded(staff_client, set_state, clock):
     set_state("email", failures=5, degraded_since=clock.now())
     set_state("sms", failures=1, degraded_since=clock.now())
+    set_state("call", failures=5, degraded_since=clock.now())
     text_ = banner(staff_client.get("/").get_data(as_text=True))
     assert "SMS kan inte skickas sedan 10:00 (1 misslyckat försök)" in text_
     assert "Andra kanaler fungerar" not in text_
@@ -108,13 +109,13 @@ def test_readyz_reports_a_degraded_channel_as_a_warning_and_stays_ready(client, 
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
-    assert body["channels"] == {"email": "ok", "sms": "degraded"}
+    assert body["channels"] == {"email": "ok", "sms": "degraded", "call": "ok"}
     assert body["warnings"] == ["sms channel degraded since 2026-11-23T09:00:00+00:00 (7 consecutive failures)"]
 
 
 def test_readyz_reports_every_channel_ok_without_warnings(client):
     body = client.get("/readyz").get_json()
-    assert body["channels"] == {"email": "ok", "sms": "ok"} and body["warnings"] == []
+    assert body["channels"] == {"email": "ok", "sms": "ok", "call": "ok"} and body["warnings"] == []
 
 
 def test_degraded_channels_lists_only_channels_with_degraded_since(app, set_state, clock):
