@@ -92,8 +92,8 @@ from sqlalchemy.orm import Session
 from core.clock import current_clock
 from core.errors import describe_error, error_location
 from core.extensions import db
-from notifications.bookkeeping import Bookkeeping, safe_error
 from notifications import voice
+from notifications.bookkeeping import Bookkeeping, safe_error
 from notifications.channels.base import OutgoingCall, OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
 from notifications.housekeeping import Housekeeper
 from notifications.lanes import DispatchReport, Lane

@@ -117,7 +117,11 @@ def log_live_channels(setup: ChannelSetup, logger: logging.Logger) -> None:
         description["sms"],
         description["call"],
         ", ".join(live) or "none (messages go to the console outbox)",
-        extra={"email_gateway": setup.email_gateway, "sms_gateway": setup.sms_gateway, "call_gateway": setup.call_gateway},
+        extra={
+            "email_gateway": setup.email_gateway,
+            "sms_gateway": setup.sms_gateway,
+            "call_gateway": setup.call_gateway,
+        },
     )
     for problem in setup.problems:
         logger.warning(problem)

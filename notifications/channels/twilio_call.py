@@ -25,7 +25,7 @@ from twilio.rest import Client
 
 from config.settings import Settings
 from notifications import voice
-from notifications.channels.base import OutgoingCall, TransientFailure
+from notifications.channels.base import OutgoingCall, PermanentFailure, TransientFailure
 from notifications.channels.twilio_sms import (
     _E164,
     DEFAULT_TIMEOUT,
@@ -42,6 +42,7 @@ ADDRESS_REJECTED_CODES = frozenset(
         21217,  # phone number does not appear to be valid
     }
 )
+TWIML_MAX = 4000  # characters of inline Twiml Twilio accepts
 # Twilio's status callback events we ask for ("answered" arrives as CallStatus in-progress).
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
@@ -91,10 +92,15 @@ class TwilioCall:
 
     def _create_call(self, call: OutgoingCall) -> str:
         """The one place that calls the SDK."""
+        twiml = voice.call_twiml(call.text, call.gather_url)
+        if len(twiml) > TWIML_MAX:  # said once instead of twice
+            twiml = voice.call_twiml(call.text, call.gather_url, times=1)
+        if len(twiml) > TWIML_MAX:
+            raise PermanentFailure(f"the call's text is too long for Twilio (TwiML over {TWIML_MAX} characters)")
         created = self._client.calls.create(
             to=call.to,
             from_=self.sender,
-            twiml=voice.call_twiml(call.text, call.gather_url),
+            twiml=twiml,
             status_callback=call.status_callback,
             status_callback_event=STATUS_EVENTS,
             status_callback_method="POST",

@@ -1,12 +1,14 @@
-"""A local HTTP server that speaks Twilio's Messages API, recording what it receives.
+"""A local HTTP server that speaks Twilio's Messages and Calls APIs, recording what it receives.
 
-It implements ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` as Twilio documents it
-(shared/specs/twilio_api_v2010.json): HTTP Basic auth with the account SID and auth token,
-form-encoded parameters, a 201 answer shaped like ``api.v2010.account.message``, and Twilio's
-error bodies ``{"code", "message", "more_info", "status"}``. Tests steer it: make the next
-requests (or those to one number) fail as an invalid number, an unsubscribed number, a rate limit
-or a server error. It can also play Twilio calling us: :func:`post_status_callback` posts a
-delivery status signed with ``X-Twilio-Signature``.
+It implements ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` and ``.../Calls.json`` as
+Twilio documents them (shared/specs/twilio_api_v2010.json): HTTP Basic auth with the account SID
+and auth token, form-encoded parameters, a 201 answer shaped like ``api.v2010.account.message``
+or ``api.v2010.account.call``, and Twilio's error bodies ``{"code", "message", "more_info",
+"status"}``. Tests steer it: make the next requests (or those to one number) fail as an invalid
+number, an unsubscribed number, a rate limit or a server error. It can also play Twilio calling
+us: :func:`post_status_callback` posts a delivery status signed with ``X-Twilio-Signature``;
+:meth:`TwilioTestServer.post_call_status` a call's status and :meth:`TwilioTestServer.press_key`
+a key pressed during a call (to the gather action of the call's recorded TwiML).
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.etree import ElementTree
 
 from twilio.request_validator import RequestValidator
 
 from notifications.segments import count_segments
 
 API_VERSION = "2010-04-01"
-_MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/Messages\.json$")
+_RESOURCE_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-fA-F]{32})/(Messages|Calls)\.json$")
+TWIML_MAX = 4000  # characters of inline Twiml Twilio accepts
 
 
 def new_sid(prefix: str) -> str:
@@ -88,7 +92,12 @@ class ReceivedRequest:
     headers: dict[str, str]
     auth: tuple[str, str] | None  # (user, password) from HTTP Basic auth
     status: int  # what the server answered
-    sid: str | None  # the MessageSid created, on success
+    sid: str | None  # the MessageSid or CallSid created, on success
+    multi: dict[str, list[str]] = field(default_factory=dict)  # every value of each parameter
+
+    @property
+    def is_call(self) -> bool:
+        return self.path.split("?")[0].endswith("/Calls.json")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -127,7 +136,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         server = self.server.twilio
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        params = dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
+        pairs = urllib.parse.parse_qsl(raw, keep_blank_values=True)
+        params = dict(pairs)
+        multi: dict[str, list[str]] = {}
+        for name, value in pairs:
+            multi.setdefault(name, []).append(value)
         auth = self._auth()
         answer = server.answer(self.path, params, auth)
         # Recorded before answering: once the client has its answer, the test can see the request.
@@ -140,6 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
                 auth=auth,
                 status=answer.status,
                 sid=answer.sid,
+                multi=multi,
             )
         )
         self._send_json(answer.status, answer.body, answer.headers)
@@ -234,11 +248,13 @@ class TwilioTestServer:
     # -- the resource ----------------------------------------------------------------------------
 
     def answer(self, path: str, params: dict[str, str], auth: tuple[str, str] | None) -> _Answer:
-        match = _MESSAGES_PATH.match(urllib.parse.urlsplit(path).path)
+        match = _RESOURCE_PATH.match(urllib.parse.urlsplit(path).path)
         if match is None:
             return _error(404, 20404, f"The requested resource {path} was not found")
         if auth != (self.account_sid, self.auth_token) or match.group(1) != self.account_sid:
             return _error(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
+        if match.group(2) == "Calls":
+            return self._answer_call(params)
         to = params.get("To", "")
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
@@ -246,13 +262,72 @@ class TwilioTestServer:
             return _error(400, 21603, "A 'From' phone number is required.")
         if not params.get("Body") and not params.get("MediaUrl"):
             return _error(400, 21602, "Message body is required.")
-        with self._lock:
-            failure = self._queued_failures.pop(0) if self._queued_failures else self._number_failures.get(to)
+        failure = self._failure_for(to)
         if failure is not None:
-            headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
-            return _error(failure.status, failure.code, failure.message.format(to=to), headers)
+            return failure
         sid = new_sid("SM")
         return _Answer(201, self._message_resource(sid, params), {}, sid)
+
+    def _failure_for(self, to: str) -> _Answer | None:
+        with self._lock:
+            failure = self._queued_failures.pop(0) if self._queued_failures else self._number_failures.get(to)
+        if failure is None:
+            return None
+        headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+        return _error(failure.status, failure.code, failure.message.format(to=to), headers)
+
+    def _answer_call(self, params: dict[str, str]) -> _Answer:
+        """``POST .../Calls.json``: To and From required, and what to say (Url, Twiml or ApplicationSid)."""
+        to = params.get("To", "")
+        if not to:
+            return _error(400, 21201, "No 'To' number is specified")
+        if not params.get("From"):
+            return _error(400, 21213, "No 'From' number is specified")
+        if not (params.get("Url") or params.get("Twiml") or params.get("ApplicationSid")):
+            return _error(400, 21205, "Url parameter is required.")
+        if len(params.get("Twiml", "")) > TWIML_MAX:
+            return _error(400, 13201, f"Twiml must be at most {TWIML_MAX} characters")
+        failure = self._failure_for(to)
+        if failure is not None:
+            return failure
+        sid = new_sid("CA")
+        return _Answer(201, self._call_resource(sid, params), {}, sid)
+
+    def _call_resource(self, sid: str, params: dict[str, str]) -> dict:
+        """Shaped like ``api.v2010.account.call`` (a new outbound call, queued)."""
+        now = format_datetime(datetime.now(timezone.utc))
+        uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{sid}.json"
+        return {
+            "sid": sid,
+            "date_created": now,
+            "date_updated": now,
+            "parent_call_sid": None,
+            "account_sid": self.account_sid,
+            "to": params.get("To"),
+            "to_formatted": params.get("To"),
+            "from": params.get("From"),
+            "from_formatted": params.get("From"),
+            "phone_number_sid": new_sid("PN"),
+            "status": "queued",
+            "start_time": None,
+            "end_time": None,
+            "duration": None,
+            "price": None,
+            "price_unit": "USD",
+            "direction": "outbound-api",
+            "answered_by": None,
+            "api_version": API_VERSION,
+            "forwarded_from": None,
+            "group_sid": None,
+            "caller_name": None,
+            "queue_time": "0",
+            "trunk_sid": None,
+            "uri": uri,
+            "subresource_uris": {
+                "notifications": uri.replace(".json", "/Notifications.json"),
+                "recordings": uri.replace(".json", "/Recordings.json"),
+            },
+        }
 
     def _message_resource(self, sid: str, params: dict[str, str]) -> dict:
         now = format_datetime(datetime.now(timezone.utc))
@@ -296,14 +371,20 @@ class TwilioTestServer:
     @property
     def messages(self) -> list[ReceivedRequest]:
         """The requests that created a message (201)."""
-        return [request for request in self.requests if request.status == 201]
+        return [request for request in self.requests if request.status == 201 and not request.is_call]
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedRequest]:
-        """Block until at least ``count`` messages were created; returns them, or fails after ``timeout`` s."""
+    @property
+    def calls(self) -> list[ReceivedRequest]:
+        """The requests that created a call (201)."""
+        return [request for request in self.requests if request.status == 201 and request.is_call]
+
+    def wait_for(self, count: int, timeout: float = 5.0, *, calls: bool = False) -> list[ReceivedRequest]:
+        """Block until at least ``count`` messages (or ``calls``) were created; returns them, or
+        fails after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                created = [request for request in self._requests if request.status == 201]
+                created = [r for r in self._requests if r.status == 201 and r.is_call == calls]
                 if len(created) >= count:
                     return created
                 remaining = deadline - time.monotonic()
@@ -339,6 +420,21 @@ class TwilioTestServer:
         """POST a signed status callback to ``url``; returns (HTTP status, body)."""
         return post_status_callback(url, params, auth_token=self.auth_token)
 
+    def post_call_status(self, call: ReceivedRequest, status: str, **extra: str) -> tuple[int, str]:
+        """POST the call's ``status`` (queued, initiated, ringing, in-progress, completed, busy,
+        no-answer, failed, canceled) to its StatusCallback, signed; returns (HTTP status, body)."""
+        params = _call_params(self, call, CallStatus=status, **extra)
+        if status in ("completed", "busy", "no-answer", "failed", "canceled"):
+            params.setdefault("CallDuration", "12" if status == "completed" else "0")
+        return post_status_callback(call.params["StatusCallback"], params, auth_token=self.auth_token)
+
+    def press_key(self, call: ReceivedRequest, digits: str, *, twiml: str | None = None) -> tuple[int, str]:
+        """POST ``digits`` to the gather action of the call's TwiML (or of ``twiml``, an answer that
+        asked again), as Twilio does when the person presses a key; returns (HTTP status, body)."""
+        url = gather_action(twiml if twiml is not None else call.params["Twiml"])
+        params = _call_params(self, call, CallStatus="in-progress", Digits=digits)
+        return post_status_callback(url, params, auth_token=self.auth_token)
+
 
 def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
     """X-Twilio-Signature for a POST of ``params`` to ``url``."""
@@ -363,3 +459,27 @@ def post_status_callback(url: str, params: dict[str, str], *, auth_token: str, t
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode("utf-8", "replace")
+
+
+# --- Twilio calling us about a call -------------------------------------------------------------
+
+
+def _call_params(server: TwilioTestServer, call: ReceivedRequest, **extra: str) -> dict[str, str]:
+    return {
+        "AccountSid": server.account_sid,
+        "ApiVersion": API_VERSION,
+        "CallSid": call.sid or "",
+        "Direction": "outbound-api",
+        "From": call.params.get("From", ""),
+        "To": call.params.get("To", ""),
+        **extra,
+    }
+
+
+def gather_action(twiml: str) -> str:
+    """The action URL of the first ``<Gather>`` in ``twiml`` (unescaped)."""
+    root = ElementTree.fromstring(twiml)
+    gather = root.find("Gather")
+    if gather is None or not gather.get("action"):
+        raise AssertionError("the TwiML has no Gather with an action")
+    return gather.get("action")
