@@ -15,7 +15,7 @@ from sqlalchemy import select
 from contacts.models import ContactPerson, Provider
 from core.extensions import db
 from notifications.channels import ChannelSetup
-from notifications.channels.base import OutgoingEmail, OutgoingSms
+from notifications.channels.base import OutgoingCall, OutgoingEmail, OutgoingSms
 from notifications.models import Message, MessageEvent, Priority
 from notifications.service import send
 
@@ -24,7 +24,7 @@ _SMS_ID = re.compile(r"[?&]message=(\d+)")
 
 
 class Recorder:
-    """What the recording channel 'sent', and failures to raise, per channel ("email", "sms").
+    """What the recording channel 'sent', and failures to raise, per channel ("email", "sms", "call").
 
     ``script[channel]`` is a list of exceptions (or None for a success) used up one per send;
     ``always[channel]`` is raised on every send once the script is used up; ``delay[channel]``
@@ -35,9 +35,9 @@ class Recorder:
         self.lock = threading.Condition()
         self.sent: list[tuple[str, int]] = []  # (channel, message id), in the order accepted
         self.attempts: list[tuple[str, int]] = []
-        self.script: dict[str, list[Exception | None]] = {"email": [], "sms": []}
-        self.always: dict[str, Exception | None] = {"email": None, "sms": None}
-        self.delay: dict[str, float] = {"email": 0.0, "sms": 0.0}
+        self.script: dict[str, list[Exception | None]] = {"email": [], "sms": [], "call": []}
+        self.always: dict[str, Exception | None] = {"email": None, "sms": None, "call": None}
+        self.delay: dict[str, float] = {"email": 0.0, "sms": 0.0, "call": 0.0}
         self.adapters_created = 0
         self.outgoing: list[OutgoingEmail | OutgoingSms] = []
 
@@ -47,6 +47,8 @@ class Recorder:
             sms_factory=lambda: RecordingSms(self),
             email_gateway="memory",
             sms_gateway="memory",
+            call_factory=lambda: RecordingCall(self),
+            call_gateway="memory",
         )
 
     def _send(self, channel: str, message_id: int, outgoing) -> str:
@@ -101,6 +103,19 @@ class RecordingSms:
 
     def send_sms(self, sms: OutgoingSms) -> str:
         return self.recorder._send("sms", int(_SMS_ID.search(sms.status_callback).group(1)), sms)
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingCall:
+    gateway = "memory"
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+
+    def place_call(self, call: OutgoingCall) -> str:
+        return self.recorder._send("call", int(_SMS_ID.search(call.status_callback).group(1)), call)
 
     def close(self) -> None:
         pass
