@@ -90,6 +90,8 @@ NOT_PERSONAL = {
     "tokens.create": CHANGE,
     "tokens.index": "API tokens by name with their owners' usernames",
     "tokens.revoke": CHANGE,
+    "twilio_webhooks.call_gather": "the gateway's post of a key pressed during our call",
+    "twilio_webhooks.call_status": "the gateway's status of our call",
     "twilio_webhooks.inbound_sms": "the gateway's post of an SMS: stored, not shown",
     "twilio_webhooks.status_callback": "the gateway's delivery status",
     "visit_page.mark": CHANGE + ", as the link",

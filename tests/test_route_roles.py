@@ -125,6 +125,8 @@ ROUTE_ROLES = {
     "tokens.create": {"admin"},
     "tokens.index": {"admin"},
     "tokens.revoke": {"admin"},
+    "twilio_webhooks.call_gather": PUBLIC,
+    "twilio_webhooks.call_status": PUBLIC,
     "twilio_webhooks.inbound_sms": PUBLIC,
     "twilio_webhooks.status_callback": PUBLIC,
     "visit_page.mark": PUBLIC,

@@ -43,7 +43,7 @@ class LiveApp:
         }
         self.app = holder["app"] = build_app(database_url, clock, **settings)
         create_schema(self.app)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def stop(self):

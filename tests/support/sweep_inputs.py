@@ -304,6 +304,10 @@ INPUTS: dict[str, Inputs] = {
     "tokens.create": Inputs({"f:user_id": ID, "f:name": TEXT}),
     "tokens.index": Inputs({"q:revoked": HINT}),
     "tokens.revoke": NOTHING,
+    "twilio_webhooks.call_gather": Inputs({"q:message": ID, "q:again": HINT, "f:Digits": CHOICE}),
+    "twilio_webhooks.call_status": Inputs(
+        {"q:message": ID, "f:CallSid": TEXT, "f:CallStatus": CHOICE, "f:ErrorCode": NUMBER}
+    ),
     "twilio_webhooks.inbound_sms": Inputs({"f:MessageSid": STORED, "f:From": STORED, "f:Body": STORED}, stored=True),
     "twilio_webhooks.status_callback": Inputs(
         {"q:message": ID, "f:MessageSid": TEXT, "f:MessageStatus": CHOICE, "f:ErrorCode": NUMBER}
