@@ -4,7 +4,8 @@ request that does not match Twilio's description (path, basic auth, form fields)
 a 4xx problem+json instead of a made-up 201. The service's Twilio channel is pointed at it with
 TWILIO_API_BASE_URL, and our real SMS traffic goes through the real dispatcher: the monthly
 check's invitation, an information letter and a visit alert, each with the production status
-callback. Each must reach 'sent' and Prism must log no violation.
+callback. Each must reach 'sent' and Prism must log no violation. A phone call (the Calls
+resource) is checked the same way, up to one known Prism limitation (see PRISM_ARRAY_LIMITATION).
 
 Skipped when node or Prism is missing (``npm ci`` installs Prism), except with REQUIRE_PRISM=1
 (.ci/run), which fails instead.
@@ -301,3 +302,67 @@ def test_prism_refuses_a_message_without_a_recipient(app, prism):
     _, violations = prism.answered(2)
     assert any("must have required property 'To'" in line for line in violations), violations
     assert any("Invalid security scheme used" in line for line in violations), violations
+
+
+# Prism 5 reads a form body's repeated keys as one value (the last), so it calls Twilio's own
+# encoding of an array (StatusCallbackEvent=initiated&StatusCallbackEvent=ringing&..., as the twilio
+# library sends it and Twilio documents it) "not an array": stoplightio/prism#2654, open. That one
+# false finding (with Prism's summary of it and the 422 it answers with) is set aside; any other
+# finding fails the test, and Prism prints each finding on a line of its own.
+PRISM_ARRAY_LIMITATION = "Request body property StatusCallbackEvent must be array"
+
+
+def test_a_call_matches_twilios_description(prism, sqlite_url, clock, outgoing):
+    """A call queued with send() and placed by the dispatcher: the Calls request (To, From,
+    Twiml, StatusCallback, StatusCallbackEvent, StatusCallbackMethod, Timeout) passes Prism."""
+    from notifications.models import Channel, Priority
+    from notifications.service import send
+
+    app = build_app(
+        sqlite_url,
+        clock,
+        TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+        TWILIO_FROM="Krisrutin",
+        TWILIO_CALL_FROM="+46101234567",
+        TWILIO_API_BASE_URL=prism.url,
+        PUBLIC_BASE_URL=PUBLIC_BASE_URL,
+    )
+    create_schema(app)
+    prism.new_log()
+    with app.app_context():
+        (call,) = send(
+            db_session=db.session,
+            kind="test.hello",
+            context={"name": "Anna", "link": "https://example.se"},
+            channels=(Channel.CALL,),
+            to_mobile="+46701000001",
+            priority=Priority.URGENT,
+            idempotency_key="contract:call",
+            ref=("incident", 1),
+            now=clock.now(),
+        )
+        db.session.commit()
+        call_id = call.id
+    Dispatcher(app, name="prism-call", jitter=lambda: 1.0, listen=False).run_until_idle(timeout=30)
+    requests, violations = prism.answered(1)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+    assert requests == [f"post /2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"]
+    if any(PRISM_ARRAY_LIMITATION in line for line in violations):
+        violations = [
+            line
+            for line in violations
+            if PRISM_ARRAY_LIMITATION not in line
+            and "Request terminated with error" not in line
+            and "Request did not pass the validation rules" not in line
+        ]
+    assert violations == [], "Prism refused what we sent:\n" + "\n".join(violations)
+    (sent,) = outgoing
+    assert (sent["To"], sent["From"], sent["Timeout"]) == ("+46701000001", "+46101234567", 30)
+    assert sent["StatusCallbackEvent"] == ["initiated", "ringing", "answered", "completed"]
+    assert sent["StatusCallbackMethod"] == "POST"
+    assert sent["StatusCallback"] == f"{PUBLIC_BASE_URL}/webhooks/twilio/call-status?message={call_id}"
+    assert 'language="sv-SE"' in sent["Twiml"] and 'numDigits="1"' in sent["Twiml"]

@@ -9,6 +9,7 @@ from notifications.channels import build_channels, log_live_channels
 from notifications.channels.base import OutgoingEmail, OutgoingSms
 from notifications.channels.console import ConsoleCall, ConsoleEmail, ConsoleSms
 from notifications.channels.smtp import SmtpEmail
+from notifications.channels.twilio_call import TwilioCall
 from notifications.channels.twilio_sms import TwilioSms
 
 SID = "AC" + "0123456789abcdef" * 2
@@ -122,3 +123,29 @@ def test_channels_built_from_peer_settings_reach_the_local_peers(peer_settings, 
         sms.close()
     assert smtp_server.wait_for(1)[0].message["Reply-To"] == peer_settings["MAIL_REPLY_TO"]
     assert twilio_server.wait_for(1)[0].params["From"] == peer_settings["TWILIO_FROM"]
+
+
+def test_calls_need_a_number_to_call_from_a_sender_id_cannot_call(caplog):
+    twilio = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_FROM": "Krisrutin"}
+    setup = build_channels(settings(**twilio))
+    assert (setup.sms_gateway, setup.call_gateway) == ("twilio", "console")
+    logger = logging.getLogger("krisrutin.test_channels")
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        log_live_channels(setup, logger)
+    info, warning = caplog.records
+    assert "calls via console" in info.getMessage()
+    assert warning.levelno == logging.WARNING and "TWILIO_CALL_FROM" in warning.getMessage()
+
+    setup = build_channels(settings(**twilio, TWILIO_CALL_FROM="+46101234567"))
+    assert isinstance(setup.call_factory(), TwilioCall)
+    assert setup.describe()["call"] == "twilio (from +46101234567)" and setup.problems == ()
+
+    setup = build_channels(settings(**{**twilio, "TWILIO_FROM": "+46766860001"}))
+    assert setup.describe()["call"] == "twilio (from +46766860001)"
+
+
+def test_a_call_sender_that_is_no_number_stops_start_up():
+    with pytest.raises(ValueError, match="TWILIO_CALL_FROM"):
+        build_channels(
+            settings(TWILIO_ACCOUNT_SID=SID, TWILIO_AUTH_TOKEN=TOKEN, TWILIO_FROM="Krisrutin", TWILIO_CALL_FROM="Jour")
+        )

@@ -52,3 +52,31 @@ def test_two_dispatchers_on_one_queue_send_every_message_exactly_once(database_u
         db.engine.dispose()
     assert sum(claimers.values()) == MESSAGES, "one claim per message"
     assert claimers["first"] > 0 and claimers["second"] > 0, "both dispatchers took part"
+
+
+def test_two_dispatchers_place_every_queued_call_exactly_once(postgres_url, clock):
+    """The call lane has the outbox's guarantees too: on PostgreSQL two dispatchers (two call
+    workers each) place each of 40 calls once, and every one ends 'sent'."""
+    calls = 40
+    app = build_app(postgres_url, clock, CALL_CONCURRENCY=2, CALL_RATE_PER_SECOND=0)
+    create_schema(app)
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="call", count=calls, channel="call", priority=Priority.URGENT)
+    recorder = Recorder()
+    recorder.delay = {"email": 0.0, "sms": 0.0, "call": 0.005}
+    dispatchers = [Dispatcher(app, name=name, channels=recorder.setup(), poll_seconds=0.05) for name in ("a", "b")]
+    for dispatcher in dispatchers:
+        dispatcher.start()
+    try:
+        recorder.wait_for(lambda r: len(r.sent) >= calls, timeout=30, what="every call")
+    finally:
+        for dispatcher in dispatchers:
+            dispatcher.stop()
+
+    sends = Counter(recorder.sent_ids("call"))
+    assert sorted(sends) == sorted(ids) and set(sends.values()) == {1}, "each call placed once"
+    with app.app_context():
+        statuses = db.session.scalars(sa.select(Message.status).where(Message.channel == "call")).all()
+        db.session.remove()
+        db.engine.dispose()
+    assert statuses == ["sent"] * calls
