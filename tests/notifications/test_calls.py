@@ -349,3 +349,28 @@ def test_each_hook_has_one_owner_per_reference_type(make_app):
     voice.register_call_status_handler(app, "incident", second)
     with pytest.raises(ValueError, match="already registered"):
         voice.register_call_status_handler(app, "incident", first)
+
+
+def test_a_long_call_text_is_said_once_and_one_too_long_for_twilio_fails_clearly(twilio_server):
+    from config.settings import load_settings
+    from notifications.channels.base import OutgoingCall, PermanentFailure
+    from notifications.channels.twilio_call import TwilioCall
+
+    settings = {
+        "KRISRUTIN_ENV": "testing",
+        "TWILIO_ACCOUNT_SID": twilio_server.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio_server.auth_token,
+        "TWILIO_FROM": CALLER,
+        "TWILIO_API_BASE_URL": twilio_server.url,
+    }
+    gateway = TwilioCall(load_settings(settings, environ={}))
+    try:
+        url = "https://krisrutin.example.se/webhooks/twilio/call-gather?message=1"
+        status = "https://krisrutin.example.se/webhooks/twilio/call-status?message=1"
+        gateway.place_call(OutgoingCall(OFFICER, "Larm. " * 400, url, status))
+        (call,) = twilio_server.wait_for(1, calls=True)
+        assert len(ElementTree.fromstring(call.params["Twiml"]).findall("Gather")) == 1
+        with pytest.raises(PermanentFailure, match="too long"):
+            gateway.place_call(OutgoingCall(OFFICER, "Larm. " * 700, url, status))
+    finally:
+        gateway.close()
