@@ -7,7 +7,7 @@ import threading
 from xml.etree import ElementTree
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
 from core.extensions import db
@@ -374,3 +374,21 @@ def test_a_long_call_text_is_said_once_and_one_too_long_for_twilio_fails_clearly
             gateway.place_call(OutgoingCall(OFFICER, "Larm. " * 700, url, status))
     finally:
         gateway.close()
+
+
+def test_a_failing_keypress_handler_changes_nothing_and_the_caller_hears_an_apology(live, twilio_server, clock):
+    def broken(db_session, message, digits, now):
+        db_session.execute(update(Message).where(Message.id == message.id).values(status="cancelled"))
+        raise RuntimeError("a bug in the domain")
+
+    voice.register_keypress_handler(live.app, REF_TYPE, broken)
+    message_id = queue_call(live.app, clock)
+    dispatch(live.app)
+    (call,) = twilio_server.wait_for(1, calls=True)
+
+    status, body = twilio_server.press_key(call, "1")
+
+    assert status == 200
+    assert says(body) == [("sv-SE", voice.APOLOGY)]
+    message, events = stored(live.app, message_id)
+    assert message.status == "sent" and "call-key" not in events
