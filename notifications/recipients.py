@@ -15,7 +15,7 @@ application, in its ``init_app``, so that notifications never imports it::
     register_hooks(app, mark_failing=..., find_sender=..., describe=...)
 
 ``mark_failing(*, db_session, key, channel, address, reason, now) -> bool``
-    A gateway refused ``address`` (on ``channel``, ``"email"`` or ``"sms"``) for good: a mailbox
+    A gateway refused ``address`` (on ``channel``, ``"email"``, ``"sms"`` or ``"call"``) for good: a mailbox
     rejected at RCPT, a number that cannot receive SMS. Runs in the transaction that records the
     failure and does not commit; returns whether anything was marked.
 ``find_sender(*, db_session, number) -> Recipient | None``

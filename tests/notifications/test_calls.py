@@ -392,3 +392,17 @@ def test_a_failing_keypress_handler_changes_nothing_and_the_caller_hears_an_apol
     assert says(body) == [("sv-SE", voice.APOLOGY)]
     message, events = stored(live.app, message_id)
     assert message.status == "sent" and "call-key" not in events
+
+
+def test_a_calls_gateway_that_keeps_failing_marks_the_channel_degraded(live, twilio_server, clock):
+    queue_call(live.app, clock)
+    twilio_server.fail_next("server_error", times=5)
+    for _ in range(5):
+        assert dispatch(live.app).retried == 1
+        clock.advance(hours=1)
+
+    body = live.app.test_client().get("/readyz").get_json()
+    assert body["channels"] == {"email": "ok", "sms": "ok", "call": "degraded"}
+    assert body["warnings"][0].startswith("call channel degraded since")
+    assert dispatch(live.app).sent == 1
+    assert live.app.test_client().get("/readyz").get_json()["channels"]["call"] == "ok"
