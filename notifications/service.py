@@ -118,20 +118,21 @@ def send(
         if existing is not None:
             messages.append(existing)
             continue
-        if rendered is None:
-            rendered = rendering.render(kind, language, context)
-        if channel is Channel.EMAIL:
-            if rendered.subject is None:
-                raise ValueError(f"the message {kind!r} has no e-mail")
-            content = {"subject": rendered.subject, "body_text": rendered.text, "body_html": rendered.html}
-        elif channel is Channel.CALL:
+        if channel is Channel.CALL:
             content = _call_content(kind, context, address)
         else:
-            if not rendered.sms:
-                raise ValueError(f"the message {kind!r} has no SMS text")
-            content = {"subject": None, "body_text": rendered.sms, "segments": count_segments(rendered.sms).segments}
+            if rendered is None:
+                rendered = rendering.render(kind, language, context)
+            content = {"language": rendered.language}
+            if channel is Channel.EMAIL:
+                if rendered.subject is None:
+                    raise ValueError(f"the message {kind!r} has no e-mail")
+                content.update(subject=rendered.subject, body_text=rendered.text, body_html=rendered.html)
+            else:
+                if not rendered.sms:
+                    raise ValueError(f"the message {kind!r} has no SMS text")
+                content.update(subject=None, body_text=rendered.sms, segments=count_segments(rendered.sms).segments)
         _refuse_unsendable(kind, channel, address, content)
-        content.setdefault("language", rendered.language)
         statement = (
             dialect_insert(db_session, _MESSAGES)
             .values(
