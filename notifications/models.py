@@ -20,6 +20,7 @@ from core.types import UTCDateTime
 class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
+    CALL = "call"
 
 
 class Priority(IntEnum):
