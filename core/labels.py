@@ -50,7 +50,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "rejected": _l("Avvisad"),
         "superseded": _l("Ersatt av ett senare svar"),
     },
-    "channel": {"email": _l("E-post"), "sms": _l("SMS")},
+    "channel": {"email": _l("E-post"), "sms": _l("SMS"), "call": _l("Samtal")},
     "message_status": {
         "queued": _l("I kö"),
         "sending": _l("Skickas"),
@@ -80,6 +80,8 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "crisis.visit.escalation": _l("Utförare har inte kvitterat besök"),
         "crisis.visit.overdue": _l("Försenade besök"),
         "generic": _l("Meddelande"),
+        "oncall.reminder": _l("Påminnelse: larmet är inte kvitterat"),
+        "oncall.test": _l("Test av larmnummer"),
         "test.hello": _l("Testmeddelande"),
     },
     # What a message is about (Message.ref_type): the deliveries page's "Gäller".
@@ -89,6 +91,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "incident": _l("Störning"),
         "monthly_check": _l("Månadskontroll"),
         "visit_alert": _l("Besked om fysiska besök"),
+        "staff_test": _l("Test av larmnummer"),
     },
     # Why a person was alerted (Alert.reason, before its ":<n>").
     "alert_reason": {
@@ -131,6 +134,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "login": _l("Loggade in"),
         "logout": _l("Loggade ut"),
         "purge": _l("Gallrade"),
+        "test": _l("Testade"),
     },
     "audit_actor": {
         "user": _l("Användare"),
@@ -141,6 +145,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
     # The audit log's records (AuditEntry.entity).
     "record": {
         "audit_log": _l("Granskningslogg"),
+        "paging_step": _l("Larmregel"),
         "alert": _l("Larm"),
         "api_token": _l("API-nyckel"),
         "check": _l("Månadskontroll"),

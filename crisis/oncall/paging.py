@@ -141,6 +141,7 @@ def steps_for(db_session: Session, user: User | None) -> list[Step]:
 
 class StepError(NamedTuple):
     row: int | None  # 0-based row of the form, None: the whole list
+    field: str  # "minute" or "channels" of the row
     message: str
 
 
@@ -151,17 +152,18 @@ def validate_steps(steps: list[Step]) -> list[StepError]:
     paging = _paging()
     errors: list[StepError] = []
     if not steps:
-        return [StepError(None, _("Lägg till minst ett steg, eller välj Återställ standard."))]
+        return [StepError(None, "", _("Lägg till minst ett steg, eller välj Återställ standard."))]
     if len(steps) > paging.max_steps:
-        errors.append(StepError(None, _("Högst %(count)s steg.", count=paging.max_steps)))
+        errors.append(StepError(None, "", _("Högst %(count)s steg.", count=paging.max_steps)))
     for index, step in enumerate(steps):
         row = index + 1
         if not step.channels:
-            errors.append(StepError(index, _("Rad %(row)s: välj sms, e-post eller samtal.", row=row)))
+            errors.append(StepError(index, "channels", _("Rad %(row)s: välj sms, e-post eller samtal.", row=row)))
         if not 0 <= step.minute <= paging.latest_minute:
             errors.append(
                 StepError(
                     index,
+                    "minute",
                     _(
                         "Rad %(row)s: ange en minut från 0 till %(latest)s.",
                         row=row,
@@ -170,12 +172,14 @@ def validate_steps(steps: list[Step]) -> list[StepError]:
                 )
             )
         elif index > 0 and step.minute <= steps[index - 1].minute:
-            errors.append(StepError(index, _("Rad %(row)s: ange en senare minut än raden före.", row=row)))
+            errors.append(StepError(index, "minute", _("Rad %(row)s: ange en senare minut än raden före.", row=row)))
     first = steps[0]
     if first.minute != 0:
-        errors.append(StepError(0, _("Rad 1: det första steget ska gälla direkt (minut 0).")))
+        errors.append(StepError(0, "minute", _("Rad 1: det första steget ska gälla direkt (minut 0).")))
     elif first.channels and "sms" not in first.channels and "call" not in first.channels:
-        errors.append(StepError(0, _("Rad 1: det första steget ska ha sms eller samtal, inte bara e-post.")))
+        errors.append(
+            StepError(0, "channels", _("Rad 1: det första steget ska ha sms eller samtal, inte bara e-post."))
+        )
     return errors
 
 
