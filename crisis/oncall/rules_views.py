@@ -9,7 +9,7 @@ The rules page
     rules apply again. The rows' minutes must increase: they are kept in the order given.
 
 The test buttons
-    ``POST /roster/test/<user id>`` (the team and admins for anyone on the roster, a member for
+    ``POST /roster/members/<member id>/test`` (the team and admins for anyone on the roster, a member for
     themself) queues a test SMS or a test call (kind ``oncall.test``, ``ref=("staff_test", user
     id)``) to the member's alert mobile. The roster shows the last test per channel with its
     delivery state as the deliveries overview names it (queued, sent, delivered, failed ...).
@@ -145,13 +145,13 @@ def last_tests(user_ids) -> dict[int, dict[str, Message]]:
     return found
 
 
-@bp.post("/roster/test/<int:user_id>")
+@bp.post("/roster/members/<int:member_id>/test")
 @roles_required(*STAFF)
-def test(user_id: int):
+def test(member_id: int):
     """Queue a test SMS or a test call to a roster member's alert mobile."""
-    user = db.session.get(User, user_id)
-    member = db.session.scalars(select(RosterMember).where(RosterMember.user_id == user_id)).first()
-    if user is None or member is None:
+    member = db.session.get(RosterMember, member_id)
+    user = db.session.get(User, member.user_id) if member is not None else None
+    if user is None:
         abort(404, description=_("Personen finns inte i beredskapslistan."))
     if g.user.role_enum not in (Role.TEAM, Role.ADMIN) and g.user.id != user.id:
         abort(403, description=_("Du kan bara testa dina egna nummer."))

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from core.extensions import db
-from crisis.oncall.models import PagingStep
+from crisis.oncall.models import PagingStep, RosterMember
 from notifications.models import Message
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.incidents.test_routing_helpers import put_on_roster, routing_app, staff
@@ -104,6 +104,11 @@ def test_a_broken_form_is_a_400_not_a_500(app, clock, people):
     assert client.post("/account/alerting", data=form(token, [("0", ["sms"])], action="remove-7")).status_code == 400
 
 
+def member(app, user_id) -> int:
+    with app.app_context():
+        return db.session.scalars(select(RosterMember.id).where(RosterMember.user_id == user_id)).one()
+
+
 def test_the_roster_shows_each_members_rules_and_the_test_buttons_queue_a_test(app, clock, people):
     client = logged_in(app, "bo")
     token = csrf_token_from(client.get("/account/alerting").get_data(as_text=True))
@@ -116,20 +121,40 @@ def test_the_roster_shows_each_members_rules_and_the_test_buttons_queue_a_test(a
     assert html.count("Testa sms") == 2
 
     token = csrf_token_from(html)
-    assert team.post(f"/roster/test/{people['anna']}", data={"csrf_token": token, "channel": "sms"}).status_code == 302
+    assert (
+        team.post(
+            f"/roster/members/{member(app, people['anna'])}/test", data={"csrf_token": token, "channel": "sms"}
+        ).status_code
+        == 302
+    )
     with app.app_context():
         sent = db.session.scalars(select(Message).where(Message.kind == "oncall.test")).one()
         assert (sent.channel, sent.to_address, sent.status) == ("sms", "+46701000001", "queued")
         assert "Test anna" in sent.body_text
     shown = team.get("/roster").get_data(as_text=True)
     assert "Senaste test (SMS): I kö" in shown
-    assert team.post(f"/roster/test/{people['anna']}", data={"csrf_token": token, "channel": "fax"}).status_code == 400
+    assert (
+        team.post(
+            f"/roster/members/{member(app, people['anna'])}/test", data={"csrf_token": token, "channel": "fax"}
+        ).status_code
+        == 400
+    )
 
     # A member tests their own numbers, not someone else's.
     own = logged_in(app, "bo")
     token = csrf_token_from(own.get("/roster").get_data(as_text=True))
-    assert own.post(f"/roster/test/{people['bo']}", data={"csrf_token": token, "channel": "sms"}).status_code == 302
-    assert own.post(f"/roster/test/{people['anna']}", data={"csrf_token": token, "channel": "sms"}).status_code == 403
+    assert (
+        own.post(
+            f"/roster/members/{member(app, people['bo'])}/test", data={"csrf_token": token, "channel": "sms"}
+        ).status_code
+        == 302
+    )
+    assert (
+        own.post(
+            f"/roster/members/{member(app, people['anna'])}/test", data={"csrf_token": token, "channel": "sms"}
+        ).status_code
+        == 403
+    )
 
 
 def test_the_account_page_links_to_the_rules(app, clock, people):
@@ -141,7 +166,12 @@ def test_the_account_page_links_to_the_rules(app, clock, people):
 def test_the_test_call_button_queues_a_test_call(app, clock, people):
     team = logged_in(app, "teamet")
     token = csrf_token_from(team.get("/roster").get_data(as_text=True))
-    assert team.post(f"/roster/test/{people['bo']}", data={"csrf_token": token, "channel": "call"}).status_code == 302
+    assert (
+        team.post(
+            f"/roster/members/{member(app, people['bo'])}/test", data={"csrf_token": token, "channel": "call"}
+        ).status_code
+        == 302
+    )
     with app.app_context():
         call = db.session.scalars(select(Message).where(Message.kind == "oncall.test")).one()
         assert (call.channel, call.to_address) == ("call", "+46701000002")
