@@ -9,6 +9,8 @@ Routing
     the roster (:mod:`crisis.oncall.roster`) has on call then. The party is alerted at once by SMS and
     e-mail with a link to the incident (``crisis.alert``, urgent): the team on its mailbox and duty
     phone (``TEAM_EMAIL``/``TEAM_MOBILE``), the officer on the e-mail and mobile of their account.
+    The alert and the escalation's alerts page their person by their rules until acknowledged
+    (reminders, phone calls: :mod:`crisis.oncall.paging`; :func:`page_text` says what they say).
 
 Escalation (on-call only)
     The alert is :class:`~crisis.oncall.models.Alert` step 0 (reason ``routed``). If the incident is not
