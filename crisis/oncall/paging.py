@@ -9,7 +9,8 @@ Which alerts are paged
 
 The rules
     A person's own steps (:class:`~crisis.oncall.models.PagingStep`, "Mina larmregler", edited on
-    ``/account/alerting``), else the routine's default rules (``[paging]``): SMS + e-mail at minute
+    ``/account/alerting``; steps the routine's limits no longer admit after a change of the file
+    are left out), else the routine's default rules (``[paging]``): SMS + e-mail at minute
     0, a call at ``call_after_minutes`` and again at twice it ("no answer, busy or no key: called
     again once"). The limits of personal rules (:func:`validate_steps`): at most ``max_steps``
     steps, the first at minute 0 with SMS or a call (nobody only e-mailed at night), minutes
@@ -59,6 +60,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -136,7 +138,9 @@ def steps_for(db_session: Session, user: User | None) -> list[Step]:
         keep = CHANNELS if _paging().call_team else ("sms", "email")
         steps = [Step(s.minute, tuple(c for c in s.channels if c in keep)) for s in default_steps()]
         return [s for s in steps if s.channels]
-    return personal_steps(db_session, user.id) or default_steps()
+    paging = _paging()
+    own = [s for s in personal_steps(db_session, user.id) if s.minute <= paging.latest_minute]
+    return own[: paging.max_steps] or default_steps()
 
 
 class StepError(NamedTuple):
@@ -147,8 +151,6 @@ class StepError(NamedTuple):
 
 def validate_steps(steps: list[Step]) -> list[StepError]:
     """The routine's limits on personal rules, as Swedish messages naming the row ("Rad 2: ...")."""
-    from flask_babel import gettext as _
-
     paging = _paging()
     errors: list[StepError] = []
     if not steps:
@@ -203,8 +205,6 @@ def save_steps(db_session: Session, user_id: int, steps: list[Step]) -> None:
 
 def describe(steps: list[Step]) -> str:
     """The rules in words: "sms + e-post direkt, samtal efter 5 min, samtal efter 10 min"."""
-    from flask_babel import gettext as _
-
     names = {"sms": _("sms"), "email": _("e-post"), "call": _("samtal")}
     parts = []
     for step in steps:
