@@ -144,6 +144,31 @@ class RetentionPolicy:
 
 
 @dataclass(frozen=True)
+class PagingPolicy:
+    """Paging staff about an alert that demands acknowledgement (crisis/oncall/paging.py): the
+    default rules and the limits of the personal ones."""
+
+    # The default rules: SMS + e-mail at once, a call after this many minutes, and once more after
+    # twice as many ("no answer, busy or no key: called again once").
+    call_after_minutes: int = 5
+    # Personal rules: at most this many steps, none later than this minute (before the escalation
+    # to the backup at crisis.acknowledge_minutes, so a person's own steps come first).
+    max_steps: int = 6
+    latest_minute: int = 14
+    # Whether the team's duty phone is called too (alerts to the team in office hours); false:
+    # SMS + e-mail only.
+    call_team: bool = False
+
+    def default_steps(self) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        """The default rules as (minute, channels) steps."""
+        return (
+            (0, ("sms", "email")),
+            (self.call_after_minutes, ("call",)),
+            (2 * self.call_after_minutes, ("call",)),
+        )
+
+
+@dataclass(frozen=True)
 class RoutinePolicy:
     timezone: ZoneInfo
     office_hours: OfficeHoursPolicy
@@ -151,6 +176,7 @@ class RoutinePolicy:
     monthly_check: CheckPolicy
     crisis: CrisisPolicy = field(default_factory=CrisisPolicy)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    paging: PagingPolicy = field(default_factory=PagingPolicy)
 
 
 class _Reader:
@@ -255,11 +281,11 @@ def _parse_date(value: object) -> date | None:
 def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str = "routine.toml") -> RoutinePolicy:
     """Validate parsed TOML and build the policy; raises :class:`RoutineConfigError`."""
     r = _Reader(source)
-    top_unknown = set(data) - {"office_hours", "working_days", "monthly_check", "crisis", "retention"}
+    top_unknown = set(data) - {"office_hours", "working_days", "monthly_check", "crisis", "retention", "paging"}
     if top_unknown:
         raise r.fail(
             sorted(top_unknown)[0],
-            "no such section (allowed: office_hours, working_days, monthly_check, crisis, retention)",
+            "no such section (allowed: office_hours, working_days, monthly_check, crisis, retention, paging)",
         )
 
     oh = r.table(data, "office_hours", {"weekdays", "hours", "by_weekday", "seasons", "day_before_holiday"})
@@ -340,13 +366,15 @@ def parse_routine(data: dict, *, timezone: str = "Europe/Stockholm", source: str
     if reminder_days and call_day <= reminder_days[-1]:
         raise r.fail("monthly_check.call_day", f"a day after the last reminder (day {reminder_days[-1]})", call_day)
 
+    crisis = _crisis_policy(r, data)
     return RoutinePolicy(
         timezone=ZoneInfo(timezone),
         office_hours=OfficeHoursPolicy(regular, tuple(seasons), day_before),
         working_days=WorkingDaysPolicy(country, tuple(categories), frozenset(extra)),
         monthly_check=CheckPolicy(send_day, send_time, reminder_days, call_day),
-        crisis=_crisis_policy(r, data),
+        crisis=crisis,
         retention=_retention_policy(r, data),
+        paging=_paging_policy(r, data, crisis),
     )
 
 
@@ -441,6 +469,37 @@ def _retention_policy(r: _Reader, data: dict) -> RetentionPolicy:
     if "run_time" in section:
         values["run_time"] = r.time("retention.run_time", section["run_time"])
     return replace(RetentionPolicy(), **values)
+
+
+def _paging_policy(r: _Reader, data: dict, crisis: CrisisPolicy) -> PagingPolicy:
+    """The optional ``[paging]`` section; each missing key keeps its default. The personal rules'
+    last minute must come before the escalation to the backup, and the default rules within it."""
+    section = r.table(data, "paging", {"call_after_minutes", "max_steps", "latest_minute", "call_team"}, False) or {}
+    values: dict = {}
+    if "call_after_minutes" in section:
+        values["call_after_minutes"] = r.integer("paging.call_after_minutes", section["call_after_minutes"], 1, 60)
+    if "max_steps" in section:
+        values["max_steps"] = r.integer("paging.max_steps", section["max_steps"], 3, 20)
+    if "latest_minute" in section:
+        values["latest_minute"] = r.integer("paging.latest_minute", section["latest_minute"], 1, 7 * 24 * 60)
+    if "call_team" in section:
+        if not isinstance(section["call_team"], bool):
+            raise r.fail("paging.call_team", "true or false", section["call_team"])
+        values["call_team"] = section["call_team"]
+    policy = replace(PagingPolicy(), **values)
+    if policy.latest_minute >= crisis.acknowledge_minutes:
+        raise r.fail(
+            "paging.latest_minute",
+            f"a minute before crisis.acknowledge_minutes ({crisis.acknowledge_minutes}), when the backup is alerted",
+            policy.latest_minute,
+        )
+    if 2 * policy.call_after_minutes > policy.latest_minute:
+        raise r.fail(
+            "paging.call_after_minutes",
+            f"at most half of paging.latest_minute ({policy.latest_minute}): the second call comes at twice it",
+            policy.call_after_minutes,
+        )
+    return policy
 
 
 def load_routine(path: Path, *, timezone: str = "Europe/Stockholm") -> RoutinePolicy:

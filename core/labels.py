@@ -80,6 +80,8 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "crisis.visit.escalation": _l("Utförare har inte kvitterat besök"),
         "crisis.visit.overdue": _l("Försenade besök"),
         "generic": _l("Meddelande"),
+        "oncall.reminder": _l("Påminnelse: larmet är inte kvitterat"),
+        "oncall.test": _l("Test av larmnummer"),
         "test.hello": _l("Testmeddelande"),
     },
     # What a message is about (Message.ref_type): the deliveries page's "Gäller".
@@ -89,6 +91,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "incident": _l("Störning"),
         "monthly_check": _l("Månadskontroll"),
         "visit_alert": _l("Besked om fysiska besök"),
+        "staff_test": _l("Test av larmnummer"),
     },
     # Why a person was alerted (Alert.reason, before its ":<n>").
     "alert_reason": {
@@ -131,6 +134,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "login": _l("Loggade in"),
         "logout": _l("Loggade ut"),
         "purge": _l("Gallrade"),
+        "test": _l("Testade"),
     },
     "audit_actor": {
         "user": _l("Användare"),
@@ -141,6 +145,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
     # The audit log's records (AuditEntry.entity).
     "record": {
         "audit_log": _l("Granskningslogg"),
+        "paging_step": _l("Larmregel"),
         "alert": _l("Larm"),
         "api_token": _l("API-nyckel"),
         "check": _l("Månadskontroll"),
@@ -207,6 +212,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "area": _l("område"),
         "call_note": _l("anteckning om samtalet"),
         "call_outcome": _l("samtalets utfall"),
+        "call": _l("samtal"),
         "call_attempts": _l("samtalsförsök"),
         "called_at": _l("ringd"),
         "called_by_id": _l("ringd av"),
@@ -222,12 +228,14 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "is_active": _l("aktiv"),
         "kind": _l("sort"),
         "last_login_at": _l("senaste inloggning"),
+        "minute": _l("minut"),
         "letter_id": _l("brev"),
         "mobile": _l("mobilnummer"),
         "name": _l("namn"),
         "nonce": _l("länkens nyckel"),
         "organisation_number": _l("organisationsnummer"),
         "password_hash": _l("lösenord"),
+        "position": _l("ordning"),
         "proposed": _l("föreslagna ändringar"),
         "provider_id": _l("utförare"),
         "recipient_id": _l("mottagare"),
@@ -235,10 +243,12 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "role": _l("roll"),
         "role_title": _l("roll hos utföraren"),
         "services": _l("tjänster"),
+        "sms": _l("sms"),
         "session_version": _l("inloggningar"),
         "status": _l("status"),
         "submitted_at": _l("skickad"),
         "submitted_via": _l("skickad via"),
+        "user_id": _l("användare"),
         "username": _l("användarnamn"),
     },
     # The audit log's detail keys.

@@ -59,6 +59,7 @@ FIELD_LABELS = {
     "kind": _l("Typ"),
     "lang": _l("Språk"),
     "local_routines": _l("Har ni startat era lokala rutiner?"),
+    "minute": _l("Minut"),
     "mobile": _l("Mobilnummer"),
     "month": _l("Månad"),
     "name": _l("Namn"),
@@ -93,6 +94,10 @@ FIELD_LABELS = {
     "username": _l("Användarnamn"),
     "visa": _l("Visa"),
     "visit": _l("Besök"),
+    "rows": _l("Rader"),
+    "sms": _l("Sms"),
+    "call": _l("Samtal"),
+    "channel": _l("Kanal"),
     "week": _l("Vecka"),
 }
 

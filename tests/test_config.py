@@ -76,6 +76,10 @@ def test_shipped_routine_file_has_the_routines_defaults():
     # Alert fatigue: update reminders by e-mail once acknowledged; overdue visits folded hourly.
     assert policy.crisis.update_due_sms_after_acknowledge is False
     assert policy.crisis.visit_overdue_fold_minutes == 60
+    # Paging: SMS + e-mail at once, a call at 5 and at 10 minutes, before the backup at 15.
+    assert policy.paging.default_steps() == ((0, ("sms", "email")), (5, ("call",)), (10, ("call",)))
+    assert policy.paging.latest_minute < policy.crisis.acknowledge_minutes
+    assert policy.paging.call_team is False
 
 
 def _break(path, value):
@@ -114,6 +118,10 @@ def _break(path, value):
             "crisis.update_due_sms_after_acknowledge: expected true",
         ),
         (("crisis", "visit_overdue_fold_minutes"), 0, "crisis.visit_overdue_fold_minutes: expected a whole number"),
+        (("paging", "latest_minute"), 15, "paging.latest_minute: expected a minute before crisis.acknowledge_minutes"),
+        (("paging", "call_after_minutes"), 8, "paging.call_after_minutes: expected at most half of"),
+        (("paging", "call_team"), "no", "paging.call_team: expected true or false"),
+        (("paging", "call_after"), 5, "paging.call_after: expected no such key"),
     ],
 )
 def test_a_wrong_routine_value_names_the_key_and_the_expected_form(path, value, message):

@@ -33,12 +33,15 @@ from sqlalchemy.orm import Session
 from accounts.access import roles_required
 from accounts.models import User
 from accounts.roles import STAFF
+from contacts.register import SERVICE_LABELS
 from core.clock import current_clock
 from core.extensions import db
 from crisis.incidents import routing, timeline
 from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, Letter
+from crisis.oncall.alerts import HANDOVER_REASON_PREFIX
 from crisis.oncall.handovers import acknowledge_handover, alert_reason, last_boundary, may_acknowledge
-from crisis.oncall.models import Handover, Party
+from crisis.oncall.models import Alert, Handover, Party
+from crisis.oncall.paging import PageText
 from crisis.oncall.responsible import handler_user, team_addresses
 from notifications.models import Channel, Priority
 from notifications.service import send
@@ -190,7 +193,30 @@ def _alert(db_session: Session, incident: Incident, handover: Handover, *, step:
         kind=HANDOVER_KIND,
         context={"link": handover_link(handover.id), "to_party": handover.to_party, "realert": step > 0},
         now=now,
+        page=True,
     )
+
+
+def page_text(db_session: Session, alert: Alert) -> PageText | None:
+    """What the paging steps of a handover's alert say; None once the handover is acknowledged
+    or its incident closed."""
+    handover_id = alert.reason.removeprefix(HANDOVER_REASON_PREFIX)
+    handover = db_session.get(Handover, int(handover_id)) if handover_id.isdigit() else None
+    if handover is None or handover.acknowledged_at is not None:
+        return None
+    incident = db_session.get(Incident, handover.incident_id)
+    if incident is None or not incident.is_open:
+        return None
+    link = handover_link(handover.id)
+    context = {
+        "incident": incident,
+        "service": SERVICE_LABELS.get(incident.service, incident.service),
+        "link": link,
+        "step": alert.step,
+        "to_party": handover.to_party,
+        "realert": alert.step > 0,
+    }
+    return PageText(HANDOVER_KIND, context, f'överlämning av driftstörning "{incident.title}"', link)
 
 
 @task_handler(REALERT_TASK)

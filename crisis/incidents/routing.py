@@ -9,6 +9,8 @@ Routing
     the roster (:mod:`crisis.oncall.roster`) has on call then. The party is alerted at once by SMS and
     e-mail with a link to the incident (``crisis.alert``, urgent): the team on its mailbox and duty
     phone (``TEAM_EMAIL``/``TEAM_MOBILE``), the officer on the e-mail and mobile of their account.
+    The alert and the escalation's alerts page their person by their rules until acknowledged
+    (reminders, phone calls: :mod:`crisis.oncall.paging`; :func:`page_text` says what they say).
 
 Escalation (on-call only)
     The alert is :class:`~crisis.oncall.models.Alert` step 0 (reason ``routed``). If the incident is not
@@ -52,6 +54,7 @@ from crisis.incidents.models import Incident, IncidentStatus
 from crisis.oncall import alerts
 from crisis.oncall.alerts import LAST_STEP, acknowledge_alerts, alerted_users, escalation_person, incident_alerts
 from crisis.oncall.models import Alert, Handover, Party
+from crisis.oncall.paging import PageText
 from crisis.oncall.responsible import handler_user
 from notifications.models import Channel
 from scheduling.registry import task_handler
@@ -124,6 +127,7 @@ def route_incident(db_session: Session, incident: Incident, now: datetime) -> No
         kind=ALERT_KIND,
         context={"escalation": False},
         now=now,
+        page=True,
     )
     if party == Party.ON_CALL.value:
         _schedule_step(db_session, incident.id, 1, now)
@@ -164,6 +168,7 @@ def escalate(db_session: Session, task, now: datetime) -> None:
                 context={"escalation": True},
                 event="escalated",
                 now=now,
+                page=True,
             )
             if step < LAST_STEP:
                 _schedule_step(db_session, incident.id, step + 1, now)
@@ -205,6 +210,25 @@ def _acknowledge_routed(db_session: Session, alert: Alert, user: User | None, vi
     if not acknowledge_incident(db_session, incident, user, now, via=via):
         acknowledge_alerts(db_session, incident_id=incident.id, user_id=user.id if user else None, now=now)
     return f'driftstörning "{incident.title}"'  # an SMS reply or spoken answer: Swedish, as every staff SMS
+
+
+def page_text(db_session: Session, alert: Alert) -> PageText | None:
+    """What the paging steps of an incident's alert say (a call naming the incident, a reminder
+    with its link); None once the incident needs no more paging: acknowledged, closed, or handed
+    over to the other party (who has their own alert)."""
+    incident = db_session.get(Incident, alert.incident_id)
+    if incident is None or not incident.is_open or incident.acknowledged_at is not None:
+        return None
+    if incident.party != alert.party:
+        return None
+    context = {
+        "incident": incident,
+        "service": SERVICE_LABELS.get(incident.service, incident.service),
+        "link": incident_link(incident.id),
+        "step": alert.step,
+        "escalation": alert.step > 0,
+    }
+    return PageText(ALERT_KIND, context, f'driftstörning "{incident.title}"', incident_link(incident.id))
 
 
 @bp.post("/incidents/<int:incident_id>/acknowledge")
@@ -285,9 +309,14 @@ def panel(db_session: Session, incident: Incident) -> dict:
 
 
 def init_app(app) -> None:
+    from crisis.incidents import handover
     from crisis.oncall.acknowledge import register_acknowledger
+    from crisis.oncall.alerts import HANDOVER_REASON_PREFIX
+    from crisis.oncall.paging import register_page_text
 
     register_acknowledger(app, ROUTED, _acknowledge_routed)
+    register_page_text(app, ROUTED, page_text)  # an unacknowledged incident's calls and reminders
+    register_page_text(app, HANDOVER_REASON_PREFIX, handover.page_text)  # an unacknowledged handover's
 
     @app.context_processor
     def _routing_panel():

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import User
-from crisis.oncall import roster
+from crisis.oncall import paging, roster
 from crisis.oncall.models import Alert
 from crisis.oncall.responsible import team_addresses
 from notifications.models import Channel, Priority
@@ -44,12 +44,17 @@ def alert(
     context: dict,
     now: datetime,
     channels: tuple[Channel, ...] = (Channel.SMS, Channel.EMAIL),
+    page: bool = False,
 ) -> Alert | None:
     """Alert ``user`` (or the team's mailbox and phone, ``user`` None): an :class:`Alert` row and
     its message of ``kind`` on ``channels`` (SMS and e-mail unless told otherwise; SMS as well
     when the person has no e-mail address, so nobody is alerted on nothing; urgent,
     ``ref=("alert", id)``). None when this (incident, reason, step) was alerted already. Does not
-    commit."""
+    commit.
+
+    ``page``: the alert demands acknowledgement, and the person is paged by their rules
+    (:mod:`crisis.oncall.paging`): minute 0's channels replace ``channels``, the later steps
+    (reminders, calls) are scheduled until the alert is acknowledged."""
     existing = db_session.scalars(
         select(Alert).where(Alert.incident_id == incident_id, Alert.reason == reason, Alert.step == step)
     ).first()
@@ -65,20 +70,26 @@ def alert(
     except IntegrityError:  # alerted concurrently by another transaction
         return None
     to_email, to_mobile = (user.email, user.mobile) if user is not None else team_addresses()
+    steps, calls_now = [], False
+    if page:
+        steps, channels, calls_now = paging.first_channels(db_session, user, to_email, to_mobile)
     if Channel.EMAIL in channels and Channel.SMS not in channels and not to_email:
         channels = (Channel.SMS, *channels)
-    send(
-        db_session=db_session,
-        kind=kind,
-        context=context,
-        channels=channels,
-        priority=Priority.URGENT,
-        idempotency_key=f"crisis-alert:{incident_id}:{reason}:{step}",
-        now=now,
-        to_email=to_email,
-        to_mobile=to_mobile,
-        ref=("alert", row.id),
-    )
+    if channels:
+        send(
+            db_session=db_session,
+            kind=kind,
+            context=context,
+            channels=channels,
+            priority=Priority.URGENT,
+            idempotency_key=f"crisis-alert:{incident_id}:{reason}:{step}",
+            now=now,
+            to_email=to_email,
+            to_mobile=to_mobile,
+            ref=("alert", row.id),
+        )
+    if page:
+        paging.start(db_session, row, steps, calls_now=calls_now, kind=kind, context=context, now=now)
     if not to_email and not to_mobile:
         log.warning("alert without any address", extra={"alert_id": row.id, "incident_id": incident_id})
     return row
@@ -104,15 +115,22 @@ def acknowledge_alerts(
     db_session: Session, *, user_id: int | None, now: datetime, incident_id=None, reason=None
 ) -> None:
     """Mark open alerts acknowledged: an incident's (all but its handover alerts), or those of one
-    ``reason`` (a handover's). Does not commit."""
-    query = update(Alert).where(Alert.acknowledged_at.is_(None))
+    ``reason`` (a handover's); their pending paging steps stop. Does not commit."""
+    conditions = [Alert.acknowledged_at.is_(None)]
     if incident_id is not None:
-        query = query.where(Alert.incident_id == incident_id, ~Alert.reason.like(f"{HANDOVER_REASON_PREFIX}%"))
+        conditions += [Alert.incident_id == incident_id, ~Alert.reason.like(f"{HANDOVER_REASON_PREFIX}%")]
     if reason is not None:
-        query = query.where(Alert.reason == reason)
+        conditions.append(Alert.reason == reason)
+    alert_ids = list(db_session.scalars(select(Alert.id).where(*conditions)))
+    if not alert_ids:
+        return
     db_session.execute(
-        query.values(acknowledged_at=now, acknowledged_by_id=user_id).execution_options(synchronize_session=False)
+        update(Alert)
+        .where(Alert.id.in_(alert_ids), Alert.acknowledged_at.is_(None))
+        .values(acknowledged_at=now, acknowledged_by_id=user_id)
+        .execution_options(synchronize_session=False)
     )
+    paging.stop(db_session, alert_ids, now)
 
 
 def incident_alerts(db_session: Session, incident_id: int) -> list[Alert]:

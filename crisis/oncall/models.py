@@ -89,3 +89,24 @@ class RosterOverride(db.Model):
     reason: Mapped[str] = mapped_column(String(200), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PagingStep(db.Model):
+    """One step of a staff member's own paging rules ("Mina larmregler"): ``minute`` after an
+    alert that demands acknowledgement, the channels used then if it is still unacknowledged.
+    A user without rows is paged by the routine's default rules (``[paging]``)."""
+
+    __tablename__ = "paging_steps"
+    __table_args__ = (UniqueConstraint("user_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 0, 1, ... in minute order
+    minute: Mapped[int] = mapped_column(Integer)
+    sms: Mapped[bool] = mapped_column(Boolean, default=False)
+    email: Mapped[bool] = mapped_column(Boolean, default=False)
+    call: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(name for name in ("sms", "email", "call") if getattr(self, name))

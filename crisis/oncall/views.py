@@ -39,8 +39,9 @@ from core.extensions import db
 from core.local_time import LocalTimeError, form_instant
 from core.numbers import record_id, whole_number
 from core.text import one_line
-from crisis.oncall import roster
+from crisis.oncall import paging, roster
 from crisis.oncall.models import RosterMember, RosterOverride
+from crisis.oncall.rules_views import last_tests
 from notifications.addresses import AddressError, normalize_email, normalize_mobile
 
 bp = Blueprint("roster", __name__, template_folder="templates")
@@ -236,6 +237,8 @@ def _render(errors: dict | None = None, values: dict | None = None, status: int 
         feeds=feeds,
         team_feed=team_feed,
         on_call=roster.on_call_at(db.session, now),
+        rules={m.user_id: paging.describe(paging.steps_for(db.session, users.get(m.user_id))) for m in all_members},
+        tests=last_tests(users),
         errors=errors or {},
         values=values or {},
     ), status

@@ -47,7 +47,11 @@ def upgrade():
         at = row.called_at
         if at is not None:
             at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)  # SQLite: naive UTC
-        attempt = {"at": at.isoformat() if at is not None else None, "by": row.called_by_id, "outcome": row.call_outcome}
+        attempt = {
+            "at": at.isoformat() if at is not None else None,
+            "by": row.called_by_id,
+            "outcome": row.call_outcome,
+        }
         connection.execute(recipients.update().where(recipients.c.id == row.id).values(call_attempts=[attempt]))
 
 

@@ -254,6 +254,19 @@ INPUTS: dict[str, Inputs] = {
     "register.reactivate_contact": NOTHING,
     "register.reactivate_provider": NOTHING,
     "retention.index": NOTHING,
+    "alerting.page": NOTHING,
+    "alerting.save": Inputs(
+        {
+            "f:action": CHOICE,
+            "f:rows": NUMBER,
+            "f:minute-0": NUMBER,
+            "f:sms-0": HINT,
+            "f:email-0": HINT,
+            "f:call-0": HINT,
+        },
+        steer=({}, {"f:action": "save", "f:rows": "1"}),
+    ),
+    "alerting.test": Inputs({"f:channel": CHOICE}),
     "roster.add_member": Inputs({"f:user_id": ID}),
     "roster.add_override": Inputs(
         {

@@ -86,12 +86,15 @@ def run_tick(app, clock, at: datetime | None = None):
         return report
 
 
-def outbox(app, *kinds: str) -> list[tuple[str, str, str, str]]:
-    """Queued messages as (local time, idempotency key, address, kind), in key order."""
+def outbox(app, *kinds: str, calls: bool = False) -> list[tuple[str, str, str, str]]:
+    """Queued messages as (local time, idempotency key, address, kind), in key order; phone calls
+    (the paging steps of crisis/oncall/paging.py) only with ``calls=True``."""
     with app.app_context():
         query = select(Message).order_by(Message.idempotency_key)
         if kinds:
             query = query.where(Message.kind.in_(kinds))
+        if not calls:
+            query = query.where(Message.channel != "call")
         rows = [(local_text(m.created_at), m.idempotency_key, m.to_address, m.kind) for m in db.session.scalars(query)]
         db.session.remove()
         return rows
