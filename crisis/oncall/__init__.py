@@ -25,6 +25,7 @@ def init_app(app) -> None:
     from core.demo import register_loader
     from core.todo import register_todo
     from crisis.oncall import demo, models, paging, responsible, rules_views, todo, views
+    from notifications.voice import register_call_status_handler, register_keypress_handler
     from scheduling.registry import default_registry
     from worktime.views import register_officer_contact
 
@@ -32,10 +33,9 @@ def init_app(app) -> None:
     app.register_blueprint(rules_views.bp)  # /account/alerting, the roster's test SMS and call
     default_registry.expect_jobs(paging)  # oncall.page: the later steps of an unacknowledged alert
     track(models.PagingStep, "paging_step")  # a person's own paging rules
-    # registered at the merge: the call transport's answers to a paging call (ref "alert")
-    # from notifications.voice import register_call_status_handler, register_keypress_handler
-    # register_keypress_handler(app, "alert", paging.on_keypress)
-    # register_call_status_handler(app, "alert", paging.on_call_status)
+    # the call transport's answers to a paging call (ref "alert"): a key pressed, the call's outcome
+    register_keypress_handler(app, "alert", paging.on_keypress)
+    register_call_status_handler(app, "alert", paging.on_call_status)
     register_officer_contact(app, responsible.officer_contact)  # /api/v1/calendar/responsible
     register_lookup(app, responsible.contact_details)  # error pages, expired and limited links
     register_loader(app, demo.load)  # the demo officer's addresses, the roster

@@ -4,7 +4,7 @@
 e-mail, call). No rows: the routine's default rules.
 
 Revision ID: 9e4b7c2d1a6f
-Revises: 5c2a9e7d41b3
+Revises: 08a968d20825
 Create Date: 2026-12-05 21:30:00
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = "9e4b7c2d1a6f"
-down_revision = "5c2a9e7d41b3"
+down_revision = "08a968d20825"
 branch_labels = None
 depends_on = None
 

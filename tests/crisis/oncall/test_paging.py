@@ -2,18 +2,15 @@
 (the routine's default: a call at 02:15 and again at 02:20), until they acknowledge in any way;
 then the escalation to the backup at 02:25 as before. With a fixed clock and the scheduler's tick.
 
-The calls themselves are placed by the call transport (notifications, Channel.CALL); the tests that
-need a call message in the outbox wait for it (``needs_calls``) until it is merged in."""
+The calls themselves are placed by the call transport (notifications, Channel.CALL)."""
 
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-import notifications
 from accounts.models import User
 from core.extensions import db
 from crisis.incidents.models import Incident
@@ -33,10 +30,6 @@ from tests.crisis.incidents.test_routing_helpers import (
 )
 
 SATURDAY = date(2026, 11, 28)  # bo on call, cia the backup
-needs_calls = pytest.mark.skipif(
-    not (Path(notifications.__file__).parent / "voice.py").exists(),
-    reason="the call transport (Channel.CALL in notifications) lands at the merge",
-)
 
 
 @pytest.fixture
@@ -74,7 +67,6 @@ def message(app, key: str) -> Message:
         return row
 
 
-@needs_calls
 def test_by_the_default_rules_the_officer_is_called_at_0215_and_0220_then_the_backup_is_alerted(app, clock, people):
     incident_id = new_incident(app, clock, local(SATURDAY, 2, 10), title="Larmcentralen nere")
     with app.app_context():
@@ -163,7 +155,6 @@ def test_own_rules_sms_at_once_and_a_reminder_by_sms_and_email_at_3_minutes(app,
     assert page_tasks(app) == [(f"alert:{alert_id}:1", "done")]  # no calls: bo's rules have none
 
 
-@needs_calls
 def test_own_rules_a_call_at_once_and_an_sms_at_3_minutes(app, clock, people):
     set_rules(app, people["bo"], [(0, ("call",)), (3, ("sms",))])
     incident_id = new_incident(app, clock, local(SATURDAY, 2, 10))
@@ -231,7 +222,6 @@ def test_a_call_status_is_told_to_the_alerts_listeners(app, clock, people):
     assert heard == [(0, "call_status", {"status": "no-answer"})]
 
 
-@needs_calls
 def test_two_schedulers_place_one_call(app, make_app, clock, people):
     other = make_app(PUBLIC_BASE_URL=app.extensions["krisrutin.settings"].public_base_url)
     other.extensions["krisrutin.routine"] = app.extensions["krisrutin.routine"]

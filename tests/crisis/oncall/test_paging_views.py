@@ -11,7 +11,6 @@ from crisis.oncall.models import PagingStep, RosterMember
 from notifications.models import Message
 from tests.conftest import csrf_token_from, log_in
 from tests.crisis.incidents.test_routing_helpers import put_on_roster, routing_app, staff
-from tests.crisis.oncall.test_paging import needs_calls
 
 
 @pytest.fixture
@@ -162,7 +161,6 @@ def test_the_account_page_links_to_the_rules(app, clock, people):
     assert 'href="/account/alerting"' in html
 
 
-@needs_calls
 def test_the_test_call_button_queues_a_test_call(app, clock, people):
     team = logged_in(app, "teamet")
     token = csrf_token_from(team.get("/roster").get_data(as_text=True))
