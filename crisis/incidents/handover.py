@@ -38,8 +38,8 @@ from core.clock import current_clock
 from core.extensions import db
 from crisis.incidents import routing, timeline
 from crisis.incidents.models import OPEN_STATUSES, Incident, IncidentEvent, Letter
-from crisis.oncall.handovers import acknowledge_handover, alert_reason, last_boundary, may_acknowledge
 from crisis.oncall.alerts import HANDOVER_REASON_PREFIX
+from crisis.oncall.handovers import acknowledge_handover, alert_reason, last_boundary, may_acknowledge
 from crisis.oncall.models import Alert, Handover, Party
 from crisis.oncall.responsible import handler_user, team_addresses
 from notifications.models import Channel, Priority
@@ -258,7 +258,9 @@ def _handing_over_addresses(db_session: Session, handovers: list[Handover], to_p
             yield str(user_id), user.email, user.mobile
 
 
-def take_handover(db_session: Session, handover: Handover, user: User | None, now: datetime, *, via: str = "web") -> bool:
+def take_handover(
+    db_session: Session, handover: Handover, user: User | None, now: datetime, *, via: str = "web"
+) -> bool:
     """The receiving side has the handover: acknowledged, no more reminder, and on the timeline
     (``handover_acknowledged``, with ``via`` unless it was the page). False when it was
     acknowledged already. Does not commit."""

@@ -5,23 +5,27 @@ Rooms: ``models`` (parties, roster, alerts, handovers), ``roster`` (who is on ca
 the backup, the manager, shifts), ``responsible`` (the party the calendar names and its
 addresses; whom providers contact), ``alerts`` (alerting one person once per step, the
 escalation chain), ``acknowledge`` (acknowledging an alert by the page, an SMS reply or a call;
-the domains' acknowledgers and listeners), ``handovers`` (the edges of office hours;
-acknowledging a handover), ``views`` (the roster page and the shifts' iCalendar feeds), ``demo``
-(the demo roster).
+the domains' acknowledgers and listeners), ``sms_replies`` (a staff member's SMS reply "1"
+acknowledges their newest open alert: the inbound handlers asked before the contact lookup),
+``handovers`` (the edges of office hours; acknowledging a handover), ``views`` (the roster page
+and the shifts' iCalendar feeds), ``demo`` (the demo roster).
 
 This layer knows people, parties and alerts, not what they are alerted about: an alert carries
-an incident's id and a message the caller renders. The flows that route, escalate and hand over
+an incident's id (or, without an incident, a subject named by type and id) and a message the
+caller renders. The flows that route, escalate and hand over
 an incident are :mod:`crisis.incidents.routing` and :mod:`crisis.incidents.handover`.
 """
 
 
 def init_app(app) -> None:
     """Register the roster pages, the officer's contact on the calendar API, whom core's pages
-    name (error and link pages) and the demo roster."""
+    name (error and link pages), the demo roster, and the inbound SMS handlers that acknowledge
+    alerts by reply (asked before the contact-person lookup; they register as sms_replies is
+    imported)."""
     from core.contact_now import register_lookup
     from core.demo import register_loader
     from core.todo import register_todo
-    from crisis.oncall import demo, models, responsible, todo, views  # noqa: F401  (models: tables known to migrations)
+    from crisis.oncall import demo, models, responsible, sms_replies, todo, views  # noqa: F401  (models: tables; sms_replies: handlers)
     from worktime.views import register_officer_contact
 
     app.register_blueprint(views.bp)
