@@ -74,8 +74,7 @@ _COMMAND = re.compile(rf"{_WORD}(?:(?:\s+|\s*[.,:#-]\s*)(\d{{1,9}}))?[\s.!]*")
 # The replies (Swedish, as every staff SMS; sent as the webhook's TwiML answer).
 HELP = "Svara 1 för att kvittera ditt senaste larm, eller 1 och larmets nummer (t.ex. 1 4711)."
 UNKNOWN_HELP = (
-    "Ditt nummer finns inte hos någon i personalen, så svaret kvitterade inget larm. "
-    "Kontakta välfärdsteknikteamet."
+    "Ditt nummer finns inte hos någon i personalen, så svaret kvitterade inget larm. Kontakta välfärdsteknikteamet."
 )
 
 
