@@ -286,6 +286,13 @@ def test_a_visit_call_list_alert_is_acknowledged_by_sms(app, client, clock, peop
         assert (staff_alert.acknowledged_at, staff_alert.acknowledged_by_id) == (clock.now(), people["bo"])
         [step] = db.session.scalars(select(VisitEvent).where(VisitEvent.kind == "staff_acknowledged")).all()
         assert (step.alert_id, step.detail["via"]) == (visit_alert_id, "sms")
+        # The paging's calls about it are the visits' steps too.
+        from crisis.oncall.acknowledge import alert_event
+
+        alert_event(db.session, staff_alert, "call_status", clock.now(), status="busy")
+        db.session.commit()
+        [call] = db.session.scalars(select(VisitEvent).where(VisitEvent.kind == "staff_call_status")).all()
+        assert (call.alert_id, call.detail["status"]) == (visit_alert_id, "busy")
         db.session.remove()
 
 
@@ -326,3 +333,56 @@ def test_a_contact_persons_texts_are_the_contact_handlers_as_before(app, client,
         )
         db.session.commit()
     assert reply_text(Phone(client).text("+46701740605", "1")) == UNMONITORED_REPLY
+
+
+def test_a_reminder_acknowledged_by_sms_is_seen_and_on_the_timeline(app, client, clock, people):
+    """After the incident is taken, an update reminder is its own alert: "1" marks it seen (nothing
+    else stops) and the timeline says so in words."""
+    from accounts.models import User
+    from crisis.incidents.routing import acknowledge_incident, notify_handler
+
+    incident_id = new_incident(app, clock, local(SATURDAY, 2, 10), title="Larmcentralen nere")
+    clock.set(local(SATURDAY, 4, 10))
+    with app.app_context():
+        incident = db.session.get(Incident, incident_id)
+        acknowledge_incident(db.session, incident, db.session.get(User, people["bo"]), clock.now())
+        [reminder] = notify_handler(
+            db.session,
+            incident,
+            reason="update_due:1.1",
+            kind="crisis.followup.update_due",
+            context={"since": "kl. 02:20"},
+            now=clock.now(),
+        )
+        reminder_id = reminder.id
+        db.session.commit()
+    clock.set(local(SATURDAY, 4, 12))
+    assert reply_text(Phone(client).text(BO, "1")) == (
+        'Kvitterat: påminnelse om uppdatering, driftstörning "Larmcentralen nere". Tack.'
+    )
+    with app.app_context():
+        assert db.session.get(Alert, reminder_id).acknowledged_by_id == people["bo"]
+        db.session.remove()
+    [step] = [detail for _, kind, detail in events(app, incident_id) if kind == "alert_acknowledged"]
+    assert (step["alert_id"], step["reason"], step["via"]) == (reminder_id, "update_due:1.1", "sms")
+    assert "Påminnelse kvitterad via sms: Dags för en uppdatering" in _incident_page(app, incident_id, "bo")
+
+
+def test_the_pagings_calls_go_on_the_timeline_in_words(app, clock, people):
+    """The paging tells an alert's listeners that it called and how the call went: the incident's
+    timeline shows both in Swedish."""
+    from crisis.oncall.acknowledge import alert_event
+
+    incident_id = new_incident(app, clock, local(SATURDAY, 2, 10))
+    [alert_id] = alert_ids(app, incident_id)
+    clock.set(local(SATURDAY, 2, 15))
+    with app.app_context():
+        alert = db.session.get(Alert, alert_id)
+        alert_event(db.session, alert, "called", clock.now())
+        alert_event(db.session, alert, "call_status", clock.now(), status="no-answer")
+        db.session.commit()
+    kinds = [(kind, detail.get("status")) for _, kind, detail in events(app, incident_id)][-2:]
+    assert kinds == [("called", None), ("call_status", "no-answer")]
+    page = _incident_page(app, incident_id, "bo")
+    assert "Uppringd om larmet: Tjänsteman i beredskap, Test bo" in page
+    assert "Samtalet om larmet: inget svar" in page
