@@ -30,7 +30,9 @@ everywhere:
   number, or several do, so we cannot tell whose answer it is; or no hook is registered): stored
   for the team, no handler, **no reply**. Auto-replies to unknown numbers answer other machines
   (short codes, operators' notices, other auto-responders) and can loop, cost money for every
-  spam message, and confirm to a sender that the number is live.
+  spam message, and confirm to a sender that the number is live. (A before-sender handler sees the
+  message first and may answer a number it recognises a request from, with its own limit against
+  loops: e.g. a help text to a "1" at most once a day per number.)
 - **Known sender, nothing took it** (e.g. "vi har fått ny enhetschef"): stored for the team, and
   the sender gets one short reply saying that the number is not read by people and where to
   turn instead — they would otherwise believe that someone read it. At most one such reply per
