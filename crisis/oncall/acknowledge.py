@@ -44,7 +44,7 @@ from crisis.oncall.models import Alert
 
 VIA = ("web", "sms", "call")
 
-Acknowledger = Callable[[Session, Alert, "User | None", str, datetime], str]
+Acknowledger = Callable[[Session, Alert, "User | None", str, datetime], "str | None"]
 AlertListener = Callable[[Session, Alert, str, datetime, dict], None]
 
 _ACKNOWLEDGERS = "krisrutin.alert_acknowledgers"
