@@ -101,6 +101,23 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "expected_end": _l("Beräknat slut har passerat"),
         "call_list": _l("Utförare på ringlistan"),
         "supplier_update": _l("Besked från leverantören"),
+        "visit_call_list": _l("Utförare på ringlistan för besök"),
+        "visit_overdue": _l("Försenade besök"),
+    },
+    # How an alert was acknowledged (the timeline: "Kvitterad via sms").
+    "via": {"web": _l("på webben"), "sms": _l("via sms"), "call": _l("via samtal")},
+    # A call's status as Twilio reports it (the paging's calls on the timeline).
+    "call_status": {
+        "queued": _l("i kö"),
+        "initiated": _l("rings upp"),
+        "ringing": _l("ringer"),
+        "in-progress": _l("besvarat"),
+        "answered": _l("besvarat"),
+        "completed": _l("avslutat"),
+        "busy": _l("upptaget"),
+        "no-answer": _l("inget svar"),
+        "failed": _l("misslyckades"),
+        "canceled": _l("avbrutet"),
     },
     "incident_status": {
         "new": _l("Ny, inte kvitterad"),

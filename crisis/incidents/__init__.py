@@ -4,6 +4,7 @@ Rooms: ``models`` (suppliers, notices, incidents, the timeline, letters, receipt
 ``timeline`` (every step of an incident), ``intake`` and ``email_ingest`` (a notice from the form,
 the API or an e-mail becomes an incident), ``routing`` and ``handover`` (an incident's way to the
 responsible party, built on :mod:`crisis.oncall`), ``affected`` (providers and contacts reached),
+``acknowledging`` (alerts answered by an SMS reply or a call: reminders, the timeline's steps),
 ``letters`` and ``letter_jobs`` (letters, updates, receipts, re-sending and the call list),
 ``followups`` (timed reminders while an incident is open), and the HTTP rooms: ``views`` (the
 incident list and page), ``notice_views``, ``api`` (``/api/v1/notices``), ``supplier_views``,
@@ -34,6 +35,7 @@ def init_app(app) -> None:
 
     # isort: split
     from crisis.incidents import (
+        acknowledging,
         api,
         demo,
         email_ingest,
@@ -68,7 +70,9 @@ def init_app(app) -> None:
     email_ingest.init_app(app)  # notices ingest FILE.eml
     letter_views.init_app(app)  # the letters panel of the incident page
     receipt_answers.init_app(app)  # the provider's answer about local routines, in words
-    routing.init_app(app)  # the routing panel of the incident page
+    routing.init_app(app)  # the routing panel of the incident page; taking an incident by SMS reply
+    handover.init_app(app)  # acknowledging a handover by SMS reply
+    acknowledging.init_app(app)  # reminders acknowledged by SMS reply; alert events on the timeline
     default_registry.expect_jobs(routing, handover, letter_jobs, followups)
     link_pages.register_pages(app, blueprints={provider_page.bp.name})
     register_api_area(app, openapi.api_area())

@@ -14,9 +14,10 @@ of office hours the officer going off hears that the team has taken over (and wh
 the end the team's mailbox and duty phone hear which open incidents the officer on call now has.
 So each side hears once: one alert to the side that receives, one note to the side that hands over.
 
-The receiving side acknowledges with ``POST /handovers/<id>/acknowledge`` (``handover_acknowledged``
-on the timeline); if nobody has after ``handover_realert_minutes``, task ``crisis.handover_realert``
-alerts once more.
+The receiving side acknowledges with ``POST /handovers/<id>/acknowledge``, or by replying "1" to the
+alert's SMS (:func:`take_handover` either way: ``handover_acknowledged`` on the timeline, with
+``via`` "sms" or "call" when not the page); if nobody has after ``handover_realert_minutes``, task
+``crisis.handover_realert`` alerts once more.
 """
 
 from __future__ import annotations
@@ -282,6 +283,46 @@ def _handing_over_addresses(db_session: Session, handovers: list[Handover], to_p
             yield str(user_id), user.email, user.mobile
 
 
+def take_handover(
+    db_session: Session, handover: Handover, user: User | None, now: datetime, *, via: str = "web"
+) -> bool:
+    """The receiving side has the handover: acknowledged, no more reminder, and on the timeline
+    (``handover_acknowledged``, with ``via`` unless it was the page). False when it was
+    acknowledged already. Does not commit."""
+    if not acknowledge_handover(db_session, handover, user, now):
+        return False
+    cancel(db_session=db_session, kind=REALERT_TASK, key=str(handover.id), now=now)
+    timeline.record(
+        db_session,
+        handover.incident_id,
+        "handover_acknowledged",
+        now,
+        actor_id=user.id if user is not None else None,
+        party=handover.to_party,
+        handover_id=handover.id,
+        **({"via": via} if via != "web" else {}),
+    )
+    return True
+
+
+def _acknowledge_by_reply(db_session: Session, alert: Alert, user: User | None, via: str, now: datetime) -> str | None:
+    """A handover's alert answered by SMS or a call: the handover is taken as with the page's
+    button. The words name the incident handed over (Swedish, as every staff SMS)."""
+    handover = db_session.get(Handover, int(alert.reason.removeprefix(HANDOVER_REASON_PREFIX)))
+    if handover is None:
+        return None
+    if not take_handover(db_session, handover, user, now, via=via):
+        return None
+    incident = db_session.get(Incident, handover.incident_id)
+    return f'överlämning av driftstörning "{incident.title}"'
+
+
+def init_app(app) -> None:
+    from crisis.oncall.acknowledge import register_acknowledger
+
+    register_acknowledger(app, HANDOVER_REASON_PREFIX, _acknowledge_by_reply)
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 
@@ -318,23 +359,12 @@ def acknowledge(handover_id: int):
     handover = _handover(handover_id)
     if not may_acknowledge(handover, g.user):
         abort(403, description=_("Bara den som tar emot överlämningen kan kvittera den."))
-    now = current_clock().now()
-    if not acknowledge_handover(db.session, handover, g.user, now):
+    if not take_handover(db.session, handover, g.user, current_clock().now()):
         db.session.rollback()
         flash(_("Överlämningen var redan kvitterad."), "info")
         if request.args.get("next") == "start":
             return redirect(url_for("accounts.index"))
         return redirect(url_for("handovers.page", handover_id=handover_id))
-    cancel(db_session=db.session, kind=REALERT_TASK, key=str(handover.id), now=now)
-    timeline.record(
-        db.session,
-        handover.incident_id,
-        "handover_acknowledged",
-        now,
-        actor_id=g.user.id,
-        party=handover.to_party,
-        handover_id=handover.id,
-    )
     db.session.commit()
     flash(_("Du har kvitterat överlämningen."), "success")
     if request.args.get("next") == "start":  # the button on the start page's task list

@@ -24,9 +24,11 @@ Escalation (on-call only)
 
 Acknowledging
     ``POST /incidents/<id>/acknowledge`` (team, on-call officer, admin): the incident is taken
-    (status ``open``), its open alerts are acknowledged and the pending escalation stops. Acknowledging
-    by SMS reply is not offered: inbound SMS are matched to contact persons (notifications.inbound),
-    and staff are users, not contact persons.
+    (status ``open``), its open alerts are acknowledged and the pending escalation stops. The same
+    happens when the person alerted replies "1" to the alert's SMS (or presses 1 on the paging's
+    call): :func:`crisis.oncall.acknowledge.acknowledge_alert` hands the alert to the acknowledger
+    registered here for ``routed``, and the timeline's ``acknowledged`` step says ``via`` "sms" (or
+    "call"). How a reply is matched to a staff member and an alert is :mod:`crisis.oncall.sms_replies`.
 
 Every alert is at most once per (incident, reason, step): the unique constraint on ``alerts`` and
 the message idempotency key ``crisis-alert:<incident>:<reason>:<step>`` keep a retried task or
@@ -201,12 +203,12 @@ def acknowledge_incident(
     return True
 
 
-def _acknowledge_routed(db_session: Session, alert: Alert, user: User | None, via: str, now: datetime) -> str:
+def _acknowledge_routed(db_session: Session, alert: Alert, user: User | None, via: str, now: datetime) -> str | None:
     """An incident's alert (routed, or an escalation step) answered by SMS or a call: the incident
     is taken as with the page's button. The words name the incident for the reply."""
     incident = db_session.get(Incident, alert.incident_id)
     if incident is None:
-        return ""
+        return None
     if not acknowledge_incident(db_session, incident, user, now, via=via):
         acknowledge_alerts(db_session, incident_id=incident.id, user_id=user.id if user else None, now=now)
     return f'driftstörning "{incident.title}"'  # an SMS reply or spoken answer: Swedish, as every staff SMS

@@ -19,8 +19,11 @@ EVENT_KINDS = (
     "flagged",  # planned work announced late or outside the window; detail: reason
     "routed",  # detail: party, user_id
     "alerted",  # detail: alert_id, reason, step, user_id
-    "acknowledged",  # the handling party took the incident
+    "acknowledged",  # the handling party took the incident; detail: via ("sms", "call"; none: the page)
     "escalated",  # nobody acknowledged: the next step alerted; detail: step, user_id
+    "called",  # the paging called the person alerted; detail: alert_id, step, user_id
+    "call_status",  # how that call went; detail: alert_id, status (Twilio's call status)
+    "alert_acknowledged",  # a reminder seen (by SMS reply, a call); detail: alert_id, reason, via
     "assessed",  # detail: relevant, apply_local_routines, reason
     "letter_sent",  # detail: letter_id, number, kind, recipients
     "letter_acknowledged",  # a provider acknowledged; detail: letter_id, provider_id
@@ -30,7 +33,7 @@ EVENT_KINDS = (
     "estimate_requested",  # expected end passed; detail: asked (supplier contact kind)
     "expected_end_changed",  # detail: old, new
     "handover",  # detail: handover_id, from_party, to_party
-    "handover_acknowledged",
+    "handover_acknowledged",  # detail: handover_id, via ("sms", "call"; none: the page)
     "resolved",
     "visits_created",  # supervisions in the window became visits; detail: count, providers
     "visits_escalated",  # a provider did not react; detail: provider_id, step

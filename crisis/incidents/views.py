@@ -28,7 +28,8 @@ from contacts.models import SERVICES, Provider
 from contacts.register import SERVICE_LABELS
 from core import audit
 from core.extensions import db
-from core.labels import VOCABULARIES
+from core.labels import VOCABULARIES, reason_label
+from core.labels import label as vocabulary_label
 from core.numbers import month_start, record_id
 from crisis.incidents import receipt_answers, report
 from crisis.incidents.affected import affected_providers
@@ -64,6 +65,9 @@ EVENT_LABELS = {
     "alerted": _l("Larmad"),
     "acknowledged": _l("Kvitterad av den som hanterar störningen"),
     "escalated": _l("Ingen kvittens: nästa steg larmat"),
+    "called": _l("Uppringd om larmet"),
+    "call_status": _l("Samtalet om larmet"),
+    "alert_acknowledged": _l("Påminnelse kvitterad"),
     "assessed": _l("Bedömd"),
     "letter_sent": _l("Brev skickat"),
     "letter_acknowledged": _l("En utförare kvitterade brevet"),
@@ -79,6 +83,12 @@ EVENT_LABELS = {
     "visits_created": _l("Fysiska besök i stället för kameratillsyn"),
     "visits_escalated": _l("Besök eskalerade"),
     "supervision_returned": _l("Kameratillsynen tillbaka hos larmoperatören"),
+}
+# A step acknowledged by an SMS reply or a call ("via" in its detail) says how: "Kvitterad via sms".
+ACKNOWLEDGED_VIA = {
+    "acknowledged": _l("Kvitterad %(via)s av den som hanterar störningen"),
+    "handover_acknowledged": _l("Överlämningen kvitterad %(via)s"),
+    "alert_acknowledged": _l("Påminnelse kvitterad %(via)s"),
 }
 ESCALATION_STEPS = {"call_list": _l("inte kvitterade, utföraren på ringlistan"), "overdue": _l("försenade")}
 STATUS_FILTERS = ("open", "closed", *[status.value for status in IncidentStatus])
@@ -132,11 +142,17 @@ def describe_event(
     """The step in Swedish (or the page's language), with the details that matter to a reader."""
     label = str(EVENT_LABELS.get(event.kind, event.kind))
     detail = event.detail or {}
+    if detail.get("via") and event.kind in ACKNOWLEDGED_VIA:  # by SMS reply or a call, not the page
+        label = str(ACKNOWLEDGED_VIA[event.kind]) % {"via": vocabulary_label(detail["via"], "via")}
     providers = providers or {}
     extra = ""
     if event.kind == "notice_received" and detail.get("source"):
         extra = str(SOURCE_LABELS.get(detail["source"], detail["source"]))
-    elif event.kind in ("routed", "alerted", "escalated"):
+    elif event.kind == "alert_acknowledged":
+        extra = reason_label(detail.get("reason"))
+    elif event.kind == "call_status" and detail.get("status"):
+        extra = vocabulary_label(detail["status"], "call_status")
+    elif event.kind in ("routed", "alerted", "escalated", "called"):
         parts = []
         if detail.get("party") or event.party:
             parts.append(party_label(detail.get("party") or event.party))

@@ -52,16 +52,17 @@ def may_acknowledge(handover: Handover, user: User) -> bool:
     return user.role_enum is Role.ON_CALL
 
 
-def acknowledge_handover(db_session: Session, handover: Handover, user: User, now: datetime) -> bool:
-    """The receiving side has the handover: it and its alerts are acknowledged. False when it was
-    acknowledged already. Does not commit."""
+def acknowledge_handover(db_session: Session, handover: Handover, user: User | None, now: datetime) -> bool:
+    """The receiving side has the handover (``user`` None: the team's duty phone answered): it and
+    its alerts are acknowledged. False when it was acknowledged already. Does not commit."""
+    user_id = user.id if user is not None else None
     result = db_session.execute(
         update(Handover)
         .where(Handover.id == handover.id, Handover.acknowledged_at.is_(None))
-        .values(acknowledged_at=now, acknowledged_by_id=user.id)
+        .values(acknowledged_at=now, acknowledged_by_id=user_id)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         return False
-    acknowledge_alerts(db_session, reason=alert_reason(handover.id), user_id=user.id, now=now)
+    acknowledge_alerts(db_session, reason=alert_reason(handover.id), user_id=user_id, now=now)
     return True

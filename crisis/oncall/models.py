@@ -26,14 +26,26 @@ class Party(StrEnum):
 
 class Alert(db.Model):
     """One alert of a person about an incident or a handover (SMS and e-mail with a link), one
-    step of the escalation chain: 0 the handling party, 1 the backup, 2 the manager, ..."""
+    step of the escalation chain: 0 the handling party, 1 the backup, 2 the manager, ...
+
+    An alert about something else than an incident (a provider's visits on the call list, overdue
+    visits) has no ``incident_id`` but a subject: ``subject_type`` and ``subject_id`` (e.g.
+    ``("visit_alert", 7)``, ``("provider", 3)``), a reference by name to the domain that owns it.
+    Each kind is alerted once per step: (incident, reason, step) or (subject, reason, step) is
+    unique (NULLs never collide, so each constraint only binds its own kind)."""
 
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("incident_id", "reason", "step"),)
+    __table_args__ = (
+        UniqueConstraint("incident_id", "reason", "step"),
+        UniqueConstraint("subject_type", "subject_id", "reason", "step"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
-    # "routed", "handover:<id>", "update_due:<n>", "expected_end:<n>", "call_list:<letter id>", ...
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
+    subject_type: Mapped[str | None] = mapped_column(String(20))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    # "routed", "handover:<id>", "update_due:<n>", "expected_end:<n>", "call_list:<letter id>",
+    # "visit_call_list", "visit_overdue:<first visit id>", ...
     reason: Mapped[str] = mapped_column(String(60))
     step: Mapped[int] = mapped_column(Integer, default=0)
     party: Mapped[str] = mapped_column(String(16))

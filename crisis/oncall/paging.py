@@ -312,7 +312,8 @@ def page_step(db_session: Session, task, now: datetime) -> None:
         send(
             db_session=db_session,
             kind=REMINDER_KIND,
-            context={"what": text.what, "link": text.link},
+            # A reminder names its alert's code: by now other alerts may be open too.
+            context={"what": text.what, "link": text.link, "ack_code": alert.id, "ack_several": True},
             channels=reminders,
             priority=Priority.URGENT,
             idempotency_key=f"page:{alert.id}:{step}",

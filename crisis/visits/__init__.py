@@ -4,7 +4,8 @@ Rooms: ``models`` (supervised clients, schedules, failures, visits, alerts, even
 and ``clients_csv`` (the register of supervised clients and their schedules; API and CSV),
 ``supervision`` (failures and outages become visits), ``service`` (alerting providers, their
 acknowledgement, marking visits, call records), ``jobs`` (escalation of unacknowledged alerts and
-overdue visits), and the HTTP rooms: ``api`` (``/api/v1/supervision``), ``provider_page``
+overdue visits: staff alerts to the responsible party), ``acknowledge`` (those staff alerts
+answered by an SMS reply), and the HTTP rooms: ``api`` (``/api/v1/supervision``), ``provider_page``
 (``/v/<token>``), ``views`` (the call list and the dashboard) and ``report``.
 
 Visits stand on incidents (an outage's visits are on its timeline) and on on-call (who is
@@ -31,6 +32,7 @@ def init_app(app) -> None:
 
     # isort: split
     from crisis.visits import (
+        acknowledge,
         api,
         clients_csv,
         demo,
@@ -59,3 +61,4 @@ def init_app(app) -> None:
     register_loader(app, demo.load)  # the supervised clients
     register_todo(app, todo.items)  # the start page: overdue visits, providers to phone
     register_reference(app, service.REF_TYPE, references.describe_alert)  # "Gäller" on the deliveries page
+    acknowledge.init_app(app)  # the party's alerts (call list, overdue visits) acknowledged by SMS reply

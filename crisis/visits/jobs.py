@@ -9,6 +9,11 @@
   provider already on the call list these fold: at most one message per provider per
   ``visit_overdue_fold_minutes`` (alert fatigue: the party is phoning that provider anyway).
 
+Both messages to the party are staff alerts (:func:`crisis.oncall.alerts.alert`, no incident but a
+subject: ``("visit_alert", id)`` with reason ``visit_call_list``, ``("provider", id)`` with reason
+``visit_overdue:<first visit id>``), so the party acknowledges them by replying "1" like every alert
+(:mod:`crisis.visits.acknowledge`); the messages keep their idempotency keys and references.
+
 Visits of an incident get ``visits_escalated`` on its timeline. Nothing here commits.
 """
 
@@ -22,9 +27,11 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from accounts.models import User
 from contacts.models import Provider
 from core.local_time import local_text
 from crisis.incidents import timeline
+from crisis.oncall import alerts
 from crisis.oncall.responsible import Responsible, responsible_party
 from crisis.visits.models import Visit, VisitAlert, VisitStatus
 from crisis.visits.service import (
@@ -40,12 +47,16 @@ from crisis.visits.service import (
     event,
     open_visits,
 )
-from notifications.models import Priority
-from notifications.service import send
 from scheduling.registry import task_handler
 from scheduling.service import schedule
 
 log = logging.getLogger(__name__)
+
+# The staff alerts of visits (crisis.oncall.alerts, acknowledged like any alert): a provider on the
+# call list, about its visit alert; overdue visits, about the provider, once per first visit.
+CALL_LIST_REASON = "visit_call_list"
+OVERDUE_REASON_PREFIX = "visit_overdue:"
+OVERDUE_SUBJECT = "provider"
 
 
 def _policy():
@@ -62,15 +73,26 @@ def _tell_party(
     *,
     kind: str,
     context: dict,
+    subject: tuple[str, int],
+    reason: str,
     key: str,
     ref: tuple[str, object],
     now: datetime,
 ) -> bool:
+    """Alert the responsible party about ``subject`` (a staff :class:`~crisis.oncall.models.Alert`,
+    acknowledgeable by an SMS reply like every other), keeping the message's idempotency ``key``
+    and ``ref``. False when the party has no address or was alerted about this already."""
     if not (party.email or party.mobile):
         log.warning("visits: the responsible party has no address", extra={"party": party.party, "kind": kind})
         return False
-    send(
-        db_session=db_session,
+    user = db_session.get(User, party.user_id) if party.user_id is not None else None
+    row = alerts.alert(
+        db_session,
+        subject=subject,
+        reason=reason,
+        step=0,
+        party=party.party,
+        user=user,
         kind=kind,
         context={
             **context,
@@ -79,14 +101,11 @@ def _tell_party(
             "dashboard_link": f"{_base_url()}{DASHBOARD_PATH}",
         },
         channels=CHANNELS,
-        priority=Priority.URGENT,
         idempotency_key=key,
-        now=now,
-        to_email=party.email,
-        to_mobile=party.mobile,
         ref=ref,
+        now=now,
     )
-    return True
+    return row is not None
 
 
 # --- new visits -------------------------------------------------------------------------------------
@@ -144,6 +163,8 @@ def check_acknowledged(db_session: Session, task, now: datetime) -> None:
             "first_due": local_text(still_open[0].due_at),
             "alerted": local_text(alert.created_at),
         },
+        subject=(REF_TYPE, alert.id),
+        reason=CALL_LIST_REASON,
         key=f"visit_alert:{alert.id}:escalation",
         ref=(REF_TYPE, alert.id),
         now=now,
@@ -255,6 +276,8 @@ def check_overdue(db_session: Session, task, now: datetime) -> None:
                 for item in overdue
             ],
         },
+        subject=(OVERDUE_SUBJECT, provider_id),
+        reason=f"{OVERDUE_REASON_PREFIX}{min(item.id for item in overdue)}",
         key=f"visit_overdue:{provider_id}:{min(item.id for item in overdue)}",
         ref=("visit_overdue", provider_id),
         now=now,
