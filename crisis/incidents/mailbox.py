@@ -182,9 +182,15 @@ def _ensure_folder(client: IMAPClient, name: str) -> bool:
 
 
 def put_away(client: IMAPClient, uid: int, done_folder: str | None) -> str:
-    """Move a processed message out of the read folder; returns how: moved, copied or flagged."""
+    """Move a processed message out of the read folder; returns how: moved, copied, flagged, or
+    gone (another process put it away first)."""
     if done_folder and client.has_capability("MOVE"):
-        client.move([uid], done_folder)
+        try:
+            client.move([uid], done_folder)
+        except IMAPClientError as error:
+            if any(code in str(error) for code in ("EXPUNGEISSUED", "NONEXISTENT")):
+                return "gone"
+            raise
         return "moved"
     if done_folder and client.has_capability("UIDPLUS"):
         client.copy([uid], done_folder)
@@ -201,13 +207,14 @@ def _server_date(value) -> datetime | None:
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _fetch(client: IMAPClient, uid: int, size: int) -> tuple[bytes, bool]:
-    """(the message, False), or (its headers, True) when it is too big to take whole."""
-    if size > MAX_BYTES:
-        data = client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid, {})
-        return data.get(b"BODY[HEADER]") or b"", True
-    data = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {})
-    return data.get(b"BODY[]") or b"", False
+def _fetch(client: IMAPClient, uid: int, size: int) -> tuple[bytes | None, bool]:
+    """(the message, False), or (its headers, True) when it is too big to take whole; (None, _)
+    when it is gone (another process put it away meanwhile)."""
+    part = b"BODY[HEADER]" if size > MAX_BYTES else b"BODY[]"
+    data = client.fetch([uid], ["BODY.PEEK[HEADER]" if size > MAX_BYTES else "BODY.PEEK[]"]).get(uid)
+    if data is None or data.get(part) is None:
+        return None, size > MAX_BYTES
+    return data[part], size > MAX_BYTES
 
 
 def _read(db_session: Session, client: IMAPClient, config: MailboxConfig, now: datetime) -> PassReport:
@@ -223,9 +230,13 @@ def _read(db_session: Session, client: IMAPClient, config: MailboxConfig, now: d
         key = f"{config.folder}:{validity}:{uid}"
         row = db_session.scalar(select(InboundEmail).where(InboundEmail.mailbox_key == key))
         if row is None:
-            fact = facts.get(uid, {})
+            fact = facts.get(uid)
+            if fact is None:
+                continue  # gone since the search: another process put it away
             size = int(fact.get(b"RFC822.SIZE") or 0)
             raw, headers_only = _fetch(client, uid, size)
+            if raw is None:
+                continue
             try:
                 row = store_message(
                     db_session,

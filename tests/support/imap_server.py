@@ -65,16 +65,20 @@ service imap-login {{
 """
 
 
+USERS = 400  # made before the server starts: Dovecot may not see a password file changed within a second
+
+
 @dataclass
 class ImapServer:
     host: str
     port: int
     root: Path
-    users_file: Path
+    users: list[str]
 
-    def add_user(self, name: str) -> None:
-        with self.users_file.open("a", encoding="ascii") as handle:
-            handle.write(f"{name}:{{PLAIN}}{PASSWORD}\n")
+    def take_user(self) -> str:
+        if not self.users:
+            raise RuntimeError(f"more than {USERS} mailboxes asked of one test session's Dovecot")
+        return self.users.pop()
 
 
 @dataclass
@@ -156,8 +160,9 @@ def start_dovecot() -> tuple[ImapServer, subprocess.Popen]:
     if os.getuid() == 0:
         entry = pwd.getpwnam(mail_user)
         os.chown(root / "mail", entry.pw_uid, entry.pw_gid)
+    names = [f"u{uuid.uuid4().hex[:12]}" for _ in range(USERS)]
     users = root / "users"
-    users.write_text("", encoding="ascii")
+    users.write_text("".join(f"{name}:{{PLAIN}}{PASSWORD}\n" for name in names), encoding="ascii")
     users.chmod(0o644)
     port = _free_port()
     config = root / "dovecot.conf"
@@ -183,7 +188,7 @@ def start_dovecot() -> tuple[ImapServer, subprocess.Popen]:
         process.wait()
         shutil.rmtree(root, ignore_errors=True)
         raise
-    return ImapServer(host="127.0.0.1", port=port, root=root, users_file=users), process
+    return ImapServer(host="127.0.0.1", port=port, root=root, users=names), process
 
 
 def stop_dovecot(server: ImapServer, process: subprocess.Popen) -> None:
@@ -213,6 +218,4 @@ def imap_server():
 @pytest.fixture
 def imap_mailbox(imap_server) -> ImapMailbox:
     """A new user on the session's Dovecot: an empty mailbox of this test's own."""
-    name = f"u{uuid.uuid4().hex[:12]}"
-    imap_server.add_user(name)
-    return ImapMailbox(server=imap_server, username=name)
+    return ImapMailbox(server=imap_server, username=imap_server.take_user())

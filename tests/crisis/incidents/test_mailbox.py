@@ -6,6 +6,7 @@ degraded until it answers again. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import threading
 from email.message import EmailMessage
@@ -36,7 +37,7 @@ def message(
     msg["Message-ID"] = message_id
     msg["Date"] = "Mon, 23 Nov 2026 09:50:00 +0100"
     msg.set_content(body)
-    return bytes(msg)
+    return msg.as_bytes(policy=email.policy.SMTP)  # CRLF, as mail is stored and sent
 
 
 @pytest.fixture
