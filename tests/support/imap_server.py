@@ -40,6 +40,7 @@ info_log_path = {root}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 mail_location = maildir:{root}/mail/%u/Maildir
 default_login_user = {login_user}
 default_internal_user = {internal_user}
