@@ -196,7 +196,7 @@ def test_two_polls_at_once_make_one_notice(postgres_url, clock, imap_mailbox):
         try:
             barrier.wait()
             poll(application)
-        except Exception as error:  # noqa: BLE001 - reported below
+        except Exception as error:  # reported below
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=(application,)) for application in (first, second)]
