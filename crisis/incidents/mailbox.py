@@ -344,16 +344,24 @@ def run_forever(app, config: MailboxConfig, stop: threading.Event) -> None:
                     if not client.has_capability("IDLE"):
                         stop.wait(config.poll_seconds)
                         continue
-                    client.idle()
-                    try:
-                        client.idle_check(timeout=min(config.poll_seconds, IDLE_MAX_SECONDS))
-                    finally:
-                        client.idle_done()
+                    _idle(client, min(config.poll_seconds, IDLE_MAX_SECONDS), stop)
             except (MailboxUnavailable, *_CONNECTION_ERRORS):  # recorded by the pass, or lost while idle
                 stop.wait(config.poll_seconds)
             finally:
                 db.session.remove()
                 _logout(client)
+
+
+def _idle(client: IMAPClient, seconds: int, stop: threading.Event) -> None:
+    """IMAP IDLE until the server reports news, ``seconds`` pass or ``stop`` is set (checked
+    every second, so that a stop request ends the reader at once)."""
+    client.idle()
+    try:
+        for _ in range(seconds):
+            if stop.is_set() or client.idle_check(timeout=1):
+                return
+    finally:
+        client.idle_done()
 
 
 # --- flask mailbox poll | run -------------------------------------------------------------------

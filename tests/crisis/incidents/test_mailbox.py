@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.policy
 import logging
 import threading
+import time
 from email.message import EmailMessage
 
 import pytest
@@ -262,3 +263,23 @@ def test_mailbox_reading_is_off_without_imap_host(sqlite_url, clock, caplog):
     assert "mailbox reading is off (IMAP_HOST is not set)" in caplog.text
     result = application.test_cli_runner().invoke(args=["mailbox", "poll"])
     assert result.exit_code != 0 and "mailbox reading is off" in result.output
+
+
+def test_the_mailbox_reader_takes_new_mail_as_it_arrives_with_idle(app, imap_mailbox):
+    """``mailbox run``: a pass at start, then IMAP IDLE wakes it when mail arrives (no waiting
+    for the poll interval, 60 s here)."""
+    config = MailboxConfig.from_settings(app.extensions["krisrutin.settings"])
+    stop = threading.Event()
+    reader = threading.Thread(target=mailbox.run_forever, args=(app, config, stop))
+    reader.start()
+    try:
+        imap_mailbox.deliver(message())
+        deadline = time.monotonic() + 10
+        while count(app, Notice) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the other thread, not for time to pass
+        assert count(app, Notice) == 1
+    finally:
+        stop.set()
+        reader.join(15)
+    assert not reader.is_alive()
+    assert len(imap_mailbox.messages(DONE)) >= 1
