@@ -145,6 +145,9 @@ def test_one_click_makes_a_triaged_mail_a_notice_and_dismissing_needs_a_reason(a
     again = client.post(f"/incidents/mail/{forwarded.id}/notice", data={"supplier": str(telia), "csrf_token": token})
     assert again.status_code == 409 and count(app, Notice) == 1
 
+    # A supplier that does not exist is refused with a message beside the choice, not a 500.
+    bad = client.post(f"/incidents/mail/{advert.id}/notice", data={"supplier": "999", "csrf_token": token})
+    assert bad.status_code == 400 and "Välj leverantör, eller okänd" in bad.get_data(as_text=True)
     refused = client.post(f"/incidents/mail/{advert.id}/dismiss", data={"reason": "  ", "csrf_token": token})
     assert refused.status_code == 400
     assert "Skriv varför meddelandet inte är en driftstörning" in refused.get_data(as_text=True)
@@ -154,9 +157,9 @@ def test_one_click_makes_a_triaged_mail_a_notice_and_dismissing_needs_a_reason(a
     assert done[advert.id].status == "dismissed" and done[advert.id].dismiss_reason == "Reklam"
     assert done[advert.id].decided_by_id is not None
     assert "Ingen e-post väntar på att bedömas." in client.get("/incidents/mail").get_data(as_text=True)
-    # An unknown supplier choice is refused with a message, not a 500.
-    bad = client.post(f"/incidents/mail/{advert.id}/notice", data={"supplier": "999", "csrf_token": token})
-    assert bad.status_code == 409
+    # A message judged once cannot be judged again.
+    again = client.post(f"/incidents/mail/{advert.id}/notice", data={"supplier": "unknown", "csrf_token": token})
+    assert again.status_code == 409 and count(app, Notice) == 1
 
 
 def test_a_crash_after_the_commit_before_the_move_is_processed_once(app, imap_mailbox, monkeypatch):
