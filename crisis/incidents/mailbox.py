@@ -408,6 +408,8 @@ def init_app(app) -> None:
     """The CLI, and the start-up line that says whether the mailbox is read."""
     app.cli.add_command(mailbox_cli)
     settings = app.extensions["krisrutin.settings"]
+    if settings.imap_host and settings.imap_security == "none" and settings.is_production:
+        log.warning("IMAP_SECURITY=none: the mailbox password and the suppliers' mail travel unencrypted")
     if settings.imap_host:
         log.info(
             "mailbox reading is on",
