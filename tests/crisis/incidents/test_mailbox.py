@@ -286,3 +286,23 @@ def test_the_mailbox_reader_takes_new_mail_as_it_arrives_with_idle(app, imap_mai
         reader.join(15)
     assert not reader.is_alive()
     assert len(imap_mailbox.messages(DONE)) >= 1
+
+
+@pytest.mark.parametrize(
+    ("missing", "inbox_after", "done_after"),
+    [({"MOVE"}, 0, 1), ({"MOVE", "UIDPLUS"}, 1, 0)],
+    ids=["copy-and-expunge", "flag"],
+)
+def test_a_server_without_move_gets_copy_and_expunge_or_else_a_flag(
+    app, imap_mailbox, monkeypatch, missing, inbox_after, done_after
+):
+    from imapclient import IMAPClient
+
+    real = IMAPClient.has_capability
+    monkeypatch.setattr(IMAPClient, "has_capability", lambda self, name: name not in missing and real(self, name))
+    imap_mailbox.deliver(message())
+    assert poll(app).notices == 1
+    assert (len(imap_mailbox.messages("INBOX")), len(imap_mailbox.messages(DONE))) == (inbox_after, done_after)
+    again = poll(app)  # a flagged message is skipped, not read again
+    assert (again.read, again.already) == (0, 0)
+    assert count(app, Notice) == 1
