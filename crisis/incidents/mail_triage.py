@@ -245,8 +245,8 @@ def make_notice_view(message_id: int):
             return _page({row.id: {"supplier": _("Välj leverantör, eller okänd")}}, {row.id: request.form}, 400)
     now = current_clock().now()
     refusal = make_notice(db.session, row, supplier=supplier, now=now, actor_id=g.user.id)
-    db.session.commit()
-    if refusal is not None:
+    if refusal is not None:  # nothing changes; the refusal is shown beside the choice
+        db.session.rollback()
         message = _("Meddelandet kan inte bli en driftstörning: %(why)s", why=refusal)
         return _page({row.id: {"supplier": message}}, {}, 400)
     audit.changed("inbound_email", row.id, status=row.status)

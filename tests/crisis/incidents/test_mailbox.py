@@ -122,6 +122,14 @@ def test_unknown_sender_too_big_and_unparsable_mail_wait_in_triage_with_the_reas
     page = client.get("/incidents/mail").get_data(as_text=True)
     assert "nagon@example.org" in page and "Avsändaren är ingen känd leverantörsadress" in page
     assert "Meddelandet är större än 10 MB" in page and "Meddelandet kunde inte läsas" in page
+    # The unreadable one cannot be made a notice: said beside the choice, nothing changed.
+    unreadable = found["unparsable"].id
+    refused = client.post(
+        f"/incidents/mail/{unreadable}/notice", data={"supplier": "unknown", "csrf_token": csrf_token_from(page)}
+    )
+    assert refused.status_code == 400
+    assert "Meddelandet kan inte bli en driftstörning" in refused.get_data(as_text=True)
+    assert {row.id: row.reason for row in rows(app)}[unreadable] == "unparsable" and count(app, Notice) == 0
 
 
 def test_one_click_makes_a_triaged_mail_a_notice_and_dismissing_needs_a_reason(app, imap_mailbox, make_user):
