@@ -37,7 +37,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -60,7 +60,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 """
@@ -75,6 +76,7 @@ class ImapServer:
     port: int
     root: Path
     users: list[str]
+    tls_port: int | None = None  # IMAP over TLS (IMAP_SECURITY=ssl), when started with a certificate
 
     def take_user(self) -> str:
         if not self.users:
@@ -147,7 +149,9 @@ def _wait_for(port: int, process: subprocess.Popen, log: Path, seconds: float = 
     raise RuntimeError("dovecot did not answer in time")
 
 
-def start_dovecot() -> tuple[ImapServer, subprocess.Popen]:
+def start_dovecot(certificate: tuple[Path, Path] | None = None) -> tuple[ImapServer, subprocess.Popen]:
+    """Dovecot on free ports of 127.0.0.1: plain IMAP (STARTTLS too when ``certificate``, a
+    (cert, key) pair, is given, with IMAP over TLS on a second port)."""
     root = Path(tempfile.mkdtemp(prefix="krisrutin-imap-"))
     root.chmod(0o755)  # the login and mail processes (another user when we are root) go through it
     me = pwd.getpwuid(os.getuid()).pw_name
@@ -166,11 +170,15 @@ def start_dovecot() -> tuple[ImapServer, subprocess.Popen]:
     users.write_text("".join(f"{name}:{{PLAIN}}{PASSWORD}\n" for name in names), encoding="ascii")
     users.chmod(0o644)
     port = _free_port()
+    tls_port = _free_port() if certificate else 0
+    tls = f"ssl = yes\nssl_cert = <{certificate[0]}\nssl_key = <{certificate[1]}" if certificate else "ssl = no"
     config = root / "dovecot.conf"
     config.write_text(
         _CONFIG.format(
             root=root,
             port=port,
+            tls_port=tls_port,
+            ssl=tls,
             login_user=login_user,
             internal_user=internal_user,
             internal_group=internal_group,
@@ -189,7 +197,8 @@ def start_dovecot() -> tuple[ImapServer, subprocess.Popen]:
         process.wait()
         shutil.rmtree(root, ignore_errors=True)
         raise
-    return ImapServer(host="127.0.0.1", port=port, root=root, users=names), process
+    server = ImapServer(host="127.0.0.1", port=port, root=root, users=names, tls_port=tls_port or None)
+    return server, process
 
 
 def stop_dovecot(server: ImapServer, process: subprocess.Popen) -> None:
@@ -210,6 +219,21 @@ def imap_server():
             pytest.fail("Dovecot is required (REQUIRE_IMAP=1) but not installed: apt-get install dovecot-imapd")
         pytest.skip("Dovecot (dovecot-imapd) is not installed")
     server, process = start_dovecot()
+    try:
+        yield server
+    finally:
+        stop_dovecot(server, process)
+
+
+@pytest.fixture(scope="session")
+def imap_tls_server(smtp_certificate):
+    """A second Dovecot with a self-signed certificate for 127.0.0.1 (STARTTLS and IMAP over TLS),
+    for the tests of IMAP_SECURITY; started only by the tests that ask for it."""
+    if DOVECOT is None:
+        if os.environ.get("REQUIRE_IMAP") == "1":
+            pytest.fail("Dovecot is required (REQUIRE_IMAP=1) but not installed: apt-get install dovecot-imapd")
+        pytest.skip("Dovecot (dovecot-imapd) is not installed")
+    server, process = start_dovecot(certificate=smtp_certificate)
     try:
         yield server
     finally:

@@ -10,6 +10,7 @@ import email.policy
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from email.message import EmailMessage
 
 import pytest
@@ -22,6 +23,7 @@ from crisis.incidents.mailbox import MailboxConfig, MailboxUnavailable, poll_onc
 from crisis.incidents.models import InboundEmail, Incident, IncidentEvent, Notice, Supplier
 from tests.conftest import build_app, csrf_token_from, log_in
 
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
 DONE = "Krisrutin.Klart"  # IMAP_DONE_FOLDER "Krisrutin/Klart" in Dovecot's maildir naming
 
 
@@ -314,3 +316,26 @@ def test_a_server_without_move_gets_copy_and_expunge_or_else_a_flag(
     again = poll(app)  # a flagged message is skipped, not read again
     assert (again.read, again.already) == (0, 0)
     assert count(app, Notice) == 1
+
+
+def test_tls_and_starttls_are_verified_and_an_untrusted_certificate_is_a_tls_failure(
+    make_app, imap_tls_server, smtp_certificate, monkeypatch
+):
+    from tests.support.imap_server import ImapMailbox
+
+    mailbox_ = ImapMailbox(server=imap_tls_server, username=imap_tls_server.take_user())
+    settings = {**mailbox_.settings, "IMAP_SECURITY": "ssl", "IMAP_PORT": str(imap_tls_server.tls_port)}
+    over_tls = make_app(**settings)
+    with over_tls.app_context():
+        db.session.add(Supplier(name="Telia", sender_addresses="@telia.se", is_active=True, created_at=NOW))
+        db.session.commit()
+    mailbox_.deliver(message())
+    with pytest.raises(MailboxUnavailable, match="TLS error"):  # self-signed: not trusted
+        poll(over_tls)
+    assert count(over_tls, Notice) == 0
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(smtp_certificate[0]))  # now it is
+    assert poll(over_tls).notices == 1
+    with_starttls = make_app(**{**mailbox_.settings, "IMAP_SECURITY": "starttls"})
+    mailbox_.deliver(message(message_id="<gsm-2@telia.se>", subject="Ny störning"))
+    assert poll(with_starttls).notices == 1
