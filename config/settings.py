@@ -80,6 +80,15 @@ class Settings:
     # TEAM_EMAIL and TEAM_MOBILE when not set (the providers' pages then name a fallback or no
     # phone); production warns at start-up and /readyz reports it (core.contact_now).
     team_contact_missing: tuple[str, ...] = ()
+    # The supplier mailbox (crisis.incidents.mailbox); no IMAP_HOST: mailbox reading is off.
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_security: str = "ssl"
+    imap_username: str | None = None
+    imap_password: str | None = None
+    imap_folder: str = "INBOX"
+    imap_done_folder: str = "Krisrutin/Klart"
+    imap_poll_seconds: int = 60
 
     @property
     def is_production(self) -> bool:
@@ -173,6 +182,16 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
             f"DATABASE_URL: expected a sqlite:/// or postgresql:// URL, got {database_url.split(':')[0]}://…"
         )
 
+    imap_host = get("IMAP_HOST")
+    imap_security = _choice("IMAP_SECURITY", get("IMAP_SECURITY", "ssl").lower(), ("ssl", "starttls", "none"))
+    imap_username, imap_password = get("IMAP_USERNAME"), get("IMAP_PASSWORD")
+    if imap_host and not (imap_username and imap_password):
+        raise ConfigError("IMAP_USERNAME and IMAP_PASSWORD: must be set when IMAP_HOST is set")
+    imap_folder = get("IMAP_FOLDER", "INBOX")
+    imap_done_folder = get("IMAP_DONE_FOLDER", "Krisrutin/Klart")
+    if imap_done_folder.strip("/") == imap_folder.strip("/"):
+        raise ConfigError("IMAP_DONE_FOLDER: must differ from IMAP_FOLDER (read messages are moved there)")
+
     return Settings(
         env=env,
         database_url=database_url,
@@ -217,4 +236,13 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         max_request_bytes=_int("MAX_REQUEST_BYTES", get("MAX_REQUEST_BYTES", str(10 * 1024 * 1024)), 1024, 1 << 30),
         trusted_proxies=_int("TRUSTED_PROXIES", get("TRUSTED_PROXIES", "0"), 0, 5),
         team_contact_missing=tuple(name for name in ("TEAM_EMAIL", "TEAM_MOBILE") if not get(name)),
+        imap_host=imap_host,
+        # 993 is IMAP over TLS; STARTTLS and plain IMAP use 143.
+        imap_port=_int("IMAP_PORT", get("IMAP_PORT", "993" if imap_security == "ssl" else "143"), 1),
+        imap_security=imap_security,
+        imap_username=imap_username,
+        imap_password=imap_password,
+        imap_folder=imap_folder,
+        imap_done_folder=imap_done_folder,
+        imap_poll_seconds=_int("IMAP_POLL_SECONDS", get("IMAP_POLL_SECONDS", "60"), 10, 3600),
     )

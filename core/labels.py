@@ -50,7 +50,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "rejected": _l("Avvisad"),
         "superseded": _l("Ersatt av ett senare svar"),
     },
-    "channel": {"email": _l("E-post"), "sms": _l("SMS"), "call": _l("Samtal")},
+    "channel": {"email": _l("E-post"), "sms": _l("SMS"), "call": _l("Samtal"), "imap": _l("Inkommande e-post")},
     "message_status": {
         "queued": _l("I kö"),
         "sending": _l("Skickas"),
@@ -125,6 +125,12 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "not_relevant": _l("Stängd: inte relevant"),
         "resolved": _l("Åtgärdad"),
     },
+    "inbound_email_reason": {
+        "unknown_sender": _l("Avsändaren är ingen känd leverantörsadress"),
+        "too_big": _l("Meddelandet är större än 10 MB"),
+        "unparsable": _l("Meddelandet kunde inte läsas"),
+        "refused": _l("E-postmottagningen tog inte emot det"),
+    },
     "notice_source": {"form": _l("Formulär"), "api": _l("API"), "email": _l("E-post")},
     "visit_status": {"open": _l("Öppet"), "done": _l("Gjort"), "not_done": _l("Inte gjort")},
     "change_action": {
@@ -172,6 +178,7 @@ VOCABULARIES: dict[str, dict[str, object]] = {
         "contact": _l("Kontaktperson"),
         "failure": _l("Utebliven tillsyn"),
         "handover": _l("Överlämning"),
+        "inbound_email": _l("Inkommande e-post"),
         "incident": _l("Störning"),
         "letter_receipt": _l("Kvittens av brev"),
         "letter": _l("Kvittens av brev"),

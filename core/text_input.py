@@ -48,6 +48,7 @@ FIELD_LABELS = {
     "direction": _l("Riktning"),
     "done_at": _l("Tid för besöket"),
     "email": _l("E-postadress"),
+    "sender_addresses": _l("Avsändaradresser"),
     "ends_at": _l("Slut"),
     "entity": _l("Objekt"),
     "entity_id": _l("Objektets id"),

@@ -32,9 +32,11 @@ def degraded_channels(db_session: Session, now: datetime) -> list[ChannelState]:
 
 
 def channel_summary(degraded: list[ChannelState]) -> dict[str, str]:
-    """``{"email": "ok" | "degraded", "sms": ...}`` for every channel the service has."""
+    """``{"email": "ok" | "degraded", "sms": ...}`` for every channel the service sends by, and
+    the inbound ones (``imap``: the supplier mailbox) while degraded."""
     names = {state.channel for state in degraded}
-    return {channel.value: "degraded" if channel.value in names else "ok" for channel in Channel}
+    summary = {channel.value: "degraded" if channel.value in names else "ok" for channel in Channel}
+    return {**summary, **{name: "degraded" for name in sorted(names - set(summary))}}
 
 
 def readiness_report(db_session: Session, now: datetime) -> dict[str, object]:
@@ -60,11 +62,20 @@ class ChannelWarning:
     failures: int
     same_day: bool  # degraded since earlier today (local time): the banner shows only the time
 
+    @property
+    def outgoing(self) -> bool:
+        """A channel the service sends by (e-mail, SMS); else one it reads (the supplier mailbox)."""
+        return self.channel in {channel.value for channel in Channel}
+
 
 @dataclass(frozen=True)
 class ChannelWarnings:
     items: list[ChannelWarning]
     all_degraded: bool  # no channel left that works
+
+    @property
+    def any_outgoing(self) -> bool:
+        return any(item.outgoing for item in self.items)
 
 
 NO_WARNINGS = ChannelWarnings(items=[], all_degraded=False)
@@ -103,7 +114,7 @@ def staff_channel_warnings() -> ChannelWarnings:
         )
         for state in states
     ]
-    return ChannelWarnings(items=items, all_degraded=len(items) >= len(Channel))
+    return ChannelWarnings(items=items, all_degraded=sum(item.outgoing for item in items) >= len(Channel))
 
 
 def channel_warning_context() -> dict[str, object]:

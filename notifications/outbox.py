@@ -483,10 +483,10 @@ def record_channel_success(db_session: Session, *, channel: str, gateway: str, n
 
 
 def record_channel_failure(
-    db_session: Session, *, channel: str, gateway: str, error: str, now: datetime
+    db_session: Session, *, channel: str, gateway: str, error: str, now: datetime, degraded_after: int = DEGRADED_AFTER
 ) -> datetime | None:
-    """One more consecutive failure; degraded from the :data:`DEGRADED_AFTER`-th. Returns
-    ``degraded_since``. Does not commit."""
+    """One more consecutive failure; degraded from the ``degraded_after``-th (default
+    :data:`DEGRADED_AFTER`). Returns ``degraded_since``. Does not commit."""
     failures = _STATES.c.consecutive_failures + 1
     since = literal(now, UTCDateTime())
     statement = dialect_insert(db_session, _STATES).values(
@@ -495,7 +495,7 @@ def record_channel_failure(
         consecutive_failures=1,
         last_failure_at=now,
         last_error=error[:500],
-        degraded_since=now if DEGRADED_AFTER <= 1 else None,
+        degraded_since=now if degraded_after <= 1 else None,
     )
     statement = statement.on_conflict_do_update(
         index_elements=["channel"],
@@ -505,14 +505,14 @@ def record_channel_failure(
             "last_error": error[:500],
             "gateway": gateway,
             "degraded_since": case(
-                (failures >= DEGRADED_AFTER, func.coalesce(_STATES.c.degraded_since, since)),
+                (failures >= degraded_after, func.coalesce(_STATES.c.degraded_since, since)),
                 else_=_STATES.c.degraded_since,
             ),
         },
     ).returning(_STATES.c.degraded_since, _STATES.c.consecutive_failures)
     row = db_session.execute(statement).one()
-    if row.degraded_since is not None and row.consecutive_failures == DEGRADED_AFTER:
-        log.warning("channel degraded: it keeps failing", extra={"channel": channel, "failures": DEGRADED_AFTER})
+    if row.degraded_since is not None and row.consecutive_failures == degraded_after:
+        log.warning("channel degraded: it keeps failing", extra={"channel": channel, "failures": degraded_after})
     return row.degraded_since
 
 

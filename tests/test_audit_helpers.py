@@ -14,7 +14,7 @@ from contacts.check_links import link_token as check_token
 from core.audit import AuditEntry
 from core.extensions import db
 from crisis.incidents.letters import link_token as letter_token
-from crisis.incidents.models import LetterReceipt, Notice
+from crisis.incidents.models import InboundEmail, LetterReceipt, Notice
 from crisis.oncall.views import feed_token
 from crisis.visits.models import VisitAlert
 from crisis.visits.service import link_token as visit_token
@@ -81,6 +81,20 @@ def build_world(app, clock, make_user, make_token) -> World:
             received_at=clock.now(),
         )
         db.session.add(notice)
+        # A message of the supplier mailbox waiting in the triage list (/incidents/mail).
+        db.session.add(
+            InboundEmail(
+                mailbox_key="INBOX:1:1",
+                message_id="<fraga@example.org>",
+                sender="per@example.org",
+                subject="Fråga om kamerorna",
+                received_at=clock.now(),
+                size=70,
+                raw=b"From: Per Persson <per@example.org>\r\nSubject: Fraga\r\n\r\nFungerar kamerorna?\r\n",
+                status="triage",
+                reason="unknown_sender",
+            )
+        )
         db.session.commit()
         letter_id = send_letter(incident_id, clock)
         new_visits(clock, NORR, [local(TUESDAY, 23, 0), local(TUESDAY, 23, 30)])

@@ -49,11 +49,32 @@ def test_secret_key_is_refused_when_unset_in_production():
         ("DISPATCH_BATCH_SIZE", "0"),
         ("DISPATCH_BATCH_SIZE", "101"),
         ("DISPATCH_BATCH_SIZE", "ten"),
+        ("IMAP_SECURITY", "tls-maybe"),
+        ("IMAP_PORT", "imaps"),
+        ("IMAP_PORT", "0"),
+        ("IMAP_POLL_SECONDS", "1"),
     ],
 )
 def test_malformed_settings_name_the_variable(variable, value):
     with pytest.raises(ConfigError, match=variable):
         load_settings(environ={variable: value})
+
+
+def test_the_supplier_mailbox_is_off_by_default_and_needs_a_login_when_on():
+    settings = load_settings(environ={})
+    assert settings.imap_host is None and (settings.imap_folder, settings.imap_poll_seconds) == ("INBOX", 60)
+    with pytest.raises(ConfigError, match="IMAP_USERNAME and IMAP_PASSWORD"):
+        load_settings(environ={"IMAP_HOST": "imap.kommun.example.se"})
+    with pytest.raises(ConfigError, match="IMAP_DONE_FOLDER"):
+        load_settings(
+            environ={"IMAP_HOST": "h", "IMAP_USERNAME": "u", "IMAP_PASSWORD": "p", "IMAP_DONE_FOLDER": "INBOX"}
+        )
+    on = load_settings(environ={"IMAP_HOST": "h", "IMAP_USERNAME": "u", "IMAP_PASSWORD": "p"})
+    assert (on.imap_port, on.imap_security) == (993, "ssl")
+    plain = load_settings(
+        environ={"IMAP_HOST": "h", "IMAP_USERNAME": "u", "IMAP_PASSWORD": "p", "IMAP_SECURITY": "starttls"}
+    )
+    assert plain.imap_port == 143
 
 
 def test_postgres_urls_use_the_psycopg_driver():

@@ -243,6 +243,7 @@ def test_retention_clears_exactly_what_is_older_than_each_period_and_is_idempote
             "check_corrections": 1,
             "letter_receipts": 1,
             "notices": 1,
+            "inbound_emails": 0,  # tests/crisis/incidents/test_mail_retention.py
             "visits": 1,
             "visit_alerts": 1,
             "visit_events": 1,
@@ -312,6 +313,7 @@ SHIPPED_KINDS = [
     "check_corrections",
     "letter_receipts",
     "notices",
+    "inbound_emails",
     "visits",
     "visit_alerts",
     "visit_events",
@@ -345,7 +347,7 @@ def test_a_kind_a_domain_registers_is_applied_counted_printed_and_shown(app, clo
         db.session.commit()
     clock.set(NOW)
     result = runner.invoke(args=["retention", "run"])
-    assert result.output.splitlines()[8:11] == ["inbound_sms: 0", "replies_to_forget: 1", "user_sessions: 0"]
+    assert result.output.splitlines()[9:12] == ["inbound_sms: 0", "replies_to_forget: 1", "user_sessions: 0"]
     with app.app_context():
         assert db.session.scalars(select(InboundSms.body)).one() == ""
         assert db.session.scalars(select(RetentionRun)).one().counts["replies_to_forget"] == 1

@@ -15,6 +15,11 @@ from crisis.incidents.models import Incident, Notice, NoticeSource, Supplier
 from crisis.oncall.models import Party
 
 DEMO_SUPPLIERS = (("Telia", "driftinfo@telia.example.se"), ("Careium", None))
+# Whose mail in the supplier mailbox becomes a notice at once (crisis.incidents.mail_triage).
+DEMO_SENDERS = {
+    "Telia": "driftinfo@telia.example.se\nnoreply-drift@telia.example.se",
+    "Careium": "@careium.example.se",
+}
 DEMO_NOTICE_ID = "<demo-gsm-avbrott@telia.example.se>"
 DEMO_INCIDENT_TITLE = "GSM-nätet nere: kameratillsynen når inte routrarna (demo)"
 DEMO_NOTICE_BODY = (
@@ -29,7 +34,9 @@ def load(db_session: Session, now: datetime) -> None:
     for name, email in DEMO_SUPPLIERS:
         supplier = db_session.scalar(select(Supplier).where(Supplier.name == name))
         if supplier is None:
-            supplier = Supplier(name=name, email=email, is_active=True, created_at=now)
+            supplier = Supplier(
+                name=name, email=email, sender_addresses=DEMO_SENDERS[name], is_active=True, created_at=now
+            )
             db_session.add(supplier)
         suppliers[name] = supplier
     db_session.flush()

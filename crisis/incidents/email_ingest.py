@@ -6,8 +6,10 @@ Entry points: ``POST /api/v1/notices/email`` (in :mod:`crisis.incidents.api`) an
 Decisions (the issue left them open):
 - Title: the subject without forwarding prefixes (Fwd:, VB:, ...). Body: the text/plain part,
   else the HTML part as text.
-- Supplier: the active supplier whose e-mail domain is the sender's (or a parent of it); a
-  forwarded message's sender is the forwarder, so the addresses quoted in the text are tried next.
+- Supplier: the active supplier with the sender among its sender addresses (exact addresses
+  first, then ``@domain`` entries), else whose e-mail domain is the sender's (or a parent of
+  it); a forwarded message's sender is the forwarder, so the addresses quoted in the text are
+  tried next.
 - Service: guessed from words in the subject and text (kamera/trygghetskamera/nattillsyn →
   camera supervision, larm → alarms, lås/nyckelfri → keyless locks, tidsregistrering → time
   registration; GSM, router, Careium → camera supervision). When nothing matches, camera
@@ -128,19 +130,33 @@ def _domain_matches(domain: str, supplier_domain: str) -> bool:
     return domain == supplier_domain or domain.endswith("." + supplier_domain)
 
 
+def _clean_address(address: str) -> str:
+    return address.strip().strip("<>").strip().lower()
+
+
 def supplier_for(db_session: Session, addresses: list[str]) -> Supplier | None:
-    """The first active supplier whose e-mail domain matches one of ``addresses``' domains."""
-    suppliers = [
-        (supplier, supplier.email.rsplit("@", 1)[1].lower())
-        for supplier in db_session.scalars(select(Supplier).where(Supplier.is_active.is_(True)).order_by(Supplier.id))
+    """The active supplier that ``addresses`` (senders) come from: an exact sender address of a
+    supplier first, then a supplier's ``@domain`` sender entry, then the domain of its ``email``."""
+    suppliers = list(db_session.scalars(select(Supplier).where(Supplier.is_active.is_(True)).order_by(Supplier.id)))
+    cleaned = [_clean_address(address) for address in addresses if "@" in address]
+    exact = [
+        (supplier, {e.lower() for e in supplier.sender_address_list if not e.startswith("@")}) for supplier in suppliers
+    ]
+    for address in cleaned:
+        for supplier, entries in exact:
+            if address in entries:
+                return supplier
+    domains = [
+        (supplier, [e[1:].lower() for e in supplier.sender_address_list if e.startswith("@")]) for supplier in suppliers
+    ] + [
+        (supplier, [supplier.email.rsplit("@", 1)[1].lower()])
+        for supplier in suppliers
         if supplier.email and "@" in supplier.email
     ]
-    for address in addresses:
-        if "@" not in address:
-            continue
-        domain = address.rsplit("@", 1)[1].strip().lower().rstrip(">")
-        for supplier, supplier_domain in suppliers:
-            if _domain_matches(domain, supplier_domain):
+    for address in cleaned:
+        domain = address.rsplit("@", 1)[1]
+        for supplier, supplier_domains in domains:
+            if any(_domain_matches(domain, supplier_domain) for supplier_domain in supplier_domains):
                 return supplier
     return None
 
@@ -194,10 +210,19 @@ def _external_id(message_id: str, raw: bytes) -> str:
     return message_id[:300] if message_id else "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def ingest_email(db_session: Session, raw: bytes, *, now: datetime, actor_id: int | None = None, supplier=None):
+def ingest_email(
+    db_session: Session,
+    raw: bytes,
+    *,
+    now: datetime,
+    actor_id: int | None = None,
+    supplier=None,
+    guess_supplier: bool = True,
+):
     """A notice from the RFC 822 message ``raw``: (notice, True), or (the notice already received
-    with its Message-ID, False). ``supplier``: the sender's own (a supplier's API user), used
-    instead of the guess. Raises :class:`NoticeError`; does not commit."""
+    with its Message-ID, False). ``supplier``: the sender's own (a supplier's API user, or the one
+    chosen in the mail triage), used instead of the guess; ``guess_supplier=False`` with no
+    ``supplier``: no supplier ("okänd"). Raises :class:`NoticeError`; does not commit."""
     message = parse_message(raw)
     message_id = scrub(str(_header(message, "Message-ID") or ""), lines=False)
     external_id = _external_id(message_id, raw)
@@ -212,7 +237,7 @@ def ingest_email(db_session: Session, raw: bytes, *, now: datetime, actor_id: in
     body = message_text(message)
     text = f"{subject}\n{body}"
 
-    if supplier is None:
+    if supplier is None and guess_supplier:
         senders = [address for _, address in getaddresses([str(_header(message, "From") or "")])]
         supplier = supplier_for(db_session, senders) or supplier_for(
             db_session, [match.group(0) for match in _ADDRESS.finditer(body)]

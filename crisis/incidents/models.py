@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.extensions import db
@@ -57,6 +57,61 @@ class Supplier(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The addresses its notices come from, one a line: an exact address (drift@telia.se) or a
+    # whole domain (@careium.se); see crisis.incidents.email_ingest.supplier_for.
+    sender_addresses: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def sender_address_list(self) -> list[str]:
+        return [line.strip() for line in (self.sender_addresses or "").splitlines() if line.strip()]
+
+
+class InboundEmailStatus(StrEnum):
+    NOTICE = "notice"  # made a notice (at once from a known supplier, or from the triage list)
+    TRIAGE = "triage"  # waits in "Inkommande e-post att bedöma"
+    DISMISSED = "dismissed"  # judged in triage as no notice, with a reason
+    DUPLICATE = "duplicate"  # its Message-ID was received before: nothing more to do
+
+
+class InboundEmailReason(StrEnum):
+    """Why a message waits in the triage list."""
+
+    UNKNOWN_SENDER = "unknown_sender"
+    TOO_BIG = "too_big"
+    UNPARSABLE = "unparsable"
+    REFUSED = "refused"  # the e-mail intake refused it; ``reason_text`` says why
+
+
+class InboundEmail(db.Model):
+    """A message read from the supplier mailbox (IMAP), kept whatever became of it.
+
+    ``mailbox_key`` (folder, UIDVALIDITY and UID) is unique: the row is the proof that a message
+    was handled, so a second process or a run after a crash does nothing twice
+    (crisis.incidents.mailbox)."""
+
+    __tablename__ = "inbound_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox_key: Mapped[str] = mapped_column(String(400), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    sender: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    server_date: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the server's INTERNALDATE
+    size: Mapped[int] = mapped_column(Integer)
+    # The message byte for byte; only the headers when it was too big (``raw_is_headers``).
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    raw_is_headers: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    reason_text: Mapped[str | None] = mapped_column(String(500))
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("notices.id", ondelete="SET NULL"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dismiss_reason: Mapped[str | None] = mapped_column(String(500))
+    # Moved to the done folder (or flagged) on the server; a row without it is moved at the next run.
+    moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Incident(db.Model):

@@ -1,5 +1,6 @@
 """Gallring of closed incidents: the names and call outcomes on their letters' receipts and the
-originals of their notices (the rules core/retention.py describes)."""
+originals of their notices; and of the supplier mailbox's messages once judged (the rules
+core/retention.py describes)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from sqlalchemy import and_, func, or_, select
 
 from config.routine import RetentionPolicy
 from core.retention import Clearing, months_before, register_clearing
-from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterReceipt, Notice
+from crisis.incidents.models import (
+    InboundEmail,
+    InboundEmailStatus,
+    Incident,
+    IncidentStatus,
+    Letter,
+    LetterReceipt,
+    Notice,
+)
 
 
 def _closed_incidents(policy: RetentionPolicy, now: datetime):
@@ -44,6 +53,22 @@ def notice_originals(policy: RetentionPolicy, now: datetime) -> Clearing:
     )
 
 
+def inbound_emails(policy: RetentionPolicy, now: datetime) -> Clearing:
+    """Messages read from the supplier mailbox and judged (a notice, a duplicate, dismissed) more
+    than ``incident_months`` ago: their bytes, sender and subject (a notice keeps its own original
+    until its incident is cleared). Messages still waiting in the triage list are kept."""
+    return Clearing(
+        InboundEmail,
+        and_(
+            InboundEmail.status != InboundEmailStatus.TRIAGE.value,
+            InboundEmail.received_at < months_before(now, policy.incident_months),
+            or_(InboundEmail.raw.is_not(None), InboundEmail.sender.is_not(None), InboundEmail.subject.is_not(None)),
+        ),
+        {"raw": None, "sender": None, "subject": None},
+    )
+
+
 def init_app(app) -> None:
     register_clearing(app, "letter_receipts", _l("Kvittenser på utskick"), letter_receipts)
     register_clearing(app, "notices", _l("Originalmeddelanden"), notice_originals)
+    register_clearing(app, "inbound_emails", _l("Inkommande e-post"), inbound_emails)

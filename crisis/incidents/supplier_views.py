@@ -2,7 +2,10 @@
 giving one API access (a user with the role ``supplier`` and a token shown once).
 
 Decisions: names are unique ignoring case; the e-mail address is optional and its domain is what
-forwarded e-mails are matched by. A supplier is deactivated, not deleted, so its incidents keep
+forwarded e-mails are matched by. Sender addresses (one a line, an exact address or ``@domain``)
+say which mail in the supplier mailbox is the supplier's; each is checked with
+:func:`notifications.addresses.normalize_email` and stored normalised (lower case, the domain in
+its ASCII form). A supplier is deactivated, not deleted, so its incidents keep
 their supplier. Giving API access again makes a new token for the same user (the old ones keep
 working until revoked with ``flask tokens``).
 """
@@ -23,6 +26,7 @@ from accounts.service import create_token, create_user, get_user_by_username
 from core.clock import current_clock
 from core.extensions import db
 from crisis.incidents.models import Supplier
+from notifications.addresses import AddressError, normalize_email
 
 bp = Blueprint("suppliers", __name__)
 
@@ -45,7 +49,41 @@ def clean_supplier(data: dict, *, supplier: Supplier | None = None) -> tuple[dic
             errors["name"] = _("Det finns redan en leverantör med detta namn")
     if email and (len(email) > 254 or not _EMAIL.match(email)):
         errors["email"] = _("Skriv en e-postadress som namn@leverantor.se, eller lämna fältet tomt")
-    return {"name": name, "email": email or None, "is_active": data.get("is_active") == "on"}, errors
+    senders, problem = clean_sender_addresses(data.get("sender_addresses") or "")
+    if problem:
+        errors["sender_addresses"] = problem
+    values = {"name": name, "email": email or None, "is_active": data.get("is_active") == "on"}
+    return {**values, "sender_addresses": "\n".join(senders) or None}, errors
+
+
+SENDERS_MAX = 50
+
+
+def clean_sender_addresses(text: str) -> tuple[list[str], str | None]:
+    """The sender addresses typed one a line (``drift@telia.se``, or ``@telia.se`` for the whole
+    domain), normalised and without repeats: (addresses, None), or ([], the first problem)."""
+    found: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            if line.startswith("@"):
+                address = "@" + normalize_email("namn" + line).rpartition("@")[2]
+            else:
+                address = normalize_email(line).lower()
+        except AddressError:
+            return [], _(
+                "Rad %(line)d: %(text)s är ingen e-postadress. Skriv en adress som drift@leverantor.se, "
+                "eller @leverantor.se för hela domänen, en per rad",
+                line=number,
+                text=line[:60],
+            )
+        if address not in found:
+            found.append(address)
+    if len(found) > SENDERS_MAX:
+        return [], _("Högst %(max)d avsändaradresser", max=SENDERS_MAX)
+    return found, None
 
 
 def _supplier(supplier_id: int) -> Supplier:
@@ -84,7 +122,12 @@ def new():
 def edit(supplier_id: int):
     supplier = _supplier(supplier_id)
     if request.method == "GET":
-        values = {"name": supplier.name, "email": supplier.email, "is_active": supplier.is_active}
+        values = {
+            "name": supplier.name,
+            "email": supplier.email,
+            "is_active": supplier.is_active,
+            "sender_addresses": supplier.sender_addresses,
+        }
         return render_template("incidents/supplier_form.html", supplier=supplier, values=values, errors={})
     values, errors = clean_supplier(request.form, supplier=supplier)
     if errors:

@@ -42,6 +42,7 @@ STAFF_PAGES = (
     "/incidents/{incident_id}/print",
     "/incidents/calls",
     "/incidents/report",
+    "/incidents/mail",
     "/suppliers",
     "/visits",
     "/visits/calls",

@@ -104,7 +104,7 @@ def build_world(app, clock) -> World:
     from contacts.models import ContactPerson, Provider
     from crisis.incidents import letters
     from crisis.incidents.intake import create_notice
-    from crisis.incidents.models import Incident, LetterKind, LetterReceipt, NoticeSource, Supplier
+    from crisis.incidents.models import InboundEmail, Incident, LetterKind, LetterReceipt, NoticeSource, Supplier
     from crisis.oncall.models import Handover, RosterMember, RosterOverride
     from crisis.oncall.views import feed_token
     from crisis.visits import service as visits
@@ -193,6 +193,20 @@ def build_world(app, clock) -> World:
         )
         db.session.add(correction)
         db.session.commit()
+        # A message of the supplier mailbox waiting in the triage list.
+        inbound = InboundEmail(
+            mailbox_key="INBOX:1:1",
+            message_id="<sweep@example.org>",
+            sender="nagon@example.org",
+            subject="Störning?",
+            received_at=now,
+            size=60,
+            raw=b"From: nagon@example.org\r\nSubject: Storning?\r\n\r\nHej\r\n",
+            status="triage",
+            reason="unknown_sender",
+        )
+        db.session.add(inbound)
+        db.session.commit()
         receipt = db.session.scalars(select(LetterReceipt).where(LetterReceipt.provider_id == norr)).first()
         alert = db.session.scalars(select(VisitAlert)).first()
         client = db.session.scalars(select(SupervisedClient)).first()
@@ -203,6 +217,7 @@ def build_world(app, clock) -> World:
             "handover_id": handover.id,
             "incident_id": incident.id,
             "member_id": member.id,
+            "message_id": inbound.id,
             "month": "2026-11",
             "notice_id": notice.id,
             "override_id": override.id,
