@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from accounts.models import User
 from crisis.incidents import timeline
 from crisis.incidents.models import Incident
+from crisis.incidents.routing import incident_words
 from crisis.oncall.acknowledge import mark_acknowledged, register_acknowledger, register_alert_listener
 from crisis.oncall.models import Alert
 
@@ -40,7 +41,7 @@ def _acknowledge_reminder(db_session: Session, alert: Alert, user: User | None, 
         return None
     incident = db_session.get(Incident, alert.incident_id)
     what = next((words for prefix, words in REMINDERS.items() if alert.reason.startswith(prefix)), "larm")
-    return f'{what}, driftstörning "{incident.title}"' if incident is not None else what
+    return f"{what}, {incident_words(incident)}" if incident is not None else what
 
 
 def on_alert_event(db_session: Session, alert: Alert, event: str, now: datetime, detail: dict) -> None:

@@ -217,7 +217,7 @@ def page_text(db_session: Session, alert: Alert) -> PageText | None:
         "to_party": handover.to_party,
         "realert": alert.step > 0,
     }
-    return PageText(HANDOVER_KIND, context, f'överlämning av driftstörning "{incident.title}"', link)
+    return PageText(HANDOVER_KIND, context, f"överlämning av {routing.incident_words(incident)}", link)
 
 
 @task_handler(REALERT_TASK)
@@ -314,7 +314,7 @@ def _acknowledge_by_reply(db_session: Session, alert: Alert, user: User | None, 
     if not take_handover(db_session, handover, user, now, via=via):
         return None
     incident = db_session.get(Incident, handover.incident_id)
-    return f'överlämning av driftstörning "{incident.title}"'
+    return f"överlämning av {routing.incident_words(incident)}"
 
 
 def init_app(app) -> None:

@@ -52,6 +52,7 @@ from contacts.register import SERVICE_LABELS
 from core.clock import current_clock
 from core.extensions import db
 from crisis.incidents import timeline
+from crisis.incidents.letter_texts import plain_title
 from crisis.incidents.models import Incident, IncidentStatus
 from crisis.oncall import alerts
 from crisis.oncall.alerts import LAST_STEP, acknowledge_alerts, alerted_users, escalation_person, incident_alerts
@@ -77,6 +78,12 @@ def _policy():
 
 def _settings():
     return current_app.extensions["krisrutin.settings"]
+
+
+def incident_words(incident: Incident) -> str:
+    """The incident in an SMS reply, a reminder or a spoken answer (Swedish, as every staff SMS):
+    'driftstörning "GSM-nätet nere"', the title without a label it starts with ("Driftstörning:")."""
+    return f'driftstörning "{plain_title(incident.title)}"'
 
 
 def incident_link(incident_id: int) -> str:
@@ -211,7 +218,7 @@ def _acknowledge_routed(db_session: Session, alert: Alert, user: User | None, vi
         return None
     if not acknowledge_incident(db_session, incident, user, now, via=via):
         acknowledge_alerts(db_session, incident_id=incident.id, user_id=user.id if user else None, now=now)
-    return f'driftstörning "{incident.title}"'  # an SMS reply or spoken answer: Swedish, as every staff SMS
+    return incident_words(incident)
 
 
 def page_text(db_session: Session, alert: Alert) -> PageText | None:
@@ -230,7 +237,7 @@ def page_text(db_session: Session, alert: Alert) -> PageText | None:
         "step": alert.step,
         "escalation": alert.step > 0,
     }
-    return PageText(ALERT_KIND, context, f'driftstörning "{incident.title}"', incident_link(incident.id))
+    return PageText(ALERT_KIND, context, incident_words(incident), incident_link(incident.id))
 
 
 @bp.post("/incidents/<int:incident_id>/acknowledge")
