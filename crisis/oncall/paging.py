@@ -290,11 +290,29 @@ def _call(db_session: Session, alert: Alert, step: int, *, kind: str, context: d
     alert_event(db_session, alert, "called", now, step=step)
 
 
+def _superseded(db_session: Session, alert_id: int, step: int, now: datetime) -> bool:
+    """Whether a later step of the alert is pending and due at ``now`` as well."""
+    keys = db_session.scalars(
+        select(ScheduledTask.key).where(
+            ScheduledTask.kind == PAGE_TASK,
+            ScheduledTask.key.like(f"alert:{alert_id}:%"),
+            ScheduledTask.status == TaskStatus.PENDING.value,
+            ScheduledTask.due_at <= now,
+        )
+    ).all()
+    return any(int(key.rsplit(":", 1)[1]) > step for key in keys)
+
+
 @task_handler(PAGE_TASK)
 def page_step(db_session: Session, task, now: datetime) -> None:
-    """A step of an unacknowledged alert is due: send it (nothing if it was acknowledged)."""
+    """A step of an unacknowledged alert is due: send it (nothing if it was acknowledged, nor when
+    a later step of the same alert is due too: a scheduler that was down catches up with one step,
+    not with two calls at once)."""
     alert = db_session.get(Alert, task.payload["alert_id"])
     if alert is None or alert.acknowledged_at is not None:
+        return
+    if _superseded(db_session, alert.id, int(task.payload["step"]), now):
+        log.info("paging step superseded by a later one due too", extra={"alert_id": alert.id})
         return
     text = _page_text(db_session, alert)
     if text is None:
