@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from jinja2 import BytecodeCache
 
 from app import create_app
 from core.clock import FixedClock
@@ -169,9 +170,34 @@ def clock():
     return FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc))
 
 
+class _SharedTemplateCode(BytecodeCache):
+    """The templates' compiled code, shared by all applications of this test process.
+
+    Each test builds its own application, whose Jinja environment would parse and compile every
+    template it renders again: ~0.3 s of CPU for a login and nine pages, against ~0.06 s with
+    this cache. Jinja's own bytecode cache (the same key for the same template, checked against
+    the source's checksum) makes the code of one application's templates the next one's."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        code = self.code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATE_CODE = _SharedTemplateCode()
+
+
 def build_app(database_url: str, clock: FixedClock, **overrides):
     config = {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET, "KRISRUTIN_ENV": "testing", **overrides}
-    return create_app(config, clock=clock)
+    application = create_app(config, clock=clock)
+    application.jinja_env.bytecode_cache = _TEMPLATE_CODE
+    return application
 
 
 def create_schema(app) -> None:
