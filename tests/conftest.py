@@ -101,13 +101,7 @@ def _empty_for_reuse(admin, schema: str) -> bool:
             return False
         if _schema_fingerprint(connection, schema) != expected:
             return False
-        tables = connection.execute(
-            sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :schema AND tablename <> 'alembic_version'"),
-            {"schema": schema},
-        ).scalars()
-        sequences = connection.execute(
-            sa.text("SELECT sequencename FROM pg_sequences WHERE schemaname = :schema"), {"schema": schema}
-        ).scalars()
+        tables, sequences = _schema_templates.get("postgresql-relations") or _relations(connection, schema)
         statements = ["SET LOCAL session_replication_role = replica"]
         statements += [f'DELETE FROM "{schema}"."{table}"' for table in tables]
         statements += [f'ALTER SEQUENCE "{schema}"."{sequence}" RESTART' for sequence in sequences]
@@ -115,12 +109,43 @@ def _empty_for_reuse(admin, schema: str) -> bool:
     return True
 
 
+def _relations(connection, schema: str) -> tuple[list[str], list[str]]:
+    """The tables (but alembic_version) and sequences of a freshly migrated schema; kept once
+    known, as every schema with the same fingerprint has the same ones."""
+    tables = connection.execute(
+        sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :schema AND tablename <> 'alembic_version'"),
+        {"schema": schema},
+    ).scalars()
+    sequences = connection.execute(
+        sa.text("SELECT sequencename FROM pg_sequences WHERE schemaname = :schema"), {"schema": schema}
+    ).scalars()
+    relations = _schema_templates["postgresql-relations"] = (sorted(tables), sorted(sequences))
+    return relations
+
+
+_admin: list[sa.Engine] = []
+
+
+def _admin_engine() -> sa.Engine:
+    """One connection of this worker process for creating, emptying and dropping test schemas
+    (a new connection per test cost a few milliseconds each time), committing without waiting
+    for the disk as the tests' own connections do (tests/support/speedups.py)."""
+    if not _admin:
+        options = " ".join(speedups.POSTGRES_OPTIONS)
+        _admin.append(
+            sa.create_engine(
+                POSTGRES_URL, pool_size=1, pool_pre_ping=True, connect_args={"options": options} if options else {}
+            )
+        )
+    return _admin[0]
+
+
 @pytest.fixture
 def postgres_url():
     """A PostgreSQL URL whose default schema is private to this test: fresh, or emptied after an
     earlier test of this worker (see ``_clean_schemas``)."""
     require_postgres_or_skip()
-    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+    admin = _admin_engine()
     if _clean_schemas:
         schema = _clean_schemas.pop()
     else:
@@ -142,19 +167,17 @@ def postgres_url():
         else:
             with admin.begin() as connection:
                 connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def pytest_sessionfinish(session):
     """Drop this worker's pooled schemas."""
-    if not _clean_schemas:
-        return
-    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
-    with admin.begin() as connection:
-        for schema in _clean_schemas:
-            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-    _clean_schemas.clear()
+    if _clean_schemas:
+        with _admin_engine().begin() as connection:
+            for schema in _clean_schemas:
+                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        _clean_schemas.clear()
+    for engine in _admin:
+        engine.dispose()
 
 
 @pytest.fixture
