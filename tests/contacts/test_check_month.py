@@ -96,7 +96,11 @@ class Sinks:
 
 @pytest.fixture
 def app(make_app, peer_settings):
-    return make_app(**peer_settings)
+    """One dispatcher worker per channel: the drain after each of the ~95 ticks and answers opens
+    a connection per worker (2 + 4 by default), which on PostgreSQL was most of this test's time.
+    Who gets what when does not depend on the number of workers (tests/notifications has the
+    concurrent ones)."""
+    return make_app(**peer_settings, EMAIL_CONCURRENCY="1", SMS_CONCURRENCY="1")
 
 
 def test_plans_of_the_three_months():
