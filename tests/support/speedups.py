@@ -64,7 +64,7 @@ def install() -> None:
     def compile_builder(self, append_unknown=True):
         defaults = self.defaults or {}
         trace = getattr(self, "_trace", None)
-        if trace is None or any(is_dynamic and data in defaults for is_dynamic, data in trace):
+        if trace is None or (defaults and any(is_dynamic and data in defaults for is_dynamic, data in trace)):
             return original(self, append_unknown)
         key = (type(self), self.rule, tuple(trace), tuple(defaults), append_unknown)
         builder = _builders.get(key)
