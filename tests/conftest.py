@@ -170,7 +170,7 @@ def postgres_url():
 
 
 def pytest_sessionfinish(session):
-    """Drop this worker's pooled schemas."""
+    """Drop this worker's pooled schemas and its SQLite template file."""
     if _clean_schemas:
         with _admin_engine().begin() as connection:
             for schema in _clean_schemas:
@@ -178,6 +178,11 @@ def pytest_sessionfinish(session):
         _clean_schemas.clear()
     for engine in _admin:
         engine.dispose()
+    template = _schema_templates.pop("sqlite", None)
+    if template:
+        import shutil
+
+        shutil.rmtree(os.path.dirname(template), ignore_errors=True)
 
 
 @pytest.fixture
