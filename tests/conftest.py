@@ -51,11 +51,11 @@ def require_postgres_or_skip() -> None:
     pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
 
 
-def _with_search_path(url: str, schema: str) -> str:
-    """The URL with ``schema`` as its default schema (and commits that do not wait for the disk:
-    tests/support/speedups.py)."""
+def _with_search_path(url: str, schema: str, *, durable: bool = False) -> str:
+    """The URL with ``schema`` as its default schema, and commits that do not wait for the disk
+    (tests/support/speedups.py) unless ``durable``."""
     separator = "&" if "?" in url else "?"
-    options = " ".join((f"-csearch_path={schema}", *speedups.POSTGRES_OPTIONS))
+    options = " ".join((f"-csearch_path={schema}", *(() if durable else speedups.POSTGRES_OPTIONS)))
     return f"{url}{separator}options={quote(options)}"
 
 
@@ -141,9 +141,10 @@ def _admin_engine() -> sa.Engine:
 
 
 @pytest.fixture
-def postgres_url():
+def postgres_url(request):
     """A PostgreSQL URL whose default schema is private to this test: fresh, or emptied after an
-    earlier test of this worker (see ``_clean_schemas``)."""
+    earlier test of this worker (see ``_clean_schemas``). Its commits do not wait for the disk,
+    unless the test is marked ``durable_commits`` (a test of the server's own setting)."""
     require_postgres_or_skip()
     admin = _admin_engine()
     if _clean_schemas:
@@ -152,7 +153,9 @@ def postgres_url():
         schema = f"t_{uuid.uuid4().hex[:16]}"
         with admin.begin() as connection:
             connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = _with_search_path(POSTGRES_URL, schema)
+    url = _with_search_path(
+        POSTGRES_URL, schema, durable=request.node.get_closest_marker("durable_commits") is not None
+    )
     try:
         yield url
     finally:
