@@ -49,7 +49,9 @@ lint: setup
 audit: setup
 	$(BIN)/python -m tools.dependency_audit requirements.txt
 
-# Two worker processes: this machine has two cores (see README, Tests).
-PYTEST_ARGS ?= -n 2
+# Two worker processes: this machine has two cores (see README, Tests). worksteal: a worker that
+# runs out of tests takes half of the other's remaining ones, so a few long scenario tests at the
+# end of one worker's share do not leave the other idle.
+PYTEST_ARGS ?= -n 2 --dist worksteal
 test: lint tools audit
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -18,8 +18,11 @@ import sqlalchemy as sa
 from app import create_app
 from core.clock import FixedClock
 from core.extensions import db
+from tests.support import speedups
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.imap_server"]
+
+speedups.install()  # shared URL builders, SQLite without fsync: see tests/support/speedups.py
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -48,9 +51,12 @@ def require_postgres_or_skip() -> None:
     pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
 
 
-def _with_search_path(url: str, schema: str) -> str:
+def _with_search_path(url: str, schema: str, *, durable: bool = False) -> str:
+    """The URL with ``schema`` as its default schema, and commits that do not wait for the disk
+    (tests/support/speedups.py) unless ``durable``."""
     separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+    options = " ".join((f"-csearch_path={schema}", *(() if durable else speedups.POSTGRES_OPTIONS)))
+    return f"{url}{separator}options={quote(options)}"
 
 
 # Migrated schemas of this worker process, emptied after their test and handed to the next one:
@@ -95,13 +101,7 @@ def _empty_for_reuse(admin, schema: str) -> bool:
             return False
         if _schema_fingerprint(connection, schema) != expected:
             return False
-        tables = connection.execute(
-            sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :schema AND tablename <> 'alembic_version'"),
-            {"schema": schema},
-        ).scalars()
-        sequences = connection.execute(
-            sa.text("SELECT sequencename FROM pg_sequences WHERE schemaname = :schema"), {"schema": schema}
-        ).scalars()
+        tables, sequences = _schema_templates.get("postgresql-relations") or _relations(connection, schema)
         statements = ["SET LOCAL session_replication_role = replica"]
         statements += [f'DELETE FROM "{schema}"."{table}"' for table in tables]
         statements += [f'ALTER SEQUENCE "{schema}"."{sequence}" RESTART' for sequence in sequences]
@@ -109,19 +109,53 @@ def _empty_for_reuse(admin, schema: str) -> bool:
     return True
 
 
+def _relations(connection, schema: str) -> tuple[list[str], list[str]]:
+    """The tables (but alembic_version) and sequences of a freshly migrated schema; kept once
+    known, as every schema with the same fingerprint has the same ones."""
+    tables = connection.execute(
+        sa.text("SELECT tablename FROM pg_tables WHERE schemaname = :schema AND tablename <> 'alembic_version'"),
+        {"schema": schema},
+    ).scalars()
+    sequences = connection.execute(
+        sa.text("SELECT sequencename FROM pg_sequences WHERE schemaname = :schema"), {"schema": schema}
+    ).scalars()
+    relations = _schema_templates["postgresql-relations"] = (sorted(tables), sorted(sequences))
+    return relations
+
+
+_admin: list[sa.Engine] = []
+
+
+def _admin_engine() -> sa.Engine:
+    """One connection of this worker process for creating, emptying and dropping test schemas
+    (a new connection per test cost a few milliseconds each time), committing without waiting
+    for the disk as the tests' own connections do (tests/support/speedups.py)."""
+    if not _admin:
+        options = " ".join(speedups.POSTGRES_OPTIONS)
+        _admin.append(
+            sa.create_engine(
+                POSTGRES_URL, pool_size=1, pool_pre_ping=True, connect_args={"options": options} if options else {}
+            )
+        )
+    return _admin[0]
+
+
 @pytest.fixture
-def postgres_url():
+def postgres_url(request):
     """A PostgreSQL URL whose default schema is private to this test: fresh, or emptied after an
-    earlier test of this worker (see ``_clean_schemas``)."""
+    earlier test of this worker (see ``_clean_schemas``). Its commits do not wait for the disk,
+    unless the test is marked ``durable_commits`` (a test of the server's own setting)."""
     require_postgres_or_skip()
-    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+    admin = _admin_engine()
     if _clean_schemas:
         schema = _clean_schemas.pop()
     else:
         schema = f"t_{uuid.uuid4().hex[:16]}"
         with admin.begin() as connection:
             connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = _with_search_path(POSTGRES_URL, schema)
+    url = _with_search_path(
+        POSTGRES_URL, schema, durable=request.node.get_closest_marker("durable_commits") is not None
+    )
     try:
         yield url
     finally:
@@ -136,19 +170,22 @@ def postgres_url():
         else:
             with admin.begin() as connection:
                 connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def pytest_sessionfinish(session):
-    """Drop this worker's pooled schemas."""
-    if not _clean_schemas:
-        return
-    admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
-    with admin.begin() as connection:
-        for schema in _clean_schemas:
-            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-    _clean_schemas.clear()
+    """Drop this worker's pooled schemas and its SQLite template file."""
+    if _clean_schemas:
+        with _admin_engine().begin() as connection:
+            for schema in _clean_schemas:
+                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        _clean_schemas.clear()
+    for engine in _admin:
+        engine.dispose()
+    template = _schema_templates.pop("sqlite", None)
+    if template:
+        import shutil
+
+        shutil.rmtree(os.path.dirname(template), ignore_errors=True)
 
 
 @pytest.fixture
@@ -171,7 +208,9 @@ def clock():
 
 def build_app(database_url: str, clock: FixedClock, **overrides):
     config = {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET, "KRISRUTIN_ENV": "testing", **overrides}
-    return create_app(config, clock=clock)
+    application = create_app(config, clock=clock)
+    application.jinja_env.bytecode_cache = speedups.TEMPLATE_CODE  # compiled once per process
+    return application
 
 
 def create_schema(app) -> None:

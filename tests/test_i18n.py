@@ -1,5 +1,8 @@
 """Swedish first, English second: every text in the service has an English translation."""
 
+import functools
+import os
+
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
@@ -9,17 +12,26 @@ METHOD_MAP = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 SKIP = (".venv", "tests", "bench", "migrations")
 
 
-def source_messages():
+def _walked(path: str) -> bool:
+    """Babel's default (no hidden or underscored folders), and not the folders SKIP names."""
+    name = os.path.basename(path)
+    return not name.startswith((".", "_")) and os.path.relpath(path, ROOT).split(os.sep)[0] not in SKIP
+
+
+@functools.cache
+def source_messages() -> frozenset[str]:
+    """The texts of the service (extracted once for this module's tests)."""
     found = set()
     for filename, _lineno, message, _comments, _context in extract_from_dir(
         str(ROOT),
         METHOD_MAP,
         keywords={"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None},
+        directory_filter=_walked,
     ):
         if filename.split("/")[0] in SKIP:
             continue
         found.add(message if isinstance(message, str) else message[0])
-    return found
+    return frozenset(found)
 
 
 def test_every_text_has_an_english_translation():

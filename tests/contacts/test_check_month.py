@@ -4,7 +4,8 @@ got what on which local date, answers by SMS and by link, the call list on the c
 month's summary at the end.
 
 The tick runs at 00:05, 08:00 (the configured send time) and 12:00 local on every day of the
-month, and the dispatcher drains the outbox after every tick and every answer.
+month, and the dispatcher drains the outbox after every tick and every answer. Three months run
+on SQLite, one of them also on PostgreSQL (see the parametrisation).
 """
 
 from __future__ import annotations
@@ -95,7 +96,11 @@ class Sinks:
 
 @pytest.fixture
 def app(make_app, peer_settings):
-    return make_app(**peer_settings)
+    """One dispatcher worker per channel: the drain after each of the ~95 ticks and answers opens
+    a connection per worker (2 + 4 by default), which on PostgreSQL was most of this test's time.
+    Who gets what when does not depend on the number of workers (tests/notifications has the
+    concurrent ones)."""
+    return make_app(**peer_settings, EMAIL_CONCURRENCY="1", SMS_CONCURRENCY="1")
 
 
 def test_plans_of_the_three_months():
@@ -126,7 +131,15 @@ def test_plans_of_the_three_months():
     )
 
 
-@pytest.mark.parametrize("year, month", [(2027, 1), (2027, 5), (2026, 6)])
+# Each month on SQLite; on PostgreSQL one of them: what the months differ in (holidays, weekends,
+# the calendar's dates) is the same Python on both databases, and a month cost ~15 s on PostgreSQL.
+# PostgreSQL's own concerns (concurrent ticks and dispatchers, locking) have tests of their own
+# (tests/scheduling/test_concurrent_ticks.py, tests/notifications/test_concurrent_dispatchers.py).
+@pytest.mark.parametrize(
+    "database_url, year, month",
+    [("sqlite", 2027, 1), ("postgres", 2027, 1), ("sqlite", 2027, 5), ("sqlite", 2026, 6)],
+    indirect=["database_url"],
+)
 def test_a_whole_month_of_the_contact_check(app, client, clock, smtp_server, twilio_server, make_user, year, month):
     policy = app.extensions["krisrutin.routine"]
     plan = check_plan(year, month, policy)

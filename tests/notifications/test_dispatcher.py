@@ -355,6 +355,7 @@ def test_dispatcher_run_stops_cleanly_on_sigterm(sqlite_url, clock):
         db.engine.dispose()
 
 
+@pytest.mark.durable_commits  # the server's setting, not the test schemas' (tests/support/speedups.py)
 @pytest.mark.parametrize("setting, worker_mode", [(None, "off"), ("on", "on")])
 def test_writing_a_message_is_always_durable_and_only_the_dispatchers_bookkeeping_may_skip_the_flush(
     postgres_url, clock, recorder, setting, worker_mode
