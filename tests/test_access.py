@@ -23,6 +23,8 @@ PUBLIC_ENDPOINTS = {
     # (X-Twilio-Signature, our Auth Token) for our public URL, which authenticates it instead.
     "twilio_webhooks.status_callback",
     "twilio_webhooks.inbound_sms",
+    "twilio_webhooks.call_gather",
+    "twilio_webhooks.call_status",
     # The OpenAPI description: it describes the interface and holds no data, and an integrator
     # needs it before being given a token.
     "openapi.document",

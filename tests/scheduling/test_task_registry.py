@@ -97,5 +97,6 @@ def test_the_application_s_planners_run_in_the_order_its_packages_register_them(
         "contacts.monthly_check",
         "crisis.handover",
         "crisis.followups",
+        "incidents.mailbox",
         "crisis.supervision",
     ]
