@@ -38,6 +38,7 @@ only, as for SMS: a late "ringing" never takes an answered call back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -48,6 +49,8 @@ from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
 from notifications.models import Channel, Message, MessageEvent, MessageStatus
+
+log = logging.getLogger(__name__)
 
 LANGUAGE = "sv-SE"  # every call speaks Swedish (Twilio's sv-SE voice)
 GATHER_TIMEOUT = 8  # seconds to wait for a key after the text was said
@@ -200,7 +203,16 @@ def record_call_status(
     db_session.refresh(message)
     handler = registered_handlers().call_status.get(message.ref_type or "")
     if handler is not None:
-        handler(db_session, message, status, now)
+        # The call's own record stands whatever the domain does with it: a failing handler is
+        # rolled back alone (and logged), so Twilio gets its 204 and does not retry for nothing.
+        try:
+            with db_session.begin_nested():
+                handler(db_session, message, status, now)
+        except Exception as error:
+            log.error(
+                "a call status handler failed",
+                extra={"message_id": message.id, "status": status, "error": type(error).__name__},
+            )
     return True
 
 

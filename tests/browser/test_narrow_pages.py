@@ -23,6 +23,7 @@ STAFF_PAGES = (
     "/",
     "/account",
     "/account/totp",
+    "/account/alerting",
     "/register/",
     "/register/providers/{provider_id}",
     "/register/providers/{provider_id}/history",

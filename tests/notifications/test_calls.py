@@ -394,6 +394,23 @@ def test_a_failing_keypress_handler_changes_nothing_and_the_caller_hears_an_apol
     assert message.status == "sent" and "call-key" not in events
 
 
+def test_a_failing_call_status_handler_keeps_the_calls_own_record(live, twilio_server, clock):
+    def broken(db_session, message, status, now):
+        db_session.execute(update(Message).where(Message.id == message.id).values(status="cancelled"))
+        raise RuntimeError("a bug in the domain")
+
+    voice.register_call_status_handler(live.app, REF_TYPE, broken)
+    message_id = queue_call(live.app, clock)
+    dispatch(live.app)
+    (call,) = twilio_server.wait_for(1, calls=True)
+
+    assert twilio_server.post_call_status(call, "completed")[0] == 204, "no 500: Twilio would retry"
+
+    message, events = stored(live.app, message_id)
+    assert message.status == "delivered", "the handler's change is rolled back, the call's status stands"
+    assert events[-2:] == ["call-completed", "delivered"]
+
+
 def test_a_calls_gateway_that_keeps_failing_marks_the_channel_degraded(live, twilio_server, clock):
     queue_call(live.app, clock)
     twilio_server.fail_next("server_error", times=5)
