@@ -1,5 +1,5 @@
-"""Screenshots for the README: the team's start page (1366x768) and the provider's phone pages
-(``/k/``, ``/d/``, ``/v/`` at 390x844), taken with Debian's Chromium through Playwright, of the
+"""Screenshots for the README: the team's start page (1366x768), the provider's phone pages
+(``/k/``, ``/d/``, ``/v/`` at 390x844) and a staff member's alerting rules and the roster on a phone, taken with Debian's Chromium through Playwright, of the
 real application with the demo data (``flask demo load``) on a temporary SQLite file.
 
     .venv/bin/python -m tools.screenshots            # writes docs/screenshots/*.png
@@ -32,6 +32,8 @@ SHOTS = (
     ("provider-check-k.png", PHONE, "check"),
     ("provider-letter-d.png", PHONE, "letter"),
     ("provider-visits-v.png", PHONE, "visit"),
+    ("staff-alerting-rules.png", PHONE, "/account/alerting"),
+    ("staff-roster.png", PHONE, "/roster"),
 )
 
 
@@ -173,12 +175,14 @@ def main() -> int:
                 for name, options, where in SHOTS:
                     context = browser.new_context(locale="sv-SE", timezone_id="Europe/Stockholm", **options)
                     page = context.new_page()
-                    if where == "/":
+                    if where.startswith("/"):
                         page.goto(url + "/login")
                         page.get_by_label("Användarnamn").fill(TEAM_USER[0])
                         page.get_by_label("Lösenord").fill(TEAM_USER[1])
                         page.get_by_role("button", name="Logga in").click()
                         page.wait_for_url(lambda address: "/login" not in address)
+                        if where != "/":
+                            page.goto(url + where)
                     else:
                         page.goto(url + links[where])
                     page.wait_for_load_state("load")
