@@ -1,5 +1,6 @@
 """Screenshots for the README: the team's start page (1366x768), the provider's phone pages
-(``/k/``, ``/d/``, ``/v/`` at 390x844) and a staff member's alerting rules and the roster on a phone, taken with Debian's Chromium through Playwright, of the
+(``/k/``, ``/d/``, ``/v/`` at 390x844) and a staff member's alerting rules and the roster on a
+phone, taken with Debian's Chromium through Playwright, of the
 real application with the demo data (``flask demo load``) on a temporary SQLite file.
 
     .venv/bin/python -m tools.screenshots            # writes docs/screenshots/*.png
