@@ -13,7 +13,15 @@ acceptance (``sent_at - created_at``), an upper bound of commit-to-acceptance.
 The two gateways run in a child process of their own, as real gateways run elsewhere: in this
 process they would share the interpreter lock with the dispatcher and the bare loop alike.
 
-Prints one JSON line last: messages, seconds, msgs_per_s, raw_msgs_per_s, ratio, urgent_p99_ms.
+``--sms-latency-ms``, ``--smtp-latency-ms`` and ``--sms-max-concurrent`` give the peers a latency
+and a cap (``bench.latency``, ``bench.peers``); the per-channel figures are from the
+dispatcher's start. With a latency the raw loop is skipped unless ``--raw`` is given (with the
+default concurrency it would take as long as the dispatcher again, and the ratio that matters
+then is the one to the limit); ``--no-raw`` skips it at zero latency too. A raw loop that meets
+the capped peer's 429 waits its Retry-After and sends again.
+
+Prints one JSON line last: messages, seconds, msgs_per_s, raw_msgs_per_s, ratio, urgent_p99_ms,
+and the figures of ``bench.latency``.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench import latency
 from bench.databases import fresh_database
 from bench.peers import Peers
 
@@ -47,7 +56,7 @@ def raw_rate(settings, count: int, sample: dict) -> float:
     same messages as the dispatcher sends (``sample``: a queued e-mail's subject, text and HTML,
     an SMS's text and its status-callback address), so that the gateways do the same work on both
     sides and the ratio measures what the dispatcher adds."""
-    from notifications.channels.base import OutgoingEmail, OutgoingSms
+    from notifications.channels.base import OutgoingEmail, OutgoingSms, TransientFailure
     from notifications.channels.smtp import SmtpEmail
     from notifications.channels.twilio_sms import TwilioSms
 
@@ -69,10 +78,16 @@ def raw_rate(settings, count: int, sample: dict) -> float:
 
     def sms_worker(share: int) -> None:
         adapter = TwilioSms(settings)
+        sms = OutgoingSms(to=sample["sms_to"], body=sample["sms_text"], status_callback=sample["status_callback"])
         for _ in range(share):
-            adapter.send_sms(
-                OutgoingSms(to=sample["sms_to"], body=sample["sms_text"], status_callback=sample["status_callback"])
-            )
+            while True:
+                try:
+                    adapter.send_sms(sms)
+                    break
+                except TransientFailure as failure:  # the capped peer's 429: not processed, sent again
+                    if not failure.rate_limited:
+                        raise
+                    time.sleep(failure.retry_after or 1)
         adapter.close()
 
     threads = [
@@ -95,7 +110,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--urgent", type=int, default=50, help="urgent messages injected during the bulk")
+    parser.add_argument("--raw", action=argparse.BooleanOptionalAction, default=None, help="run the raw loop")
+    latency.add_arguments(parser)
     args = parser.parse_args()
+    run_raw = args.raw if args.raw is not None else not (args.sms_latency_ms or args.smtp_latency_ms)
 
     from flask_migrate import upgrade
 
@@ -106,7 +124,7 @@ def main() -> None:
     from notifications.models import Channel, Message, MessageStatus, Priority
     from notifications.service import STATUS_CALLBACK_PATH, send
 
-    peers = Peers()
+    peers = Peers(**latency.peer_options(args))
     info = peers.info
     workdir = Path(tempfile.mkdtemp(prefix="krisrutin-fanout-"))
     database_url, drop = fresh_database(args.database_url, workdir)
@@ -183,16 +201,29 @@ def main() -> None:
         # The raw rate is measured half before and half after the dispatcher's run, so that a
         # machine whose speed drifts (shared cores) weighs on both sides of the ratio alike.
         raw_first = args.messages // 2
-        raw_before = raw_rate(settings, raw_first, sample)
+        raw_before = raw_rate(settings, raw_first, sample) if run_raw else None
         smtp_before, twilio_before = peers.counts()
+        gauges_before = peers.gauges()
+        # Without the raw loop, how long the bulk should take at the limit, to spread the urgent ones.
+        expected_seconds = (
+            args.messages / raw_before
+            if raw_before
+            else max(
+                args.messages / 2 / (settings.email_concurrency / max(args.smtp_latency_ms / 1000, 0.005)),
+                args.messages / 2 / (settings.sms_concurrency / max(args.sms_latency_ms / 1000, 0.005)),
+            )
+        )
 
         dispatcher = Dispatcher(app, name="bench")
+        load_before = latency.load_average()
+        start_wall = time.time()
+        cpu_before = time.process_time()
         started = time.perf_counter()
         dispatcher.start()
         stop_injecting = threading.Event()
 
         def inject_urgent() -> None:
-            interval = max(0.01, (args.messages / max(raw_before, 1.0)) / (args.urgent + 2))
+            interval = max(0.01, expected_seconds / (args.urgent + 2))
             with app.app_context():
                 contact = db.session.get(ContactPerson, contact_id)
                 for number in range(args.urgent):
@@ -234,6 +265,8 @@ def main() -> None:
                     break
                 time.sleep(0.05)
             seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_before
+            load_after = latency.load_average()
             stop_injecting.set()
             injector.join()
             dispatcher.stop()
@@ -242,26 +275,45 @@ def main() -> None:
             failed = db.session.scalar(
                 sa.select(sa.func.count()).select_from(Message).where(Message.status == MessageStatus.FAILED.value)
             )
+            per_channel = dict(
+                db.session.execute(sa.select(Message.channel, sa.func.count()).group_by(Message.channel)).all()
+            )
         smtp_after, twilio_after = peers.counts()
         delivered = (smtp_after - smtp_before) + (twilio_after - twilio_before)
-        raw_after = raw_rate(settings, args.messages - raw_first, sample)
-        raw = args.messages / (raw_first / raw_before + (args.messages - raw_first) / raw_after)
+        figures = latency.figures(
+            args=args,
+            settings=settings,
+            gauges=peers.gauges(),
+            skip=(len(gauges_before["email"]["accepted_at"]), len(gauges_before["sms"]["accepted_at"])),
+            tally=peers.ask("tally"),
+            skip_tally=(smtp_before, twilio_before),
+            queued={"email": per_channel.get("email", 0), "sms": per_channel.get("sms", 0)},
+            start_wall=start_wall,
+            cpu_seconds=cpu_seconds,
+        )
+        raw_after = raw_rate(settings, args.messages - raw_first, sample) if run_raw else None
+        raw = args.messages / (raw_first / raw_before + (args.messages - raw_first) / raw_after) if run_raw else None
         rate = total / seconds
         result = {
             "messages": args.messages,
             "database": database_url.split(":", 1)[0],
             "seconds": round(seconds, 2),
             "msgs_per_s": round(rate, 1),
-            "raw_msgs_per_s": round(raw, 1),
-            "raw_before_msgs_per_s": round(raw_before, 1),
-            "raw_after_msgs_per_s": round(raw_after, 1),
-            "ratio": round(rate / raw, 3),
+            "raw_msgs_per_s": round(raw, 1) if raw else None,
+            "raw_before_msgs_per_s": round(raw_before, 1) if raw_before else None,
+            "raw_after_msgs_per_s": round(raw_after, 1) if raw_after else None,
+            "ratio": round(rate / raw, 3) if raw else None,
             "urgent_p99_ms": round(_percentile(latencies, 99), 1),
             "urgent_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
             "urgent": len(latencies),
             "arrived_at_gateways": delivered,
             "failed": failed,
+            "email_workers": settings.email_concurrency,
+            "sms_workers": settings.sms_concurrency,
+            "load_average": [load_before, load_after],
+            **figures,
         }
+        latency.print_summary(result)
         print(json.dumps(result))
     finally:
         peers.stop()

@@ -10,9 +10,15 @@ socket), until the gateways have accepted every contact's e-mail and SMS.
 
 ``first_message_ms`` is from the start of the POST to the first gateway acceptance recorded
 (``sent_at`` of the earliest message: an upper bound); ``seconds`` from the start of the POST
-to the moment the gateways have received all 2·C messages. The dispatcher's concurrency is the
-configured one (``EMAIL_CONCURRENCY``/``SMS_CONCURRENCY`` from the environment, else this
-script's defaults, printed with the result).
+to the moment the gateways have received all 2·C messages and the outbox holds none queued or
+being sent (the letter also goes to the supplier). The dispatcher's concurrency is the
+configured one (``EMAIL_CONCURRENCY``/``SMS_CONCURRENCY`` from the environment, else the
+application's defaults; printed with the result). Before issue 18 this script's own defaults
+were 4 e-mail and 8 SMS workers; it now measures the defaults a deployment gets.
+
+``--sms-latency-ms``, ``--smtp-latency-ms`` and ``--sms-max-concurrent`` give the peers a latency
+and a cap (``bench.latency``, ``bench.peers``); the per-channel figures are from the start of the
+POST.
 
 Prints one JSON line last: contacts, providers, seconds, first_message_ms, ...
 """
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench import latency
 from bench.databases import fresh_database
 from bench.peers import Peers
 
@@ -68,6 +75,19 @@ def _create_register(providers: int, contacts: int, now) -> None:
     db.session.commit()
 
 
+def _nothing_open(app) -> bool:
+    """No message waits or is being sent: the letter's extra recipients (the supplier) are done too."""
+    from core.extensions import db
+    from notifications.models import Message, MessageStatus
+
+    with app.app_context():
+        return not db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Message)
+            .where(Message.status.in_([MessageStatus.QUEUED.value, MessageStatus.SENDING.value]))
+        )
+
+
 def outage_notice(letter_body: str = LETTER_BODY) -> dict:
     """The notice the benches post: Telia's GSM network down for every provider, with a letter."""
     return {
@@ -87,6 +107,7 @@ def main() -> None:
     parser.add_argument("--providers", type=int, default=300)
     parser.add_argument("--contacts", type=int, default=3000)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    latency.add_arguments(parser)
     args = parser.parse_args()
 
     from flask_migrate import upgrade
@@ -99,12 +120,11 @@ def main() -> None:
     from notifications.dispatcher import Dispatcher
     from notifications.models import Message, MessageStatus
 
-    peers = Peers()
+    peers = Peers(**latency.peer_options(args))
     info = peers.info
     workdir = Path(tempfile.mkdtemp(prefix="krisrutin-incident-"))
     database_url, drop = fresh_database(args.database_url, workdir)
-    email_workers = os.environ.get("EMAIL_CONCURRENCY", "4")
-    sms_workers = os.environ.get("SMS_CONCURRENCY", "8")
+    concurrency = {name: os.environ[name] for name in ("EMAIL_CONCURRENCY", "SMS_CONCURRENCY") if name in os.environ}
     try:
         app = create_app(
             {
@@ -121,10 +141,10 @@ def main() -> None:
                 "TWILIO_FROM": "Krisrutin",
                 "TWILIO_API_BASE_URL": info["twilio_url"],
                 "PUBLIC_BASE_URL": "http://127.0.0.1:5000",
-                "EMAIL_CONCURRENCY": email_workers,
-                "SMS_CONCURRENCY": sms_workers,
+                **concurrency,
             }
         )
+        settings = app.extensions["krisrutin.settings"]
         with app.app_context():
             upgrade()
             now = datetime.now(UTC)
@@ -146,9 +166,13 @@ def main() -> None:
         dispatcher.start()
         expected = 2 * args.contacts
         smtp_before, twilio_before = peers.counts()
+        gauges_before = peers.gauges()
         client = app.test_client()
         body = outage_notice()
+        load_before = latency.load_average()
         posted_at = datetime.now(UTC)
+        start_wall = time.time()
+        cpu_before = time.process_time()
         started = time.perf_counter()
         response = client.post("/api/v1/notices", json=body, headers={"Authorization": f"Bearer {token}"})
         post_ms = (time.perf_counter() - started) * 1000
@@ -157,10 +181,12 @@ def main() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             smtp_count, twilio_count = peers.counts()
-            if (smtp_count - smtp_before) + (twilio_count - twilio_before) >= expected:
+            if (smtp_count - smtp_before) + (twilio_count - twilio_before) >= expected and _nothing_open(app):
                 break
             time.sleep(0.02)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_before
+        load_after = latency.load_average()
         dispatcher.stop()
         with app.app_context():
             first_sent = db.session.scalar(sa.select(sa.func.min(Message.sent_at)))
@@ -168,20 +194,37 @@ def main() -> None:
             failed = db.session.scalar(
                 sa.select(sa.func.count()).select_from(Message).where(Message.status == MessageStatus.FAILED.value)
             )
+            per_channel = dict(
+                db.session.execute(sa.select(Message.channel, sa.func.count()).group_by(Message.channel)).all()
+            )
         smtp_after, twilio_after = peers.counts()
+        gauges = peers.gauges()
         result = {
             "contacts": args.contacts,
             "providers": args.providers,
             "database": database_url.split(":", 1)[0],
-            "email_workers": int(email_workers),
-            "sms_workers": int(sms_workers),
+            "email_workers": settings.email_concurrency,
+            "sms_workers": settings.sms_concurrency,
             "post_ms": round(post_ms, 1),
             "messages_queued": queued,
             "arrived_at_gateways": (smtp_after - smtp_before) + (twilio_after - twilio_before),
             "failed": failed,
             "seconds": round(seconds, 2),
             "first_message_ms": round((first_sent - posted_at).total_seconds() * 1000, 1) if first_sent else None,
+            "load_average": [load_before, load_after],
+            **latency.figures(
+                args=args,
+                settings=settings,
+                gauges=gauges,
+                skip=(len(gauges_before["email"]["accepted_at"]), len(gauges_before["sms"]["accepted_at"])),
+                tally=peers.ask("tally"),
+                skip_tally=(smtp_before, twilio_before),
+                queued={"email": per_channel.get("email", 0), "sms": per_channel.get("sms", 0)},
+                start_wall=start_wall,
+                cpu_seconds=cpu_seconds,
+            ),
         }
+        latency.print_summary(result)
         print(json.dumps(result))
     finally:
         peers.stop()

@@ -1,21 +1,142 @@
 """The gateways of the benchmarks and drills: the tests' SMTP server (aiosmtpd) and Twilio-speaking
 HTTP server in a child process of their own, as real gateways run elsewhere (in the measured
 process they would share its interpreter lock). The parent asks them over a pipe what arrived,
-and may stop and restart the SMTP server (bench.drills)."""
+and may stop and restart the SMTP server (bench.drills).
+
+Real gateways take time (issue 18): ``sms_latency_ms`` makes the Twilio peer wait that long
+before it answers each request, ``smtp_latency_ms`` the SMTP peer before it answers each DATA.
+The waits overlap: the Twilio peer is a threaded HTTP server (a thread per connection, each
+sleeping on its own) and aiosmtpd an asyncio server (``asyncio.sleep`` per session), so N
+requests in flight wait N at once, never one after another. ``sms_max_concurrent`` caps the
+requests the Twilio peer works on at once, as Twilio caps an account's concurrent requests: one
+more is answered at once with HTTP 429, Twilio's error 20429 body and ``Retry-After: 1``, and
+not processed (never a message). The peers count the 429s, the highest number of requests they
+worked on at once (admitted ones only: the cap is never exceeded), and note the wall-clock time
+(``time.time()``, comparable across the two processes) of every acceptance."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import multiprocessing
 import threading
+import time
 from collections import Counter
 
 
-def _serve_peers(connection) -> None:
-    from tests.support.smtp_server import SmtpTestServer
-    from tests.support.twilio_server import TwilioTestServer
+class _Gauge:
+    """Requests in flight at one peer: the highest seen, and when each was accepted."""
 
-    smtp = SmtpTestServer().start()
-    twilio = TwilioTestServer().start()
+    def __init__(self, cap: int | None = None):
+        self.cap = cap
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.refused = 0
+        self.accepted_at: list[float] = []
+
+    def enter(self) -> bool:
+        with self.lock:
+            if self.cap is not None and self.in_flight >= self.cap:
+                self.refused += 1
+                return False
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return True
+
+    def leave(self, accepted: bool) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            if accepted:
+                self.accepted_at.append(time.time())
+
+
+def _latency_twilio(latency_ms: int, max_concurrent: int | None):
+    """The tests' Twilio server with a latency and a cap (see the module's docstring)."""
+    from tests.support import twilio_server
+
+    gauge = _Gauge(max_concurrent)
+    body = json.dumps(
+        {
+            "code": twilio_server.FAILURES["rate_limited"].code,
+            "message": "Too Many Requests",
+            "more_info": "https://www.twilio.com/docs/errors/20429",
+            "status": 429,
+        }
+    ).encode()
+
+    class Handler(twilio_server._Handler):
+        def do_POST(self):
+            if not gauge.enter():
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(429)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Retry-After", "1")
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            answered.sid = None
+            try:
+                if latency_ms:
+                    time.sleep(latency_ms / 1000)
+                super().do_POST()
+            finally:
+                gauge.leave(answered.sid is not None)
+
+    answered = threading.local()  # the SID the handler's thread created last, if any
+
+    class Listener(twilio_server._Server):
+        request_queue_size = 256  # a hundred clients may connect at once
+
+    class Server(twilio_server.TwilioTestServer):
+        def answer(self, path, params, auth):
+            result = super().answer(path, params, auth)
+            answered.sid = result.sid
+            return result
+
+        def start(self):
+            if self._httpd is not None:
+                return self
+            httpd = Listener((self.host, self.port or 0), Handler)
+            httpd.twilio = self
+            self.port = httpd.server_address[1]
+            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            self._thread.start()
+            self._httpd = httpd
+            return self
+
+    return Server(), gauge
+
+
+def _latency_smtp(latency_ms: int):
+    """The tests' SMTP server, waiting ``latency_ms`` before it answers each DATA."""
+    from tests.support.smtp_server import RecordingHandler, SmtpTestServer
+
+    gauge = _Gauge()
+
+    class Handler(RecordingHandler):
+        async def handle_DATA(self, server, session, envelope):
+            gauge.enter()
+            reply = ""
+            try:
+                if latency_ms:
+                    await asyncio.sleep(latency_ms / 1000)
+                reply = await super().handle_DATA(server, session, envelope)
+            finally:
+                gauge.leave(reply.startswith("250"))
+            return reply
+
+    smtp = SmtpTestServer()
+    smtp.handler = Handler()
+    return smtp, gauge
+
+
+def _serve_peers(connection, sms_latency_ms: int = 0, smtp_latency_ms: int = 0, sms_max_concurrent=None) -> None:
+    smtp, smtp_gauge = _latency_smtp(smtp_latency_ms)
+    smtp.start()
+    twilio, sms_gauge = _latency_twilio(sms_latency_ms, sms_max_concurrent)
+    twilio.start()
     connection.send(
         {
             "smtp_host": smtp.host,
@@ -37,6 +158,17 @@ def _serve_peers(connection) -> None:
                 if r.sid
             ]
             connection.send((emails, texts))
+        elif command == "gauges":
+            connection.send(
+                {
+                    name: {
+                        "accepted_at": list(gauge.accepted_at),
+                        "max_in_flight": gauge.max_in_flight,
+                        "refused_429": gauge.refused,
+                    }
+                    for name, gauge in (("email", smtp_gauge), ("sms", sms_gauge))
+                }
+            )
         elif command == "smtp_stop":
             smtp.stop()
             connection.send("ok")
@@ -51,10 +183,14 @@ def _serve_peers(connection) -> None:
 
 
 class Peers:
-    def __init__(self):
+    def __init__(self, *, sms_latency_ms: int = 0, smtp_latency_ms: int = 0, sms_max_concurrent: int | None = None):
         context = multiprocessing.get_context("spawn")
         self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve_peers, args=(child,), daemon=True)
+        self._process = context.Process(
+            target=_serve_peers,
+            args=(child, sms_latency_ms, smtp_latency_ms, sms_max_concurrent),
+            daemon=True,
+        )
         self._process.start()
         self.info = self._connection.recv()
         self._lock = threading.Lock()
@@ -93,6 +229,11 @@ class Peers:
             self.ask("stop")
         finally:
             self._process.join(10)
+
+    def gauges(self) -> dict:
+        """Per channel ("email", "sms"): ``accepted_at`` (wall-clock times of the acceptances, in
+        order), ``max_in_flight`` and ``refused_429`` (the Twilio peer's cap; 0 for e-mail)."""
+        return self.ask("gauges")
 
     def counts(self) -> tuple[int, int]:
         """(e-mails, SMS) that arrived."""

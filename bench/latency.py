@@ -1,0 +1,126 @@
+"""What ``bench.fanout`` and ``bench.incident_fanout`` measure against gateways with latency (issue 18).
+
+The options (:func:`add_arguments`) give the local peers a latency per request and the Twilio
+peer a cap on concurrent requests (``bench.peers``). :func:`figures` turns what the peers saw and
+what the database holds into the report, per channel:
+
+- ``first_ms`` / ``last_s``: the first and the last acceptance, from the start (the dispatcher's
+  start in ``bench.fanout``, the start of the POST in ``bench.incident_fanout``), by the peer's
+  clock at the moment it answered (the peers run on this machine: one wall clock);
+- ``per_s``: the channel's acceptances ÷ ``last_s``;
+- ``limit_per_s`` and ``ratio_to_limit``: the in-flight cap ÷ the latency, the cap being the
+  smaller of the dispatcher's workers for the channel (each holds one request in flight) and the
+  peer's ``--sms-max-concurrent``; ``gateway_limit_per_s`` is the peer's cap alone ÷ the
+  latency (the issue's "100 / 0.2 s = 500 per second"); none at zero latency;
+- ``max_in_flight``: the most requests (SMS) or DATA commands (e-mail) the peer worked on at once;
+- ``refused_429``: requests the Twilio peer refused above its cap;
+- ``duplicates``: acceptances of a message already accepted (the same Message-ID, or the same
+  outbox id in the SMS's status callback); ``lost``: messages queued in the outbox that the peer
+  never accepted;
+- ``cpu_s_per_message`` (overall): CPU seconds of this process (the dispatcher's threads, and in
+  ``bench.incident_fanout`` the POST; the peers run in a child process and are not counted)
+  ÷ the messages accepted, over the timed part;
+- ``load_average``: the 1-minute load average at the start and at the end (this machine is shared).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--sms-latency-ms", type=int, default=0, help="the Twilio peer waits this long per request")
+    parser.add_argument("--smtp-latency-ms", type=int, default=0, help="the SMTP peer waits this long per message")
+    parser.add_argument(
+        "--sms-max-concurrent",
+        type=int,
+        default=None,
+        help="the Twilio peer answers 429 (error 20429, Retry-After: 1) above this many requests in flight",
+    )
+
+
+def peer_options(args) -> dict:
+    return {
+        "sms_latency_ms": args.sms_latency_ms,
+        "smtp_latency_ms": args.smtp_latency_ms,
+        "sms_max_concurrent": args.sms_max_concurrent,
+    }
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap, gauge) -> dict:
+    count = len(accepted_at)
+    last = (max(accepted_at) - start_wall) if accepted_at else None
+    cap = workers if peer_cap is None else min(workers, peer_cap)
+    limit = cap / (latency_ms / 1000) if latency_ms else None
+    per_s = count / last if last else None
+    distinct = len(set(ids))
+    return {
+        "accepted": count,
+        "first_ms": round((min(accepted_at) - start_wall) * 1000, 1) if accepted_at else None,
+        "last_s": round(last, 2) if last is not None else None,
+        "per_s": round(per_s, 1) if per_s else None,
+        "latency_ms": latency_ms,
+        "in_flight_cap": cap,
+        "limit_per_s": round(limit, 1) if limit else None,
+        "ratio_to_limit": round(per_s / limit, 3) if limit and per_s else None,
+        "gateway_limit_per_s": round(peer_cap / (latency_ms / 1000), 1) if peer_cap and latency_ms else None,
+        "max_in_flight": gauge["max_in_flight"],
+        "refused_429": gauge["refused_429"],
+        "duplicates": len(ids) - distinct,
+        "lost": max(0, queued - distinct),
+    }
+
+
+def figures(*, args, settings, gauges, skip, tally, skip_tally, queued, start_wall, cpu_seconds) -> dict:
+    """The report (see the module's docstring). ``gauges`` and ``tally``: the peers' answers after
+    the run; ``skip`` / ``skip_tally``: how many e-mails and SMS they held before it (acceptances
+    of other senders, e.g. ``bench.fanout``'s raw loop, before the timed part); ``queued``:
+    messages per channel in the outbox."""
+    emails, texts = tally
+    email = _channel(
+        gauges["email"]["accepted_at"][skip[0] :],
+        [mid for mid, _ in emails[skip_tally[0] :]],
+        queued["email"],
+        start_wall,
+        args.smtp_latency_ms,
+        settings.email_concurrency,
+        None,
+        gauges["email"],
+    )
+    sms = _channel(
+        gauges["sms"]["accepted_at"][skip[1] :],
+        [mid for mid, _ in texts[skip_tally[1] :]],
+        queued["sms"],
+        start_wall,
+        args.sms_latency_ms,
+        settings.sms_concurrency,
+        args.sms_max_concurrent,
+        gauges["sms"],
+    )
+    accepted = email["accepted"] + sms["accepted"]
+    return {
+        "email": email,
+        "sms": sms,
+        "cpu_seconds": round(cpu_seconds, 2),
+        "cpu_s_per_message": round(cpu_seconds / accepted, 5) if accepted else None,
+        "sms_max_concurrent": args.sms_max_concurrent,
+    }
+
+
+def print_summary(result: dict) -> None:
+    """A few readable lines before the JSON line."""
+    for name in ("email", "sms"):
+        channel = result.get(name)
+        if not channel:
+            continue
+        print(
+            f"{name}: {channel['accepted']} accepted, first {channel['first_ms']} ms, last {channel['last_s']} s, "
+            f"{channel['per_s']}/s (limit {channel['limit_per_s']}/s, ratio {channel['ratio_to_limit']}), "
+            f"max in flight {channel['max_in_flight']}, 429s {channel['refused_429']}, "
+            f"duplicates {channel['duplicates']}, lost {channel['lost']}"
+        )
+    print(f"CPU {result.get('cpu_seconds')} s, {result.get('cpu_s_per_message')} s per message")
