@@ -145,7 +145,7 @@ def inbound_sms():
     twiml = MessagingResponse()
     if result.reply:
         twiml.message(result.reply)
-    return Response(twiml.to_xml(), status=200, content_type="text/xml; charset=utf-8")
+    return _twiml(twiml.to_xml())
 
 
 def _twiml(xml: str) -> Response:

@@ -10,7 +10,7 @@ alphanumeric sender ID ("Krisrutin") can send SMS but cannot call, so with one a
 ``TWILIO_CALL_FROM`` calls go to the console and start-up warns
 (:func:`notifications.channels.build_channels`).
 
-Errors are translated as for SMS (:func:`~notifications.channels.twilio_sms.translate_error`):
+Errors are translated as for SMS (:class:`~notifications.channels.twilio_sms.TwilioGateway`):
 429 retried without using up an attempt, 5xx and network errors transient, 401 transient (the
 configuration is wrong, not the call); the codes in :data:`ADDRESS_REJECTED_CODES` (the number
 itself is invalid) permanent and the address marked failing; any other 4xx permanent. Failure
@@ -19,20 +19,10 @@ messages carry only the HTTP status and Twilio's code: Twilio's own messages quo
 
 from __future__ import annotations
 
-import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
-from twilio.rest import Client
-
 from config.settings import Settings
 from notifications import voice
-from notifications.channels.base import OutgoingCall, PermanentFailure, TransientFailure
-from notifications.channels.twilio_sms import (
-    _E164,
-    DEFAULT_TIMEOUT,
-    TWILIO_API_BASE_URL,
-    _BaseUrlHttpClient,
-    translate_error,
-)
+from notifications.channels.base import OutgoingCall, PermanentFailure
+from notifications.channels.twilio_sms import _E164, DEFAULT_TIMEOUT, TwilioGateway
 
 # Twilio error codes of the Calls API that mean "this number cannot be called".
 ADDRESS_REJECTED_CODES = frozenset(
@@ -59,36 +49,22 @@ def call_sender(settings: Settings) -> str | None:
     return value if _E164.fullmatch(value) else None
 
 
-class TwilioCall:
+class TwilioCall(TwilioGateway):
     """Places calls through Twilio's Calls API with the account in the settings."""
 
-    gateway = "twilio"
+    address_rejected_codes = ADDRESS_REJECTED_CODES
 
     def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT):
-        if not (settings.twilio_account_sid and settings.twilio_auth_token):
-            raise ValueError("TwilioCall needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
+        super().__init__(settings, timeout=timeout)
         sender = call_sender(settings)
         if sender is None:
             raise ValueError("TwilioCall needs a number to call from (TWILIO_CALL_FROM, or TWILIO_FROM as a number)")
         self.sender = sender
         self.ring_seconds = settings.call_ring_seconds
-        self._http = _BaseUrlHttpClient(settings.twilio_api_base_url or TWILIO_API_BASE_URL, timeout=timeout)
-        self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
 
     def place_call(self, call: OutgoingCall) -> str:
         """Place one call; returns Twilio's CallSid."""
-        try:
-            return self._create_call(call)
-        except (TwilioRestException, TwilioServiceException) as error:
-            raise translate_error(error, self._http.last_headers, ADDRESS_REJECTED_CODES) from error
-        except requests.Timeout as error:
-            raise TransientFailure("Twilio did not answer in time") from error
-        except requests.RequestException as error:
-            raise TransientFailure(f"could not reach Twilio ({type(error).__name__})") from error
-
-    def close(self) -> None:
-        if self._http.session is not None:
-            self._http.session.close()
+        return self._calling_twilio(self._create_call, call)
 
     def _create_call(self, call: OutgoingCall) -> str:
         """The one place that calls the SDK."""

@@ -117,24 +117,26 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-class TwilioSms:
-    """Sends SMS through Twilio's Messages API with the account in the settings."""
+class TwilioGateway:
+    """What the SMS and the calls gateway share: the account's client against
+    ``TWILIO_API_BASE_URL``, the SDK's errors translated into the channel's failures (with the
+    gateway's own :attr:`address_rejected_codes`), and closing the HTTP session."""
 
     gateway = "twilio"
+    address_rejected_codes: frozenset[int] = frozenset()
 
     def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT):
         if not (settings.twilio_account_sid and settings.twilio_auth_token):
-            raise ValueError("TwilioSms needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
-        self.sender = check_sender_id(settings.twilio_from)
+            raise ValueError(f"{type(self).__name__} needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN")
         self._http = _BaseUrlHttpClient(settings.twilio_api_base_url or TWILIO_API_BASE_URL, timeout=timeout)
         self._client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=self._http)
 
-    def send_sms(self, sms: OutgoingSms) -> str:
-        """Send one SMS; returns Twilio's MessageSid."""
+    def _calling_twilio(self, create, item) -> str:
+        """``create(item)`` (the one place that calls the SDK) with its errors translated."""
         try:
-            return self._create_message(sms)
+            return create(item)
         except (TwilioRestException, TwilioServiceException) as error:
-            raise self._translate(error) from error
+            raise translate_error(error, self._http.last_headers, self.address_rejected_codes) from error
         except requests.Timeout as error:
             raise TransientFailure("Twilio did not answer in time") from error
         except requests.RequestException as error:
@@ -145,14 +147,25 @@ class TwilioSms:
         if self._http.session is not None:
             self._http.session.close()
 
+
+class TwilioSms(TwilioGateway):
+    """Sends SMS through Twilio's Messages API with the account in the settings."""
+
+    address_rejected_codes = ADDRESS_REJECTED_CODES
+
+    def __init__(self, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT):
+        super().__init__(settings, timeout=timeout)
+        self.sender = check_sender_id(settings.twilio_from)
+
+    def send_sms(self, sms: OutgoingSms) -> str:
+        """Send one SMS; returns Twilio's MessageSid."""
+        return self._calling_twilio(self._create_message, sms)
+
     def _create_message(self, sms: OutgoingSms) -> str:
         """The one place that calls the SDK."""
         options = {"status_callback": sms.status_callback} if sms.status_callback else {}
         message = self._client.messages.create(to=sms.to, from_=self.sender, body=sms.body, **options)
         return message.sid
-
-    def _translate(self, error: TwilioRestException | TwilioServiceException) -> TransientFailure | PermanentFailure:
-        return translate_error(error, self._http.last_headers, ADDRESS_REJECTED_CODES)
 
 
 def translate_error(
