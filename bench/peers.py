@@ -90,21 +90,13 @@ def _latency_twilio(latency_ms: int, max_concurrent: int | None):
         request_queue_size = 256  # a hundred clients may connect at once
 
     class Server(twilio_server.TwilioTestServer):
+        server_class = Listener
+        handler_class = Handler
+
         def answer(self, path, params, auth):
             result = super().answer(path, params, auth)
             answered.sid = result.sid
             return result
-
-        def start(self):
-            if self._httpd is not None:
-                return self
-            httpd = Listener((self.host, self.port or 0), Handler)
-            httpd.twilio = self
-            self.port = httpd.server_address[1]
-            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-            self._thread.start()
-            self._httpd = httpd
-            return self
 
     return Server(), gauge
 

@@ -190,7 +190,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class TwilioTestServer:
-    """Twilio's Messages resource on 127.0.0.1, for one test."""
+    """Twilio's Messages resource on 127.0.0.1, for one test. A subclass may serve it with other
+    server and handler classes (the benchmarks' peer with a latency and a cap)."""
+
+    server_class: type[ThreadingHTTPServer] = _Server
+    handler_class: type[BaseHTTPRequestHandler] = _Handler
 
     def __init__(self, *, account_sid: str | None = None, auth_token: str | None = None, host: str = "127.0.0.1"):
         self.account_sid = account_sid or new_sid("AC")
@@ -215,7 +219,7 @@ class TwilioTestServer:
     def start(self) -> TwilioTestServer:
         if self._httpd is not None:
             return self
-        httpd = _Server((self.host, self.port or 0), _Handler)
+        httpd = self.server_class((self.host, self.port or 0), self.handler_class)
         httpd.twilio = self
         self.port = httpd.server_address[1]
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
