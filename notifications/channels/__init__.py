@@ -9,7 +9,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 from config.settings import Settings
-from notifications.channels.base import CallSender, EmailSender, SmsSender
+from notifications.channels.base import AsyncEmailSender, AsyncSmsSender, CallSender, EmailSender, SmsSender
 from notifications.channels.console import ConsoleCall, ConsoleEmail, ConsoleSms
 
 _TWILIO_SETTINGS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_FROM")
@@ -29,6 +29,11 @@ class ChannelSetup:
     call_factory: Callable[[], CallSender] = ConsoleCall
     call_gateway: str = "console"  # "twilio" or "console"
     call_detail: str = ""
+    # The asynchronous lanes' adapters (issue 18): called with the lane's maximum of requests in
+    # flight, inside the lane's event loop. None: the lane runs ``*_factory``'s synchronous
+    # adapters on a pool of threads (notifications.channels.threaded).
+    email_async_factory: Callable[[int], AsyncEmailSender] | None = None
+    sms_async_factory: Callable[[int], AsyncSmsSender] | None = None
 
     def describe(self) -> dict[str, str]:
         """E.g. {"email": "smtp (smtp.example.se:587, starttls)", "sms": "console", "call": ...}; no secrets."""

@@ -84,3 +84,30 @@ class CallSender(Protocol):
 
     def close(self) -> None:
         """Release the connection, if any."""
+
+
+class AsyncEmailSender(Protocol):
+    """An e-mail adapter for the asynchronous lanes (issue 18): one per lane, shared by all its
+    concurrent sends (it keeps its own pool of up to ``max_in_flight`` connections). Built and used
+    inside the lane's event loop; raises the same failures as :class:`EmailSender`."""
+
+    gateway: str
+
+    async def send_email(self, email: OutgoingEmail) -> str:
+        """Send; returns the gateway's id for the message (its Message-ID)."""
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+
+
+class AsyncSmsSender(Protocol):
+    """An SMS adapter for the asynchronous lanes: one per lane, safe for ``max_in_flight``
+    concurrent sends in its event loop; raises the same failures as :class:`SmsSender`."""
+
+    gateway: str
+
+    async def send_sms(self, sms: OutgoingSms) -> str:
+        """Send; returns the gateway's id (Twilio's MessageSid)."""
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
