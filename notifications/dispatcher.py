@@ -99,6 +99,7 @@ from notifications.housekeeping import Housekeeper
 from notifications.lanes import DispatchReport, Lane
 from notifications.models import Channel, Priority
 from notifications.outbox import ClaimedMessage, SentRecord, claim_batch, ensure_channel_states, reclaim_expired
+from notifications.pump import Pump
 from notifications.service import STATUS_CALLBACK_PATH
 from notifications.wakeup import add_wake_listener, remove_wake_listener
 
@@ -109,6 +110,9 @@ log = logging.getLogger(__name__)
 ERROR_PAUSE = 1.0  # seconds to wait after a database error before trying again
 _EMAIL = Channel.EMAIL.value
 _CALL = Channel.CALL.value
+# Lanes run by a Pump (notifications.pump): one event loop each, many requests in flight. Calls
+# keep their worker threads: few at a time, each a slow conversation with Twilio.
+ASYNCHRONOUS = frozenset({Channel.EMAIL, Channel.SMS})
 
 
 def default_dispatcher_name() -> str:
@@ -203,6 +207,9 @@ class Dispatcher(Bookkeeping):
         self._engine = self._worker_engine()
         add_wake_listener(self.wake)
         for lane in self.lanes.values():
+            if lane.channel in ASYNCHRONOUS:
+                self._spawn(lane.channel.value, Pump(self, lane, drain=False, deadline=None, report=self._report).run)
+                continue
             for number in range(lane.concurrency):
                 self._spawn(f"{lane.channel.value}-{number + 1}", self._work, lane, False, None, self._report)
         housekeeper = Housekeeper(
@@ -267,11 +274,19 @@ class Dispatcher(Bookkeeping):
         deadline = time.monotonic() + timeout
         workers = [
             threading.Thread(
+                target=Pump(self, lane, drain=True, deadline=deadline, report=report).run,
+                name=f"dispatcher-drain-{lane.channel.value}",
+            )
+            for lane in self.lanes.values()
+            if lane.channel in ASYNCHRONOUS
+        ] + [
+            threading.Thread(
                 target=self._work,
                 args=(lane, True, deadline, report),
                 name=f"dispatcher-drain-{lane.channel.value}-{number + 1}",
             )
             for lane in self.lanes.values()
+            if lane.channel not in ASYNCHRONOUS
             for number in range(lane.concurrency)
         ]
         self._engine = self._worker_engine()
@@ -313,7 +328,7 @@ class Dispatcher(Bookkeeping):
         that the pool's pre-ping (PostgreSQL) runs once per connection instead of once per
         transaction; a worker whose connection fails drops it and takes a fresh, pinged one. Its
         own pool, sized to the workers, so that held connections never starve the housekeeper."""
-        workers = sum(lane.concurrency for lane in self.lanes.values())
+        workers = sum(1 if lane.channel in ASYNCHRONOUS else lane.concurrency for lane in self.lanes.values())
         with self.app.app_context():
             url = db.engine.url
         options = dict(self.app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})

@@ -61,6 +61,7 @@ class Lane:
         self.batch = batch_size if rate == 0 else max(1, min(batch_size, int(rate / concurrency)))
         self._condition = threading.Condition()
         self._generation = 0
+        self._wakers: list[Callable[[], None]] = []  # the asynchronous lanes' (notifications.pump)
         self._lock = threading.Lock()
         self._failures = 0  # consecutive transient failures in this process
         self._paused_until = 0.0
@@ -75,6 +76,19 @@ class Lane:
         with self._condition:
             self._generation += 1
             self._condition.notify_all()
+            wakers = list(self._wakers)
+        for waker in wakers:
+            waker()
+
+    def add_waker(self, waker: Callable[[], None]) -> None:
+        """Call ``waker`` (from the waking thread) at every :meth:`wake`."""
+        with self._condition:
+            self._wakers.append(waker)
+
+    def remove_waker(self, waker: Callable[[], None]) -> None:
+        with self._condition:
+            if waker in self._wakers:
+                self._wakers.remove(waker)
 
     def wait(self, generation: int, timeout: float) -> None:
         """Sleep until woken (unless woken since ``generation`` was read) or ``timeout``."""

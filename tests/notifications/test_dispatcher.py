@@ -451,13 +451,15 @@ def test_workers_whose_connections_the_server_ends_mid_batch_send_each_message_o
     from tests.notifications.dispatcher_app import queue_many
 
     name = f"krisrutin-kill-{os.getpid()}-{time.monotonic_ns()}"
-    app = build_app(f"{postgres_url}&application_name={name}", clock)
+    # Two sends in flight per lane, 10 ms each: the 300 messages take about 0.75 s, so that both
+    # ends of connections fall in the middle of the sending.
+    app = build_app(f"{postgres_url}&application_name={name}", clock, EMAIL_CONCURRENCY=2, SMS_CONCURRENCY=2)
     create_schema(app)
     with app.app_context():
         ids = queue_many(now=clock.now(), prefix="k", count=150, channel="email", priority=Priority.BULK)
         ids += queue_many(now=clock.now(), prefix="s", count=150, channel="sms", priority=Priority.BULK)
         db.session.remove()
-    recorder.delay = {"email": 0.004, "sms": 0.004}
+    recorder.delay = {"email": 0.01, "sms": 0.01}
     dispatcher = dispatcher_for(app, recorder, lease_seconds=60)
     admin = sa.create_engine(postgres_url, poolclass=sa.pool.NullPool)
     dispatcher.start()

@@ -1,0 +1,411 @@
+"""The asynchronous lanes (e-mail and SMS): many requests in flight without a thread for each.
+
+A gateway answers in 100-400 ms. A worker thread that sends one message at a time is idle for
+all of it, so four SMS workers against a 200 ms gateway sent 20 SMS a second and a letter to
+3,000 contacts took three minutes (issue 18). A :class:`Pump` runs one lane in an asyncio event
+loop on a thread of its own:
+
+- a **claimer** claims the lane's most urgent due messages whenever ``DISPATCH_BATCH_SIZE``
+  places (or a quarter) of the lane's window (:class:`~notifications.window.Window`) are free,
+  up to ``DISPATCH_BATCH_SIZE`` in one statement, and starts one send task for each;
+- each **send task** waits for the lane's rate limiter (``*_RATE_PER_SECOND``), hands its message
+  to the lane's asynchronous adapter (one per lane, with its own pool of connections:
+  :mod:`notifications.channels.twilio_sms_async`, :mod:`notifications.channels.smtp_async`, or
+  synchronous adapters on a pool of threads: :mod:`notifications.channels.threaded`) and puts the
+  outcome in the **recorder**'s queue;
+- the **recorder** writes what has come in -- acceptances, given-back claims -- in one
+  transaction, again as soon as the previous one is done (a group commit: the faster the
+  gateway, the bigger each transaction); failures are written as they come.
+
+Every database step runs on the lane's one database thread, with its own connection, in the
+order they were asked for; the event loop never waits for the database except through it.
+
+The guarantees of :mod:`notifications.dispatcher` hold as they are: a message is claimed with a
+lease (``sending``, ``leased_by``, ``attempts + 1``) and the claim is committed before the
+message is handed to the gateway; ``sent`` is written after the gateway accepted it, guarded by
+the claim; claims not sent (the dispatcher stops, the lane pauses, the drain's deadline, half the
+lease used up) are given back with the attempt not counted; urgent first, because claims go by
+``(priority, next_attempt_at, id)`` and an urgent message is in the next claim, made as soon as
+``DISPATCH_BATCH_SIZE`` places of the window are free. An urgent acceptance is recorded at once (the recorder is asked to write it
+without waiting for more).
+
+The in-flight window (what may arrive twice after a crash) is the lane's claims held and its
+acceptances not yet recorded: at most ``*_CONCURRENCY`` claims per lane (the window's maximum),
+plus the acceptances of the one recorder transaction under way and those that arrived while it
+ran (at a gateway's pace, what it accepts in one commit, a few milliseconds on SQLite and
+PostgreSQL).
+
+Too many requests. A send refused as "too many" (HTTP 429, Twilio error 20429, SMTP 421: the
+adapter's ``TransientFailure`` with ``rate_limited``) halves the window (:mod:`notifications.window`)
+and the message is sent again by the same task after the gateway's ``Retry-After`` (at most a
+second; 0.1-0.3 s when none is given), while the claim is still held: no database write, no
+attempt used, the message's place in the queue kept. Such refusals do not count towards the
+lane's pause (a circuit breaker for a gateway that fails, not one that is busy); a task that
+would hold its claim past half the lease gives it back to the queue instead, not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.orm import Session
+
+from core.clock import current_clock
+from core.errors import describe_error, error_location
+from notifications.bookkeeping import safe_error
+from notifications.channels.base import OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
+from notifications.channels.threaded import ThreadedSender
+from notifications.lanes import DispatchReport, Lane
+from notifications.models import Channel
+from notifications.outbox import ClaimedMessage, SentRecord, claim_batch
+from notifications.window import Window
+
+log = logging.getLogger("notifications.dispatcher")
+
+ERROR_PAUSE = 1.0  # seconds to wait after a database error before claiming again
+RETRY_AFTER_CAP = 1.0  # seconds: the longest a task waits before sending a refused request again
+_EMAIL = Channel.EMAIL.value
+
+
+class Pump:
+    """Runs one asynchronous lane for ``dispatcher`` (see the module docstring); :meth:`run` is a
+    thread's target and returns when the dispatcher stops, or in ``drain`` mode when nothing is
+    due and nothing is in flight (or at ``deadline``, a ``time.monotonic()`` value)."""
+
+    def __init__(self, dispatcher, lane: Lane, *, drain: bool, deadline: float | None, report: DispatchReport):
+        self.dispatcher = dispatcher
+        self.lane = lane
+        self.drain = drain
+        self.deadline = deadline
+        self.report = report
+        self.window = Window(lane.concurrency)
+        self.held = 0  # claims this lane holds (waiting for a token, being sent, waiting to be sent again)
+        self.in_flight = 0  # requests the gateway is working on
+        self.most_in_flight = 0
+        self.rate_limited = 0  # "too many" answers
+        self._accepted: list[SentRecord] = []
+        self._write_state = False
+        self._release: list[ClaimedMessage] = []
+        self._session: Session | None = None
+        self._finishing = False
+
+    # -- the thread --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        app = self.dispatcher.app
+        self._db_pool = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix=f"dispatcher-{self.lane.channel.value}-db",
+            initializer=lambda: app.app_context().push(),
+        )
+        try:
+            with app.app_context():
+                asyncio.run(self._main())
+        finally:
+            self._db_pool.submit(self._close_session).result()
+            self._db_pool.shutdown(wait=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._woken = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._record_wanted = asyncio.Event()
+        self._token_queue = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self.lane.add_waker(self._wake_threadsafe)
+        adapter = None
+        recorder = asyncio.create_task(self._recorder())
+        try:
+            adapter = self._adapter()
+            self.adapter = adapter
+            await self._claim_loop()
+        finally:
+            self.lane.remove_waker(self._wake_threadsafe)
+            self._stopping.set()  # tasks waiting for a token or to send again give their claims back
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            # The recorder is never cancelled: a write it has asked for would be dropped before it
+            # ran. It is told to finish, and writes what is left.
+            self._finishing = True
+            self._record_wanted.set()
+            await asyncio.gather(recorder, return_exceptions=True)
+            if adapter is not None:
+                try:
+                    await adapter.aclose()
+                except Exception as error:
+                    log.warning(
+                        "closing a channel adapter failed",
+                        extra={"channel": self.lane.channel.value, "error": safe_error(error)},
+                    )
+
+    def _adapter(self):
+        channels, lane = self.dispatcher.channels, self.lane
+        name = "email_async_factory" if lane.channel is Channel.EMAIL else "sms_async_factory"
+        factory = getattr(channels, name, None)
+        if factory is not None:
+            return factory(lane.concurrency)
+        return ThreadedSender(
+            lane.factory,
+            threads=lane.concurrency,
+            gateway=lane.gateway,
+            app=self.dispatcher.app,
+            name=lane.channel.value,
+        )
+
+    def _wake_threadsafe(self) -> None:
+        """Lane.wake() from any thread: look for due messages now (and stop, if stopping)."""
+        self._loop.call_soon_threadsafe(self._woken_now)
+
+    def _woken_now(self) -> None:
+        self._woken.set()
+        if self.dispatcher._stop.is_set():
+            self._stopping.set()
+            self._slot_freed.set()
+
+    # -- claiming ----------------------------------------------------------------------------------
+
+    def _over(self) -> bool:
+        return (
+            self.dispatcher._stop.is_set()
+            or self._stopping.is_set()
+            or (self.deadline is not None and time.monotonic() >= self.deadline)
+        )
+
+    def capacity(self) -> int:
+        """Claims the lane may hold now: the window's limit; on a rate-limited lane no more than
+        it may send in about a second, so that held claims do not hold up urgent ones."""
+        limit = self.window.limit
+        if not self.lane.limiter.unlimited:
+            limit = min(limit, max(1, int(self.lane.limiter.rate)))
+        return limit
+
+    async def _claim_loop(self) -> None:
+        lane = self.lane
+        while not self._over():
+            if not self.drain and lane.pause_remaining() > 0:
+                await self._sleep(min(1.0, lane.pause_remaining()))
+                continue
+            capacity = self.capacity()
+            room = capacity - self.held
+            if room < min(self.dispatcher.batch_size, max(1, capacity // 4)):
+                self._slot_freed.clear()
+                await self._wait(self._slot_freed, 1.0)
+                continue
+            generation = lane.generation
+            self._woken.clear()
+            try:
+                batch = await self._db(self._claim, min(room, self.dispatcher.batch_size))
+            except Exception as error:
+                self.report.count("errors")
+                log.error(
+                    "dispatcher worker error",
+                    extra={"channel": lane.channel.value, "error": safe_error(error), "where": error_location(error)},
+                )
+                if self.drain:
+                    return
+                await self._sleep(ERROR_PAUSE)
+                continue
+            if not batch:
+                if self.drain:
+                    if self.held == 0 and not self._accepted:
+                        return
+                    self._slot_freed.clear()
+                    await self._wait(self._slot_freed, 0.5)
+                    continue
+                if lane.generation == generation:
+                    await self._wait(self._woken, self.dispatcher.poll_seconds)
+                continue
+            claimed_at = time.monotonic()
+            for claimed in batch:
+                self.held += 1
+                task = asyncio.create_task(self._send(claimed, claimed_at))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _claim(self, session: Session, limit: int) -> list[ClaimedMessage]:
+        return claim_batch(
+            session,
+            channel=self.lane.channel.value,
+            now=current_clock().now(),
+            lease_seconds=self.dispatcher.lease_seconds,
+            name=self.dispatcher.name,
+            limit=limit,
+        )
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    async def _send(self, claimed: ClaimedMessage, claimed_at: float) -> None:
+        """Send one claimed message (again after a "too many"); its outcome goes to the recorder."""
+        try:
+            while True:
+                if not await self._may_go_on(claimed_at):
+                    self._release.append(claimed)
+                    self._record_wanted.set()
+                    return
+                started_in = self.window.round
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
+                try:
+                    gateway_id = await self._deliver(claimed)
+                except TransientFailure as failure:
+                    if failure.rate_limited:
+                        self.rate_limited += 1
+                        self.window.slow_down(started_in)
+                        wait = failure.retry_after if failure.retry_after is not None else 0.1 + 0.2 * random.random()
+                        await self._sleep(min(RETRY_AFTER_CAP, wait))
+                        continue
+                    await self._failed(claimed, failure, transient=True)
+                    return
+                except PermanentFailure as failure:
+                    await self._failed(claimed, failure, transient=False)
+                    return
+                except Exception as error:
+                    await self._unexpected(claimed, error)
+                    return
+                finally:
+                    self.in_flight -= 1
+                self.window.accepted()
+                gateway = getattr(self.adapter, "gateway", self.lane.gateway)
+                self._accepted.append(SentRecord(claimed, gateway, gateway_id))
+                self._write_state = self.lane.succeeded() or self._write_state
+                self._record_wanted.set()
+                return
+        finally:
+            self.held -= 1
+            self._slot_freed.set()
+
+    async def _may_go_on(self, claimed_at: float) -> bool:
+        """Whether to send (after waiting for the rate limiter's token). The tokens go to the tasks
+        in the order they asked (an asyncio lock is first come, first served), that is in claim
+        order: the most urgent first."""
+        if self.lane.limiter.unlimited:
+            return self._may_send(claimed_at)
+        async with self._token_queue:
+            while self._may_send(claimed_at):
+                wait = self.lane.limiter.try_acquire()
+                if wait == 0.0:
+                    return True
+                await self._sleep(wait)
+            return False
+
+    def _may_send(self, claimed_at: float) -> bool:
+        if self._over():
+            return False
+        if not self.drain and self.lane.pause_remaining() > 0:
+            return False
+        # Half the lease used up: back to the queue rather than risk the lease running out.
+        return time.monotonic() - claimed_at <= self.dispatcher.lease_seconds / 2
+
+    async def _deliver(self, claimed: ClaimedMessage) -> str:
+        dispatcher = self.dispatcher
+        if claimed.channel == _EMAIL:
+            return await self.adapter.send_email(
+                OutgoingEmail(
+                    to=claimed.to_address,
+                    subject=claimed.subject or "",
+                    text=claimed.body_text,
+                    html=claimed.body_html,
+                    message_id=f"<krisrutin-{claimed.id}@{dispatcher._mail_domain}>",
+                )
+            )
+        return await self.adapter.send_sms(
+            OutgoingSms(
+                to=claimed.to_address,
+                body=claimed.body_text,
+                status_callback=f"{dispatcher._status_callback}{claimed.id}",
+            )
+        )
+
+    async def _failed(self, claimed: ClaimedMessage, failure, *, transient: bool) -> None:
+        options = (
+            {"retry_after": failure.retry_after}
+            if transient
+            else {"address_rejected": getattr(failure, "address_rejected", False)}
+        )
+        outcome = await self._db(
+            self.dispatcher._failed, self.lane, claimed, describe_error(failure), transient=transient, **options
+        )
+        self.report.count(outcome)
+
+    async def _unexpected(self, claimed: ClaimedMessage, error: Exception) -> None:
+        # An adapter bug or an unmapped library error: retried like a transient failure. Only the
+        # class and place are kept: the message of a foreign exception may hold an address.
+        log.error(
+            "unexpected error from a channel adapter",
+            extra={
+                "message_id": claimed.id,
+                "kind": claimed.kind,
+                "channel": claimed.channel,
+                "error": type(error).__name__,
+                "where": error_location(error),
+            },
+        )
+        outcome = await self._db(
+            self.dispatcher._failed,
+            self.lane,
+            claimed,
+            f"unexpected {type(error).__name__} in the adapter",
+            transient=True,
+        )
+        self.report.count(outcome)
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    async def _recorder(self) -> None:
+        """Write what has come in, as soon as the previous write is done (see the module docstring)."""
+        while True:
+            await self._record_wanted.wait()
+            self._record_wanted.clear()
+            try:
+                await self._record()
+            except Exception as error:  # the steps log and retry their own writes; this is a bug
+                log.error("recording outcomes failed", extra={"error": safe_error(error)})
+            if self._finishing and not (self._accepted or self._release):
+                return
+
+    async def _record(self) -> None:
+        accepted, self._accepted = self._accepted, []
+        write_state, self._write_state = self._write_state, False
+        released, self._release = self._release, []
+        if accepted:
+            await self._db(self.dispatcher._record_sent, self.lane, accepted, write_state, self.report)
+        if released:
+            await self._db(self.dispatcher._release, self.lane, released)
+
+    # -- the database thread and waiting -----------------------------------------------------------
+
+    async def _db(self, step, *args, **kwargs):
+        """``step(session, *args, **kwargs)`` on the lane's database thread."""
+        return await self._loop.run_in_executor(self._db_pool, self._in_session, step, args, kwargs)
+
+    def _in_session(self, step, args, kwargs):
+        if self._session is None:
+            self._session = Session(bind=self.dispatcher._engine.connect())
+        try:
+            return step(self._session, *args, **kwargs)
+        except BaseException:
+            self._close_session()  # a fresh connection for the next step
+            raise
+
+    def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            from notifications.dispatcher import _discard
+
+            _discard(session)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but not past stopping or the deadline."""
+        if self.deadline is not None:
+            seconds = min(seconds, max(0.0, self.deadline - time.monotonic()))
+        await self._wait(self._stopping, seconds)
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)

@@ -1,0 +1,110 @@
+"""The lanes' in-flight window: a busy gateway halves it, acceptances raise it again, and a lane
+against a gateway that refuses above its limit delivers every message once without using up
+attempts, settling at the gateway's limit instead of hammering it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from core.extensions import db
+from notifications.channels.base import TransientFailure
+from notifications.dispatcher import Dispatcher
+from notifications.models import Message, MessageEvent, Priority
+from notifications.window import Window
+from tests.notifications.dispatcher_app import Recorder, queue_many
+
+
+def test_the_window_starts_at_the_maximum_and_halves_once_per_round():
+    window = Window(100)
+    assert window.limit == 100, "a gateway that allows it is used at full speed at once"
+
+    started = window.round
+    assert window.slow_down(started) is True
+    assert window.limit == 50
+    # Every request in flight when it was halved answers "too many" too: the same signal.
+    assert [window.slow_down(started) for _ in range(30)] == [False] * 30
+    assert window.limit == 50
+
+    assert window.slow_down(window.round) is True
+    assert window.limit == 25
+
+
+def test_acceptances_raise_the_window_by_one_per_window_and_never_past_the_maximum():
+    window = Window(40)
+    window.slow_down(window.round)
+    assert window.limit == 20
+    for _ in range(19):
+        window.accepted()
+    assert window.limit == 20
+    for _ in range(2):
+        window.accepted()
+    assert window.limit == 21, "about twenty acceptances at a limit of twenty: one more"
+    for _ in range(10_000):
+        window.accepted()
+    assert window.limit == 40
+
+
+def test_the_window_never_goes_below_one():
+    window = Window(3)
+    for _ in range(10):
+        window.slow_down(window.round)
+    assert window.limit == 1
+    with pytest.raises(ValueError, match="maximum"):
+        Window(0)
+
+
+class BusyGateway:
+    """A recording channel that, like Twilio above its concurrency limit, refuses requests above
+    ``cap`` at once with a rate limit (error 20429), and takes ``seconds`` per request."""
+
+    def __init__(self, recorder: Recorder, *, cap: int, seconds: float):
+        self.recorder, self.cap, self.seconds = recorder, cap, seconds
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+        self.refused = 0
+
+    def send(self, original, channel, message_id, outgoing):
+        with self.lock:
+            if self.in_flight >= self.cap:
+                self.refused += 1
+                raise TransientFailure("Twilio rate limit (HTTP 429, Twilio error 20429)", rate_limited=True)
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            time.sleep(self.seconds)
+            return original(channel, message_id, outgoing)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_a_lane_against_a_gateway_capped_below_its_window_sends_each_message_once(make_app, clock):
+    messages = 400
+    app = make_app(SMS_CONCURRENCY=40)
+    recorder = Recorder()
+    gateway = BusyGateway(recorder, cap=10, seconds=0.02)
+    original = recorder._send
+    recorder._send = lambda channel, message_id, outgoing: gateway.send(original, channel, message_id, outgoing)
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="busy", count=messages, channel="sms", priority=Priority.NORMAL)
+
+    report = Dispatcher(app, name="busy", channels=recorder.setup(), jitter=lambda: 1.0).run_until_idle(timeout=60)
+
+    assert report.sent == messages and report.retried == 0 and report.failed == 0
+    assert sorted(recorder.sent_ids("sms")) == ids, "every message accepted exactly once"
+    assert gateway.most == 10
+    # Forty at once meet a gateway that takes ten: the first round is refused in bulk, and then
+    # the lane keeps near the limit, asking for more only now and then (additive increase).
+    assert 0 < gateway.refused < messages // 4, f"{gateway.refused} refusals for {messages} messages"
+    with app.app_context():
+        attempts = set(db.session.scalars(sa.select(Message.attempts)))
+        retries = db.session.scalar(
+            sa.select(sa.func.count()).select_from(MessageEvent).where(MessageEvent.status == "retry")
+        )
+    assert attempts == {1}, "a refusal as too many is never counted as an attempt"
+    assert retries == 0, "the refused message was sent again under its claim, not queued again"
