@@ -26,8 +26,8 @@ message is handed to the gateway; ``sent`` is written after the gateway accepted
 the claim; claims not sent (the dispatcher stops, the lane pauses, the drain's deadline, half the
 lease used up) are given back with the attempt not counted; urgent first, because claims go by
 ``(priority, next_attempt_at, id)`` and an urgent message is in the next claim, made as soon as
-``DISPATCH_BATCH_SIZE`` places of the window are free. An urgent acceptance is recorded at once (the recorder is asked to write it
-without waiting for more).
+``DISPATCH_BATCH_SIZE`` places of the window are free. An urgent acceptance is recorded at once:
+the recorder writes whatever has come in as soon as its previous write is done.
 
 The in-flight window (what may arrive twice after a crash) is the lane's claims held and its
 acceptances not yet recorded: at most ``*_CONCURRENCY`` claims per lane (the window's maximum),
