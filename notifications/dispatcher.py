@@ -22,37 +22,42 @@ Why nothing is sent twice (and the in-flight window)
     written back only by the holder of that claim (``WHERE id=? AND leased_by=? AND
     attempts=?``).
 
-    The worker then sends the batch one message at a time and records the acceptances of the
-    whole batch in one transaction at its end (a failure is recorded at once). Claims it will not
-    send (it is stopping, its lane paused after repeated failures, its drain deadline passed, or
-    half the lease has gone by) are given back: ``queued`` again with the attempt not counted, so
-    :meth:`Dispatcher.stop` leaves no claim held that was not sent.
+    How the lanes send: e-mail and SMS are asynchronous lanes (:mod:`notifications.pump`): one
+    event loop per lane keeps up to ``EMAIL_CONCURRENCY``/``SMS_CONCURRENCY`` requests in flight
+    (32 and 100 by default: enough to hide a relay that takes 100 ms per message and a Twilio that
+    takes 200 ms per request), fewer while the gateway answers "too many"
+    (:mod:`notifications.window`). Calls keep ``CALL_CONCURRENCY`` worker threads that claim one
+    call at a time. A worker (or a pump's send task) records each acceptance after the gateway's
+    answer; the pump groups those of many sends in one transaction, a failure is recorded at
+    once. Claims not sent (the dispatcher is stopping, the lane paused after repeated failures,
+    the drain deadline passed, or half the lease has gone by) are given back: ``queued`` again
+    with the attempt not counted, so :meth:`Dispatcher.stop` leaves no claim held that was not
+    sent.
 
     What cannot be made exactly-once is the step between the gateway's acceptance and our commit
     of ``sent``: SMTP and Twilio's API take part in no transaction of ours. A dispatcher killed
     in that moment leaves messages that the gateway has but our database shows as ``sending``;
     when their lease expires they are sent again. That is the in-flight window: after a crash, at
     most the messages that were ``sending`` at the moment of the crash may arrive twice, and of
-    those only the ones already handed to a gateway. That is at most one batch per worker
-    thread, ``DISPATCH_BATCH_SIZE × (EMAIL_CONCURRENCY + SMS_CONCURRENCY) + CALL_CONCURRENCY``
-    per dispatcher (calls are claimed one at a time; 62 with the defaults; with
-    ``DISPATCH_BATCH_SIZE=1``, one per worker as before), because
-    each worker holds one batch of claims at a time and commits its ``sent`` records when the
-    batch is done. The same holds for a send slower than the lease (``DISPATCH_LEASE_SECONDS``,
-    120 s by default; the adapters time out long before that, and a worker does not start a send
-    once half the lease has passed). E-mails keep their Message-ID when sent again, so mail
-    clients that de-duplicate show one; an SMS sent again arrives twice, and a call is made twice.
+    those only the ones already handed to a gateway. That is at most ``EMAIL_CONCURRENCY +
+    SMS_CONCURRENCY + CALL_CONCURRENCY`` claims per dispatcher (132 with the defaults), plus the
+    acceptances a pump has not yet committed (those of the one transaction under way and of
+    what arrived meanwhile: a few milliseconds' worth). The same holds for a send slower than the
+    lease (``DISPATCH_LEASE_SECONDS``, 120 s by default; the adapters time out long before that,
+    and no send starts once half the lease has passed). E-mails keep their Message-ID when sent
+    again, so mail clients that de-duplicate show one; an SMS sent again arrives twice, and a
+    call is made twice.
 
 Urgent first, and fast
-    Claims go by ``(priority, next_attempt_at, id)`` and a batch is sent in that order, so an
-    urgent message queued behind 10,000 bulk ones is in the next batch each lane claims: it
-    waits at most for the batches the lane's workers already hold (``DISPATCH_BATCH_SIZE``
-    messages each). An urgent message's ``sent`` is committed right after its acceptance (with
-    those of its batch sent before it), not at the end of its batch. On a rate-limited lane a
-    worker claims no more than it may send in about a second (``*_RATE_PER_SECOND /
-    *_CONCURRENCY``), so that held claims do not hold up urgent ones there either. Each channel
-    is a lane of its own (``*_CONCURRENCY`` worker threads, a token bucket for
-    ``*_RATE_PER_SECOND``); a failing or slow e-mail gateway never holds up SMS.
+    Claims go by ``(priority, next_attempt_at, id)``, so an urgent message queued behind 10,000
+    bulk ones is in the next claim its lane makes: a pump claims up to ``DISPATCH_BATCH_SIZE``
+    messages whenever that many places of its window are free, so the urgent one waits for at
+    most the sends already in flight to free them. Its acceptance is committed by the pump's
+    next write. On a rate-limited lane a pump holds no more claims than it may send in about a
+    second (``*_RATE_PER_SECOND``), and hands out the limiter's tokens in claim order, so that
+    held claims do not hold up urgent ones there either. Each channel is a lane of its own (a
+    token bucket for ``*_RATE_PER_SECOND``, a window, a circuit breaker); a failing or slow
+    e-mail gateway never holds up SMS.
     :func:`~notifications.service.send` wakes the dispatchers at commit: ``pg_notify`` on
     PostgreSQL (this process LISTENs on a dedicated connection) and an in-process hook; polling
     every ``DISPATCH_POLL_SECONDS`` is the safety net (and the only way on SQLite across

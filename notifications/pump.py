@@ -29,11 +29,10 @@ lease used up) are given back with the attempt not counted; urgent first, becaus
 ``DISPATCH_BATCH_SIZE`` places of the window are free. An urgent acceptance is recorded at once:
 the recorder writes whatever has come in as soon as its previous write is done.
 
-The in-flight window (what may arrive twice after a crash) is the lane's claims held and its
-acceptances not yet recorded: at most ``*_CONCURRENCY`` claims per lane (the window's maximum),
-plus the acceptances of the one recorder transaction under way and those that arrived while it
-ran (at a gateway's pace, what it accepts in one commit, a few milliseconds on SQLite and
-PostgreSQL).
+The in-flight window (what may arrive twice after a crash) is the lane's claims not yet written
+back: a place in the window is taken at the claim and freed only when the message's outcome is
+committed (or given back), so a lane never has more than ``*_CONCURRENCY`` (the window's
+maximum) messages ``sending``.
 
 Too many requests. A send refused as "too many" (HTTP 429, Twilio error 20429, SMTP 421: the
 adapter's ``TransientFailure`` with ``rate_limited``) halves the window (:mod:`notifications.window`)
@@ -84,7 +83,9 @@ class Pump:
         self.deadline = deadline
         self.report = report
         self.window = Window(lane.concurrency)
-        self.held = 0  # claims this lane holds (waiting for a token, being sent, waiting to be sent again)
+        # Claims made and not yet written back (sent, failed or given back): never more than the
+        # window allows, so that they bound what a crash can make arrive twice.
+        self.outstanding = 0
         self.in_flight = 0  # requests the gateway is working on
         self.most_in_flight = 0
         self.rate_limited = 0  # "too many" answers
@@ -192,7 +193,7 @@ class Pump:
                 await self._sleep(min(1.0, lane.pause_remaining()))
                 continue
             capacity = self.capacity()
-            room = capacity - self.held
+            room = capacity - self.outstanding
             if room < min(self.dispatcher.batch_size, max(1, capacity // 4)):
                 self._slot_freed.clear()
                 await self._wait(self._slot_freed, 1.0)
@@ -213,7 +214,7 @@ class Pump:
                 continue
             if not batch:
                 if self.drain:
-                    if self.held == 0 and not self._accepted:
+                    if self.outstanding == 0:
                         return
                     self._slot_freed.clear()
                     await self._wait(self._slot_freed, 0.5)
@@ -222,8 +223,8 @@ class Pump:
                     await self._wait(self._woken, self.dispatcher.poll_seconds)
                 continue
             claimed_at = time.monotonic()
+            self.outstanding += len(batch)
             for claimed in batch:
-                self.held += 1
                 task = asyncio.create_task(self._send(claimed, claimed_at))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -241,44 +242,42 @@ class Pump:
     # -- sending -----------------------------------------------------------------------------------
 
     async def _send(self, claimed: ClaimedMessage, claimed_at: float) -> None:
-        """Send one claimed message (again after a "too many"); its outcome goes to the recorder."""
-        try:
-            while True:
-                if not await self._may_go_on(claimed_at):
-                    self._release.append(claimed)
-                    self._record_wanted.set()
-                    return
-                started_in = self.window.round
-                self.in_flight += 1
-                self.most_in_flight = max(self.most_in_flight, self.in_flight)
-                try:
-                    gateway_id = await self._deliver(claimed)
-                except TransientFailure as failure:
-                    if failure.rate_limited:
-                        self.rate_limited += 1
-                        self.window.slow_down(started_in)
-                        wait = failure.retry_after if failure.retry_after is not None else 0.1 + 0.2 * random.random()
-                        await self._sleep(min(RETRY_AFTER_CAP, wait))
-                        continue
-                    await self._failed(claimed, failure, transient=True)
-                    return
-                except PermanentFailure as failure:
-                    await self._failed(claimed, failure, transient=False)
-                    return
-                except Exception as error:
-                    await self._unexpected(claimed, error)
-                    return
-                finally:
-                    self.in_flight -= 1
-                self.window.accepted()
-                gateway = getattr(self.adapter, "gateway", self.lane.gateway)
-                self._accepted.append(SentRecord(claimed, gateway, gateway_id))
-                self._write_state = self.lane.succeeded() or self._write_state
+        """Send one claimed message (again after a "too many"); its outcome goes to the recorder.
+        Every path ends in exactly one write-back (sent, failed, given back), which frees the
+        message's place in the window."""
+        while True:
+            if not await self._may_go_on(claimed_at):
+                self._release.append(claimed)
                 self._record_wanted.set()
                 return
-        finally:
-            self.held -= 1
-            self._slot_freed.set()
+            started_in = self.window.round
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            failure: Exception | None = None
+            try:
+                gateway_id = await self._deliver(claimed)
+            except Exception as error:
+                failure = error
+            finally:
+                self.in_flight -= 1
+            if isinstance(failure, TransientFailure) and failure.rate_limited:
+                self.rate_limited += 1
+                self.window.slow_down(started_in)
+                wait = failure.retry_after if failure.retry_after is not None else 0.1 + 0.2 * random.random()
+                await self._sleep(min(RETRY_AFTER_CAP, wait))
+                continue
+            if isinstance(failure, TransientFailure | PermanentFailure):
+                await self._failed(claimed, failure, transient=isinstance(failure, TransientFailure))
+                return
+            if failure is not None:
+                await self._unexpected(claimed, failure)
+                return
+            self.window.accepted()
+            gateway = getattr(self.adapter, "gateway", self.lane.gateway)
+            self._accepted.append(SentRecord(claimed, gateway, gateway_id))
+            self._write_state = self.lane.succeeded() or self._write_state
+            self._record_wanted.set()
+            return
 
     async def _may_go_on(self, claimed_at: float) -> bool:
         """Whether to send (after waiting for the rate limiter's token). The tokens go to the tasks
@@ -328,9 +327,12 @@ class Pump:
             if transient
             else {"address_rejected": getattr(failure, "address_rejected", False)}
         )
-        outcome = await self._db(
-            self.dispatcher._failed, self.lane, claimed, describe_error(failure), transient=transient, **options
-        )
+        try:
+            outcome = await self._db(
+                self.dispatcher._failed, self.lane, claimed, describe_error(failure), transient=transient, **options
+            )
+        finally:
+            self._written_back(1)
         self.report.count(outcome)
 
     async def _unexpected(self, claimed: ClaimedMessage, error: Exception) -> None:
@@ -346,13 +348,16 @@ class Pump:
                 "where": error_location(error),
             },
         )
-        outcome = await self._db(
-            self.dispatcher._failed,
-            self.lane,
-            claimed,
-            f"unexpected {type(error).__name__} in the adapter",
-            transient=True,
-        )
+        try:
+            outcome = await self._db(
+                self.dispatcher._failed,
+                self.lane,
+                claimed,
+                f"unexpected {type(error).__name__} in the adapter",
+                transient=True,
+            )
+        finally:
+            self._written_back(1)
         self.report.count(outcome)
 
     # -- recording ---------------------------------------------------------------------------------
@@ -373,10 +378,23 @@ class Pump:
         accepted, self._accepted = self._accepted, []
         write_state, self._write_state = self._write_state, False
         released, self._release = self._release, []
-        if accepted:
-            await self._db(self.dispatcher._record_sent, self.lane, accepted, write_state, self.report)
-        if released:
-            await self._db(self.dispatcher._release, self.lane, released)
+        try:
+            if accepted:
+                await self._db(self.dispatcher._record_sent, self.lane, accepted, write_state, self.report)
+        finally:
+            self._written_back(len(accepted))
+        try:
+            if released:
+                await self._db(self.dispatcher._release, self.lane, released)
+        finally:
+            self._written_back(len(released))
+
+    def _written_back(self, count: int) -> None:
+        """``count`` claims are written back (or, if that failed, left to their leases): their
+        places in the window are free."""
+        if count:
+            self.outstanding -= count
+            self._slot_freed.set()
 
     # -- the database thread and waiting -----------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Crash safety, end to end: a dispatcher process killed with SIGKILL in the middle of a batch
 loses nothing, and after a restart sends again at most the messages that were in flight: at
-most ``DISPATCH_BATCH_SIZE`` claims per worker, of which only those already handed to a gateway
-(their ``sent`` not yet committed) can arrive twice.
+most ``*_CONCURRENCY`` claims per lane (its window), of which only those already handed to a
+gateway (their ``sent`` not yet committed) can arrive twice.
 
 The peers are real: an SMTP server and a Twilio-speaking HTTP server (tests/support); the
 dispatcher is ``flask --app app dispatcher run`` in a subprocess with the real SMTP and Twilio
@@ -101,9 +101,9 @@ def test_a_killed_dispatcher_loses_nothing_and_resends_at_most_its_in_flight_mes
         db.session.remove()
     arrived_at_kill = sum(received(smtp_server, twilio_server).values())
     assert arrived_at_kill < len(ids), "the kill came in the middle of the batch"
-    # Each worker holds at most one claimed batch; of it, those handed to a gateway whose `sent`
-    # was not committed yet are the ones that may arrive twice.
-    assert len(in_flight) <= (EMAIL_WORKERS + SMS_WORKERS) * BATCH, "at most one batch in flight per worker"
+    # A lane holds at most *_CONCURRENCY claims not written back; of them, those handed to a
+    # gateway whose `sent` was not committed yet are the ones that may arrive twice.
+    assert len(in_flight) <= EMAIL_WORKERS + SMS_WORKERS, "at most the lanes' windows in flight"
 
     second = start_dispatcher(env, "crash-second")
     try:
