@@ -52,52 +52,59 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def raw_rate(settings, count: int, sample: dict) -> float:
-    """Messages per second through the bare adapters: same libraries, same concurrency, and the
+    """Messages per second through the bare adapters: the same asynchronous adapters the
+    dispatcher's lanes use (``build_channels``: the twilio library's async client, the pooled
+    aiosmtplib connections), the same number of requests in flight (``*_CONCURRENCY``), and the
     same messages as the dispatcher sends (``sample``: a queued e-mail's subject, text and HTML,
     an SMS's text and its status-callback address), so that the gateways do the same work on both
-    sides and the ratio measures what the dispatcher adds."""
-    from notifications.channels.base import OutgoingEmail, OutgoingSms, TransientFailure
-    from notifications.channels.smtp import SmtpEmail
-    from notifications.channels.twilio_sms import TwilioSms
+    sides and the ratio measures what the dispatcher adds: claims, records, the window."""
+    import asyncio
 
+    from notifications.channels import build_channels
+    from notifications.channels.base import OutgoingEmail, OutgoingSms, TransientFailure
+
+    channels = build_channels(settings)
     emails, texts = count // 2, count - count // 2
 
-    def email_worker(share: int) -> None:
-        adapter = SmtpEmail(settings)
-        for _ in range(share):
-            adapter.send_email(
-                OutgoingEmail(
-                    to=sample["email_to"],
-                    subject=sample["subject"],
-                    text=sample["email_text"],
-                    html=sample["email_html"],
-                    message_id=f"<raw-{uuid.uuid4().hex}@bench>",
-                )
-            )
-        adapter.close()
-
-    def sms_worker(share: int) -> None:
-        adapter = TwilioSms(settings)
+    async def send_all() -> None:
+        email = channels.email_async_factory(settings.email_concurrency)
+        sms_sender = channels.sms_async_factory(settings.sms_concurrency)
         sms = OutgoingSms(to=sample["sms_to"], body=sample["sms_text"], status_callback=sample["status_callback"])
-        for _ in range(share):
-            while True:
-                try:
-                    adapter.send_sms(sms)
-                    break
-                except TransientFailure as failure:  # the capped peer's 429: not processed, sent again
-                    if not failure.rate_limited:
-                        raise
-                    time.sleep(failure.retry_after or 1)
-        adapter.close()
 
-    threads = [
-        threading.Thread(target=email_worker, args=(share,)) for share in _split(emails, settings.email_concurrency)
-    ] + [threading.Thread(target=sms_worker, args=(share,)) for share in _split(texts, settings.sms_concurrency)]
+        async def email_worker(share: int) -> None:
+            for _ in range(share):
+                await email.send_email(
+                    OutgoingEmail(
+                        to=sample["email_to"],
+                        subject=sample["subject"],
+                        text=sample["email_text"],
+                        html=sample["email_html"],
+                        message_id=f"<raw-{uuid.uuid4().hex}@bench>",
+                    )
+                )
+
+        async def sms_worker(share: int) -> None:
+            for _ in range(share):
+                while True:
+                    try:
+                        await sms_sender.send_sms(sms)
+                        break
+                    except TransientFailure as failure:  # the capped peer's 429: not processed, sent again
+                        if not failure.rate_limited:
+                            raise
+                        await asyncio.sleep(min(1.0, failure.retry_after or 0.2))
+
+        try:
+            await asyncio.gather(
+                *(email_worker(share) for share in _split(emails, settings.email_concurrency)),
+                *(sms_worker(share) for share in _split(texts, settings.sms_concurrency)),
+            )
+        finally:
+            await email.aclose()
+            await sms_sender.aclose()
+
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    asyncio.run(send_all())
     return count / (time.perf_counter() - started)
 
 

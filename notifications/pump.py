@@ -110,6 +110,17 @@ class Pump:
         finally:
             self._db_pool.submit(self._close_session).result()
             self._db_pool.shutdown(wait=True)
+            log.info(
+                "lane stopped",
+                extra={
+                    "channel": self.lane.channel.value,
+                    "most_in_flight": self.most_in_flight,
+                    "window": self.window.limit,
+                    "window_maximum": self.window.maximum,
+                    "too_many_answers": self.rate_limited,
+                    "window_decreases": self.window.decreases,
+                },
+            )
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
