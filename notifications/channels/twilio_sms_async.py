@@ -141,6 +141,8 @@ class _AsyncBaseUrlHttpClient(AsyncTwilioHttpClient):
             **options,
         ) as response:
             text = await response.text()
+        if self.logger.isEnabledFor(logging.INFO):
+            self.log_response(response.status, response)
         _response_headers.set(response.headers)
         return Response(response.status, text, response.headers)
 

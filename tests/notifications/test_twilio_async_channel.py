@@ -7,6 +7,7 @@ lane does; the server's records are read after the loop has finished."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -85,6 +86,23 @@ def test_no_status_callback_parameter_when_none_is_given(twilio_server):
     send(settings_for(twilio_server), sms())
     (request,) = twilio_server.wait_for(1)
     assert "StatusCallback" not in request.params
+
+
+def test_the_sdks_request_log_names_no_recipient(twilio_server, caplog):
+    twilio_server.fail_next("invalid_number")  # Twilio's answer quotes the number
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario(sender):
+        with pytest.raises(PermanentFailure):
+            await sender.send_sms(sms(body="Hej Anna"))
+        await sender.send_sms(sms(body="Hej Anna"))
+
+    run(settings_for(twilio_server), scenario)
+
+    assert "Messages.json" in caplog.text  # the SDK did log its requests
+    assert TO not in caplog.text
+    assert "Hej Anna" not in caplog.text
+    assert twilio_server.auth_token not in caplog.text
 
 
 def test_one_adapter_sends_one_message_after_another(twilio_server):
