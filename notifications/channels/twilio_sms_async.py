@@ -26,9 +26,9 @@ Design decisions:
   :meth:`AsyncTwilioSms.send_sms` reads the headers of its own response, whatever the other
   sends did in between. (With twilio 9.13 nothing awaits between the response and the raise,
   so the shared attribute happens to be right today; the ContextVar does not depend on that.)
-- Network errors (``aiohttp.ClientError``, ``OSError``) and timeouts (``TimeoutError``, which
-  ``asyncio.TimeoutError`` is since Python 3.11)
-  are :class:`TransientFailure` naming only the error's type, never the number.
+- Network errors (``aiohttp.ClientError``, ``OSError``) and timeouts (``TimeoutError``, which is
+  ``asyncio.TimeoutError`` since Python 3.11) are :class:`TransientFailure` naming only the
+  error's type, never the number.
 - It must be built inside the running loop (aiohttp binds the session to it); built elsewhere it
   raises ``RuntimeError`` with a message saying so.
 
