@@ -73,6 +73,20 @@ def check_sender_id(sender: str | None) -> str:
     )
 
 
+def rewrite_base_url(url: str, base_url: str) -> str:
+    """``url`` with the scheme and host of Twilio's REST API (``https://api[.edge.region].twilio.com``)
+    replaced by ``base_url`` (no trailing slash); other URLs, and every URL when ``base_url`` is
+    Twilio's own, unchanged. Shared by the synchronous and the asynchronous HTTP client."""
+    if base_url == TWILIO_API_BASE_URL:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host.startswith("api.") and host.endswith(".twilio.com"):
+        rest = url[len(f"{parts.scheme}://{parts.netloc}") :]
+        return base_url + rest
+    return url
+
+
 class _BaseUrlHttpClient(TwilioHttpClient):
     """Twilio's HTTP client, sending to ``base_url`` instead of https://api.twilio.com, and keeping
     the last response's headers (the SDK's exceptions do not carry Retry-After)."""
@@ -83,14 +97,7 @@ class _BaseUrlHttpClient(TwilioHttpClient):
         self.last_headers: Mapping[str, str] = {}
 
     def _rewrite(self, url: str) -> str:
-        if self.base_url == TWILIO_API_BASE_URL:
-            return url
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.scheme == "https" and host.startswith("api.") and host.endswith(".twilio.com"):
-            rest = url[len(f"{parts.scheme}://{parts.netloc}") :]
-            return self.base_url + rest
-        return url
+        return rewrite_base_url(url, self.base_url)
 
     def request(self, method: str, url: str, *args, **kwargs) -> Response:
         self.last_headers = {}

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -164,6 +164,7 @@ class _Server(ThreadingHTTPServer):
     client then sees the server go away, as it would with a real outage)."""
 
     daemon_threads = True
+    request_queue_size = 128  # the asynchronous lane opens up to 100 connections at once (socketserver's default: 5)
     twilio: TwilioTestServer
 
     def __init__(self, *args, **kwargs):
@@ -244,10 +245,12 @@ class TwilioTestServer:
         with self._lock:
             self._queued_failures.extend([FAILURES[kind]] * times)
 
-    def fail_for_number(self, number: str, kind: str) -> None:
-        """Answer every message to ``number`` with a failure from :data:`FAILURES`."""
+    def fail_for_number(self, number: str, kind: str, *, retry_after: int | None = None) -> None:
+        """Answer every message to ``number`` with a failure from :data:`FAILURES` (with another
+        Retry-After header, if given)."""
+        failure = FAILURES[kind] if retry_after is None else replace(FAILURES[kind], retry_after=retry_after)
         with self._lock:
-            self._number_failures[number] = FAILURES[kind]
+            self._number_failures[number] = failure
 
     # -- the resource ----------------------------------------------------------------------------
 
