@@ -75,8 +75,10 @@ def build_channels(settings: Settings) -> ChannelSetup:
             # Host and port only: a URL may carry a user name and password.
             sms_detail += f", API at {parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         call_factory, call_gateway, call_detail = _calls(settings, sms_detail.partition(", ")[2], problems)
+        sms_async_factory = _async_twilio(settings)
     else:
         sms_factory, sms_gateway, sms_detail = ConsoleSms, "console", ""
+        sms_async_factory = None
         call_factory, call_gateway, call_detail = ConsoleCall, "console", ""
         if any(twilio_values):
             missing = [name for name, value in zip(_TWILIO_SETTINGS, twilio_values, strict=True) if not value]
@@ -93,7 +95,17 @@ def build_channels(settings: Settings) -> ChannelSetup:
         call_factory=call_factory,
         call_gateway=call_gateway,
         call_detail=call_detail,
+        sms_async_factory=sms_async_factory,
     )
+
+
+def _async_twilio(settings: Settings) -> Callable[[int], AsyncSmsSender]:
+    from notifications.channels.twilio_sms_async import AsyncTwilioSms
+
+    def build(max_in_flight: int) -> AsyncSmsSender:
+        return AsyncTwilioSms(settings, max_in_flight=max_in_flight)
+
+    return build
 
 
 def _calls(settings: Settings, api_detail: str, problems: list[str]) -> tuple[Callable[[], CallSender], str, str]:

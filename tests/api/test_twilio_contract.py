@@ -161,15 +161,22 @@ TEAM = Actor("team")
 def outgoing(monkeypatch):
     """The form fields of every request the Twilio channel makes (observed, then sent on as is)."""
     from notifications.channels.twilio_sms import _BaseUrlHttpClient
+    from notifications.channels.twilio_sms_async import _AsyncBaseUrlHttpClient
 
     seen: list[dict] = []
     send = _BaseUrlHttpClient.request
+    send_async = _AsyncBaseUrlHttpClient.request
 
-    def observed(self, method, url, *args, **kwargs):
+    def observed(self, method, url, *args, **kwargs):  # calls
         seen.append(dict(kwargs.get("data") or {}))
         return send(self, method, url, *args, **kwargs)
 
+    async def observed_async(self, method, url, *args, **kwargs):  # SMS, from the asynchronous lane
+        seen.append(dict(kwargs.get("data") or {}))
+        return await send_async(self, method, url, *args, **kwargs)
+
     monkeypatch.setattr(_BaseUrlHttpClient, "request", observed)
+    monkeypatch.setattr(_AsyncBaseUrlHttpClient, "request", observed_async)
     return seen
 
 

@@ -1,5 +1,6 @@
 """Choosing the channels from the settings: live gateways when configured, the console otherwise."""
 
+import asyncio
 import logging
 
 import pytest
@@ -47,6 +48,18 @@ def test_smtp_and_twilio_when_configured():
     assert isinstance(email, SmtpEmail) and email.gateway == "smtp"
     assert isinstance(sms, TwilioSms) and sms.gateway == "twilio"
     assert setup.email_factory() is not email  # one adapter per dispatcher worker
+
+    async def lane_adapters():
+        # The asynchronous lanes build one adapter each, inside their event loop.
+        from notifications.channels.twilio_sms_async import AsyncTwilioSms
+
+        sms_lane = setup.sms_async_factory(100)
+        try:
+            assert isinstance(sms_lane, AsyncTwilioSms) and sms_lane.gateway == "twilio"
+        finally:
+            await sms_lane.aclose()
+
+    asyncio.run(lane_adapters())
     assert setup.describe() == {
         "email": "smtp (smtp.example.se:587, starttls, login)",
         "sms": "twilio (from Krisrutin)",
