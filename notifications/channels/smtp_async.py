@@ -249,6 +249,7 @@ class AsyncSmtpEmail:
     async def _connect(self) -> _Connection:
         settings, where = self.settings, self._where
         security = settings.smtp_security
+        generation = self._generation  # an aclose() while we connect: this one is not pooled then
         smtp = aiosmtplib.SMTP(
             hostname=settings.smtp_host,
             port=settings.smtp_port,
@@ -301,7 +302,7 @@ class AsyncSmtpEmail:
             raise
         self._open += 1
         log.debug("SMTP connection opened", extra={"smtp_server": where, "smtp_open": self._open})
-        return _Connection(smtp, self._generation)
+        return _Connection(smtp, generation)
 
 
 class _NotOffered(Exception):

@@ -414,3 +414,15 @@ def test_a_cancelled_send_does_not_return_its_connection_to_the_pool(smtp_server
     assert run(settings_for(smtp_server), scenario) == 0
     assert smtp_server.wait_for(2)[-1].message["Message-ID"] == "<msg-3@krisrutin>"
     assert smtp_server.connections == 2
+
+
+def test_a_connection_in_use_during_aclose_is_closed_when_its_send_ends(smtp_server):
+    async def scenario(channel):
+        sending = asyncio.create_task(channel.send_email(email(1)))
+        await asyncio.sleep(0)  # the send is connecting
+        await channel.aclose()
+        gateway_id = await sending
+        return gateway_id, channel.open_connections
+
+    assert run(settings_for(smtp_server), scenario) == ("<msg-1@krisrutin>", 0)
+    assert len(smtp_server.wait_for(1)) == 1
