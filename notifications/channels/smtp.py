@@ -49,6 +49,35 @@ def _quote_reply(reply: bytes | str | None, limit: int = 200) -> str:
     return text[:limit]
 
 
+def build_message(settings: Settings, email: OutgoingEmail) -> EmailMessage:
+    """The message both SMTP adapters send: From/Reply-To from the settings, a plain part and an
+    optional HTML alternative, quoted-printable UTF-8. Raises :class:`PermanentFailure` when it
+    cannot be built (a header with a line break, a malformed address)."""
+    message = EmailMessage()
+    try:
+        message["From"] = settings.mail_from
+        if settings.mail_reply_to:
+            message["Reply-To"] = settings.mail_reply_to
+        message["To"] = email.to
+        message["Subject"] = email.subject
+        message["Date"] = formatdate(localtime=True)
+        message["Message-ID"] = email.message_id
+        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
+        # Quoted-printable keeps the message 7-bit clean, so å, ä and ö survive any relay.
+        message.set_content(email.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+        if email.html is not None:
+            message.add_alternative(email.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    except (ValueError, TypeError) as error:
+        # A header with a line break or a malformed address: sending again cannot help.
+        raise PermanentFailure(f"the e-mail could not be built ({type(error).__name__})") from None
+    return message
+
+
+def envelope_sender(settings: Settings) -> str:
+    """MAIL FROM: the bare address of MAIL_FROM (which may carry a display name)."""
+    return parseaddr(settings.mail_from)[1] or settings.mail_from
+
+
 class SmtpEmail:
     """Sends e-mail through the SMTP server in the settings (SMTP_HOST, SMTP_PORT, SMTP_SECURITY)."""
 
@@ -69,8 +98,8 @@ class SmtpEmail:
 
     def send_email(self, email: OutgoingEmail) -> str:
         """Send one message; returns its Message-ID, which is the gateway's id for it."""
-        message = self._build(email)
-        envelope_from = parseaddr(self.settings.mail_from)[1] or self.settings.mail_from
+        message = build_message(self.settings, email)
+        envelope_from = envelope_sender(self.settings)
         for attempt in (1, 2):
             reused = self._smtp is not None
             smtp = self._connection()
@@ -90,7 +119,8 @@ class SmtpEmail:
                 raise TransientFailure(f"SMTP connection lost during the send ({type(error).__name__})") from error
             except smtplib.SMTPRecipientsRefused as error:
                 self._keep_if_open()
-                raise _recipient_refused(error) from error
+                code, reply = next(iter(error.recipients.values()), (0, b""))
+                raise recipient_failure(code, reply) from error
             except smtplib.SMTPResponseException as error:
                 self._keep_if_open()
                 if error.smtp_code == 421 and reused and attempt == 1:
@@ -98,7 +128,8 @@ class SmtpEmail:
                     log.info("SMTP server ended the idle session (421); reconnecting")
                     self._drop()
                     continue
-                raise _reply_failure(error) from error
+                step = {smtplib.SMTPSenderRefused: "MAIL FROM", smtplib.SMTPDataError: "DATA"}.get(type(error))
+                raise reply_failure(error.smtp_code, error.smtp_error, step=step or "the send") from error
             except smtplib.SMTPNotSupportedError as error:
                 # Raised when an address needs SMTPUTF8 and the server does not offer it.
                 raise PermanentFailure(
@@ -122,28 +153,6 @@ class SmtpEmail:
             pass
         finally:
             smtp.close()
-
-    # -- the message ----------------------------------------------------------------------------
-
-    def _build(self, email: OutgoingEmail) -> EmailMessage:
-        message = EmailMessage()
-        try:
-            message["From"] = self.settings.mail_from
-            if self.settings.mail_reply_to:
-                message["Reply-To"] = self.settings.mail_reply_to
-            message["To"] = email.to
-            message["Subject"] = email.subject
-            message["Date"] = formatdate(localtime=True)
-            message["Message-ID"] = email.message_id
-            message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
-            # Quoted-printable keeps the message 7-bit clean, so å, ä and ö survive any relay.
-            message.set_content(email.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-            if email.html is not None:
-                message.add_alternative(email.html, subtype="html", charset="utf-8", cte="quoted-printable")
-        except (ValueError, TypeError) as error:
-            # A header with a line break or a malformed address: sending again cannot help.
-            raise PermanentFailure(f"the e-mail could not be built ({type(error).__name__})") from None
-        return message
 
     # -- the connection -------------------------------------------------------------------------
 
@@ -234,8 +243,8 @@ def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
         raise smtplib.SMTPAuthenticationError(code, reply)
 
 
-def _recipient_refused(error: smtplib.SMTPRecipientsRefused) -> TransientFailure | PermanentFailure:
-    code, reply = next(iter(error.recipients.values()), (0, b""))
+def recipient_failure(code: int, reply: bytes | str | None) -> TransientFailure | PermanentFailure:
+    """The failure for a recipient refused at RCPT with ``code`` (the sync and the async adapter)."""
     detail = f"{code} {_quote_reply(reply)}".strip()
     if 500 <= code < 600:
         # 5.7.x is policy (relaying denied, our sender not allowed): the contact's address may be fine.
@@ -244,12 +253,12 @@ def _recipient_refused(error: smtplib.SMTPRecipientsRefused) -> TransientFailure
     return TransientFailure(f"recipient deferred by the SMTP server: {detail}")
 
 
-def _reply_failure(error: smtplib.SMTPResponseException) -> TransientFailure | PermanentFailure:
-    step = {smtplib.SMTPSenderRefused: "MAIL FROM", smtplib.SMTPDataError: "DATA"}.get(type(error), "the send")
-    detail = f"{error.smtp_code} {_quote_reply(error.smtp_error)}".strip()
-    if error.smtp_code == 530:
+def reply_failure(code: int, reply: bytes | str | None, *, step: str) -> TransientFailure | PermanentFailure:
+    """The failure for a refusal at ``step`` ("MAIL FROM", "DATA", "the send") other than at RCPT."""
+    detail = f"{code} {_quote_reply(reply)}".strip()
+    if code == 530:
         # RFC 4954 "authentication required": the channel's configuration, not this message.
         return TransientFailure(f"SMTP server requires a login ({detail}); set SMTP_USERNAME and SMTP_PASSWORD")
-    if 500 <= error.smtp_code < 600:
+    if 500 <= code < 600:
         return PermanentFailure(f"SMTP server refused the message at {step}: {detail}")
     return TransientFailure(f"SMTP server deferred the message at {step}: {detail}")

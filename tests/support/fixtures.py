@@ -43,13 +43,14 @@ def smtp_certificate(tmp_path_factory):
 
 @pytest.fixture
 def make_smtp_server(request):
-    """Start an SMTP server with options: ``make_smtp_server(security="starttls", auth=("u", "p"))``.
+    """Start an SMTP server with options: ``make_smtp_server(security="starttls", auth=("u", "p"))``
+    (and SmtpTestServer's others: ``idle_timeout=0.5``, ``smtputf8=False``).
     With TLS the test is skipped when no certificate can be made."""
     servers: list[SmtpTestServer] = []
 
-    def make(*, security="none", auth=None):
+    def make(*, security="none", auth=None, **options):
         certificate = request.getfixturevalue("smtp_certificate") if security != "none" else None
-        server = SmtpTestServer(security=security, auth=auth, certificate=certificate)
+        server = SmtpTestServer(security=security, auth=auth, certificate=certificate, **options)
         servers.append(server.start())
         return server
 

@@ -3,7 +3,9 @@
 It speaks SMTP on a TCP port like any mail server, so the SMTP channel is tested through
 smtplib, sockets, STARTTLS and all. Tests steer it: refuse a recipient with 550 at RCPT, answer
 451 to the next N DATA, require a login, stop and start again on the same port (a drill: the
-server went away and came back).
+server went away and came back), greet the next N connections with "421 too many connections",
+close connections idle for ``idle_timeout`` seconds (aiosmtpd's own session timeout), offer
+SMTPUTF8 or not.
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ class _State:
     rejected: dict[str, str] = field(default_factory=dict)  # lower-cased address -> reply at RCPT
     defer_data: int = 0  # how many of the next DATA get 451
     timeout_mail: int = 0  # how many of the next MAIL FROM get 421 and a closed connection
+    refuse_connections: int = 0  # how many of the next connections are greeted with 421 and closed
+    quits: int = 0  # QUIT commands received
 
 
 class RecordingHandler:
@@ -134,6 +138,11 @@ class RecordingHandler:
             self.state.peers.append(session.peer)
         session.host_name = hostname
         return responses
+
+    async def handle_QUIT(self, server, session, envelope):
+        with self.lock:
+            self.state.quits += 1
+        return "221 Bye"
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         with self.lock:
@@ -183,6 +192,17 @@ class RecordingHandler:
         return "250 2.0.0 OK: queued"
 
 
+BUSY_REPLY = "421 4.7.0 smtp.test.invalid Error: too many connections"
+
+
+class _BusySMTP(SMTP):
+    """A session refused at the greeting, as Postfix refuses one more client than its limit."""
+
+    async def _handle_client(self) -> None:
+        await self.push(BUSY_REPLY)
+        self.transport.close()
+
+
 class _Controller(Controller):
     """aiosmtpd's Controller that also knows its open connections, so that stop() really closes them.
 
@@ -196,7 +216,11 @@ class _Controller(Controller):
         self.protocols: list[SMTP] = []
 
     def factory(self):
-        protocol = super().factory()
+        with self.handler.lock:
+            busy = self.handler.state.refuse_connections > 0
+            if busy:
+                self.handler.state.refuse_connections -= 1
+        protocol = _BusySMTP(self.handler, **self.SMTP_kwargs) if busy else super().factory()
         self.protocols.append(protocol)
         return protocol
 
@@ -228,6 +252,8 @@ class SmtpTestServer:
         auth: tuple[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int | None = None,
+        idle_timeout: float | None = None,
+        smtputf8: bool = True,
     ) -> None:
         if security != "none" and certificate is None:
             raise ValueError("STARTTLS and SSL need a certificate (make_self_signed_certificate)")
@@ -236,6 +262,8 @@ class SmtpTestServer:
         self.auth = auth
         self.host = host
         self.port = port or free_port(host)
+        self.idle_timeout = idle_timeout  # None: aiosmtpd's default, 300 s
+        self.smtputf8 = smtputf8
         self.handler = RecordingHandler(implicit_tls=security == "ssl")
         self._controller: _Controller | None = None
 
@@ -255,7 +283,14 @@ class SmtpTestServer:
     def start(self) -> SmtpTestServer:
         if self._controller is not None:
             return self
-        options: dict = {"hostname": self.host, "port": self.port, "server_hostname": "smtp.test.invalid"}
+        options: dict = {
+            "hostname": self.host,
+            "port": self.port,
+            "server_hostname": "smtp.test.invalid",
+            "enable_SMTPUTF8": self.smtputf8,
+        }
+        if self.idle_timeout is not None:
+            options["timeout"] = self.idle_timeout
         if self.security == "starttls":
             options["tls_context"] = self._server_tls_context()
         elif self.security == "ssl":
@@ -320,6 +355,12 @@ class SmtpTestServer:
         with self.handler.lock:
             self.handler.state.timeout_mail = count
 
+    def refuse_next_connections(self, count: int = 1) -> None:
+        """Greet the next ``count`` connections with ``421 4.7.0 … too many connections`` and close
+        them (set it after start(): starting makes one connection of its own)."""
+        with self.handler.lock:
+            self.handler.state.refuse_connections = count
+
     # -- what arrived ----------------------------------------------------------------------------
 
     @property
@@ -332,6 +373,20 @@ class SmtpTestServer:
         """How many SMTP sessions greeted the server (distinct client sockets that sent EHLO/HELO)."""
         with self.handler.lock:
             return len(set(self.handler.state.peers))
+
+    @property
+    def quits(self) -> int:
+        """How many QUIT commands the server received."""
+        with self.handler.lock:
+            return self.handler.state.quits
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections the server holds open right now."""
+        controller = self._controller
+        if controller is None:
+            return 0
+        return sum(1 for protocol in list(controller.protocols) if protocol.transport is not None)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Block until at least ``count`` messages arrived; returns them, or fails after ``timeout`` s."""
