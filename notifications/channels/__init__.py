@@ -57,10 +57,12 @@ def build_channels(settings: Settings) -> ChannelSetup:
 
         email_factory: Callable[[], EmailSender] = partial(SmtpEmail, settings)
         email_gateway = "smtp"
+        email_async_factory = _async_smtp(settings)
         login = ", login" if settings.smtp_username else ""
         email_detail = f"{settings.smtp_host}:{settings.smtp_port}, {settings.smtp_security}{login}"
     else:
         email_factory, email_gateway, email_detail = ConsoleEmail, "console", ""
+        email_async_factory = None
 
     twilio_values = (settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from)
     if all(twilio_values):
@@ -96,7 +98,17 @@ def build_channels(settings: Settings) -> ChannelSetup:
         call_gateway=call_gateway,
         call_detail=call_detail,
         sms_async_factory=sms_async_factory,
+        email_async_factory=email_async_factory,
     )
+
+
+def _async_smtp(settings: Settings) -> Callable[[int], AsyncEmailSender]:
+    from notifications.channels.smtp_async import AsyncSmtpEmail
+
+    def build(max_in_flight: int) -> AsyncEmailSender:
+        return AsyncSmtpEmail(settings, max_connections=max_in_flight)
+
+    return build
 
 
 def _async_twilio(settings: Settings) -> Callable[[int], AsyncSmsSender]:

@@ -53,11 +53,15 @@ def test_smtp_and_twilio_when_configured():
         # The asynchronous lanes build one adapter each, inside their event loop.
         from notifications.channels.twilio_sms_async import AsyncTwilioSms
 
-        sms_lane = setup.sms_async_factory(100)
+        from notifications.channels.smtp_async import AsyncSmtpEmail
+
+        sms_lane, email_lane = setup.sms_async_factory(100), setup.email_async_factory(32)
         try:
             assert isinstance(sms_lane, AsyncTwilioSms) and sms_lane.gateway == "twilio"
+            assert isinstance(email_lane, AsyncSmtpEmail) and email_lane.gateway == "smtp"
         finally:
             await sms_lane.aclose()
+            await email_lane.aclose()
 
     asyncio.run(lane_adapters())
     assert setup.describe() == {
