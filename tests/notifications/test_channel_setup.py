@@ -51,9 +51,8 @@ def test_smtp_and_twilio_when_configured():
 
     async def lane_adapters():
         # The asynchronous lanes build one adapter each, inside their event loop.
-        from notifications.channels.twilio_sms_async import AsyncTwilioSms
-
         from notifications.channels.smtp_async import AsyncSmtpEmail
+        from notifications.channels.twilio_sms_async import AsyncTwilioSms
 
         sms_lane, email_lane = setup.sms_async_factory(100), setup.email_async_factory(32)
         try:
