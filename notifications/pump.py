@@ -40,7 +40,11 @@ and the message is sent again by the same task after the gateway's ``Retry-After
 second; 0.1-0.3 s when none is given), while the claim is still held: no database write, no
 attempt used, the message's place in the queue kept. Such refusals do not count towards the
 lane's pause (a circuit breaker for a gateway that fails, not one that is busy); a task that
-would hold its claim past half the lease gives it back to the queue instead, not counted.
+would hold its claim past half the lease gives it back to the queue instead, not counted. Only a
+message refused ``TOO_MANY_IN_A_ROW`` times in a row goes back to the queue through the
+ordinary retry (after the ``Retry-After``, or the usual backoff), still without using up an
+attempt, but counted against the channel: a gateway that refuses everything as "too many" pauses
+the lane and shows as degraded, like one that fails.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ log = logging.getLogger("notifications.dispatcher")
 
 ERROR_PAUSE = 1.0  # seconds to wait after a database error before claiming again
 RETRY_AFTER_CAP = 1.0  # seconds: the longest a task waits before sending a refused request again
+TOO_MANY_IN_A_ROW = 5  # "too many" answers to one message before it goes back to the queue
 _EMAIL = Channel.EMAIL.value
 
 
@@ -256,6 +261,7 @@ class Pump:
         """Send one claimed message (again after a "too many"); its outcome goes to the recorder.
         Every path ends in exactly one write-back (sent, failed, given back), which frees the
         message's place in the window."""
+        refusals = 0
         while True:
             if not await self._may_go_on(claimed_at):
                 self._release.append(claimed)
@@ -274,6 +280,13 @@ class Pump:
             if isinstance(failure, TransientFailure) and failure.rate_limited:
                 self.rate_limited += 1
                 self.window.slow_down(started_in)
+                refusals += 1
+                if refusals >= TOO_MANY_IN_A_ROW:
+                    # A gateway that refuses everything as "too many" (a relay answering 421 to
+                    # every connection, an account throttled for good) is a failing gateway:
+                    # queued again, still not counted, but counted against the channel.
+                    await self._failed(claimed, failure, transient=True, counted=False)
+                    return
                 wait = failure.retry_after if failure.retry_after is not None else 0.1 + 0.2 * random.random()
                 await self._sleep(min(RETRY_AFTER_CAP, wait))
                 continue
@@ -332,9 +345,9 @@ class Pump:
             )
         )
 
-    async def _failed(self, claimed: ClaimedMessage, failure, *, transient: bool) -> None:
+    async def _failed(self, claimed: ClaimedMessage, failure, *, transient: bool, counted: bool = True) -> None:
         options = (
-            {"retry_after": failure.retry_after}
+            {"retry_after": failure.retry_after, "counted": counted}
             if transient
             else {"address_rejected": getattr(failure, "address_rejected", False)}
         )

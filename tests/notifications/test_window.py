@@ -108,3 +108,27 @@ def test_a_lane_against_a_gateway_capped_below_its_window_sends_each_message_onc
         )
     assert attempts == {1}, "a refusal as too many is never counted as an attempt"
     assert retries == 0, "the refused message was sent again under its claim, not queued again"
+
+
+def test_a_gateway_that_refuses_everything_as_too_many_shows_as_failing_without_using_attempts(make_app, clock):
+    from notifications.models import ChannelState
+    from notifications.pump import TOO_MANY_IN_A_ROW
+
+    app = make_app(SMS_CONCURRENCY=8)
+    recorder = Recorder()
+    recorder.always["sms"] = TransientFailure(
+        "Twilio rate limit (HTTP 429, Twilio error 20429)", retry_after=0.01, rate_limited=True
+    )
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="throttled", count=6, channel="sms", priority=Priority.NORMAL)
+
+    report = Dispatcher(app, name="throttled", channels=recorder.setup(), jitter=lambda: 1.0).run_until_idle(timeout=20)
+
+    assert (report.sent, report.failed, report.retried) == (0, 0, 6), "each back in the queue, none failed"
+    assert len(recorder.attempts) == 6 * TOO_MANY_IN_A_ROW, "each sent again under its claim before that"
+    with app.app_context():
+        stored = db.session.scalars(sa.select(Message).where(Message.id.in_(ids))).all()
+        assert {(m.status, m.attempts) for m in stored} == {("queued", 0)}, "no attempt used up"
+        state = db.session.get(ChannelState, "sms")
+        assert state.consecutive_failures == 6 and state.degraded_since is not None, "the team is warned"
+        assert "rate limit" in state.last_error
