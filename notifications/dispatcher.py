@@ -63,7 +63,7 @@ Urgent first, and fast
     every ``DISPATCH_POLL_SECONDS`` is the safety net (and the only way on SQLite across
     processes).
 
-Durability of the bookkeeping (PostgreSQL)
+Durability of the bookkeeping (PostgreSQL, SQLite)
     The business transaction that writes a message (:func:`~notifications.service.send`) is an
     ordinary, synchronous commit: once the caller's commit returns, the message is on disk and
     will be sent. The dispatcher's own transactions -- claims, ``sent`` records, retries, given-back
@@ -78,6 +78,13 @@ Durability of the bookkeeping (PostgreSQL)
     above, widened by what the lanes send in 600 ms. No message is ever lost by it, because
     writing a message never runs with ``synchronous_commit = off``. Set
     ``DISPATCH_SYNCHRONOUS_COMMIT=on`` to keep the narrower window at the cost of throughput.
+
+    On SQLite (WAL mode) the same setting makes the dispatcher's connections commit with
+    ``PRAGMA synchronous = NORMAL``: a commit is written to the WAL file but not flushed to disk
+    by itself. A killed dispatcher (or web process) loses nothing by it, since the operating
+    system has the write; only a crash of the machine itself (power, kernel) may lose the last
+    bookkeeping, whose messages are then sent again -- never lost, because the web process and
+    the scheduler, which write the messages, keep SQLite's default (``FULL``).
 """
 
 from __future__ import annotations
@@ -340,6 +347,14 @@ class Dispatcher(Bookkeeping):
         if url.get_backend_name() != "sqlite" or url.database not in (None, "", ":memory:"):
             options.update(pool_size=workers, max_overflow=workers)
         engine = create_engine(url, **options)
+        if url.get_backend_name() == "sqlite" and not self.settings.dispatch_synchronous_commit:
+
+            @event.listens_for(engine, "connect")
+            def _unflushed_bookkeeping(dbapi_connection, _record):
+                # SQLite in WAL mode: the workers' commits are not flushed to disk one by one
+                # (see "Durability of the bookkeeping"); a killed process loses none of them.
+                dbapi_connection.execute("PRAGMA synchronous = NORMAL")
+
         if url.get_backend_name() == "postgresql" and not self.settings.dispatch_synchronous_commit:
 
             @event.listens_for(engine, "connect")

@@ -355,6 +355,38 @@ def test_dispatcher_run_stops_cleanly_on_sigterm(sqlite_url, clock):
         db.engine.dispose()
 
 
+@pytest.mark.parametrize("setting, worker_mode", [(None, 1), ("on", 2)])
+def test_on_sqlite_only_the_dispatchers_bookkeeping_may_skip_the_flush(
+    sqlite_url, clock, recorder, setting, worker_mode, request
+):
+    """SQLite (WAL): the web process and the scheduler commit with synchronous = FULL (2), each
+    commit flushed; the dispatcher's connections with NORMAL (1) unless DISPATCH_SYNCHRONOUS_COMMIT=on."""
+    from sqlalchemy.engine import Engine
+
+    from tests.support import speedups
+
+    # The suite's own speed-up turns the flush off on every SQLite connection: not in this test.
+    sa.event.remove(Engine, "connect", speedups._sqlite_without_sync)
+    request.addfinalizer(lambda: sa.event.listen(Engine, "connect", speedups._sqlite_without_sync))
+    overrides = {} if setting is None else {"DISPATCH_SYNCHRONOUS_COMMIT": setting}
+    app = build_app(sqlite_url, clock, **overrides)
+    create_schema(app)
+    with app.app_context():
+        queue(now=clock.now(), key="durable-1", channels=("sms",))
+        assert db.session.execute(sa.text("PRAGMA synchronous")).scalar() == 2
+        message_id = db.session.scalar(sa.select(Message.id))
+        db.session.remove()
+    dispatcher = dispatcher_for(app, recorder)
+    engine = dispatcher._worker_engine()
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("PRAGMA synchronous")).scalar() == worker_mode
+        dispatcher.run_until_idle()
+        assert recorder.sent == [("sms", message_id)]
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.durable_commits  # the server's setting, not the test schemas' (tests/support/speedups.py)
 @pytest.mark.parametrize("setting, worker_mode", [(None, "off"), ("on", "on")])
 def test_writing_a_message_is_always_durable_and_only_the_dispatchers_bookkeeping_may_skip_the_flush(
