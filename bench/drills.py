@@ -427,6 +427,8 @@ def drill_pg_restart(args) -> dict:
             "expected_messages": expected,
             "delivered": tally["emails"] + tally["texts"],
             "duplicates": tally["duplicates"],
+            "duplicated_emails": tally["emails"] - contacts,
+            "duplicated_texts": tally["texts"] - contacts,
             "restarts": ["immediate, as the check opened", "fast, mid-sending"]
             + ([f"stopped {args.pg_down_seconds:g} s, at half"] if args.pg_down_seconds else []),
             "arrived_before_first_restart": opening_arrived,

@@ -351,13 +351,7 @@ class Pump:
             if transient
             else {"address_rejected": getattr(failure, "address_rejected", False)}
         )
-        try:
-            outcome = await self._db(
-                self.dispatcher._failed, self.lane, claimed, describe_error(failure), transient=transient, **options
-            )
-        finally:
-            self._written_back(1)
-        self.report.count(outcome)
+        await self._record_failure(claimed, describe_error(failure), transient=transient, **options)
 
     async def _unexpected(self, claimed: ClaimedMessage, error: Exception) -> None:
         # An adapter bug or an unmapped library error: retried like a transient failure. Only the
@@ -372,14 +366,20 @@ class Pump:
                 "where": error_location(error),
             },
         )
+        await self._record_failure(claimed, f"unexpected {type(error).__name__} in the adapter", transient=True)
+
+    async def _record_failure(self, claimed: ClaimedMessage, error: str, **options) -> None:
+        """Record a failed attempt (Bookkeeping._failed); without a database connection the claim
+        is left to its lease, which brings the message back (it was not sent)."""
         try:
-            outcome = await self._db(
-                self.dispatcher._failed,
-                self.lane,
-                claimed,
-                f"unexpected {type(error).__name__} in the adapter",
-                transient=True,
+            outcome = await self._db(self.dispatcher._failed, self.lane, claimed, error, **options)
+        except Exception as db_error:
+            self.report.count("errors")
+            log.error(
+                "recording a failed attempt failed; its lease brings the message back",
+                extra={"channel": self.lane.channel.value, "message_id": claimed.id, "error": safe_error(db_error)},
             )
+            return
         finally:
             self._written_back(1)
         self.report.count(outcome)
@@ -387,31 +387,71 @@ class Pump:
     # -- recording ---------------------------------------------------------------------------------
 
     async def _recorder(self) -> None:
-        """Write what has come in, as soon as the previous write is done (see the module docstring)."""
+        """Write what has come in, as soon as the previous write is done (see the module docstring).
+
+        A write that could not even start (no connection to the database: the server restarts
+        or is down) keeps its outcomes and is tried again every ``ERROR_PAUSE`` seconds, for up
+        to half the lease since the first failure -- as :meth:`Bookkeeping._write` does for a
+        write that fails midway: a lost ``sent`` record means the message is sent again once
+        its lease runs out. After that they are left to their leases."""
+        failing_since: float | None = None
         while True:
             await self._record_wanted.wait()
             self._record_wanted.clear()
             try:
                 await self._record()
-            except Exception as error:  # the steps log and retry their own writes; this is a bug
-                log.error("recording outcomes failed", extra={"error": safe_error(error)})
+                failing_since = None
+            except Exception as error:
+                failing_since = failing_since or time.monotonic()
+                given_up = time.monotonic() - failing_since > self.dispatcher.lease_seconds / 2
+                log.error(
+                    "recording outcomes failed; trying again" if not given_up else "recording outcomes failed",
+                    extra={"channel": self.lane.channel.value, "error": safe_error(error)},
+                )
+                if given_up:
+                    self._give_up_recording()
+                    failing_since = None
+                else:
+                    await asyncio.sleep(ERROR_PAUSE)
+                    self._record_wanted.set()
+                    continue
             if self._finishing and not (self._accepted or self._release):
                 return
 
     async def _record(self) -> None:
+        """Write the acceptances and given-back claims that have come in; on an error, those not
+        written stay for the next try."""
         accepted, self._accepted = self._accepted, []
         write_state, self._write_state = self._write_state, False
-        released, self._release = self._release, []
-        try:
-            if accepted:
+        if accepted:
+            try:
                 await self._db(self.dispatcher._record_sent, self.lane, accepted, write_state, self.report)
-        finally:
+            except BaseException:
+                self._accepted[:0] = accepted
+                self._write_state = self._write_state or write_state
+                raise
             self._written_back(len(accepted))
-        try:
-            if released:
+        released, self._release = self._release, []
+        if released:
+            try:
                 await self._db(self.dispatcher._release, self.lane, released)
-        finally:
+            except BaseException:
+                self._release[:0] = released
+                raise
             self._written_back(len(released))
+
+    def _give_up_recording(self) -> None:
+        accepted, self._accepted = self._accepted, []
+        released, self._release = self._release, []
+        log.error(
+            "outcomes not recorded; their leases bring the messages back (those sent may be sent twice)",
+            extra={
+                "channel": self.lane.channel.value,
+                "sent_ids": [record.claimed.id for record in accepted],
+                "released_ids": [claim.id for claim in released],
+            },
+        )
+        self._written_back(len(accepted) + len(released))
 
     def _written_back(self, count: int) -> None:
         """``count`` claims are written back (or, if that failed, left to their leases): their

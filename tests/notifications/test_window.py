@@ -132,3 +132,35 @@ def test_a_gateway_that_refuses_everything_as_too_many_shows_as_failing_without_
         state = db.session.get(ChannelState, "sms")
         assert state.consecutive_failures == 6 and state.degraded_since is not None, "the team is warned"
         assert "rate limit" in state.last_error
+
+
+def test_acceptances_wait_for_a_database_connection_instead_of_being_lost(make_app, clock, monkeypatch):
+    """The database restarts while a lane sends: the first writes of its acceptances cannot even
+    get a connection. They are written when it is back, so that no message is left 'sending' to
+    be sent again when its lease runs out."""
+    from sqlalchemy.exc import OperationalError
+
+    from notifications.bookkeeping import Bookkeeping
+    from notifications.pump import Pump
+
+    app = make_app(SMS_CONCURRENCY=4)
+    recorder = Recorder()
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="restart", count=20, channel="sms", priority=Priority.NORMAL)
+    refused = []
+    original = Pump._in_session
+
+    def in_session(self, step, args, kwargs):
+        if getattr(step, "__func__", None) is Bookkeeping._record_sent and len(refused) < 2:
+            refused.append(step)
+            raise OperationalError("connect", {}, Exception("connection refused"))
+        return original(self, step, args, kwargs)
+
+    monkeypatch.setattr(Pump, "_in_session", in_session)
+
+    report = Dispatcher(app, name="restart", channels=recorder.setup(), jitter=lambda: 1.0).run_until_idle(timeout=30)
+
+    assert len(refused) == 2
+    assert report.sent == 20 and sorted(recorder.sent_ids()) == ids
+    with app.app_context():
+        assert set(db.session.scalars(sa.select(Message.status))) == {"sent"}
