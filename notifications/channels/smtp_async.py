@@ -68,14 +68,8 @@ import aiosmtplib
 
 from config.settings import Settings
 from notifications.channels.base import OutgoingEmail, PermanentFailure, TransientFailure
-from notifications.channels.smtp import (
-    DEFAULT_TIMEOUT,
-    _quote_reply,
-    build_message,
-    envelope_sender,
-    recipient_failure,
-    reply_failure,
-)
+from notifications.channels.smtp import DEFAULT_TIMEOUT, _quote_reply, recipient_failure, reply_failure
+from notifications.channels.smtp_message import EncodedEmail, encode_message
 
 log = logging.getLogger("krisrutin.smtp_channel")
 
@@ -132,8 +126,7 @@ class AsyncSmtpEmail:
 
     async def send_email(self, email: OutgoingEmail) -> str:
         """Send one message; returns its Message-ID, which is the gateway's id for it."""
-        message = build_message(self.settings, email)
-        sender = envelope_sender(self.settings)
+        encoded = encode_message(self.settings, email)
         async with self._slots:
             for attempt in (1, 2):
                 connection = self._take_idle()
@@ -142,7 +135,10 @@ class AsyncSmtpEmail:
                     connection = await self._connect()
                 retry = reused and attempt == 1
                 try:
-                    await connection.smtp.send_message(message, sender=sender, recipients=[email.to])
+                    smtp = connection.smtp
+                    await smtp.sendmail(
+                        encoded.sender, [encoded.recipient], encoded.data, mail_options=_mail_options(smtp, encoded)
+                    )
                 except aiosmtplib.SMTPRecipientsRefused as error:
                     refusal = error.recipients[0]
                     if refusal.code == 421:
@@ -307,6 +303,20 @@ class AsyncSmtpEmail:
 
 class _NotOffered(Exception):
     """The server lacks an extension the settings need (STARTTLS, AUTH)."""
+
+
+def _mail_options(smtp: aiosmtplib.SMTP, encoded: EncodedEmail) -> list[str]:
+    """MAIL FROM's options, as ``aiosmtplib.SMTP.send_message`` chose them: SMTPUTF8 for a
+    non-ASCII address (a server without it cannot take the message), BODY=8BITMIME whenever the
+    server offers 8BITMIME."""
+    options = []
+    if encoded.smtputf8:
+        if not smtp.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported("an address needs SMTPUTF8, which the server does not offer")
+        options.append("SMTPUTF8")
+    if smtp.supports_extension("8bitmime"):
+        options.append("BODY=8BITMIME")
+    return options
 
 
 def _rate_limited(code: int, reply: str, step: str) -> TransientFailure:
