@@ -17,6 +17,13 @@ Errors are mapped to the channel's two failures:
   channel's configuration, not the message, that is wrong; every message would fail the same
   way, and they should go out once an operator has fixed SMTP_USERNAME/SMTP_PASSWORD.
 
+The bytes sent come from :func:`~notifications.channels.smtp_message.encode_message` (a cached
+MIME body, see there), with ``sendmail`` and the MAIL FROM options ``send_message`` chose:
+SMTPUTF8 and BODY=8BITMIME when an address is not ASCII (a server without SMTPUTF8 cannot take
+such a message). Unlike ``send_message``, a body line beginning with "From " goes out as written,
+not as ">From " (the mbox habit of the ``email`` generator's default arguments, which changed the
+text; the async adapter never had it).
+
 Failure messages never contain the recipient's address: server replies are quoted with every
 address in them replaced, since the messages are logged and stored.
 """

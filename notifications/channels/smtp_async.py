@@ -11,11 +11,13 @@ as the load needed. aiosmtplib 5.1.3 does the protocol (its ``SMTP`` object per 
 
 It behaves as the synchronous :class:`~notifications.channels.smtp.SmtpEmail` does, by design:
 
-- the same message (:func:`~notifications.channels.smtp.build_message`), envelope sender,
-  SMTP_SECURITY modes (``none``, ``starttls``, ``ssl`` with ``tls_context``, by default the
+- the same bytes (:func:`~notifications.channels.smtp_message.encode_message`, with its cached
+  MIME body), envelope sender, SMTP_SECURITY modes (``none``, ``starttls``, ``ssl`` with ``tls_context``, by default the
   system's CAs) and login. aiosmtplib encodes the user name and password as UTF-8 itself
   (``aiosmtplib.auth._ensure_bytes``, for PLAIN, LOGIN and CRAM-MD5), so a password with å, ä
-  or ö needs no hand-made AUTH here, unlike smtplib;
+  or ö needs no hand-made AUTH here, unlike smtplib. MAIL FROM's options are chosen as
+  aiosmtplib's ``send_message`` chose them: SMTPUTF8 for a non-ASCII address, BODY=8BITMIME
+  whenever the server offers 8BITMIME (harmless: the message is 7-bit);
 - the same failures (see the sync module): 5xx at RCPT is permanent and rejects the address,
   except 5.7.x policy replies; any other 5xx is permanent; 4xx, timeouts, refused connections,
   TLS and socket errors are transient; a refused login, a 530 or a missing STARTTLS/AUTH is
