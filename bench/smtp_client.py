@@ -14,8 +14,10 @@ user + system time from ``/proc/PID/stat``), which shows when the peer, not the 
 pace; ``msgs_per_s`` by the wall clock; ``peer_max_in_flight``, the most DATA commands the peer
 worked on at once (the pool's sends in flight). The peer's count of arrived messages is checked
 after each run (each message once). The message is a letter like the dispatcher's (a subject
-with å, ä, ö; 0.9 KB of text and 1 KB of HTML, 2.9 KB on the wire). Prints a readable line per
-run and one JSON line last with the medians.
+with å, ä, ö; 0.9 KB of text and 1 KB of HTML, 2.9 KB on the wire), the same to every recipient
+as a letter to many is; ``--distinct-letters`` makes each message's text and HTML its own (the
+worst case for the adapters' cache of MIME bodies, ``notifications.channels.smtp_message``).
+Prints a readable line per run and one JSON line last with the medians.
 """
 
 from __future__ import annotations
@@ -49,15 +51,15 @@ def _peer_cpu(peers: Peers) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _emails(count: int, run: str):
+def _emails(count: int, run: str, *, distinct: bool = False):
     from notifications.channels.base import OutgoingEmail
 
     return [
         OutgoingEmail(
             to=f"kontakt{number % 97}@omsorg.example.se",
             subject="Avbrott i trygghetslarmen – starta era lokala rutiner",
-            text=TEXT,
-            html=HTML,
+            text=f"({run}-{number}) {TEXT}" if distinct else TEXT,
+            html=f"<p>({run}-{number})</p>{HTML}" if distinct else HTML,
             message_id=f"<bench-{run}-{number}@krisrutin>",
         )
         for number in range(count)
@@ -101,6 +103,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--smtp-latency-ms", type=int, default=0, help="the SMTP peer waits this long per message")
     parser.add_argument("--sync-messages", type=int, default=None, help="fewer for the sync adapter (with a latency)")
+    parser.add_argument("--distinct-letters", action="store_true", help="every message with a text of its own")
     args = parser.parse_args()
 
     from config.settings import load_settings
@@ -123,7 +126,7 @@ def main() -> None:
         for round_number in range(args.rounds):
             for mode in ("sync", "async"):
                 count = (args.sync_messages or args.messages) if mode == "sync" else args.messages
-                emails = _emails(count, f"{mode}{round_number}")
+                emails = _emails(count, f"{mode}{round_number}", distinct=args.distinct_letters)
                 peer_cpu = _peer_cpu(peers)
                 if mode == "sync":
                     cpu, wall = run_sync(settings, emails)
@@ -161,6 +164,7 @@ def main() -> None:
                 "messages": args.messages,
                 "pool": args.pool,
                 "smtp_latency_ms": args.smtp_latency_ms,
+                "distinct_letters": args.distinct_letters,
                 "rounds": args.rounds,
                 "sync_cpu_ms_per_message": median("sync", "cpu_ms_per_message"),
                 "async_cpu_ms_per_message": median("async", "cpu_ms_per_message"),

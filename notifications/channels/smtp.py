@@ -17,6 +17,13 @@ Errors are mapped to the channel's two failures:
   channel's configuration, not the message, that is wrong; every message would fail the same
   way, and they should go out once an operator has fixed SMTP_USERNAME/SMTP_PASSWORD.
 
+The bytes sent come from :func:`~notifications.channels.smtp_message.encode_message` (a cached
+MIME body, see there), with ``sendmail`` and the MAIL FROM options ``send_message`` chose:
+SMTPUTF8 and BODY=8BITMIME when an address is not ASCII (a server without SMTPUTF8 cannot take
+such a message). Unlike ``send_message``, a body line beginning with "From " goes out as written,
+not as ">From " (the mbox habit of the ``email`` generator's default arguments, which changed the
+text; the async adapter never had it).
+
 Failure messages never contain the recipient's address: server replies are quoted with every
 address in them replaced, since the messages are logged and stored.
 """
@@ -28,11 +35,10 @@ import logging
 import re
 import smtplib
 import ssl
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
 
 from config.settings import Settings
 from notifications.channels.base import OutgoingEmail, PermanentFailure, TransientFailure
+from notifications.channels.smtp_message import EncodedEmail, encode_message
 
 log = logging.getLogger("krisrutin.smtp_channel")
 
@@ -47,35 +53,6 @@ def _quote_reply(reply: bytes | str | None, limit: int = 200) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
     text = _ADDRESS.sub("<address>", " ".join(text.split()))
     return text[:limit]
-
-
-def build_message(settings: Settings, email: OutgoingEmail) -> EmailMessage:
-    """The message both SMTP adapters send: From/Reply-To from the settings, a plain part and an
-    optional HTML alternative, quoted-printable UTF-8. Raises :class:`PermanentFailure` when it
-    cannot be built (a header with a line break, a malformed address)."""
-    message = EmailMessage()
-    try:
-        message["From"] = settings.mail_from
-        if settings.mail_reply_to:
-            message["Reply-To"] = settings.mail_reply_to
-        message["To"] = email.to
-        message["Subject"] = email.subject
-        message["Date"] = formatdate(localtime=True)
-        message["Message-ID"] = email.message_id
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
-        # Quoted-printable keeps the message 7-bit clean, so å, ä and ö survive any relay.
-        message.set_content(email.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-        if email.html is not None:
-            message.add_alternative(email.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    except (ValueError, TypeError) as error:
-        # A header with a line break or a malformed address: sending again cannot help.
-        raise PermanentFailure(f"the e-mail could not be built ({type(error).__name__})") from None
-    return message
-
-
-def envelope_sender(settings: Settings) -> str:
-    """MAIL FROM: the bare address of MAIL_FROM (which may carry a display name)."""
-    return parseaddr(settings.mail_from)[1] or settings.mail_from
 
 
 class SmtpEmail:
@@ -98,13 +75,12 @@ class SmtpEmail:
 
     def send_email(self, email: OutgoingEmail) -> str:
         """Send one message; returns its Message-ID, which is the gateway's id for it."""
-        message = build_message(self.settings, email)
-        envelope_from = envelope_sender(self.settings)
+        encoded = encode_message(self.settings, email)
         for attempt in (1, 2):
             reused = self._smtp is not None
             smtp = self._connection()
             try:
-                smtp.send_message(message, from_addr=envelope_from, to_addrs=[email.to])
+                smtp.sendmail(encoded.sender, [encoded.recipient], encoded.data, _mail_options(smtp, encoded))
             except smtplib.SMTPServerDisconnected as error:
                 self._drop()
                 if reused and attempt == 1:
@@ -219,6 +195,16 @@ class SmtpEmail:
         # smtplib has already sent RSET after a refusal; it closes the socket itself on a 421.
         if self._smtp is not None and self._smtp.sock is None:
             self._drop()
+
+
+def _mail_options(smtp: smtplib.SMTP, encoded: EncodedEmail) -> tuple[str, ...]:
+    """MAIL FROM's options, as ``smtplib.SMTP.send_message`` chose them: SMTPUTF8 (and
+    BODY=8BITMIME) for a non-ASCII address, which a server without SMTPUTF8 cannot take."""
+    if not encoded.smtputf8:
+        return ()
+    if not smtp.has_extn("smtputf8"):
+        raise smtplib.SMTPNotSupportedError("an address needs SMTPUTF8, which the server does not offer")
+    return ("SMTPUTF8", "BODY=8BITMIME")
 
 
 def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:

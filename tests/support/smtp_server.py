@@ -105,6 +105,7 @@ class ReceivedMessage:
     peer: tuple
     tls: bool
     login: str | None  # the user name the client logged in with, if it did
+    mail_options: tuple[str, ...] = ()  # MAIL FROM's parameters, upper-cased (SMTPUTF8, BODY=8BITMIME, SIZE=…)
 
 
 @dataclass
@@ -185,6 +186,7 @@ class RecordingHandler:
             peer=session.peer,
             tls=self.implicit_tls or session.ssl is not None,
             login=login,
+            mail_options=tuple(envelope.mail_options),
         )
         with self.changed:
             self.state.messages.append(received)
