@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -186,8 +186,9 @@ def _call_content(kind: str, context: dict, address: str) -> dict:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One recipient of :func:`send_many`: its idempotency key, template context, recipient key
-    (``contact_id``, as a :class:`~notifications.recipients.Recipient`'s ``id``) and addresses."""
+    """One recipient of :func:`send_many`: its idempotency key, template context (with
+    ``shared_context``, only its personal values), recipient key (``contact_id``, as a
+    :class:`~notifications.recipients.Recipient`'s ``id``) and addresses."""
 
     idempotency_key: str
     context: dict
@@ -210,13 +211,22 @@ def send_many(
     now: datetime,
     language: str = "sv",
     ref: tuple[str, object] | None = None,
+    shared_context: dict | None = None,
+    links: Collection[str] = (),
 ) -> int:
-    """Queue ``kind`` for many recipients at once (the monthly check's 50,000 contacts); does not
-    commit. The same rules as :func:`send` — one message per channel keyed
-    ``f"{idempotency_key}:{channel}"``, an existing key is left unchanged, a channel without an
-    address is left out — but existing keys are looked up in chunks, each message is rendered
-    once and the rows and their "queued" events are inserted with multi-row INSERTs. Returns
-    how many messages were created."""
+    """Queue ``kind`` for many recipients at once (the monthly check's 50,000 contacts, a
+    letter's 3,000); does not commit. The same rules as :func:`send` — one message per channel
+    keyed ``f"{idempotency_key}:{channel}"``, an existing key is left unchanged, a channel
+    without an address is left out, no unsendable text, the dispatchers woken at commit — but
+    existing keys are looked up in chunks and the rows and their "queued" events are inserted
+    with multi-row INSERTs (executemany), not as ORM objects. Returns how many messages were
+    created.
+
+    Without ``shared_context`` each recipient's message is rendered from its ``context``. With
+    it, the context is ``{**shared_context, **item.context}`` and the templates run once for all
+    (:func:`notifications.rendering.render_many`: the items' contexts then hold only the personal
+    strings, such as a name and a link; ``links`` names those shown as links). What is stored is
+    the same either way."""
     wanted = list(dict.fromkeys(Channel(channel) for channel in channels))
     if not wanted:
         raise ValueError("send_many needs at least one channel")
@@ -246,12 +256,16 @@ def send_many(
             db_session.scalars(select(_MESSAGES.c.idempotency_key).where(_MESSAGES.c.idempotency_key.in_(chunk)))
         )
 
+    waiting = [(item, [t for t in targets if t[2] not in existing]) for item, targets in planned]
+    waiting = [(item, missing) for item, missing in waiting if missing]
+    contexts = [item.context for item, _ in waiting]
+    if shared_context is None:
+        texts = [rendering.render(kind, language, context) for context in contexts]
+    else:
+        texts = rendering.render_many(kind, language, shared_context, contexts, links=links)
+    segments: dict[str, int] = {}  # SMS text -> segments: a letter's SMS is the same for a provider's contacts
     rows: list[dict] = []
-    for item, targets in planned:
-        missing = [target for target in targets if target[2] not in existing]
-        if not missing:
-            continue
-        rendered = rendering.render(kind, language, item.context)
+    for (item, missing), rendered in zip(waiting, texts, strict=True):
         for channel, address, key in missing:
             if channel is Channel.EMAIL:
                 if rendered.subject is None:
@@ -261,11 +275,13 @@ def send_many(
             else:
                 if not rendered.sms:
                     raise ValueError(f"the message {kind!r} has no SMS text")
+                if rendered.sms not in segments:
+                    segments[rendered.sms] = count_segments(rendered.sms).segments
                 content = {
                     "subject": None,
                     "body_text": rendered.sms,
                     "body_html": None,
-                    "segments": count_segments(rendered.sms).segments,
+                    "segments": segments[rendered.sms],
                 }
             _refuse_unsendable(kind, channel, address, content)
             rows.append(

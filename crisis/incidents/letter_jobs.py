@@ -20,7 +20,9 @@ from crisis.incidents.letters import (
     FANOUT_TASK,
     RESEND_TASK,
     link_url,
+    plan_copies,
     queue_copies,
+    queue_planned,
 )
 from crisis.incidents.models import Incident, Letter, LetterReceipt
 from scheduling.registry import task_handler
@@ -57,12 +59,11 @@ def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commi
     if not commit:
         queue_copies(db_session, letter, incident, receipts, now, part=(letters.FIRST_CHUNK, None))
         return
-    links = {receipt.provider_id: link_url(receipt) for receipt in receipts}  # read once: commits expire them
-    start, total = letters.FIRST_CHUNK, letter.recipients
-    while start < total:
-        queue_copies(db_session, letter, incident, [], now, part=(start, start + letters.FANOUT_CHUNK), links=links)
+    # Read once, as plain values: each commit expires the ORM objects.
+    copies = plan_copies(db_session, letter, incident, {receipt.provider_id: link_url(receipt) for receipt in receipts})
+    for start in range(letters.FIRST_CHUNK, len(copies.contacts), letters.FANOUT_CHUNK):
+        queue_planned(db_session, copies, now, part=(start, start + letters.FANOUT_CHUNK))
         db_session.commit()
-        start += letters.FANOUT_CHUNK
 
 
 @task_handler(FANOUT_TASK)

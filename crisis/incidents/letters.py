@@ -27,6 +27,7 @@ Decisions (where the issue is silent)
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -46,6 +47,7 @@ from crisis.incidents.letter_texts import (
     SMS_MAX_SEGMENTS,
     copy_context,
     letter_context,
+    shared_context,
     sms_title,
 )
 from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind, LetterReceipt
@@ -164,45 +166,60 @@ def _contacts_of(db_session: Session, provider_ids: list[int]) -> list:
     )
 
 
-def queue_copies(
-    db_session: Session,
-    letter: Letter,
-    incident: Incident,
-    receipts: list[LetterReceipt],
-    now: datetime,
-    *,
-    suffix: str = "",
-    part: tuple[int, int | None] = (0, None),
-    links: dict[int, str] | None = None,
-    reminder: bool = False,
-) -> int:
-    """Queue the e-mail and SMS of ``letter`` to the active contacts of the receipts' providers
-    (those in ``part``, a slice of them in their stable order; already queued ones are left
-    alone); a ``reminder`` is the re-sent letter ("Påminnelse: …"). Returns the number of
-    contacts of the whole letter."""
-    if links is None:
-        links = {receipt.provider_id: link_url(receipt) for receipt in receipts}
-    everyone = _contacts_of(db_session, list(links))
-    contacts = everyone[part[0] : part[1]]
-    if not contacts:
-        return len(everyone)
-    providers = {
-        provider.id: provider.name
-        for provider in db_session.scalars(select(Provider).where(Provider.id.in_(list(links) or [0])))
-    }
+@dataclass(frozen=True)
+class Copies:
+    """What the copies of one letter to some providers are made of, read once (plain values: it
+    outlives the commits between the chunks of a big letter): the contacts in their stable
+    order, each provider's name and link, and the context every copy shares."""
+
+    letter_id: int
+    priority: Priority
+    contacts: list
+    providers: dict[int, str]
+    links: dict[int, str]
+    common: dict
+
+
+def plan_copies(db_session: Session, letter: Letter, incident: Incident, links: dict[int, str]) -> Copies:
+    """The copies of ``letter`` to the providers of ``links`` (provider id -> its page's link)."""
     common = letter_context(db_session, letter, incident)
     if links:
         common["sms_title"] = sms_title(common, max(links.values(), key=len))
+    chosen = select(Provider.id, Provider.name).where(Provider.id.in_(list(links) or [0]))
+    providers = {provider_id: name for provider_id, name in db_session.execute(chosen)}
+    return Copies(
+        letter_id=letter.id,
+        priority=Priority.URGENT if letter.urgent else Priority.NORMAL,
+        contacts=_contacts_of(db_session, list(links)),
+        providers=providers,
+        links=dict(links),
+        common=common,
+    )
+
+
+def queue_planned(
+    db_session: Session,
+    copies: Copies,
+    now: datetime,
+    *,
+    part: tuple[int, int | None] = (0, None),
+    suffix: str = "",
+    reminder: bool = False,
+) -> None:
+    """Queue the e-mail and SMS of the copies to the contacts in ``part`` (a slice of
+    ``copies.contacts``); already queued ones are left alone. The letter is rendered once for
+    them all: only the contact's name, the provider's name and its link differ (PERSONAL)."""
+    contacts = copies.contacts[part[0] : part[1]]
+    if not contacts:
+        return
     items = [
         Outgoing(
-            idempotency_key=f"letter:{letter.id}:contact:{contact.id}{suffix}",
-            context=copy_context(
-                common,
-                name=contact.name,
-                provider=providers[contact.provider_id],
-                link=links[contact.provider_id],
-                reminder=reminder,
-            ),
+            idempotency_key=f"letter:{copies.letter_id}:contact:{contact.id}{suffix}",
+            context={
+                "name": contact.name,
+                "provider": copies.providers[contact.provider_id],
+                "link": copies.links[contact.provider_id],
+            },
             contact_id=contact.id,
             to_email=contact.email,
             to_mobile=contact.mobile,
@@ -214,11 +231,33 @@ def queue_copies(
         kind=MESSAGE_KIND,
         items=items,
         channels=CHANNELS,
-        priority=Priority.URGENT if letter.urgent else Priority.NORMAL,
+        priority=copies.priority,
         now=now,
-        ref=(REF_TYPE, letter.id),
+        ref=(REF_TYPE, copies.letter_id),
+        shared_context=shared_context(copies.common, reminder=reminder),
+        links=("link",),
     )
-    return len(everyone)
+
+
+def queue_copies(
+    db_session: Session,
+    letter: Letter,
+    incident: Incident,
+    receipts: list[LetterReceipt],
+    now: datetime,
+    *,
+    suffix: str = "",
+    part: tuple[int, int | None] = (0, None),
+    reminder: bool = False,
+) -> int:
+    """Queue the e-mail and SMS of ``letter`` to the active contacts of the receipts' providers
+    (those in ``part``, a slice of them in their stable order; already queued ones are left
+    alone); a ``reminder`` is the re-sent letter ("Påminnelse: …"). Returns the number of
+    contacts of the whole letter."""
+    links = {receipt.provider_id: link_url(receipt) for receipt in receipts}
+    copies = plan_copies(db_session, letter, incident, links)
+    queue_planned(db_session, copies, now, part=part, suffix=suffix, reminder=reminder)
+    return len(copies.contacts)
 
 
 def _queue_team_copy(db_session: Session, letter: Letter, incident: Incident, now: datetime) -> None:
