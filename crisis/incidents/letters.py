@@ -54,8 +54,9 @@ from crisis.incidents.models import Incident, IncidentStatus, Letter, LetterKind
 from crisis.incidents.receipt_answers import ANSWERS
 from crisis.incidents.routing import acknowledge_incident
 from crisis.oncall.models import Party
+from notifications.bulk import Outgoing, send_many
 from notifications.models import Channel, Priority
-from notifications.service import Outgoing, send, send_many
+from notifications.service import send
 from scheduling.service import schedule
 
 log = logging.getLogger(__name__)
