@@ -13,22 +13,24 @@ woken when the transaction commits. What differs is how, for speed, and nothing 
   (``shared_context``; :func:`notifications.rendering.render_many` fills in each recipient's
   personal strings), and an SMS's segments are counted once per distinct text.
 - The rows and their events go in as bulk inserts, not ORM objects (:func:`insert_rows`). On
-  SQLite that is SQLAlchemy's executemany (multi-row ``INSERT … RETURNING``). On PostgreSQL it is
-  psycopg's own ``executemany`` (pipeline mode: one short statement, parsed once, the rows
-  streamed without waiting for each answer): SQLAlchemy's multi-row ``VALUES`` for 1,000 rows of
-  18 columns is a statement psycopg parses again each time (its cache holds statements of up to
-  4 kB), which made the inserts of a 3,000-contact letter take 2 s of a 2.6 s POST.
+  SQLite that is SQLAlchemy's executemany (multi-row ``INSERT … RETURNING``). On PostgreSQL the
+  rows are copied (``COPY``) into a temporary table and inserted from it with one ``INSERT …
+  SELECT … ON CONFLICT DO NOTHING RETURNING``: SQLAlchemy's multi-row ``VALUES`` for 1,000 rows
+  of 18 columns is a statement psycopg parses anew each time (its cache holds statements of up
+  to 4 kB), which made the inserts of a 3,000-contact letter take 2 s of a 2.6 s POST; psycopg's
+  own executemany (pipeline mode) took 0.48 s for a letter's 6,000 messages and their events on
+  this machine, ``COPY`` 0.31 s.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from core.database import dialect_insert
@@ -211,24 +213,44 @@ def insert_rows(
             found.extend(tuple(row) for row in db_session.execute(statement, rows[start : start + _INSERT_CHUNK]))
         return found
 
-    statement = postgresql.insert(table)
-    if conflict_key is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=[conflict_key])
-    if returning:
-        statement = statement.returning(*(table.c[name] for name in returning))
-    sql = statement.compile(dialect=connection.dialect, column_keys=columns).string
-    processors = {name: table.c[name].type.bind_processor(connection.dialect) for name in columns}
+    return _copy_and_insert(connection, table, rows, columns, conflict_key, returning)
+
+
+def _copy_and_insert(connection, table: Table, rows, columns, conflict_key, returning) -> list[tuple]:
+    """PostgreSQL: ``COPY`` the rows into a temporary table of the session (its columns those of
+    ``table``), then one ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING``. The temporary
+    table is emptied before each use and at every commit (``ON COMMIT DELETE ROWS``), so no
+    message text or address stays in it; a rollback takes its rows (and, in the transaction that
+    made it, the table) with it."""
+    from psycopg import sql  # only on PostgreSQL: identifiers quoted by the driver
+
+    dialect = connection.dialect
+    names = sql.SQL(", ").join(sql.Identifier(name) for name in columns)
+    target = sql.Identifier(*([table.schema] if table.schema else []), table.name)
+    # One staging table per table and column list: another caller may insert other columns.
+    staging = sql.Identifier(f"bulk_{table.name}_{zlib.crc32(','.join(columns).encode()):08x}")
+    processors = {name: table.c[name].type.bind_processor(dialect) for name in columns}
     processors = {name: processor for name, processor in processors.items() if processor is not None}
-    values = [{**row, **{name: processor(row[name]) for name, processor in processors.items()}} for row in rows]
+    insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, names, names, staging)
+    if conflict_key is not None:
+        insert += sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(sql.Identifier(conflict_key))
+    if returning:
+        insert += sql.SQL(" RETURNING {}").format(sql.SQL(", ").join(sql.Identifier(name) for name in returning))
+    create = sql.SQL(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA"
+    ).format(staging, names, target)
+    empty = sql.SQL("TRUNCATE {}").format(staging)
     cursor = connection.connection.cursor()  # the session's own DBAPI connection and transaction
     try:
-        cursor.executemany(sql, values, returning=bool(returning))
-        found = []
-        if returning:
-            while True:  # one result per row: empty where the conflict skipped it
-                found.extend(tuple(row) for row in cursor.fetchall())
-                if not cursor.nextset():
-                    break
+        cursor.execute(create)
+        cursor.execute(empty)
+        with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, names)) as copy:
+            for row in rows:
+                values = {**row, **{name: processor(row[name]) for name, processor in processors.items()}}
+                copy.write_row(tuple(values[name] for name in columns))
+        cursor.execute(insert)
+        found = [tuple(row) for row in cursor.fetchall()] if returning else []
+        cursor.execute(empty)
         return found
     finally:
         cursor.close()
