@@ -5,7 +5,9 @@ own signed page, ``/d/<token>``, see :mod:`crisis.incidents.provider_page`) and 
 transaction, an e-mail with the whole letter and an SMS that summarises it and links to that page
 for every active contact of those providers. Every letter carries the routine's local measures
 (when the letter asks for local routines) and whom to contact, which depends on whether the
-letter went out in office hours.
+letter went out in office hours. The copies are queued with :func:`notifications.bulk.send_many`:
+the letter is rendered once for all its contacts (only the contact's name, the provider's name and
+its link differ, ``letter_texts.PERSONAL``) and its messages are inserted in bulk (issue 18).
 
 Decisions (where the issue is silent)
     - The first letter is the information letter; updates, the resolution letter and the planned
