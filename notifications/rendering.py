@@ -227,6 +227,8 @@ def render_many(
     if len(personal) < 2:
         return [render(kind, language, {**shared, **values}, sender=sender) for values in personal]
     keys = sorted(set().union(*personal))
+    if not keys:  # nothing personal: one message for all
+        return [render(kind, language, shared, sender=sender)] * len(personal)
     token = secrets.token_hex(8)
     slots = {key: f"https://slot{index}x{token}.invalid" for index, key in enumerate(keys)}
     language_used, raw = _render_parts(kind, language, {**shared, **slots})

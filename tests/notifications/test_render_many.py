@@ -123,3 +123,8 @@ def test_whitespace_in_a_personal_value_is_tidied_as_render_tidies_it(own_templa
     many = render_many("note", "sv", {}, recipients, sender=SENDER)
     assert many == [render("note", "sv", r, sender=SENDER) for r in recipients]
     assert many[0].subject == "Till Anna Lind"
+
+
+def test_recipients_without_personal_values_share_one_rendering():
+    many = render_many("crisis.letter", "sv", {**letter_shared(), **RECIPIENTS[0]}, [{}, {}, {}], sender=SENDER)
+    assert many == [render("crisis.letter", "sv", {**letter_shared(), **RECIPIENTS[0]}, sender=SENDER)] * 3
