@@ -49,8 +49,9 @@ def _unacknowledged(letter: Letter) -> list[LetterReceipt]:
 
 def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commit: bool = False) -> None:
     """Queue the copies of a big letter that its first transaction left for later, a chunk of
-    contacts per transaction when ``commit`` (a request after its own commit), else all in the
-    caller's transaction (the task). Copies already queued are skipped."""
+    contacts per transaction when ``commit`` (a request after its own commit; the chunks grow
+    from ``FANOUT_CHUNK`` to ``FANOUT_CHUNK_MAX``, see letters), else all in the caller's
+    transaction (the task). Copies already queued are skipped."""
     letter = db_session.get(Letter, letter_id)
     if letter is None:
         return
@@ -61,9 +62,11 @@ def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commi
         return
     # Read once, as plain values: each commit expires the ORM objects.
     copies = plan_copies(db_session, letter, incident, {receipt.provider_id: link_url(receipt) for receipt in receipts})
-    for start in range(letters.FIRST_CHUNK, len(copies.contacts), letters.FANOUT_CHUNK):
-        queue_planned(db_session, copies, now, part=(start, start + letters.FANOUT_CHUNK))
+    start, size = letters.FIRST_CHUNK, letters.FANOUT_CHUNK
+    while start < len(copies.contacts):
+        queue_planned(db_session, copies, now, part=(start, start + size))
         db_session.commit()
+        start, size = start + size, min(2 * size, letters.FANOUT_CHUNK_MAX)
 
 
 @task_handler(FANOUT_TASK)
