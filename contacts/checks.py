@@ -73,9 +73,10 @@ from contacts.models import ContactPerson, Provider
 from contacts.register import on_contact_reachable
 from core.database import dialect_insert
 from core.local_time import MONTH_NAMES
+from notifications.bulk import Outgoing, send_many
 from notifications.inbound import inbound_handler
 from notifications.models import Channel, Priority
-from notifications.service import Outgoing, send, send_many
+from notifications.service import send
 from scheduling.registry import planner, task_handler
 from scheduling.service import get_task, schedule
 from worktime.calendar import CheckPlan, check_plan, reminder_at, send_at

@@ -20,7 +20,9 @@ from crisis.incidents.letters import (
     FANOUT_TASK,
     RESEND_TASK,
     link_url,
+    plan_copies,
     queue_copies,
+    queue_planned,
 )
 from crisis.incidents.models import Incident, Letter, LetterReceipt
 from scheduling.registry import task_handler
@@ -47,8 +49,9 @@ def _unacknowledged(letter: Letter) -> list[LetterReceipt]:
 
 def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commit: bool = False) -> None:
     """Queue the copies of a big letter that its first transaction left for later, a chunk of
-    contacts per transaction when ``commit`` (a request after its own commit), else all in the
-    caller's transaction (the task). Copies already queued are skipped."""
+    contacts per transaction when ``commit`` (a request after its own commit; the chunks grow
+    from ``FANOUT_CHUNK`` to ``FANOUT_CHUNK_MAX``, see letters), else all in the caller's
+    transaction (the task). Copies already queued are skipped."""
     letter = db_session.get(Letter, letter_id)
     if letter is None:
         return
@@ -57,12 +60,13 @@ def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commi
     if not commit:
         queue_copies(db_session, letter, incident, receipts, now, part=(letters.FIRST_CHUNK, None))
         return
-    links = {receipt.provider_id: link_url(receipt) for receipt in receipts}  # read once: commits expire them
-    start, total = letters.FIRST_CHUNK, letter.recipients
-    while start < total:
-        queue_copies(db_session, letter, incident, [], now, part=(start, start + letters.FANOUT_CHUNK), links=links)
+    # Read once, as plain values: each commit expires the ORM objects.
+    copies = plan_copies(db_session, letter, incident, {receipt.provider_id: link_url(receipt) for receipt in receipts})
+    start, size = letters.FIRST_CHUNK, letters.FANOUT_CHUNK
+    while start < len(copies.contacts):
+        queue_planned(db_session, copies, now, part=(start, start + size))
         db_session.commit()
-        start += letters.FANOUT_CHUNK
+        start, size = start + size, min(2 * size, letters.FANOUT_CHUNK_MAX)
 
 
 @task_handler(FANOUT_TASK)

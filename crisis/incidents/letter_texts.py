@@ -114,9 +114,21 @@ def letter_context(db_session: Session, letter: Letter, incident: Incident) -> d
     }
 
 
+# What differs between the providers' copies of a letter: the rest of a copy's context is the
+# same for all of them, so the letter is rendered once (notifications.rendering.render_many).
+PERSONAL = ("name", "provider", "link")
+
+
+def shared_context(common: dict, *, team_copy: bool = False, reminder=False) -> dict:
+    """What every copy of the letter shares: its common part, whether it is the team's copy and
+    whether it is a reminder."""
+    return {**common, "team_copy": team_copy, "reminder": reminder}
+
+
 def copy_context(common: dict, *, name: str, provider: str, link: str, team_copy: bool = False, reminder=False):
-    """The context of one copy: the letter's common part and its recipient."""
-    return {**common, "name": name, "provider": provider, "link": link, "team_copy": team_copy, "reminder": reminder}
+    """The context of one copy: the letter's common part and its recipient (:data:`PERSONAL`)."""
+    personal = {"name": name, "provider": provider, "link": link}
+    return {**shared_context(common, team_copy=team_copy, reminder=reminder), **personal}
 
 
 def sms_title(common: dict, longest_link: str) -> str:

@@ -46,8 +46,8 @@ from contacts.models import ContactPerson, Provider
 from core.local_time import local_text
 from core.signed_links import InvalidLink, make_token, new_nonce, row_for_token, sign
 from crisis.visits.models import NOT_DONE_REASONS, Visit, VisitAlert, VisitEvent, VisitStatus
+from notifications.bulk import Outgoing, send_many
 from notifications.models import Channel, Priority
-from notifications.service import Outgoing, send_many
 from scheduling.service import schedule
 
 log = logging.getLogger(__name__)

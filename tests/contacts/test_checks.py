@@ -18,8 +18,8 @@ from contacts.check_models import CheckRecipient, MonthlyCheck
 from contacts.check_queries import call_list, check_for_month, month_summary
 from contacts.models import ContactPerson
 from core.extensions import db
+from notifications.bulk import Outgoing, send_many
 from notifications.models import Message, MessageEvent
-from notifications.service import Outgoing, send_many
 from scheduling.models import ScheduledTask
 from tests.conftest import TEST_SECRET
 from tests.contacts.test_checks_helpers import TEAM, days, local, make_register, outbox, recipient_of, run_tick

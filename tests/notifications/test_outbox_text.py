@@ -10,9 +10,10 @@ import sqlalchemy as sa
 
 from core.extensions import db
 from crisis.incidents.models import Supplier
+from notifications.bulk import Outgoing, send_many
 from notifications.dispatcher import Dispatcher
 from notifications.models import Message
-from notifications.service import Outgoing, UnsendableText, send, send_many
+from notifications.service import UnsendableText, send
 from tests.crisis.incidents.test_letters_helpers import make_people
 
 

@@ -1,20 +1,24 @@
 """A big letter is queued in parts: the first contacts in the letter's own transaction (so the
 first messages leave at its commit), the rest right after in transactions of their own, and
-whatever happens to that request, by the scheduler's next tick — every contact once."""
+whatever happens to that request, by the scheduler's next tick — every contact once, each copy
+what rendering it alone gives (the letter is rendered once for all, issue 18)."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from contacts.models import ContactPerson
 from core.extensions import db
 from crisis.incidents import letters
 from crisis.incidents.letter_jobs import queue_remaining
-from crisis.incidents.letters import send_letter
+from crisis.incidents.letter_texts import MESSAGE_KIND, copy_context, letter_context, sms_title
+from crisis.incidents.letters import link_url, send_letter
 from crisis.incidents.models import Incident, Letter, LetterKind
-from notifications.models import Message
+from notifications import rendering
+from notifications.models import Message, MessageEvent
 from tests.crisis.incidents.test_letters_helpers import SETTINGS, local, make_incident, make_people, run_tick
 
 
@@ -83,4 +87,64 @@ def test_if_the_request_stops_after_the_first_part_the_tick_queues_the_rest(app,
     assert len(contact_copies(app)) == ALL
     with app.app_context():
         assert db.session.scalars(select(Letter)).one().recipients == 3
+        db.session.remove()
+
+
+def test_every_copy_is_what_rendering_that_copy_alone_gives(app, clock):
+    """The letter is rendered once for all its contacts (issue 18); each stored copy is still the
+    one its recipient would get rendered by itself: greeting, provider and link its own."""
+    letter_id = first_letter(app, clock)
+    with app.app_context():
+        queue_remaining(db.session, letter_id, clock.now(), commit=True)
+        letter = db.session.get(Letter, letter_id)
+        common = letter_context(db.session, letter, db.session.get(Incident, letter.incident_id))
+        links = {receipt.provider_id: link_url(receipt) for receipt in letter.receipts}
+        common["sms_title"] = sms_title(common, max(links.values(), key=len))
+        copies = db.session.scalars(
+            select(Message).where(Message.idempotency_key.like(f"letter:{letter_id}:contact:%"))
+        )
+        checked = set()
+        for message in copies:
+            contact = db.session.get(ContactPerson, message.contact_id)
+            link = links[contact.provider_id]
+            context = copy_context(common, name=contact.name, provider=contact.provider.name, link=link)
+            alone = rendering.render(MESSAGE_KIND, "sv", context)
+            if message.channel == "email":
+                assert (message.subject, message.body_text) == (alone.subject, alone.text)
+                assert message.body_html == alone.html
+                assert f"Hej {contact.name}!" in message.body_text
+            else:
+                assert (message.body_text, message.segments) == (alone.sms, alone.sms_length.segments)
+            checked.add((contact.name, message.channel))
+        assert len(checked) == ALL
+        db.session.remove()
+
+
+def test_a_repeated_post_with_its_letter_queues_no_second_copy(app, client, clock, make_user, make_token):
+    """The notice's Idempotency-Key: the same POST again answers with the notice already made and
+    queues nothing; the fan-out task that follows finds nothing left to do either."""
+    clock.set(local(date(2027, 2, 9), 10))
+    with app.app_context():
+        make_people(clock)
+        db.session.remove()
+    user_id, _, _ = make_user("on_call")
+    headers = {"Authorization": f"Bearer {make_token(user_id)}", "Idempotency-Key": "tib-0210"}
+    body = {
+        "title": "GSM-nätet nere",
+        "service": "camera_supervision",
+        "providers": "all",
+        "letter": {"subject": "GSM-nätet nere", "body": "Kameratillsynen fungerar inte."},
+    }
+    first = client.post("/api/v1/notices", json=body, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    copies = contact_copies(app)
+    assert len(copies) == ALL and len(set(copies)) == ALL
+    again = client.post("/api/v1/notices", json=body, headers=headers)
+    assert (again.status_code, again.get_json()["id"]) == (200, first.get_json()["id"])
+    run_tick(app, clock)
+    assert contact_copies(app) == copies
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Letter)) == 1
+        events = db.session.scalar(select(func.count()).select_from(MessageEvent))
+        assert events == db.session.scalar(select(func.count()).select_from(Message)), "one 'queued' event each"
         db.session.remove()
