@@ -111,7 +111,26 @@ class Pump:
         )
         try:
             with app.app_context():
-                asyncio.run(self._main())
+                while True:
+                    try:
+                        asyncio.run(self._main())
+                        break
+                    except Exception as error:
+                        # A bug, or an adapter that could not be built: logged, and the lane starts
+                        # again shortly (claims it held are written back or left to their leases).
+                        self.report.count("errors")
+                        log.error(
+                            "dispatcher lane failed; starting it again",
+                            extra={
+                                "channel": self.lane.channel.value,
+                                "error": safe_error(error),
+                                "where": error_location(error),
+                            },
+                        )
+                        if self.drain or self.dispatcher._stop.wait(ERROR_PAUSE):
+                            break
+                        self.outstanding = 0  # the claims of the failed run are written back or leased
+                        self._finishing = False
         finally:
             self._db_pool.submit(self._close_session).result()
             self._db_pool.shutdown(wait=True)

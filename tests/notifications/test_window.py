@@ -4,6 +4,7 @@ attempts, settling at the gateway's limit instead of hammering it."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from core.extensions import db
 from notifications.channels.base import TransientFailure
+from notifications.channels.threaded import ThreadedSender
 from notifications.dispatcher import Dispatcher
 from notifications.models import Message, MessageEvent, Priority
 from notifications.window import Window
@@ -164,3 +166,30 @@ def test_acceptances_wait_for_a_database_connection_instead_of_being_lost(make_a
     assert report.sent == 20 and sorted(recorder.sent_ids()) == ids
     with app.app_context():
         assert set(db.session.scalars(sa.select(Message.status))) == {"sent"}
+
+
+def test_a_lane_whose_adapter_cannot_be_built_starts_again_and_sends(make_app, clock):
+    """The SMS gateway's adapter fails to build once (a bug, a library that could not start): the
+    error is counted and logged, and the lane starts again and sends."""
+    app = make_app()
+    recorder = Recorder()
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="again", count=3, channel="sms", priority=Priority.NORMAL)
+    builds = []
+
+    def sms_adapter(max_in_flight):
+        builds.append(max_in_flight)
+        if len(builds) == 1:
+            raise RuntimeError("the adapter could not start")
+        return ThreadedSender(recorder.setup().sms_factory, threads=2, gateway="memory")
+
+    channels = dataclasses.replace(recorder.setup(), sms_async_factory=sms_adapter)
+    dispatcher = Dispatcher(app, name="again", channels=channels, poll_seconds=0.05)
+    dispatcher.start()
+    try:
+        recorder.wait_for(lambda r: len(r.sent_ids("sms")) == 3, timeout=10, what="the SMS after the restart")
+    finally:
+        dispatcher.stop()
+
+    assert builds == [100, 100] and sorted(recorder.sent_ids("sms")) == ids
+    assert dispatcher._report.errors == 1
