@@ -173,19 +173,25 @@ def wait_for_service(
         before = now
 
 
+def _started_at(pid: int) -> str | None:
+    """The process's start time (field 22 of ``stat``): with the pid, it names one process."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None else None
+
+
 def stop(process: subprocess.Popen | None) -> None:
-    """SIGTERM, then SIGKILL to what is left of its tree after ``STOP_SECONDS`` (by pid)."""
+    """SIGTERM; after ``STOP_SECONDS`` SIGKILL to each process of its tree (as it was when
+    signalled) still running, recognised by pid and start time (a pid may have been reused)."""
     if process is None or process.poll() is not None:
         return
-    tree = process_tree(process.pid)
+    tree = {pid: _started_at(pid) for pid in process_tree(process.pid)}
     process.send_signal(signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
-    for pid in tree:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    for pid, started in tree.items():
+        if started is not None and _started_at(pid) == started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(5)
 
