@@ -35,7 +35,9 @@ lost). ``cpu_seconds`` here is the CPU of the service processes, not of this pro
 stime from ``/proc/<pid>/stat`` of each process tree (gunicorn's master and workers; the
 dispatcher), after minus before, also per process (``gunicorn_cpu_s``, ``dispatcher_cpu_s``) and
 per message; ``post_cpu_s`` is gunicorn's during the POST alone (its wall time beyond that is
-waiting: for a core, or for SQLite's write lock, which the dispatcher's commits take too).
+waiting: for a core, for PostgreSQL, or for SQLite's write lock, which the dispatcher's commits
+take too). The workers are fresh, as after a deployment: the POST is the first request its worker
+handles, so the first rendering of the letter's templates is in it.
 ``peers_cpu_s``: the gateways' own CPU (the peers' process), reported, not counted.
 PostgreSQL's own processes are not counted; ``machine_busy_cpu_s``
 (``/proc/stat``: every process on the machine, other jobs included) says how busy the two cores
