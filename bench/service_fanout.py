@@ -45,7 +45,9 @@ were. ``every_contact_once``: each of the register's contacts got exactly one e-
 (by address at the peers). ``load_average``: the 1-minute load at the start and the end.
 
 Stopping: SIGTERM to the dispatcher (it gives back unsent claims) and to gunicorn's master, then
-SIGKILL to what is left of each process tree after 30 s, also when the run failed.
+SIGKILL to what is left of each process tree after 30 s, also when the run failed. The temporary
+folder (the SQLite file, the processes' logs) is removed after a run that reported, kept after
+one that failed.
 
 Prints one JSON line last, like the other benches.
 """
@@ -56,6 +58,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,6 +278,7 @@ def run(args) -> dict:
     database_url, drop = fresh_database(args.database_url, workdir)
     concurrency = {name: os.environ[name] for name in ("EMAIL_CONCURRENCY", "SMS_CONCURRENCY") if name in os.environ}
     web = dispatcher = None
+    finished = False
     logs = {"gunicorn": workdir / "gunicorn.log", "dispatcher": workdir / "dispatcher.log"}
     try:
         port = free_port()
@@ -352,6 +356,7 @@ def run(args) -> dict:
             cpu_seconds=cpu["gunicorn"] + cpu["dispatcher"],
         )
         first_sent = outbox["first_sent"]
+        finished = True
         return {
             "contacts": args.contacts,
             "providers": args.providers,
@@ -382,6 +387,8 @@ def run(args) -> dict:
         stop(web)
         peers.stop()
         drop()
+        if finished:  # else the logs named in the error stay
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
