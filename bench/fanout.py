@@ -220,8 +220,6 @@ def main() -> None:
                 ],
                 "email_to": email.to_address,
                 "subject": email.subject or "",
-                "email_text": email.body_text,
-                "email_html": email.body_html,
                 "sms_to": sms.to_address,
                 "sms_text": sms.body_text,
                 "status_callback": f"{settings.public_base_url}{STATUS_CALLBACK_PATH}?message={sms.id}",
