@@ -24,8 +24,9 @@ Why nothing is sent twice (and the in-flight window)
 
     How the lanes send: e-mail and SMS are asynchronous lanes (:mod:`notifications.pump`): one
     event loop per lane keeps up to ``EMAIL_CONCURRENCY``/``SMS_CONCURRENCY`` requests in flight
-    (32 and 100 by default: enough to hide a relay that takes 100 ms per message and a Twilio that
-    takes 200 ms per request), fewer while the gateway answers "too many"
+    (64 and 100 by default: enough to hide a relay that takes 100 ms per message and a Twilio that
+    takes 200 ms per request, measured with bench.service_fanout; an SMTP transaction is four
+    round trips, which on a busy machine take longer than the relay's own wait, hence 64), fewer while the gateway answers "too many"
     (:mod:`notifications.window`). Calls keep ``CALL_CONCURRENCY`` worker threads that claim one
     call at a time. A worker (or a pump's send task) records each acceptance after the gateway's
     answer; the pump groups those of many sends in one transaction, a failure is recorded at
@@ -40,7 +41,7 @@ Why nothing is sent twice (and the in-flight window)
     when their lease expires they are sent again. That is the in-flight window: after a crash, at
     most the messages that were ``sending`` at the moment of the crash may arrive twice, and of
     those only the ones already handed to a gateway. That is at most ``EMAIL_CONCURRENCY +
-    SMS_CONCURRENCY + CALL_CONCURRENCY`` claims per dispatcher (132 with the defaults), plus the
+    SMS_CONCURRENCY + CALL_CONCURRENCY`` claims per dispatcher (166 with the defaults), plus the
     acceptances a pump has not yet committed (those of the one transaction under way and of
     what arrived meanwhile: a few milliseconds' worth). The same holds for a send slower than the
     lease (``DISPATCH_LEASE_SECONDS``, 120 s by default; the adapters time out long before that,
