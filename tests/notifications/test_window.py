@@ -1,6 +1,9 @@
-"""The lanes' in-flight window: a busy gateway halves it, acceptances raise it again, and a lane
-against a gateway that refuses above its limit delivers every message once without using up
-attempts, settling at the gateway's limit instead of hammering it."""
+"""The lanes' in-flight window and the asynchronous lanes (notifications.pump) when things go
+wrong: a busy gateway halves the window and acceptances raise it again; a lane against a gateway
+that refuses above its limit delivers every message once without using up attempts, settling at
+the gateway's limit instead of hammering it; one that refuses everything shows as failing;
+acceptances wait for a database connection instead of being lost; a lane whose adapter cannot be
+built starts again."""
 
 from __future__ import annotations
 
