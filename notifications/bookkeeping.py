@@ -21,7 +21,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.clock import current_clock
-from core.errors import describe_error
+from core.errors import describe_error, error_location
 from core.metrics import REGISTRY
 from notifications import recipients
 from notifications.lanes import DispatchReport, Lane
@@ -209,6 +209,23 @@ class Bookkeeping:
                 if time.monotonic() + wait >= give_up_at:
                     return current_clock().now(), None
                 time.sleep(wait)
+
+
+def unexpected_adapter_error(claimed: ClaimedMessage, error: BaseException) -> str:
+    """Log an adapter bug or an unmapped library error (retried like a transient failure) and
+    return the failure to record. Only the class and place are kept: the message of a foreign
+    exception may hold an address."""
+    log.error(
+        "unexpected error from a channel adapter",
+        extra={
+            "message_id": claimed.id,
+            "kind": claimed.kind,
+            "channel": claimed.channel,
+            "error": type(error).__name__,
+            "where": error_location(error),
+        },
+    )
+    return f"unexpected {type(error).__name__} in the adapter"
 
 
 def safe_error(error: BaseException) -> str:

@@ -26,8 +26,8 @@ Why nothing is sent twice (and the in-flight window)
     event loop per lane keeps up to ``EMAIL_CONCURRENCY``/``SMS_CONCURRENCY`` requests in flight
     (64 and 100 by default: enough to hide a relay that takes 100 ms per message and a Twilio that
     takes 200 ms per request, measured with bench.service_fanout; an SMTP transaction is four
-    round trips, which on a busy machine take longer than the relay's own wait, hence 64), fewer while the gateway answers "too many"
-    (:mod:`notifications.window`). Calls keep ``CALL_CONCURRENCY`` worker threads that claim one
+    round trips, which on a busy machine take longer than the relay's own wait, hence 64), fewer
+    while the gateway answers "too many" (:mod:`notifications.window`). Calls keep ``CALL_CONCURRENCY`` worker threads that claim one
     call at a time. A worker (or a pump's send task) records each acceptance after the gateway's
     answer; the pump groups those of many sends in one transaction, a failure is recorded at
     once. Claims not sent (the dispatcher is stopping, the lane paused after repeated failures,
@@ -106,7 +106,7 @@ from core.clock import current_clock
 from core.errors import describe_error, error_location
 from core.extensions import db
 from notifications import voice
-from notifications.bookkeeping import Bookkeeping, safe_error
+from notifications.bookkeeping import Bookkeeping, safe_error, unexpected_adapter_error
 from notifications.channels.base import OutgoingCall, OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
 from notifications.housekeeping import Housekeeper
 from notifications.lanes import DispatchReport, Lane
@@ -537,21 +537,7 @@ class Dispatcher(Bookkeeping):
                 address_rejected=failure.address_rejected,
             )
         except Exception as error:
-            # An adapter bug or an unmapped library error: retried like a transient failure. Only
-            # the class and place are kept: the message of a foreign exception may hold an address.
-            log.error(
-                "unexpected error from a channel adapter",
-                extra={
-                    "message_id": claimed.id,
-                    "kind": claimed.kind,
-                    "channel": claimed.channel,
-                    "error": type(error).__name__,
-                    "where": error_location(error),
-                },
-            )
-            outcome = self._failed(
-                session, lane, claimed, f"unexpected {type(error).__name__} in the adapter", transient=True
-            )
+            outcome = self._failed(session, lane, claimed, unexpected_adapter_error(claimed, error), transient=True)
         report.count(outcome)
         return None
 

@@ -60,7 +60,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import current_clock
 from core.errors import describe_error, error_location
-from notifications.bookkeeping import safe_error
+from notifications.bookkeeping import safe_error, unexpected_adapter_error
 from notifications.channels.base import OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
 from notifications.channels.threaded import ThreadedSender
 from notifications.lanes import DispatchReport, Lane
@@ -373,19 +373,7 @@ class Pump:
         await self._record_failure(claimed, describe_error(failure), transient=transient, **options)
 
     async def _unexpected(self, claimed: ClaimedMessage, error: Exception) -> None:
-        # An adapter bug or an unmapped library error: retried like a transient failure. Only the
-        # class and place are kept: the message of a foreign exception may hold an address.
-        log.error(
-            "unexpected error from a channel adapter",
-            extra={
-                "message_id": claimed.id,
-                "kind": claimed.kind,
-                "channel": claimed.channel,
-                "error": type(error).__name__,
-                "where": error_location(error),
-            },
-        )
-        await self._record_failure(claimed, f"unexpected {type(error).__name__} in the adapter", transient=True)
+        await self._record_failure(claimed, unexpected_adapter_error(claimed, error), transient=True)
 
     async def _record_failure(self, claimed: ClaimedMessage, error: str, **options) -> None:
         """Record a failed attempt (Bookkeeping._failed); without a database connection the claim
