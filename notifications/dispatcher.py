@@ -27,13 +27,13 @@ Why nothing is sent twice (and the in-flight window)
     (64 and 100 by default: enough to hide a relay that takes 100 ms per message and a Twilio that
     takes 200 ms per request, measured with bench.service_fanout; an SMTP transaction is four
     round trips, which on a busy machine take longer than the relay's own wait, hence 64), fewer
-    while the gateway answers "too many" (:mod:`notifications.window`). Calls keep ``CALL_CONCURRENCY`` worker threads that claim one
-    call at a time. A worker (or a pump's send task) records each acceptance after the gateway's
-    answer; the pump groups those of many sends in one transaction, a failure is recorded at
-    once. Claims not sent (the dispatcher is stopping, the lane paused after repeated failures,
-    the drain deadline passed, or half the lease has gone by) are given back: ``queued`` again
-    with the attempt not counted, so :meth:`Dispatcher.stop` leaves no claim held that was not
-    sent.
+    while the gateway answers "too many" (:mod:`notifications.window`). Calls keep
+    ``CALL_CONCURRENCY`` worker threads that claim one call at a time. A worker (or a pump's send
+    task) records each acceptance after the gateway's answer; the pump groups those of many sends
+    in one transaction, a failure is recorded at once. Claims not sent (the dispatcher is
+    stopping, the lane paused after repeated failures, the drain deadline passed, or half the
+    lease has gone by) are given back: ``queued`` again with the attempt not counted, so
+    :meth:`Dispatcher.stop` leaves no claim held that was not sent.
 
     What cannot be made exactly-once is the step between the gateway's acceptance and our commit
     of ``sent``: SMTP and Twilio's API take part in no transaction of ours. A dispatcher killed
