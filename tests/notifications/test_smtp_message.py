@@ -1,7 +1,8 @@
 """The e-mail's bytes with a cached MIME body (notifications.channels.smtp_message): what arrives at
-a real SMTP server (aiosmtpd) through both adapters, and the bytes compared with what the ``email``
+a real SMTP server (aiosmtpd) through both adapters; the message compared with what the ``email``
 package flattens for the same message (aiosmtplib's ``flatten_message``, which the async adapter
-used to send)."""
+used to send): headers byte for byte, the hand-built quoted-printable body parsed (its lines wrap
+at 76, the package's at 78), for tricky texts and for texts hypothesis makes up."""
 
 import asyncio
 import re
