@@ -1,7 +1,8 @@
 """The e-mail's bytes with a cached MIME body (notifications.channels.smtp_message): what arrives at
-a real SMTP server (aiosmtpd) through both adapters, and the bytes compared with what the ``email``
+a real SMTP server (aiosmtpd) through both adapters; the message compared with what the ``email``
 package flattens for the same message (aiosmtplib's ``flatten_message``, which the async adapter
-used to send)."""
+used to send): headers byte for byte, the hand-built quoted-printable body parsed (its lines wrap
+at 76, the package's at 78), for tricky texts and for texts hypothesis makes up."""
 
 import asyncio
 import re
@@ -10,6 +11,8 @@ from email.message import EmailMessage
 
 import pytest
 from aiosmtplib.email import flatten_message
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifications.channels import smtp_message
 from notifications.channels.base import OutgoingEmail, PermanentFailure
@@ -225,7 +228,11 @@ def test_a_mail_from_with_a_line_break_is_permanent():
         (MAIL_FROM, "asa@bücher.example"),
     ],
 )
-def test_the_bytes_are_what_the_email_package_flattens_apart_from_the_boundary(fixed_date, mail_from, to, html):
+def test_the_message_is_what_the_email_package_flattens_apart_from_boundary_and_line_wrapping(
+    fixed_date, mail_from, to, html
+):
+    # The header block byte for byte; the body parsed, since the hand-built quoted-printable
+    # wraps its lines at 76 characters where the email package wrapped at 78.
     settings = settings_for(MAIL_FROM=mail_from)
     email = letter(to, 1, subject=SUBJECT * 2, html=html)
 
@@ -237,7 +244,14 @@ def test_the_bytes_are_what_the_email_package_flattens_apart_from_the_boundary(f
         (boundary,) = _BOUNDARY.findall(encoded.data)
         (expected_boundary,) = _BOUNDARY.findall(expected)
         expected = expected.replace(expected_boundary, boundary)
-    assert encoded.data == expected
+    assert encoded.data.split(b"\r\n\r\n", 1)[0] == expected.split(b"\r\n\r\n", 1)[0]
+    parsed, reference_parsed = parse(encoded.data), parse(expected)
+    parts, reference_parts = list(parsed.walk()), list(reference_parsed.walk())
+    assert [headers(part) for part in parts] == [headers(part) for part in reference_parts]
+    for part, reference_part in zip(parts, reference_parts, strict=True):
+        if not part.is_multipart():
+            assert part.get_content() == reference_part.get_content()
+    assert max(len(line) for line in body_of(encoded.data).split(b"\r\n")) <= 76  # RFC 2045
 
 
 @pytest.mark.parametrize("html", [HTML, None], ids=["plain-and-html", "plain-only"])
@@ -271,3 +285,71 @@ def test_the_same_text_with_and_without_html_never_shares_a_body():
 
     assert parse(with_html.data).get_content_type() == "multipart/alternative"
     assert parse(without.data).get_content_type() == "text/plain"
+
+
+# -- the hand-built quoted-printable body ------------------------------------------------------
+
+TRICKY_TEXTS = {
+    "empty": "",
+    "76 characters": "x" * 76,
+    "77 characters": "x" * 77,
+    "76 and 77 on lines": f"{'a' * 76}\n{'b' * 77}\n{'c' * 152}",
+    "trailing spaces": "Hej  \nrad två \t\nslut ",
+    "trailing space at the wrap": "x" * 75 + " \n" + "y" * 74 + "\t\n" + "z" * 73 + "  \n",
+    "equals signs": "a=b\n=\n==3D\n" + "=" * 80,
+    "å ä ö and emoji": "Hälsningar från Åsa 😀 " * 9 + "\nöö" * 40,
+    "non-ASCII at the wrap": "y" * 74 + "å" + "y" * 10,
+    "a line starting with a dot": ".\n.Hej\n..\n" + "x" * 75 + "\n.",
+    "From at a line start": "From now on\nFrom: x\n>From",
+    "CR, LF and CRLF": "a\rb\r\nc\n\rd\r\r\ne\n\n",
+    "only line breaks": "\n\r\n\r",
+    "control characters": "\x00\x01\x0b\x0c\x1c\x7f\x85\u2028 slut",
+}
+
+
+def delivered_before(text: str, html: str | None) -> EmailMessage:
+    """The message the ``email`` package built for this content (the code before the hand-built body)."""
+    message = EmailMessage()
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    if html is not None:
+        message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return parse(flatten_message(message))
+
+
+def assert_delivers_as_before(text: str, html: str | None):
+    data = encode_message(settings_for(), letter("asa@omsorg.example.se", 1, text=text, html=html)).data
+    parsed, before = parse(data), delivered_before(text, html)
+    parts, parts_before = list(parsed.walk()), list(before.walk())
+    assert [part.get_content_type() for part in parts] == [part.get_content_type() for part in parts_before]
+    leaves = [
+        (part, part_before) for part, part_before in zip(parts, parts_before, strict=True) if not part.is_multipart()
+    ]
+    assert len(leaves) == (1 if html is None else 2)
+    for part, part_before in leaves:
+        assert part.get_content_charset() == "utf-8"
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+        assert part.get_content() == part_before.get_content()
+    body = body_of(data)
+    assert body.isascii()
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76  # RFC 2045
+    assert b"\r" not in body.replace(b"\r\n", b"") and b"\n" not in body.replace(b"\r\n", b"")  # CRLF only
+
+
+@pytest.mark.parametrize("html", [None, "<p>{}</p>"], ids=["plain-only", "plain-and-html"])
+@pytest.mark.parametrize("text", TRICKY_TEXTS.values(), ids=TRICKY_TEXTS.keys())
+def test_a_tricky_text_decodes_to_what_the_email_package_delivered(text, html):
+    assert_delivers_as_before(text, html.format(text) if html else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.sampled_from(" \t\r\n=.Fromå😀x") | st.characters(exclude_categories=("Cs",)), max_size=400),
+    with_html=st.booleans(),
+)
+def test_any_text_decodes_to_what_the_email_package_delivered(text, with_html):
+    assert_delivers_as_before(text, f"<p>{text}</p>" if with_html else None)
+
+
+def test_a_text_with_a_lone_surrogate_is_permanent():
+    with pytest.raises(PermanentFailure, match="could not be built"):
+        encode_message(settings_for(), letter("asa@omsorg.example.se", 1, text="Hej \udc00", html=None))
