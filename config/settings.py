@@ -220,7 +220,7 @@ def load_settings(overrides: Mapping[str, object] | None = None, environ=None) -
         twilio_call_from=get("TWILIO_CALL_FROM"),
         call_ring_seconds=_int("CALL_RING_SECONDS", get("CALL_RING_SECONDS", "30"), 5, 600),
         email_rate_per_second=_float("EMAIL_RATE_PER_SECOND", get("EMAIL_RATE_PER_SECOND", "0")),
-        email_concurrency=_int("EMAIL_CONCURRENCY", get("EMAIL_CONCURRENCY", "64"), 1, 500),
+        email_concurrency=_int("EMAIL_CONCURRENCY", get("EMAIL_CONCURRENCY", "100"), 1, 500),
         sms_rate_per_second=_float("SMS_RATE_PER_SECOND", get("SMS_RATE_PER_SECOND", "0")),
         sms_concurrency=_int("SMS_CONCURRENCY", get("SMS_CONCURRENCY", "100"), 1, 1000),
         call_rate_per_second=_float("CALL_RATE_PER_SECOND", get("CALL_RATE_PER_SECOND", "1")),

@@ -24,16 +24,18 @@ Why nothing is sent twice (and the in-flight window)
 
     How the lanes send: e-mail and SMS are asynchronous lanes (:mod:`notifications.pump`): one
     event loop per lane keeps up to ``EMAIL_CONCURRENCY``/``SMS_CONCURRENCY`` requests in flight
-    (64 and 100 by default: enough to hide a relay that takes 100 ms per message and a Twilio that
-    takes 200 ms per request, measured with bench.service_fanout; an SMTP transaction is four
-    round trips, which on a busy machine take longer than the relay's own wait, hence 64), fewer
-    while the gateway answers "too many" (:mod:`notifications.window`). Calls keep
-    ``CALL_CONCURRENCY`` worker threads that claim one call at a time. A worker (or a pump's send
-    task) records each acceptance after the gateway's answer; the pump groups those of many sends
-    in one transaction, a failure is recorded at once. Claims not sent (the dispatcher is
-    stopping, the lane paused after repeated failures, the drain deadline passed, or half the
-    lease has gone by) are given back: ``queued`` again with the attempt not counted, so
-    :meth:`Dispatcher.stop` leaves no claim held that was not sent.
+    (100 each by default: enough to hide a Twilio that takes 200 ms per request and a relay that
+    takes 100 ms per message, measured with bench.service_fanout; an SMTP transaction is four
+    round trips, which on a busy machine take longer than the relay's own wait: 32 and 64
+    connections left the e-mail lane 1.25-1.46x slower than against a relay answering at once,
+    100 about 1.15x), fewer while the gateway answers "too many" (:mod:`notifications.window`):
+    a relay that allows fewer connections answers 421 and the window settles below its limit.
+    Calls keep ``CALL_CONCURRENCY`` worker threads that claim one call at a time. A pump's send
+    task (or a call worker) records each acceptance after the gateway's answer; the pump groups
+    those of many sends in one transaction, a failure is recorded at once. Claims not sent (the
+    dispatcher is stopping, the lane paused after repeated failures, the drain deadline passed,
+    or half the lease has gone by) are given back: ``queued`` again with the attempt not counted,
+    so :meth:`Dispatcher.stop` leaves no claim held that was not sent.
 
     What cannot be made exactly-once is the step between the gateway's acceptance and our commit
     of ``sent``: SMTP and Twilio's API take part in no transaction of ours. A dispatcher killed
@@ -41,7 +43,7 @@ Why nothing is sent twice (and the in-flight window)
     when their lease expires they are sent again. That is the in-flight window: after a crash, at
     most the messages that were ``sending`` at the moment of the crash may arrive twice, and of
     those only the ones already handed to a gateway. That is at most ``EMAIL_CONCURRENCY +
-    SMS_CONCURRENCY + CALL_CONCURRENCY`` claims per dispatcher (166 with the defaults), plus the
+    SMS_CONCURRENCY + CALL_CONCURRENCY`` claims per dispatcher (202 with the defaults), plus the
     acceptances a pump has not yet committed (those of the one transaction under way and of
     what arrived meanwhile: a few milliseconds' worth). The same holds for a send slower than the
     lease (``DISPATCH_LEASE_SECONDS``, 120 s by default; the adapters time out long before that,
