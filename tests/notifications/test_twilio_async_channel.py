@@ -15,24 +15,9 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from bench.peers import _latency_twilio
-from config.settings import load_settings
 from notifications.channels.base import OutgoingSms, PermanentFailure, TransientFailure
 from notifications.channels.twilio_sms_async import AsyncTwilioSms
-
-TO = "+46701740605"
-CALLBACK = "https://krisrutin.kommun.example.se/notifications/twilio/status/42"
-
-
-def settings_for(server, **overrides):
-    values = {
-        "KRISRUTIN_ENV": "testing",
-        "TWILIO_ACCOUNT_SID": server.account_sid,
-        "TWILIO_AUTH_TOKEN": server.auth_token,
-        "TWILIO_FROM": "Krisrutin",
-        "TWILIO_API_BASE_URL": server.url,
-        **overrides,
-    }
-    return load_settings(values, environ={})
+from tests.notifications.test_twilio_channel import CALLBACK, TO, settings_for
 
 
 def run(settings, scenario, *, max_in_flight: int = 10, timeout: float = 5.0):
