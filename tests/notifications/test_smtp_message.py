@@ -353,3 +353,45 @@ def test_any_text_decodes_to_what_the_email_package_delivered(text, with_html):
 def test_a_text_with_a_lone_surrogate_is_permanent():
     with pytest.raises(PermanentFailure, match="could not be built"):
         encode_message(settings_for(), letter("asa@omsorg.example.se", 1, text="Hej \udc00", html=None))
+
+
+@pytest.mark.parametrize(
+    "name, value, direct",
+    [
+        ("To", "kontakt1@example.se", True),
+        ("To", "asa.lindqvist@omsorg.example.se", True),
+        ("To", "o'brien+krisrutin@sub-domain.kommun.example.se", True),
+        ("To", "a" * 60 + "@example.se", True),  # 75 characters with the name: one line still
+        ("To", "a" * 70 + "@example.se", False),  # longer than a line: left to the package
+        ("To", "Åsa <asa@example.se>", False),
+        ("To", '"Lindqvist, Åsa" <asa@example.se>', False),
+        ("To", "åsa@exempel.se", False),
+        ("To", "asa@example.se, bo@example.se", False),
+        ("To", "asa..x@example.se", False),
+        ("Message-ID", "<krisrutin-42@kommun.example.se>", True),
+        ("Message-ID", "<msg-1@krisrutin>", True),
+        ("Message-ID", "<krisrutin-42@kommun.example.se> extra", False),
+        ("Date", "Sun, 06 Dec 2026 02:50:00 +0100", True),
+        ("Date", "Sun, 06 Dec 2026 02:50:00 -0000", True),
+        ("Date", "6 Dec 2026 02:50", False),
+    ],
+)
+def test_a_header_written_directly_is_what_the_email_package_writes(name, value, direct):
+    """To, Date and Message-ID are written directly when the email package would write them
+    unchanged (anything else goes through the package); what is written directly is byte for
+    byte what the package writes."""
+    pattern = {"To": smtp_message._PLAIN_ADDRESS, "Message-ID": smtp_message._PLAIN_MESSAGE_ID}.get(
+        name, smtp_message._DATE
+    )
+    written = smtp_message._plain_header(name, value, pattern)
+    assert (written is not None) == direct
+    if direct:
+        assert written == smtp_message._header(name, value, False)
+
+
+@pytest.mark.parametrize("to", ["asa@example.se\r\nBcc: x@example.se", "asa@example.se\nX: y"])
+def test_an_address_with_a_line_break_is_still_refused(to):
+    with pytest.raises(PermanentFailure, match="could not be built"):
+        smtp_message.encode_message(
+            settings_for(), OutgoingEmail(to=to, subject="S", text="T", html=None, message_id="<m-1@k>")
+        )
