@@ -24,6 +24,7 @@ from core.clock import current_clock
 from core.errors import describe_error, error_location
 from core.metrics import REGISTRY
 from notifications import recipients
+from notifications.channels.base import ChannelFailure, TransientFailure
 from notifications.lanes import DispatchReport, Lane
 from notifications.models import Priority
 from notifications.outbox import (
@@ -133,6 +134,29 @@ class Bookkeeping:
         if len(released) < len(claims):
             lost = sorted({c.id for c in claims} - set(released))
             log.warning("unsent claims were lost before being given back", extra={"message_ids": lost})
+
+    def _failed_send(self, session, lane: Lane, claimed: ClaimedMessage, failure: ChannelFailure) -> str:
+        """Record a send the adapter reported as failed: a transient failure is retried (a
+        gateway's rate limit without using up an attempt), a permanent one fails the message
+        (and marks the address when the gateway refused it)."""
+        if isinstance(failure, TransientFailure):
+            return self._failed(
+                session,
+                lane,
+                claimed,
+                describe_error(failure),
+                transient=True,
+                retry_after=failure.retry_after,
+                counted=not failure.rate_limited,
+            )
+        return self._failed(
+            session,
+            lane,
+            claimed,
+            describe_error(failure),
+            transient=False,
+            address_rejected=getattr(failure, "address_rejected", False),
+        )
 
     def _failed(
         self,

@@ -105,7 +105,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session
 
 from core.clock import current_clock
-from core.errors import describe_error, error_location
+from core.errors import error_location
 from core.extensions import db
 from notifications import voice
 from notifications.bookkeeping import Bookkeeping, safe_error, unexpected_adapter_error
@@ -489,55 +489,39 @@ class Dispatcher(Bookkeeping):
             return False  # the rest goes back to the queue rather than risk a lease running out
         return lane.limiter.acquire(self._stop)
 
+    def outgoing(self, claimed: ClaimedMessage) -> OutgoingEmail | OutgoingSms | OutgoingCall:
+        """What the gateway is handed for a claimed message (the worker threads' and the pumps')."""
+        if claimed.channel == _EMAIL:
+            return OutgoingEmail(
+                to=claimed.to_address,
+                subject=claimed.subject or "",
+                text=claimed.body_text,
+                html=claimed.body_html,
+                message_id=f"<krisrutin-{claimed.id}@{self._mail_domain}>",
+            )
+        if claimed.channel == _CALL:
+            return OutgoingCall(
+                to=claimed.to_address,
+                text=claimed.body_text,
+                gather_url=voice.gather_url(self._public_base_url, claimed.id),
+                status_callback=voice.status_callback_url(self._public_base_url, claimed.id),
+            )
+        return OutgoingSms(
+            to=claimed.to_address, body=claimed.body_text, status_callback=f"{self._status_callback}{claimed.id}"
+        )
+
     def _deliver(self, session, lane: Lane, adapter, claimed: ClaimedMessage, report: DispatchReport) -> str | None:
         """Hand one claimed message to the gateway; returns its id, or None after recording a
         failure (and counting it in ``report``)."""
+        outgoing = self.outgoing(claimed)
         try:
             if claimed.channel == _EMAIL:
-                return adapter.send_email(
-                    OutgoingEmail(
-                        to=claimed.to_address,
-                        subject=claimed.subject or "",
-                        text=claimed.body_text,
-                        html=claimed.body_html,
-                        message_id=f"<krisrutin-{claimed.id}@{self._mail_domain}>",
-                    )
-                )
+                return adapter.send_email(outgoing)
             if claimed.channel == _CALL:
-                return adapter.place_call(
-                    OutgoingCall(
-                        to=claimed.to_address,
-                        text=claimed.body_text,
-                        gather_url=voice.gather_url(self._public_base_url, claimed.id),
-                        status_callback=voice.status_callback_url(self._public_base_url, claimed.id),
-                    )
-                )
-            return adapter.send_sms(
-                OutgoingSms(
-                    to=claimed.to_address,
-                    body=claimed.body_text,
-                    status_callback=f"{self._status_callback}{claimed.id}",
-                )
-            )
-        except TransientFailure as failure:
-            outcome = self._failed(
-                session,
-                lane,
-                claimed,
-                describe_error(failure),
-                transient=True,
-                retry_after=failure.retry_after,
-                counted=not failure.rate_limited,
-            )
-        except PermanentFailure as failure:
-            outcome = self._failed(
-                session,
-                lane,
-                claimed,
-                describe_error(failure),
-                transient=False,
-                address_rejected=failure.address_rejected,
-            )
+                return adapter.place_call(outgoing)
+            return adapter.send_sms(outgoing)
+        except (TransientFailure, PermanentFailure) as failure:
+            outcome = self._failed_send(session, lane, claimed, failure)
         except Exception as error:
             outcome = self._failed(session, lane, claimed, unexpected_adapter_error(claimed, error), transient=True)
         report.count(outcome)

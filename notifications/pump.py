@@ -59,9 +59,9 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.orm import Session
 
 from core.clock import current_clock
-from core.errors import describe_error, error_location
+from core.errors import error_location
 from notifications.bookkeeping import safe_error, unexpected_adapter_error
-from notifications.channels.base import OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
+from notifications.channels.base import PermanentFailure, TransientFailure
 from notifications.channels.threaded import ThreadedSender
 from notifications.lanes import DispatchReport, Lane
 from notifications.models import Channel
@@ -304,16 +304,18 @@ class Pump:
                     # A gateway that refuses everything as "too many" (a relay answering 421 to
                     # every connection, an account throttled for good) is a failing gateway:
                     # queued again, still not counted, but counted against the channel.
-                    await self._failed(claimed, failure, transient=True, counted=False)
+                    # (_failed_send gives a rate-limited failure its attempt back.)
+                    await self._record_failure(claimed, self.dispatcher._failed_send, failure)
                     return
                 wait = failure.retry_after if failure.retry_after is not None else 0.1 + 0.2 * random.random()
                 await self._sleep(min(RETRY_AFTER_CAP, wait))
                 continue
             if isinstance(failure, TransientFailure | PermanentFailure):
-                await self._failed(claimed, failure, transient=isinstance(failure, TransientFailure))
+                await self._record_failure(claimed, self.dispatcher._failed_send, failure)
                 return
             if failure is not None:
-                await self._unexpected(claimed, failure)
+                error = unexpected_adapter_error(claimed, failure)
+                await self._record_failure(claimed, self.dispatcher._failed, error, transient=True)
                 return
             self.window.accepted()
             gateway = getattr(self.adapter, "gateway", self.lane.gateway)
@@ -345,41 +347,17 @@ class Pump:
         return time.monotonic() - claimed_at <= self.dispatcher.lease_seconds / 2
 
     async def _deliver(self, claimed: ClaimedMessage) -> str:
-        dispatcher = self.dispatcher
+        outgoing = self.dispatcher.outgoing(claimed)
         if claimed.channel == _EMAIL:
-            return await self.adapter.send_email(
-                OutgoingEmail(
-                    to=claimed.to_address,
-                    subject=claimed.subject or "",
-                    text=claimed.body_text,
-                    html=claimed.body_html,
-                    message_id=f"<krisrutin-{claimed.id}@{dispatcher._mail_domain}>",
-                )
-            )
-        return await self.adapter.send_sms(
-            OutgoingSms(
-                to=claimed.to_address,
-                body=claimed.body_text,
-                status_callback=f"{dispatcher._status_callback}{claimed.id}",
-            )
-        )
+            return await self.adapter.send_email(outgoing)
+        return await self.adapter.send_sms(outgoing)
 
-    async def _failed(self, claimed: ClaimedMessage, failure, *, transient: bool, counted: bool = True) -> None:
-        options = (
-            {"retry_after": failure.retry_after, "counted": counted}
-            if transient
-            else {"address_rejected": getattr(failure, "address_rejected", False)}
-        )
-        await self._record_failure(claimed, describe_error(failure), transient=transient, **options)
-
-    async def _unexpected(self, claimed: ClaimedMessage, error: Exception) -> None:
-        await self._record_failure(claimed, unexpected_adapter_error(claimed, error), transient=True)
-
-    async def _record_failure(self, claimed: ClaimedMessage, error: str, **options) -> None:
-        """Record a failed attempt (Bookkeeping._failed); without a database connection the claim
-        is left to its lease, which brings the message back (it was not sent)."""
+    async def _record_failure(self, claimed: ClaimedMessage, record, failure, **options) -> None:
+        """Record a failed attempt (``record`` is Bookkeeping._failed_send or _failed); without a
+        database connection the claim is left to its lease, which brings the message back (it
+        was not sent)."""
         try:
-            outcome = await self._db(self.dispatcher._failed, self.lane, claimed, error, **options)
+            outcome = await self._db(record, self.lane, claimed, failure, **options)
         except Exception as db_error:
             self.report.count("errors")
             log.error(
