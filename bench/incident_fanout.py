@@ -39,6 +39,8 @@ from bench import latency
 from bench.databases import fresh_database
 from bench.peers import Peers
 
+PASSWORD = "bench-lösenord-12345"
+
 INSERT_CHUNK = 5000
 
 
@@ -102,6 +104,36 @@ def outage_notice(letter_body: str = LETTER_BODY) -> dict:
     }
 
 
+def build_world(app, providers: int, contacts: int) -> str:
+    """The register, the supplier and the on-call officer (also bench.service_fanout's); returns
+    the officer's API token."""
+    from flask_migrate import upgrade
+
+    from accounts.roles import Role
+    from accounts.service import create_token, create_user
+    from core.extensions import db
+    from crisis.incidents.models import Supplier
+
+    with app.app_context():
+        upgrade()
+        now = datetime.now(UTC)
+        _create_register(providers, contacts, now)
+        db.session.add(Supplier(name="Telia", email="drift@telia.example.se", is_active=True, created_at=now))
+        officer = create_user(
+            db_session=db.session,
+            username="tib",
+            display_name="Tove I Beredskap",
+            role=Role.ON_CALL,
+            now=now,
+            password=PASSWORD,
+        )
+        db.session.flush()
+        _row, token = create_token(db_session=db.session, user=officer, name="bench", now=now)
+        db.session.commit()
+        db.session.remove()
+    return token
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--providers", type=int, default=300)
@@ -110,13 +142,8 @@ def main() -> None:
     latency.add_arguments(parser)
     args = parser.parse_args()
 
-    from flask_migrate import upgrade
-
-    from accounts.roles import Role
-    from accounts.service import create_token, create_user
     from app import create_app
     from core.extensions import db
-    from crisis.incidents.models import Supplier
     from notifications.dispatcher import Dispatcher
     from notifications.models import Message, MessageStatus
 
@@ -145,22 +172,7 @@ def main() -> None:
             }
         )
         settings = app.extensions["krisrutin.settings"]
-        with app.app_context():
-            upgrade()
-            now = datetime.now(UTC)
-            _create_register(args.providers, args.contacts, now)
-            db.session.add(Supplier(name="Telia", email="drift@telia.example.se", is_active=True, created_at=now))
-            officer = create_user(
-                db_session=db.session,
-                username="tib",
-                display_name="Tove I Beredskap",
-                role=Role.ON_CALL,
-                now=now,
-                password="bench-lösenord-12345",
-            )
-            db.session.flush()
-            _token, token = create_token(db_session=db.session, user=officer, name="bench", now=now)
-            db.session.commit()
+        token = build_world(app, args.providers, args.contacts)
 
         dispatcher = Dispatcher(app, name="bench")
         dispatcher.start()

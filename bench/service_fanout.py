@@ -71,15 +71,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench import latency
+from bench import incident_fanout, latency
 from bench.databases import fresh_database
 from bench.drills import every_contact_once, free_port, peer_settings
-from bench.incident_fanout import _create_register, _nothing_open, outage_notice
+from bench.incident_fanout import _nothing_open, outage_notice
 from bench.peers import Peers
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "bench-service-fanout-" * 3
-PASSWORD = "bench-lösenord-12345"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STOP_SECONDS = 30
 
@@ -208,31 +207,12 @@ def stop(process: subprocess.Popen | None) -> None:
 
 
 def build_world(app, providers: int, contacts: int) -> str:
-    """The register, the supplier and the on-call officer; returns the officer's API token."""
-    from flask_migrate import upgrade
-
-    from accounts.roles import Role
-    from accounts.service import create_token, create_user
+    """bench.incident_fanout's world; the engine is let go, since only the service's processes
+    use the database from here on."""
     from core.extensions import db
-    from crisis.incidents.models import Supplier
 
+    token = incident_fanout.build_world(app, providers, contacts)
     with app.app_context():
-        upgrade()
-        now = datetime.now(UTC)
-        _create_register(providers, contacts, now)
-        db.session.add(Supplier(name="Telia", email="drift@telia.example.se", is_active=True, created_at=now))
-        officer = create_user(
-            db_session=db.session,
-            username="tib",
-            display_name="Tove I Beredskap",
-            role=Role.ON_CALL,
-            now=now,
-            password=PASSWORD,
-        )
-        db.session.flush()
-        _row, token = create_token(db_session=db.session, user=officer, name="bench", now=now)
-        db.session.commit()
-        db.session.remove()
         db.engine.dispose()
     return token
 
