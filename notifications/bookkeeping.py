@@ -11,6 +11,7 @@ to the in-flight window is in :mod:`notifications.dispatcher`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -19,6 +20,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from core.clock import current_clock
 from core.errors import describe_error, error_location
@@ -274,3 +276,14 @@ def _latency(priority: int):
     if child is None:
         child = _LATENCY_BY_PRIORITY[priority] = LATENCY.labels(_priority_label(priority))
     return child
+
+
+def discard_session(session: Session | None) -> None:
+    """Close a worker's session and give its connection back (discarded by the pool if broken)."""
+    if session is None:
+        return
+    connection = session.get_bind()
+    with contextlib.suppress(Exception):  # the connection may be gone
+        session.close()
+    with contextlib.suppress(Exception):
+        connection.close()

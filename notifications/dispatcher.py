@@ -92,7 +92,6 @@ Durability of the bookkeeping (PostgreSQL, SQLite)
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -108,7 +107,7 @@ from core.clock import current_clock
 from core.errors import error_location
 from core.extensions import db
 from notifications import voice
-from notifications.bookkeeping import Bookkeeping, safe_error, unexpected_adapter_error
+from notifications.bookkeeping import Bookkeeping, discard_session, safe_error, unexpected_adapter_error
 from notifications.channels.base import OutgoingCall, OutgoingEmail, OutgoingSms, PermanentFailure, TransientFailure
 from notifications.housekeeping import Housekeeper
 from notifications.lanes import DispatchReport, Lane
@@ -399,7 +398,7 @@ class Dispatcher(Bookkeeping):
                         # The database is unreachable, or a bug: logged, and tried again shortly
                         # on a fresh connection. Claims not given back stay under their lease and
                         # are sent when it expires.
-                        _discard(session)
+                        discard_session(session)
                         session = None
                         report.count("errors")
                         log.error(
@@ -417,7 +416,7 @@ class Dispatcher(Bookkeeping):
             finally:
                 if adapter is not None:
                     _close(adapter, lane)
-                _discard(session)
+                discard_session(session)
 
     def _claim(self, session, lane: Lane) -> list[ClaimedMessage]:
         """Claim the lane's most urgent due messages, up to its batch. The caller holds a rate
@@ -542,14 +541,3 @@ def _close(adapter, lane: Lane) -> None:
         log.warning(
             "closing a channel adapter failed", extra={"channel": lane.channel.value, "error": safe_error(error)}
         )
-
-
-def _discard(session: Session | None) -> None:
-    """Close a worker's session and give its connection back (discarded by the pool if broken)."""
-    if session is None:
-        return
-    connection = session.get_bind()
-    with contextlib.suppress(Exception):  # the connection may be gone
-        session.close()
-    with contextlib.suppress(Exception):
-        connection.close()

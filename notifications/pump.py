@@ -60,7 +60,7 @@ from sqlalchemy.orm import Session
 
 from core.clock import current_clock
 from core.errors import error_location
-from notifications.bookkeeping import safe_error, unexpected_adapter_error
+from notifications.bookkeeping import discard_session, safe_error, unexpected_adapter_error
 from notifications.channels.base import PermanentFailure, TransientFailure
 from notifications.channels.threaded import ThreadedSender
 from notifications.lanes import DispatchReport, Lane
@@ -155,11 +155,10 @@ class Pump:
         self._token_queue = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self.lane.add_waker(self._wake_threadsafe)
-        adapter = None
+        self.adapter = None
         recorder = asyncio.create_task(self._recorder())
         try:
-            adapter = self._adapter()
-            self.adapter = adapter
+            self.adapter = self._adapter()
             await self._claim_loop()
         finally:
             self.lane.remove_waker(self._wake_threadsafe)
@@ -171,9 +170,9 @@ class Pump:
             self._finishing = True
             self._record_wanted.set()
             await asyncio.gather(recorder, return_exceptions=True)
-            if adapter is not None:
+            if self.adapter is not None:
                 try:
-                    await adapter.aclose()
+                    await self.adapter.aclose()
                 except Exception as error:
                     log.warning(
                         "closing a channel adapter failed",
@@ -463,9 +462,7 @@ class Pump:
     def _close_session(self) -> None:
         session, self._session = self._session, None
         if session is not None:
-            from notifications.dispatcher import _discard
-
-            _discard(session)
+            discard_session(session)
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, but not past stopping or the deadline."""
