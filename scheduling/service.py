@@ -146,6 +146,18 @@ def cancel(*, db_session: Session, kind: str, key: str, now: datetime) -> bool:
     return result.rowcount == 1
 
 
+def finish(*, db_session: Session, kind: str, key: str, now: datetime) -> bool:
+    """Mark the pending task ``(kind, key)`` done: its work has been done another way (a request
+    that did it after its answer, :mod:`core.after_response`). False if it is not pending (done,
+    failed, cancelled, running elsewhere right now, or never scheduled). Does not commit."""
+    result = db_session.execute(
+        update(_TABLE)
+        .where(_TABLE.c.kind == kind, _TABLE.c.key == key, _TABLE.c.status == TaskStatus.PENDING.value)
+        .values(status=TaskStatus.DONE.value, finished_at=now)
+    )
+    return result.rowcount == 1
+
+
 def get_task(*, db_session: Session, kind: str, key: str) -> ScheduledTask | None:
     return db_session.scalars(select(ScheduledTask).where(ScheduledTask.kind == kind, ScheduledTask.key == key)).first()
 

@@ -19,6 +19,7 @@ from app import create_app
 from core.clock import FixedClock
 from core.extensions import db
 from tests.support import speedups
+from tests.support.server_like_client import ServerLikeClient
 
 pytest_plugins = ["tests.support.fixtures", "tests.support.imap_server"]
 
@@ -210,6 +211,7 @@ def build_app(database_url: str, clock: FixedClock, **overrides):
     config = {"DATABASE_URL": database_url, "SECRET_KEY": TEST_SECRET, "KRISRUTIN_ENV": "testing", **overrides}
     application = create_app(config, clock=clock)
     application.jinja_env.bytecode_cache = speedups.TEMPLATE_CODE  # compiled once per process
+    application.test_client_class = ServerLikeClient  # closes answers as a server does
     return application
 
 

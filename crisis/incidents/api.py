@@ -194,11 +194,9 @@ def create_notice():
     existing = _commit_or_existing(external_id)
     if existing is not None:
         return _answer(existing, False)
-    if letter_id is not None:
-        from crisis.incidents.letter_jobs import queue_remaining
+    from crisis.incidents.letter_jobs import queue_remaining_after
 
-        queue_remaining(db.session, letter_id, current_clock().now(), commit=True)
-    return _answer(notice, created)
+    return queue_remaining_after(_answer(notice, created), letter_id)  # a big letter's rest
 
 
 def _letter_request(value) -> dict | None:

@@ -4,16 +4,26 @@ have not acknowledged an urgent letter, and their place on the handling party's 
 When a newer letter has gone out (it has its own re-send and call list) or the incident has
 closed, an older letter's steps do nothing. Nothing here commits, except :func:`queue_remaining`
 when a request asks it to (after the request's own commit).
+
+A request that sends a big letter answers once the letter, its first contacts' copies and the
+``crisis.letter_fanout`` task are committed, and queues the rest after its answer has been
+written (:func:`queue_remaining_after`, :mod:`core.after_response`): the officer who sends a letter
+to 3,000 contacts at night has the answer within half a second instead of waiting for 6,000 rows,
+and the rest follows within about a second. When that work is done it marks the task done; if the
+worker dies first, the task queues the rest on the scheduler's next tick.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app
+from flask import Response, current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.after_response import after_answer
+from core.clock import current_clock
+from core.extensions import db
 from crisis.incidents import letters, timeline
 from crisis.incidents.letters import (
     CALL_TASK,
@@ -26,6 +36,7 @@ from crisis.incidents.letters import (
 )
 from crisis.incidents.models import Incident, Letter, LetterReceipt
 from scheduling.registry import task_handler
+from scheduling.service import finish
 
 
 def public_base_url() -> str:
@@ -53,7 +64,7 @@ def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commi
     from ``FANOUT_CHUNK`` to ``FANOUT_CHUNK_MAX``, see letters), else all in the caller's
     transaction (the task). Copies already queued are skipped."""
     letter = db_session.get(Letter, letter_id)
-    if letter is None:
+    if letter is None or letter.recipients <= letters.FIRST_CHUNK:  # all queued with the letter
         return
     incident = db_session.get(Incident, letter.incident_id)
     receipts = list(letter.receipts)
@@ -67,6 +78,20 @@ def queue_remaining(db_session: Session, letter_id: int, now: datetime, *, commi
         queue_planned(db_session, copies, now, part=(start, start + size))
         db_session.commit()
         start, size = start + size, min(2 * size, letters.FANOUT_CHUNK_MAX)
+    if finish(db_session=db_session, kind=FANOUT_TASK, key=str(letter_id), now=now):
+        db_session.commit()  # the tick need not plan the letter again to find nothing left
+
+
+def queue_remaining_after(response: Response, letter_id: int | None) -> Response:
+    """``response``, with the rest of the big letter ``letter_id`` (committed) queued once the
+    response has been written (nothing when ``letter_id`` is None)."""
+    if letter_id is None:
+        return response
+
+    def rest() -> None:
+        queue_remaining(db.session, letter_id, current_clock().now(), commit=True)
+
+    return after_answer(response, rest, what=FANOUT_TASK)
 
 
 @task_handler(FANOUT_TASK)

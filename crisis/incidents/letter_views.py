@@ -35,7 +35,7 @@ from core.local_time import local_text
 from core.text import one_line
 from crisis.incidents import letter_texts, timeline
 from crisis.incidents.affected import affected_providers, letter_recipients
-from crisis.incidents.letter_jobs import queue_remaining
+from crisis.incidents.letter_jobs import queue_remaining_after
 from crisis.incidents.letters import (
     CALL_OUTCOMES,
     LOCAL_MEASURES,
@@ -300,7 +300,6 @@ def compose(incident_id: int):
         incident = _incident(incident_id)
         return _render_compose(incident, kind, values, errors={error.field: error.message}, status=400)
     db.session.commit()
-    queue_remaining(db.session, letter.id, current_clock().now(), commit=True)  # a big letter's rest
     flash(
         _(
             "Brevet är skickat till %(contacts)s kontaktpersoner hos %(providers)s utförare.",
@@ -309,7 +308,8 @@ def compose(incident_id: int):
         ),
         "success",
     )
-    return redirect(url_for("incidents.detail", incident_id=incident_id), code=303)
+    response = redirect(url_for("incidents.detail", incident_id=incident_id), code=303)
+    return queue_remaining_after(response, letter.id)  # a big letter's rest
 
 
 # --- the call list ------------------------------------------------------------------------------------

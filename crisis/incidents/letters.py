@@ -350,8 +350,9 @@ def send_letter(
     db_session.flush()
     # A big letter queues its first FIRST_CHUNK contacts in this transaction, so that the first
     # messages go out as soon as it commits; the rest follow in transactions of their own
-    # (letter_jobs.queue_remaining, called by the request after its commit) and, whatever happens to that
-    # request, by the FANOUT_TASK on the next tick (idempotent: queued copies are skipped).
+    # (letter_jobs.queue_remaining_after: by the request's worker once it has answered) and,
+    # whatever happens to that worker, by the FANOUT_TASK on the next tick (idempotent: queued
+    # copies are skipped).
     letter.recipients = queue_copies(db_session, letter, incident, receipts, now, part=(0, FIRST_CHUNK))
     if letter.recipients > FIRST_CHUNK:
         schedule(

@@ -5,20 +5,25 @@ what rendering it alone gives (the letter is rendered once for all, issue 18).""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
 import pytest
+import requests
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
 from contacts.models import ContactPerson
 from core.extensions import db
-from crisis.incidents import letters
+from crisis.incidents import letter_jobs, letters
 from crisis.incidents.letter_jobs import queue_remaining
 from crisis.incidents.letter_texts import MESSAGE_KIND, copy_context, letter_context, sms_title
 from crisis.incidents.letters import link_url, send_letter
 from crisis.incidents.models import Incident, Letter, LetterKind
 from notifications import rendering
 from notifications.models import Message, MessageEvent
+from scheduling.models import ScheduledTask
 from tests.crisis.incidents.test_letters_helpers import SETTINGS, local, make_incident, make_people, run_tick
 
 
@@ -148,3 +153,90 @@ def test_a_repeated_post_with_its_letter_queues_no_second_copy(app, client, cloc
         events = db.session.scalar(select(func.count()).select_from(MessageEvent))
         assert events == db.session.scalar(select(func.count()).select_from(Message)), "one 'queued' event each"
         db.session.remove()
+
+
+def notice_with_letter(app, clock, make_user, make_token) -> tuple[dict, dict]:
+    clock.set(local(date(2027, 2, 9), 10))
+    with app.app_context():
+        make_people(clock)
+        db.session.remove()
+    user_id, _, _ = make_user("on_call")
+    body = {
+        "title": "GSM-nätet nere",
+        "service": "camera_supervision",
+        "providers": "all",
+        "letter": {"subject": "GSM-nätet nere", "body": "Kameratillsynen fungerar inte."},
+    }
+    return body, {"Authorization": f"Bearer {make_token(user_id)}"}
+
+
+def fanout_task_status(app) -> str:
+    with app.app_context():
+        status = db.session.scalar(select(ScheduledTask.status).where(ScheduledTask.kind == letters.FANOUT_TASK))
+        db.session.remove()
+        return status
+
+
+def test_the_post_answers_before_the_rest_is_queued_and_the_rest_follows(
+    app, clock, make_user, make_token, monkeypatch
+):
+    """Through a real WSGI server: the on-call officer has the whole answer (201, the notice) while
+    the rest of the letter is still being queued; then every contact has the letter, and the
+    fan-out task is done, so the scheduler's tick does not plan the letter again."""
+    body, headers = notice_with_letter(app, clock, make_user, make_token)
+    release, reached = threading.Event(), threading.Event()
+    queue = letter_jobs.queue_planned
+
+    def held_queue(*args, **kwargs):
+        reached.set()
+        assert release.wait(10), "the test did not release the rest"
+        return queue(*args, **kwargs)
+
+    monkeypatch.setattr(letter_jobs, "queue_planned", held_queue)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        answer = requests.post(
+            f"http://127.0.0.1:{server.server_port}/api/v1/notices", json=body, headers=headers, timeout=10
+        )
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["incident_id"]
+        assert reached.wait(10), "the rest was not queued after the answer"
+        assert len(contact_copies(app)) == 4, "only the first two contacts while the answer is read"
+        assert fanout_task_status(app) == "pending", "the task stands in for the rest until it is queued"
+        release.set()
+        deadline = time.monotonic() + 10
+        while fanout_task_status(app) != "done" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        release.set()
+        server.shutdown()
+        serving.join(5)
+    copies = contact_copies(app)
+    assert len(copies) == ALL and len(set(copies)) == ALL
+    assert fanout_task_status(app) == "done"
+    run_tick(app, clock)  # the task is done: the tick does not plan the letter again
+    assert contact_copies(app) == copies
+
+
+def test_if_the_work_after_the_answer_fails_the_answer_stands_and_the_tick_queues_the_rest(
+    app, client, clock, make_user, make_token, monkeypatch, caplog
+):
+    body, headers = notice_with_letter(app, clock, make_user, make_token)
+    queue = letter_jobs.queue_planned
+
+    def broken(*args, **kwargs):
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(letter_jobs, "queue_planned", broken)
+    answer = client.post("/api/v1/notices", json=body, headers=headers)
+    assert answer.status_code == 201, answer.get_json()
+    assert len(contact_copies(app)) == 4
+    assert "work after the answer failed" in caplog.text
+    assert "Anna" not in caplog.text and "@" not in caplog.text, "no personal data in the log"
+    assert fanout_task_status(app) == "pending"
+    monkeypatch.setattr(letter_jobs, "queue_planned", queue)
+    run_tick(app, clock)
+    copies = contact_copies(app)
+    assert len(copies) == ALL and len(set(copies)) == ALL
