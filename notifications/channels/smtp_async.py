@@ -34,7 +34,10 @@ New here: **a 421 that is not the idle-close case** (on a fresh connection: at t
 :class:`TransientFailure` with ``rate_limited=True``. A server that says 421 to a session it has
 just opened is overloaded or limiting us, and tells nothing about the message: the lane slows
 down and retries without counting a failed attempt. The connection is closed (aiosmtplib closes
-on 421, as RFC 5321 says the server does).
+on 421, as RFC 5321 says the server does). So is a reply of **432 or with the enhanced status
+4.3.2** after the session has started (Microsoft 365's "432 4.3.2 … sender thread limit
+exceeded" above three connections per mailbox): rate-limited, and that connection is closed, so
+the pool holds one fewer while the window shrinks.
 
 A send that is cancelled mid-transaction closes its connection (the session's state is unknown).
 :meth:`AsyncSmtpEmail.aclose` QUITs and closes every idle connection; one still in use when it
@@ -163,6 +166,9 @@ class AsyncSmtpEmail:
                         if retry:
                             log.info("SMTP server ended the idle session (421); reconnecting")
                             continue
+                        raise _rate_limited(error.code, error.message, step) from error
+                    if _limits_concurrency(error.code, error.message):
+                        self._discard(connection)  # one connection fewer is what the server asks for
                         raise _rate_limited(error.code, error.message, step) from error
                     self._release(connection)
                     raise reply_failure(error.code, error.message, step=step) from error
@@ -324,6 +330,14 @@ def _mail_options(smtp: aiosmtplib.SMTP, encoded: EncodedEmail) -> list[str]:
     if smtp.supports_extension("8bitmime"):
         options.append("BODY=8BITMIME")
     return options
+
+
+def _limits_concurrency(code: int, reply: str | None) -> bool:
+    """A reply other than 421 that says the server takes no more from us in parallel right now:
+    ``432`` or the enhanced status code 4.3.2, "system not accepting network messages" (RFC 3463).
+    Microsoft 365's SMTP submission answers ``432 4.3.2 STOREDRV.ClientSubmit; sender thread
+    limit exceeded`` above its three connections per mailbox."""
+    return code == 432 or (400 <= code < 500 and (reply or "").lstrip().startswith("4.3.2"))
 
 
 def _rate_limited(code: int, reply: str, step: str) -> TransientFailure:

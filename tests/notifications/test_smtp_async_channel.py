@@ -197,6 +197,44 @@ def test_451_at_data_is_transient_and_the_next_try_goes_through(smtp_server):
     assert smtp_server.connections == 1
 
 
+def test_451_is_not_taken_for_the_server_limiting_us(smtp_server):
+    smtp_server.defer_next_data(1)
+
+    async def scenario(channel):
+        with pytest.raises(TransientFailure) as caught:
+            await channel.send_email(email())
+        return caught.value
+
+    assert run(settings_for(smtp_server), scenario).rate_limited is False
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded",  # Microsoft 365
+        "452 4.3.2 System not accepting network messages",
+    ],
+)
+def test_a_concurrency_limit_at_data_is_rate_limited_and_closes_that_connection(smtp_server, reply):
+    """Microsoft 365 allows three connections per mailbox and answers 432 4.3.2 above them: the
+    lane slows down (the failure is rate-limited, not a failed attempt) and the pool closes the
+    connection the server refused, so that it holds fewer; the next message goes through."""
+    smtp_server.defer_next_data(1, reply=reply)
+
+    async def scenario(channel):
+        with pytest.raises(TransientFailure, match=reply.split()[0]) as caught:
+            await channel.send_email(email(1))
+        after_refusal = channel.open_connections
+        await channel.send_email(email(2))
+        return caught.value, after_refusal
+
+    failure, after_refusal = run(settings_for(smtp_server), scenario)
+    assert failure.rate_limited is True
+    assert after_refusal == 0, "the refused connection is closed, not pooled"
+    assert [r.message["Message-ID"] for r in smtp_server.wait_for(1)] == ["<msg-2@krisrutin>"]
+    assert smtp_server.connections == 2
+
+
 def test_address_that_needs_smtputf8_on_a_server_without_it_is_permanent(make_smtp_server):
     server = make_smtp_server(smtputf8=False)
 

@@ -113,7 +113,8 @@ class _State:
     messages: list[ReceivedMessage] = field(default_factory=list)
     peers: list[tuple] = field(default_factory=list)  # one per EHLO/HELO
     rejected: dict[str, str] = field(default_factory=dict)  # lower-cased address -> reply at RCPT
-    defer_data: int = 0  # how many of the next DATA get 451
+    defer_data: int = 0  # how many of the next DATA get defer_reply
+    defer_reply: str = "451 4.3.0 Temporary failure: try again later"
     timeout_mail: int = 0  # how many of the next MAIL FROM get 421 and a closed connection
     refuse_connections: int = 0  # how many of the next connections are greeted with 421 and closed
     quits: int = 0  # QUIT commands received
@@ -171,7 +172,7 @@ class RecordingHandler:
         with self.lock:
             if self.state.defer_data > 0:
                 self.state.defer_data -= 1
-                return "451 4.3.0 Temporary failure: try again later"
+                return self.state.defer_reply
         raw = envelope.original_content or envelope.content
         # Line ends as a mail store keeps them (LF), so that tests compare parts with plain strings.
         parsed = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=email.policy.default)
@@ -346,10 +347,12 @@ class SmtpTestServer:
         with self.handler.lock:
             self.handler.state.rejected[address.lower()] = reply
 
-    def defer_next_data(self, count: int = 1) -> None:
-        """Answer 451 to the next ``count`` DATA commands (the message is not kept)."""
+    def defer_next_data(self, count: int = 1, reply: str = "451 4.3.0 Temporary failure: try again later") -> None:
+        """Answer ``reply`` (451 unless given) to the next ``count`` DATA commands (the message is
+        not kept)."""
         with self.handler.lock:
             self.handler.state.defer_data = count
+            self.handler.state.defer_reply = reply
 
     def time_out_next_session(self, count: int = 1) -> None:
         """Answer the next ``count`` MAIL FROM with 421 and close the connection, as a server does
