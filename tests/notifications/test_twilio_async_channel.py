@@ -74,8 +74,10 @@ def test_no_status_callback_parameter_when_none_is_given(twilio_server):
 
 
 def test_the_sdks_request_log_names_no_recipient(twilio_server, caplog):
+    """The SDK's own request lines, for whoever turns them on (the service keeps them off)."""
     twilio_server.fail_next("invalid_number")  # Twilio's answer quotes the number
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="twilio")
 
     async def scenario(sender):
         with pytest.raises(PermanentFailure):
@@ -88,6 +90,15 @@ def test_the_sdks_request_log_names_no_recipient(twilio_server, caplog):
     assert TO not in caplog.text
     assert "Hej Anna" not in caplog.text
     assert twilio_server.auth_token not in caplog.text
+
+
+def test_the_service_does_not_log_the_sdks_nine_lines_per_request(app, twilio_server, caplog):
+    """With the service's logging at INFO (``app``: create_app configured it), an SMS costs no
+    "-- BEGIN Twilio API Request --", URL and header lines: 27,000 of them for a big letter."""
+    caplog.set_level(logging.INFO)
+    send(settings_for(twilio_server), sms())
+    assert twilio_server.wait_for(1)
+    assert not [record for record in caplog.records if record.name.startswith("twilio")]
 
 
 def test_one_adapter_sends_one_message_after_another(twilio_server):
