@@ -15,7 +15,12 @@ loop on a thread of its own:
   outcome in the **recorder**'s queue;
 - the **recorder** writes what has come in -- acceptances, given-back claims -- in one
   transaction, again as soon as the previous one is done (a group commit: the faster the
-  gateway, the bigger each transaction); failures are written as they come.
+  gateway, the bigger each transaction); failures are written as they come. When fewer than
+  ``DISPATCH_BATCH_SIZE`` outcomes have come in, none urgent, and more claims are out, it waits
+  up to ``RECORD_LINGER`` (5 ms) for more: a fast lane otherwise wrote about two acceptances per
+  transaction, and on PostgreSQL the transactions cost more than the rows (bench.fanout, 10,000
+  messages: 6,200 transactions before, 2,800 after; the dispatcher 760-830 messages per second
+  instead of 590-865, its ratio to the raw loop 0.79-0.91 instead of 0.67-0.90).
 
 Every database step runs on the lane's one database thread, with its own connection, in the
 order they were asked for; the event loop never waits for the database except through it.
@@ -64,7 +69,7 @@ from notifications.bookkeeping import discard_session, safe_error, unexpected_ad
 from notifications.channels.base import PermanentFailure, TransientFailure
 from notifications.channels.threaded import ThreadedSender
 from notifications.lanes import DispatchReport, Lane
-from notifications.models import Channel
+from notifications.models import Channel, Priority
 from notifications.outbox import ClaimedMessage, SentRecord, claim_batch
 from notifications.window import Window
 
@@ -73,6 +78,10 @@ log = logging.getLogger("notifications.dispatcher")
 ERROR_PAUSE = 1.0  # seconds to wait after a database error before claiming again
 RETRY_AFTER_CAP = 1.0  # seconds: the longest a task waits before sending a refused request again
 TOO_MANY_IN_A_ROW = 5  # "too many" answers to one message before it goes back to the queue
+# Seconds the recorder waits for more outcomes when fewer than a batch have come in, none urgent:
+# without it a fast lane wrote about two acceptances per transaction (6,200 transactions for
+# 10,000 messages on PostgreSQL, bench.fanout).
+RECORD_LINGER = 0.005
 _EMAIL = Channel.EMAIL.value
 
 
@@ -381,6 +390,7 @@ class Pump:
         failing_since: float | None = None
         while True:
             await self._record_wanted.wait()
+            await self._linger()
             self._record_wanted.clear()
             try:
                 await self._record()
@@ -401,6 +411,30 @@ class Pump:
                     continue
             if self._finishing and not (self._accepted or self._release):
                 return
+
+    async def _linger(self) -> None:
+        """Wait up to ``RECORD_LINGER`` for more outcomes while :meth:`_may_linger` (each outcome
+        that comes in wakes the recorder to look again)."""
+        deadline = self._loop.time() + RECORD_LINGER
+        while self._may_linger():
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                return
+            self._record_wanted.clear()
+            timer = self._loop.call_later(remaining, self._record_wanted.set)
+            try:
+                await self._record_wanted.wait()
+            finally:
+                timer.cancel()
+
+    def _may_linger(self) -> bool:
+        """Whether the recorder waits ``RECORD_LINGER`` for more outcomes before it writes: when
+        fewer than ``DISPATCH_BATCH_SIZE`` have come in and more may still come (claims are out
+        whose outcomes have not), none of them urgent, and the lane is not finishing."""
+        waiting = len(self._accepted) + len(self._release)
+        if self._finishing or waiting >= min(self.dispatcher.batch_size, self.outstanding):
+            return False
+        return not any(record.claimed.priority == Priority.URGENT for record in self._accepted)
 
     async def _record(self) -> None:
         """Write the acceptances and given-back claims that have come in; on an error, those not
