@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 from flask import Response, current_app
 
+from core.errors import describe_error, error_location
+
 log = logging.getLogger(__name__)
 
 
@@ -36,8 +38,12 @@ def after_answer(response: Response, work: Callable[[], None], *, what: str) -> 
         with app.app_context():
             try:
                 work()
-            except Exception:
-                log.exception("work after the answer failed; its task will do it", extra={"work": what})
+            except Exception as error:  # the client has its answer; the task stands in
+                # Not log.exception: a database error's message carries its SQL parameters.
+                log.error(
+                    "work after the answer failed; its task will do it",
+                    extra={"work": what, "error": describe_error(error), "where": error_location(error)},
+                )
 
     response.call_on_close(run)
     return response

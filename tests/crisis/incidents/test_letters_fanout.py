@@ -12,6 +12,7 @@ from datetime import date
 import pytest
 import requests
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.serving import make_server
 
 from contacts.models import ContactPerson
@@ -227,7 +228,8 @@ def test_if_the_work_after_the_answer_fails_the_answer_stands_and_the_tick_queue
     queue = letter_jobs.queue_planned
 
     def broken(*args, **kwargs):
-        raise OSError("the database went away")
+        # A database error's message carries its parameters: here a contact's name and address.
+        raise IntegrityError("INSERT INTO messages …", {"to": "anna@norr.se", "name": "Anna"}, Exception("dup"))
 
     monkeypatch.setattr(letter_jobs, "queue_planned", broken)
     answer = client.post("/api/v1/notices", json=body, headers=headers)
