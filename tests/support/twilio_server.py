@@ -19,6 +19,7 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -171,6 +172,13 @@ class _Server(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)
         self.open_connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+
+    def handle_error(self, request, client_address):
+        """A client that resets its keep-alive connection (an aiohttp session closed while idle
+        connections are open) is the client's business, not an error to print to the test run."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def process_request(self, request, client_address):
         with self.connections_lock:
