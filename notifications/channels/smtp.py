@@ -153,11 +153,9 @@ class SmtpEmail:
             else:
                 smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=self.timeout)
         except smtplib.SMTPResponseException as error:
-            raise TransientFailure(
-                f"SMTP server {where} refused the connection: {error.smtp_code} {_quote_reply(error.smtp_error)}"
-            ) from error
+            raise connection_refused(where, error.smtp_code, error.smtp_error) from error
         except (smtplib.SMTPException, OSError) as error:
-            raise TransientFailure(f"could not connect to the SMTP server {where} ({type(error).__name__})") from error
+            raise connection_failed(where, type(error).__name__) from error
         try:
             smtp.ehlo()
             if settings.smtp_security == "starttls":
@@ -167,21 +165,17 @@ class SmtpEmail:
                 _login(smtp, settings.smtp_username, settings.smtp_password or "")
         except smtplib.SMTPAuthenticationError as error:
             smtp.close()
-            raise TransientFailure(
-                f"SMTP server {where} refused the login ({error.smtp_code}); check SMTP_USERNAME and SMTP_PASSWORD"
-            ) from error
+            raise login_refused(where, error.smtp_code) from error
         except smtplib.SMTPNotSupportedError as error:
             smtp.close()
             need = "STARTTLS" if settings.smtp_security == "starttls" and not smtp.has_extn("starttls") else "AUTH"
-            raise TransientFailure(f"SMTP server {where} does not offer {need}; check SMTP_SECURITY") from error
+            raise not_offered(where, need) from error
         except smtplib.SMTPResponseException as error:
             smtp.close()
-            raise TransientFailure(
-                f"SMTP server {where} refused the session: {error.smtp_code} {_quote_reply(error.smtp_error)}"
-            ) from error
+            raise session_refused(where, error.smtp_code, error.smtp_error) from error
         except (smtplib.SMTPException, OSError) as error:
             smtp.close()
-            raise TransientFailure(f"SMTP session with {where} failed ({type(error).__name__})") from error
+            raise session_failed(where, type(error).__name__) from error
         log.debug("SMTP connection opened", extra={"smtp_server": where})
         return smtp
 
@@ -227,6 +221,35 @@ def _login(smtp: smtplib.SMTP, username: str, password: str) -> None:
         raise smtplib.SMTPNotSupportedError("no AUTH PLAIN or LOGIN for a non-ASCII password")
     if code != 235:
         raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+# The failures of opening a session, the same words from the sync and the async adapter; ``where``
+# is "host:port", ``cause`` the name of what went wrong underneath (never an address or a reply's
+# personal data: replies go through _quote_reply).
+
+
+def connection_refused(where: str, code: int, reply: bytes | str | None) -> TransientFailure:
+    return TransientFailure(f"SMTP server {where} refused the connection: {code} {_quote_reply(reply)}")
+
+
+def connection_failed(where: str, cause: str) -> TransientFailure:
+    return TransientFailure(f"could not connect to the SMTP server {where} ({cause})")
+
+
+def login_refused(where: str, code: int) -> TransientFailure:
+    return TransientFailure(f"SMTP server {where} refused the login ({code}); check SMTP_USERNAME and SMTP_PASSWORD")
+
+
+def not_offered(where: str, extension: str) -> TransientFailure:
+    return TransientFailure(f"SMTP server {where} does not offer {extension}; check SMTP_SECURITY")
+
+
+def session_refused(where: str, code: int, reply: bytes | str | None) -> TransientFailure:
+    return TransientFailure(f"SMTP server {where} refused the session: {code} {_quote_reply(reply)}")
+
+
+def session_failed(where: str, cause: str) -> TransientFailure:
+    return TransientFailure(f"SMTP session with {where} failed ({cause})")
 
 
 def recipient_failure(code: int, reply: bytes | str | None) -> TransientFailure | PermanentFailure:

@@ -78,7 +78,18 @@ import aiosmtplib
 
 from config.settings import Settings
 from notifications.channels.base import OutgoingEmail, PermanentFailure, TransientFailure
-from notifications.channels.smtp import DEFAULT_TIMEOUT, _quote_reply, recipient_failure, reply_failure
+from notifications.channels.smtp import (
+    DEFAULT_TIMEOUT,
+    _quote_reply,
+    connection_failed,
+    connection_refused,
+    login_refused,
+    not_offered,
+    recipient_failure,
+    reply_failure,
+    session_failed,
+    session_refused,
+)
 from notifications.channels.smtp_message import EncodedEmail, encode_message
 
 log = logging.getLogger("krisrutin.smtp_channel")
@@ -273,11 +284,9 @@ class AsyncSmtpEmail:
         except aiosmtplib.SMTPConnectResponseError as error:
             if error.code == 421:
                 raise _rate_limited(error.code, error.message, "the greeting") from error
-            raise TransientFailure(
-                f"SMTP server {where} refused the connection: {error.code} {_quote_reply(error.message)}"
-            ) from error
+            raise connection_refused(where, error.code, error.message) from error
         except (aiosmtplib.SMTPException, OSError) as error:
-            raise TransientFailure(f"could not connect to the SMTP server {where} ({_cause_name(error)})") from error
+            raise connection_failed(where, _cause_name(error)) from error
         try:
             await smtp.ehlo()
             if security == "starttls":
@@ -291,21 +300,17 @@ class AsyncSmtpEmail:
                 await smtp.login(settings.smtp_username, settings.smtp_password or "")
         except _NotOffered as missing:
             smtp.close()
-            raise TransientFailure(f"SMTP server {where} does not offer {missing}; check SMTP_SECURITY") from None
+            raise not_offered(where, str(missing)) from None
         except aiosmtplib.SMTPResponseException as error:
             smtp.close()
             if error.code == 421:
                 raise _rate_limited(error.code, error.message, "the session's start") from error
             if isinstance(error, aiosmtplib.SMTPAuthenticationError):
-                raise TransientFailure(
-                    f"SMTP server {where} refused the login ({error.code}); check SMTP_USERNAME and SMTP_PASSWORD"
-                ) from error
-            raise TransientFailure(
-                f"SMTP server {where} refused the session: {error.code} {_quote_reply(error.message)}"
-            ) from error
+                raise login_refused(where, error.code) from error
+            raise session_refused(where, error.code, error.message) from error
         except (aiosmtplib.SMTPException, OSError) as error:
             smtp.close()
-            raise TransientFailure(f"SMTP session with {where} failed ({_cause_name(error)})") from error
+            raise session_failed(where, _cause_name(error)) from error
         except BaseException:
             smtp.close()
             raise
