@@ -35,9 +35,9 @@ New here: **a 421 that is not the idle-close case** (on a fresh connection: at t
 just opened is overloaded or limiting us, and tells nothing about the message: the lane slows
 down and retries without counting a failed attempt. The connection is closed (aiosmtplib closes
 on 421, as RFC 5321 says the server does). So is a reply of **432 or with the enhanced status
-4.3.2** after the session has started (Microsoft 365's "432 4.3.2 … sender thread limit
-exceeded" above three connections per mailbox): rate-limited, and that connection is closed, so
-the pool holds one fewer while the window shrinks.
+4.3.2** at any step (Microsoft 365's "432 4.3.2 … sender thread limit exceeded" above three
+connections per mailbox): rate-limited, and that connection is closed, so the pool holds one
+fewer while the window shrinks.
 
 A send that is cancelled mid-transaction closes its connection (the session's state is unknown).
 :meth:`AsyncSmtpEmail.aclose` QUITs and closes every idle connection; one still in use when it
@@ -160,29 +160,20 @@ class AsyncSmtpEmail:
                     await smtp.sendmail(
                         encoded.sender, [encoded.recipient], encoded.data, mail_options=_mail_options(smtp, encoded)
                     )
-                except aiosmtplib.SMTPRecipientsRefused as error:
-                    refusal = error.recipients[0]
-                    if refusal.code == 421:
-                        self._discard(connection)
-                        if retry:
+                except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
+                    at_rcpt = isinstance(error, aiosmtplib.SMTPRecipientsRefused)
+                    refusal = error.recipients[0] if at_rcpt else error
+                    step = "RCPT TO" if at_rcpt else _STEPS.get(type(error), "the send")
+                    if _limits_us(refusal.code, refusal.message):
+                        self._discard(connection)  # closed by the server on 421; one fewer on 432
+                        if refusal.code == 421 and retry:
                             log.info("SMTP server ended the idle session (421); reconnecting")
                             continue
-                        raise _rate_limited(refusal.code, refusal.message, "RCPT TO") from error
+                        raise _rate_limited(refusal.code, refusal.message, step) from error
                     self._release(connection)
-                    raise recipient_failure(refusal.code, refusal.message) from error
-                except aiosmtplib.SMTPResponseException as error:
-                    step = _STEPS.get(type(error), "the send")
-                    if error.code == 421:
-                        self._discard(connection)
-                        if retry:
-                            log.info("SMTP server ended the idle session (421); reconnecting")
-                            continue
-                        raise _rate_limited(error.code, error.message, step) from error
-                    if _limits_concurrency(error.code, error.message):
-                        self._discard(connection)  # one connection fewer is what the server asks for
-                        raise _rate_limited(error.code, error.message, step) from error
-                    self._release(connection)
-                    raise reply_failure(error.code, error.message, step=step) from error
+                    if at_rcpt:
+                        raise recipient_failure(refusal.code, refusal.message) from error
+                    raise reply_failure(refusal.code, refusal.message, step=step) from error
                 except aiosmtplib.SMTPNotSupported as error:
                     # Raised before MAIL FROM when an address needs SMTPUTF8 and the server lacks it.
                     self._release(connection)
@@ -282,7 +273,7 @@ class AsyncSmtpEmail:
         try:
             await smtp.connect()
         except aiosmtplib.SMTPConnectResponseError as error:
-            if error.code == 421:
+            if _limits_us(error.code, error.message):
                 raise _rate_limited(error.code, error.message, "the greeting") from error
             raise connection_refused(where, error.code, error.message) from error
         except (aiosmtplib.SMTPException, OSError) as error:
@@ -303,7 +294,7 @@ class AsyncSmtpEmail:
             raise not_offered(where, str(missing)) from None
         except aiosmtplib.SMTPResponseException as error:
             smtp.close()
-            if error.code == 421:
+            if _limits_us(error.code, error.message):
                 raise _rate_limited(error.code, error.message, "the session's start") from error
             if isinstance(error, aiosmtplib.SMTPAuthenticationError):
                 raise login_refused(where, error.code) from error
@@ -337,12 +328,12 @@ def _mail_options(smtp: aiosmtplib.SMTP, encoded: EncodedEmail) -> list[str]:
     return options
 
 
-def _limits_concurrency(code: int, reply: str | None) -> bool:
-    """A reply other than 421 that says the server takes no more from us in parallel right now:
-    ``432`` or the enhanced status code 4.3.2, "system not accepting network messages" (RFC 3463).
-    Microsoft 365's SMTP submission answers ``432 4.3.2 STOREDRV.ClientSubmit; sender thread
-    limit exceeded`` above its three connections per mailbox."""
-    return code == 432 or (400 <= code < 500 and (reply or "").lstrip().startswith("4.3.2"))
+def _limits_us(code: int, reply: str | None) -> bool:
+    """A reply that says the server takes no more from us right now, at any step: ``421``
+    (overloaded, too many connections), ``432`` or the enhanced status code 4.3.2, "system not
+    accepting network messages" (RFC 3463). Microsoft 365's SMTP submission answers ``432 4.3.2
+    STOREDRV.ClientSubmit; sender thread limit exceeded`` above its three connections per mailbox."""
+    return code in (421, 432) or (400 <= code < 500 and (reply or "").lstrip().startswith("4.3.2"))
 
 
 def _rate_limited(code: int, reply: str, step: str) -> TransientFailure:

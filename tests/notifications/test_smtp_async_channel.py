@@ -172,6 +172,20 @@ def test_a_450_at_rcpt_is_transient_and_not_rate_limited(smtp_server):
     assert failure.rate_limited is False
 
 
+def test_a_432_at_rcpt_is_rate_limited_and_closes_that_connection(smtp_server):
+    """The sender thread limit may also be answered at RCPT: the same as at DATA."""
+    smtp_server.reject_recipient(RECIPIENT, reply="432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded")
+
+    async def scenario(channel):
+        with pytest.raises(TransientFailure) as caught:
+            await channel.send_email(email())
+        return caught.value, channel.open_connections
+
+    failure, open_connections = run(settings_for(smtp_server), scenario)
+    assert failure.rate_limited is True and "432" in str(failure)
+    assert open_connections == 0
+
+
 def test_sender_with_a_swedish_display_name(smtp_server):
     async def scenario(channel):
         await channel.send_email(email())
