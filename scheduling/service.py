@@ -138,22 +138,21 @@ def schedule(
 def cancel(*, db_session: Session, kind: str, key: str, now: datetime) -> bool:
     """Cancel the pending task ``(kind, key)``; False if there is none (done, failed, running
     elsewhere right now, or never scheduled). Does not commit."""
-    result = db_session.execute(
-        update(_TABLE)
-        .where(_TABLE.c.kind == kind, _TABLE.c.key == key, _TABLE.c.status == TaskStatus.PENDING.value)
-        .values(status=TaskStatus.CANCELLED.value, finished_at=now)
-    )
-    return result.rowcount == 1
+    return _end_pending(db_session, kind, key, now, TaskStatus.CANCELLED)
 
 
 def finish(*, db_session: Session, kind: str, key: str, now: datetime) -> bool:
     """Mark the pending task ``(kind, key)`` done: its work has been done another way (a request
     that did it after its answer, :mod:`core.after_response`). False if it is not pending (done,
     failed, cancelled, running elsewhere right now, or never scheduled). Does not commit."""
+    return _end_pending(db_session, kind, key, now, TaskStatus.DONE)
+
+
+def _end_pending(db_session: Session, kind: str, key: str, now: datetime, status: TaskStatus) -> bool:
     result = db_session.execute(
         update(_TABLE)
         .where(_TABLE.c.kind == kind, _TABLE.c.key == key, _TABLE.c.status == TaskStatus.PENDING.value)
-        .values(status=TaskStatus.DONE.value, finished_at=now)
+        .values(status=status.value, finished_at=now)
     )
     return result.rowcount == 1
 
