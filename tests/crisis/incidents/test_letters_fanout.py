@@ -126,36 +126,6 @@ def test_every_copy_is_what_rendering_that_copy_alone_gives(app, clock):
         db.session.remove()
 
 
-def test_a_repeated_post_with_its_letter_queues_no_second_copy(app, client, clock, make_user, make_token):
-    """The notice's Idempotency-Key: the same POST again answers with the notice already made and
-    queues nothing; the fan-out task that follows finds nothing left to do either."""
-    clock.set(local(date(2027, 2, 9), 10))
-    with app.app_context():
-        make_people(clock)
-        db.session.remove()
-    user_id, _, _ = make_user("on_call")
-    headers = {"Authorization": f"Bearer {make_token(user_id)}", "Idempotency-Key": "tib-0210"}
-    body = {
-        "title": "GSM-nätet nere",
-        "service": "camera_supervision",
-        "providers": "all",
-        "letter": {"subject": "GSM-nätet nere", "body": "Kameratillsynen fungerar inte."},
-    }
-    first = client.post("/api/v1/notices", json=body, headers=headers)
-    assert first.status_code == 201, first.get_json()
-    copies = contact_copies(app)
-    assert len(copies) == ALL and len(set(copies)) == ALL
-    again = client.post("/api/v1/notices", json=body, headers=headers)
-    assert (again.status_code, again.get_json()["id"]) == (200, first.get_json()["id"])
-    run_tick(app, clock)
-    assert contact_copies(app) == copies
-    with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Letter)) == 1
-        events = db.session.scalar(select(func.count()).select_from(MessageEvent))
-        assert events == db.session.scalar(select(func.count()).select_from(Message)), "one 'queued' event each"
-        db.session.remove()
-
-
 def notice_with_letter(app, clock, make_user, make_token) -> tuple[dict, dict]:
     clock.set(local(date(2027, 2, 9), 10))
     with app.app_context():
@@ -169,6 +139,26 @@ def notice_with_letter(app, clock, make_user, make_token) -> tuple[dict, dict]:
         "letter": {"subject": "GSM-nätet nere", "body": "Kameratillsynen fungerar inte."},
     }
     return body, {"Authorization": f"Bearer {make_token(user_id)}"}
+
+
+def test_a_repeated_post_with_its_letter_queues_no_second_copy(app, client, clock, make_user, make_token):
+    """The notice's Idempotency-Key: the same POST again answers with the notice already made and
+    queues nothing; the fan-out task that follows finds nothing left to do either."""
+    body, headers = notice_with_letter(app, clock, make_user, make_token)
+    headers["Idempotency-Key"] = "tib-0210"
+    first = client.post("/api/v1/notices", json=body, headers=headers)
+    assert first.status_code == 201, first.get_json()
+    copies = contact_copies(app)
+    assert len(copies) == ALL and len(set(copies)) == ALL
+    again = client.post("/api/v1/notices", json=body, headers=headers)
+    assert (again.status_code, again.get_json()["id"]) == (200, first.get_json()["id"])
+    run_tick(app, clock)
+    assert contact_copies(app) == copies
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Letter)) == 1
+        events = db.session.scalar(select(func.count()).select_from(MessageEvent))
+        assert events == db.session.scalar(select(func.count()).select_from(Message)), "one 'queued' event each"
+        db.session.remove()
 
 
 def fanout_task_status(app) -> str:
@@ -209,7 +199,7 @@ def test_the_post_answers_before_the_rest_is_queued_and_the_rest_follows(
         release.set()
         deadline = time.monotonic() + 10
         while fanout_task_status(app) != "done" and time.monotonic() < deadline:
-            time.sleep(0.02)
+            time.sleep(0.02)  # waiting for the server thread, not for time to pass
     finally:
         release.set()
         server.shutdown()
