@@ -212,7 +212,6 @@ def main() -> None:
                 db.session.execute(sa.select(Message.channel, sa.func.count()).group_by(Message.channel)).all()
             )
         smtp_after, twilio_after = peers.counts()
-        gauges = peers.gauges()
         result = {
             "contacts": args.contacts,
             "providers": args.providers,
@@ -229,10 +228,9 @@ def main() -> None:
             **latency.figures(
                 args=args,
                 settings=settings,
-                gauges=gauges,
-                skip=(len(gauges_before["email"]["accepted_at"]), len(gauges_before["sms"]["accepted_at"])),
-                tally=peers.ask("tally"),
-                skip_tally=(smtp_before, twilio_before),
+                peers=peers,
+                gauges_before=gauges_before,
+                counts_before=(smtp_before, twilio_before),
                 queued={"email": per_channel.get("email", 0), "sms": per_channel.get("sms", 0)},
                 start_wall=start_wall,
                 cpu_seconds=cpu_seconds,

@@ -75,12 +75,15 @@ def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap
     }
 
 
-def figures(*, args, settings, gauges, skip, tally, skip_tally, queued, start_wall, cpu_seconds) -> dict:
-    """The report (see the module's docstring). ``gauges`` and ``tally``: the peers' answers after
-    the run; ``skip`` / ``skip_tally``: how many e-mails and SMS they held before it (acceptances
-    of other senders, e.g. ``bench.fanout``'s raw loop, before the timed part); ``queued``:
-    messages per channel in the outbox."""
-    emails, texts = tally
+def figures(*, args, settings, peers, gauges_before, counts_before, queued, start_wall, cpu_seconds) -> dict:
+    """The report (see the module's docstring), from the peers' gauges and tally after the run.
+    ``gauges_before`` / ``counts_before``: ``peers.gauges()`` and ``peers.counts()`` before the
+    timed part (what other senders left there, e.g. ``bench.fanout``'s raw loop, is skipped);
+    ``queued``: messages per channel in the outbox."""
+    gauges = peers.gauges()
+    emails, texts = peers.ask("tally")
+    skip = (len(gauges_before["email"]["accepted_at"]), len(gauges_before["sms"]["accepted_at"]))
+    skip_tally = counts_before
     email = _channel(
         gauges["email"]["accepted_at"][skip[0] :],
         [mid for mid, _ in emails[skip_tally[0] :]],
