@@ -37,7 +37,11 @@ the recorder writes whatever has come in as soon as its previous write is done.
 The in-flight window (what may arrive twice after a crash) is the lane's claims not yet written
 back: a place in the window is taken at the claim and freed only when the message's outcome is
 committed (or given back), so a lane never has more than ``*_CONCURRENCY`` (the window's
-maximum) messages ``sending``.
+maximum) messages ``sending``. Within that maximum the window follows the gateway: a "too many"
+halves it, and answers that slow down as more are in flight (a gateway that queues what it is
+given) shrink it to about what the gateway can take without a queue, no lower than 16 (the delay
+rule of :mod:`notifications.window`; each acceptance reports its answer time and how many were
+in flight when it was sent).
 
 Too many requests. A send refused as "too many" (HTTP 429, Twilio error 20429, SMTP 421: the
 adapter's ``TransientFailure`` with ``rate_limited``) halves the window (:mod:`notifications.window`)
@@ -152,6 +156,8 @@ class Pump:
                     "window_maximum": self.window.maximum,
                     "too_many_answers": self.rate_limited,
                     "window_decreases": self.window.decreases,
+                    "window_base_ms": None if self.window.base is None else round(self.window.base * 1000, 1),
+                    "window_probes": self.window.probes,
                 },
             )
 
@@ -296,8 +302,10 @@ class Pump:
                 return
             started_in = self.window.round
             self.in_flight += 1
+            sent_with = self.in_flight
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
             failure: Exception | None = None
+            handed_at = self._loop.time()
             try:
                 gateway_id = await self._deliver(claimed)
             except Exception as error:
@@ -325,7 +333,8 @@ class Pump:
                 error = unexpected_adapter_error(claimed, failure)
                 await self._record_failure(claimed, self.dispatcher._failed, error, transient=True)
                 return
-            self.window.accepted()
+            answered_at = self._loop.time()
+            self.window.accepted(answered_at - handed_at, answered_at, sent_with)
             gateway = getattr(self.adapter, "gateway", self.lane.gateway)
             self._accepted.append(SentRecord(claimed, gateway, gateway_id))
             self._write_state = self.lane.succeeded() or self._write_state

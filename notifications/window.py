@@ -1,4 +1,5 @@
-"""How many requests a lane may have in flight: additive increase, multiplicative decrease.
+"""How many requests a lane may have in flight: additive increase, multiplicative decrease on the
+gateway's "too many", and a delay rule that keeps the gateway's queue short.
 
 A gateway says when we go too fast: Twilio answers HTTP 429 (error 20429) above about 100
 concurrent requests per account, an SMTP relay answers 421 when it has too many connections.
@@ -6,8 +7,10 @@ Those answers are never processed and safe to retry, so they are not failures of
 tell the lane to hold fewer requests in flight. :class:`Window` does what TCP does with its
 congestion window:
 
-- it starts at the configured maximum (``SMS_CONCURRENCY``/``EMAIL_CONCURRENCY``): a gateway
-  that allows it is used at full speed from the first message;
+- its maximum is the configured one (``SMS_CONCURRENCY``/``EMAIL_CONCURRENCY``); it starts at
+  ``DELAY_FLOOR`` (16) and doubles each round while the answers do not slow down (TCP's slow
+  start, below): against a 200 ms gateway it is at 100 after three answer times (0.6 s), while
+  the first letter's copies are still being queued;
 - every acceptance raises it by ``1 / limit`` (one request more per window's worth of
   acceptances), never above the maximum;
 - a "slow down" halves it (never below 1), once per round: the answers to requests that were
@@ -15,11 +18,57 @@ congestion window:
 
 So against a gateway that allows N at once, the lane's limit saws between about N/2 and N and
 the gateway refuses a request only when the limit climbs past N again: it settles at the
-gateway's limit instead of hammering it. The window is used from one event loop (the lane's) and
-needs no lock.
+gateway's limit instead of hammering it.
+
+**The delay rule.** A gateway that never says "too many" but works on one request at a time (a
+relay's single process, a busy host; here on two cores, the local peers of the benches) only
+queues what it is given: 100 requests in flight against one that answers 170 a second wait
+0.6 s each, and an urgent message behind them waits as long (``bench.fanout`` at zero latency:
+urgent p99 1.5 s with 100 in flight, 0.2-0.3 s with 16-32, and more messages per second, not
+fewer). So, as TCP Vegas and Netflix's concurrency-limits gradient do, the window also watches
+the time from handing a request to the adapter to its answer (``rtt`` of :meth:`accepted`):
+
+- ``base``: the shortest answer time seen in the last ``BASE_PERIOD`` to twice that (a sliding
+  minimum: it follows a gateway that becomes slower for good within ``2 * BASE_PERIOD``). A
+  queue makes every answer slow, so a base taken from a lane that was busy all period long
+  would be the queue's, and the window would creep up by ``sqrt(limit)`` each period. So, as
+  TCP BBR's "ProbeRTT": a period in which no request was sent with at most ``PROBE_IN_FLIGHT``
+  (4) in flight ends in a probe, the window held at 4 until four requests sent that way have
+  answered (or ``PROBE_LONGEST``, 2 s, has passed), and their answers are in the new period's
+  base. Against a 200 ms gateway a probe
+  costs about two answer times of lower speed every ``BASE_PERIOD`` (20 s): 2 %;
+- at the end of each round of ``limit`` acceptances, the round's shortest answer time
+  (the shortest, so that a gateway's jitter -- Twilio's 150-400 ms -- is not taken for a queue;
+  of the requests sent with more than ``PROBE_IN_FLIGHT`` in flight, if there were any: the
+  first few of a burst meet no queue even at a gateway that queues the rest)
+  gives ``gradient = base / shortest``, between 0.5 and 1, and the delay limit becomes
+  ``limit * gradient + sqrt(limit)``: answers as fast as the base let it grow by ``sqrt(limit)``
+  a round, a queue shrinks it (at most by half a round) until about ``sqrt(limit)`` requests
+  wait at the gateway;
+- the delay limit never goes below ``DELAY_FLOOR`` (16, or the maximum if smaller) nor above
+  the maximum: only a "too many" takes the window lower.
+
+Until the first round whose answers are slower than ``base / SLOW_START_GRADIENT`` (or the first
+"too many"), the delay limit doubles each round instead (slow start): a window that started at
+the maximum filled a queueing gateway with 100 requests before the first answer could say so
+(the first two seconds of ``bench.fanout``'s urgent e-mails took 0.65-0.8 s).
+
+Against a gateway that answers in 200 ms whatever we send, the answer times stay near the base
+and the window grows to the maximum and stays there; against the benches' zero-latency peers it
+settles at the floor. The window in force is the smaller of the two limits. It is used from one event loop
+(the lane's) and needs no lock.
 """
 
 from __future__ import annotations
+
+import math
+
+DELAY_FLOOR = 16  # the lowest the delay rule takes a window (a "too many" may take it lower)
+BASE_PERIOD = 20.0  # seconds: the base answer time is the shortest of the last 20 to 40 s
+PROBE_IN_FLIGHT = 4  # a request sent with at most this many in flight (itself included) meets no queue
+PROBE_LONGEST = 2.0  # seconds: a probe ends then even without its four answers
+_GRADIENT_FLOOR = 0.5  # the delay rule at most halves the window in one round
+SLOW_START_GRADIENT = 0.8  # slow start doubles the window while a round's answers are this close to the base
 
 
 class Window:
@@ -32,16 +81,56 @@ class Window:
         self._limit = float(maximum)
         self.round = 0  # increases at every decrease; a request remembers the round it started in
         self.decreases = 0
+        self._floor = float(min(DELAY_FLOOR, maximum))
+        self._delay_limit = self._floor
+        self.slow_start = self._floor < maximum
+        self._base_now = math.inf  # the shortest answer time in the current base period
+        self._base_before = math.inf  # ... and in the period before it
+        self._period_ends: float | None = None
+        self._round_samples = 0
+        self._round_shortest = math.inf  # of the round's answers
+        self._round_shortest_busy = math.inf  # of those sent with more than PROBE_IN_FLIGHT in flight
+        self._uncongested = False  # a request sent with few in flight answered in this period
+        self.probing = False
+        self._probe_answers = 0
+        self._probe_ends = 0.0
+        self.probes = 0
 
     @property
     def limit(self) -> int:
         """Requests that may be in flight now (1 to ``maximum``)."""
-        return max(1, int(self._limit))
+        limit = max(1, int(min(self._limit, self._delay_limit)))
+        return min(limit, PROBE_IN_FLIGHT) if self.probing else limit
 
-    def accepted(self) -> None:
-        """The gateway accepted a request: one more per window's worth of acceptances."""
+    @property
+    def base(self) -> float | None:
+        """The base answer time in seconds (None before the first answer)."""
+        base = min(self._base_now, self._base_before)
+        return None if base == math.inf else base
+
+    def accepted(self, rtt: float | None = None, now: float | None = None, in_flight: int | None = None) -> None:
+        """The gateway accepted a request: one more per window's worth of acceptances. ``rtt``:
+        seconds from handing the request to the adapter to its answer, at ``now`` (a monotonic
+        time in seconds), sent with ``in_flight`` requests in flight (itself included); without
+        them only the additive increase applies."""
         if self._limit < self.maximum:
             self._limit = min(float(self.maximum), self._limit + 1.0 / self._limit)
+        if rtt is None or now is None:
+            return
+        uncongested = in_flight is not None and in_flight <= PROBE_IN_FLIGHT
+        self._observe_base(rtt, now, uncongested)
+        if self.probing:
+            self._probe_answers += uncongested
+            if self._probe_answers >= PROBE_IN_FLIGHT or now >= self._probe_ends:
+                self.probing = False
+                self._new_round()
+            return
+        self._round_samples += 1
+        self._round_shortest = min(self._round_shortest, rtt)
+        if not uncongested:
+            self._round_shortest_busy = min(self._round_shortest_busy, rtt)
+        if self._round_samples >= self.limit:
+            self._end_delay_round()
 
     def slow_down(self, started_in_round: int) -> bool:
         """The gateway refused a request that started in ``started_in_round`` as too many (429,
@@ -49,7 +138,43 @@ class Window:
         when the limit went down."""
         if started_in_round != self.round:
             return False
-        self._limit = max(1.0, self._limit / 2.0)
+        self._limit = max(1.0, min(self._limit, self._delay_limit) / 2.0)
+        self.slow_start = False
         self.round += 1
         self.decreases += 1
         return True
+
+    def _observe_base(self, rtt: float, now: float, uncongested: bool) -> None:
+        if self._period_ends is None:
+            self._period_ends = now + BASE_PERIOD
+        elif now >= self._period_ends:
+            # A new period; a gap of more than a period forgets both. A period that was busy
+            # throughout ends in a probe (see the module docstring).
+            if not self._uncongested and not self.probing and self.maximum > PROBE_IN_FLIGHT:
+                self.probing, self._probe_answers, self._probe_ends = True, 0, now + PROBE_LONGEST
+                self.probes += 1
+            self._base_before = self._base_now if now < self._period_ends + BASE_PERIOD else math.inf
+            self._base_now = math.inf
+            self._uncongested = False
+            self._period_ends = now + BASE_PERIOD
+        self._base_now = min(self._base_now, rtt)
+        self._uncongested = self._uncongested or uncongested
+
+    def _end_delay_round(self) -> None:
+        base = self.base
+        shortest = self._round_shortest_busy if self._round_shortest_busy < math.inf else self._round_shortest
+        self._new_round()
+        if base is None or shortest <= 0:
+            return
+        gradient = max(_GRADIENT_FLOOR, min(1.0, base / shortest))
+        in_force = min(self._limit, self._delay_limit)
+        if self.slow_start and gradient >= SLOW_START_GRADIENT:
+            wanted = in_force * 2
+        else:
+            self.slow_start = False
+            wanted = in_force * gradient + math.sqrt(in_force)
+        self._delay_limit = max(self._floor, min(float(self.maximum), wanted))
+
+    def _new_round(self) -> None:
+        self._round_samples = 0
+        self._round_shortest = self._round_shortest_busy = math.inf

@@ -8,6 +8,8 @@ built starts again."""
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import random
 import threading
 import time
 
@@ -19,14 +21,25 @@ from notifications.channels.base import TransientFailure
 from notifications.channels.threaded import ThreadedSender
 from notifications.dispatcher import Dispatcher
 from notifications.models import Message, MessageEvent, Priority
-from notifications.window import Window
+from notifications.window import BASE_PERIOD, DELAY_FLOOR, PROBE_IN_FLIGHT, Window
 from tests.notifications.dispatcher_app import Recorder, queue_many
 
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-def test_the_window_starts_at_the_maximum_and_halves_once_per_round():
-    window = Window(100)
-    assert window.limit == 100, "a gateway that allows it is used at full speed at once"
 
+def at_the_maximum(maximum: int) -> Window:
+    """A window that has found a gateway answering in 100 ms whatever is sent: at its maximum."""
+    window = Window(maximum)
+    now = 0.0
+    while window.limit < maximum:
+        now += 0.1
+        for _ in range(window.limit):
+            window.accepted(0.1, now, in_flight=window.limit)
+    return window
+
+
+def test_a_too_many_halves_the_window_once_per_round():
+    window = at_the_maximum(100)
     started = window.round
     assert window.slow_down(started) is True
     assert window.limit == 50
@@ -39,7 +52,7 @@ def test_the_window_starts_at_the_maximum_and_halves_once_per_round():
 
 
 def test_acceptances_raise_the_window_by_one_per_window_and_never_past_the_maximum():
-    window = Window(40)
+    window = at_the_maximum(40)
     window.slow_down(window.round)
     assert window.limit == 20
     for _ in range(19):
@@ -60,6 +73,119 @@ def test_the_window_never_goes_below_one():
     assert window.limit == 1
     with pytest.raises(ValueError, match="maximum"):
         Window(0)
+
+
+# -- the delay rule (a gateway that queues what it is given) ----------------------------------------
+
+
+class LatencyGateway:
+    """Answers each request ``latency(now)`` seconds after it is sent, however many are in flight
+    (Twilio, a relay with room to spare)."""
+
+    def __init__(self, latency):
+        self.latency = latency
+
+    def answer(self, sent_at: float) -> float:
+        return sent_at + self.latency(sent_at)
+
+
+class QueueingGateway:
+    """Works on one request at a time, ``seconds`` each, in the order they came: what is sent
+    beyond that waits in its queue (a relay's single process; the benches' local peers)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.busy_until = 0.0
+
+    def answer(self, sent_at: float) -> float:
+        self.busy_until = max(self.busy_until, sent_at) + self.seconds
+        return self.busy_until
+
+
+def drive(window: Window, gateway, *, until: float, now: float = 0.0) -> list[tuple[float, int]]:
+    """A lane with always more to send: keeps ``window.limit`` requests in flight against
+    ``gateway`` until ``until`` (simulated seconds); returns (time, limit) after each answer."""
+    in_flight: list[tuple[float, float, int]] = []
+    trace = []
+    while now < until:
+        while len(in_flight) < window.limit:
+            heapq.heappush(in_flight, (gateway.answer(now), now, len(in_flight) + 1))
+        answered_at, sent_at, sent_with = heapq.heappop(in_flight)
+        now = answered_at
+        window.accepted(now - sent_at, now, in_flight=sent_with)
+        trace.append((now, window.limit))
+    return trace
+
+
+def test_against_a_gateway_with_latency_the_window_reaches_its_maximum_in_a_few_answers_and_stays():
+    window = Window(100)
+    assert window.limit == 16, "slow start: sixteen first"
+    trace = drive(window, LatencyGateway(lambda now: 0.2), until=120)
+    reached = next(at for at, limit in trace if limit == 100)
+    assert reached <= 0.7, f"at 100 after {reached:.2f} s (three answer times of 200 ms)"
+    later = [limit for at, limit in trace if at > 1]
+    assert min(later) >= 4 and window.probes >= 2, "a probe every base period while busy"
+    share = sum(limit == 100 for limit in later) / len(later)
+    assert share >= 0.97, f"at the maximum {share:.1%} of the answers after the first second"
+
+
+def test_a_gateways_jitter_is_not_taken_for_a_queue():
+    """Twilio answers in 150-400 ms whatever is in flight: the shortest answer of each round is
+    near the base, and the window stays at its maximum."""
+    rng = random.Random(18)
+    window = Window(100)
+    trace = drive(window, LatencyGateway(lambda now: rng.uniform(0.15, 0.4)), until=60)
+    later = [limit for at, limit in trace if at > 2]
+    assert sum(limit == 100 for limit in later) / len(later) >= 0.95
+
+
+def test_against_a_gateway_that_queues_the_window_settles_at_the_floor_and_the_queue_stays_short():
+    """A gateway that answers 200 a second, one at a time: 100 in flight would wait half a second
+    each (and an urgent message behind them as long); the window keeps 16."""
+    gateway = QueueingGateway(0.005)
+    window = Window(100)
+    trace = drive(window, gateway, until=100)
+    later = [limit for at, limit in trace if at > 1]
+    assert max(later) <= DELAY_FLOOR + 5, f"as many as {max(later)} in flight at a gateway that queues"
+    assert sum(limit >= DELAY_FLOOR for limit in later) / len(later) >= 0.97, "no lower than the floor, but probes"
+    # Answers every 5 ms: the gateway is never idle, so the small window costs no speed.
+    assert len(trace) >= 0.97 * 100 / 0.005
+
+
+def test_the_window_follows_a_gateway_that_became_slower_for_good():
+    """The answers go from 100 ms to 300 ms: at first that looks like a queue and the window
+    shrinks, but within two base periods the base is the new answer time and the window is back
+    at its maximum."""
+    window = Window(100)
+    trace = drive(window, LatencyGateway(lambda now: 0.1 if now < 10 else 0.3), until=10)
+    assert trace[-1][1] == 100
+    trace = drive(window, LatencyGateway(lambda now: 0.3), until=120, now=trace[-1][0])
+    shrunk = min(limit for at, limit in trace if at < 15)
+    assert shrunk < 50, "answers three times slower look like a queue at first"
+    back = [limit for at, limit in trace if at > 10 + 2 * BASE_PERIOD + 5]
+    assert sum(limit == 100 for limit in back) / len(back) >= 0.95
+
+
+def test_a_too_many_ends_the_slow_start_and_the_delay_rule_never_lifts_the_window_past_it():
+    window = Window(100)
+    drive(window, LatencyGateway(lambda now: 0.2), until=0.25)
+    assert window.limit == 32 and window.slow_start
+    window.slow_down(window.round)
+    assert window.limit == 16 and not window.slow_start
+    # Answers at the base from now on: only the additive increase, one a round, raises it.
+    drive(window, LatencyGateway(lambda now: 0.2), until=2.5, now=0.3)
+    assert 18 <= window.limit <= 30, window.limit
+
+
+def test_a_lane_busy_all_period_long_probes_its_base_with_four_in_flight():
+    window = Window(100)
+    # The first period had its first requests sent with few in flight; the second had none.
+    trace = drive(window, LatencyGateway(lambda now: 0.2), until=2 * BASE_PERIOD + 5)
+    probing = [at for at, limit in trace if at > 1 and limit == PROBE_IN_FLIGHT]
+    assert probing, "the window held at four"
+    assert probing[-1] - probing[0] < 1.0, "for about two answer times, then back"
+    assert trace[-1][1] == 100
+    assert window.base == pytest.approx(0.2)
 
 
 class BusyGateway:
@@ -113,6 +239,74 @@ def test_a_lane_against_a_gateway_capped_below_its_window_sends_each_message_onc
         )
     assert attempts == {1}, "a refusal as too many is never counted as an attempt"
     assert retries == 0, "the refused message was sent again under its claim, not queued again"
+
+
+class CountingGateway:
+    """A recording channel that counts the requests it holds when each comes in (``held``);
+    ``one_at_a_time``: it works on one request at a time, ``seconds`` each, in the order they
+    came, the others waiting in its queue (a relay's single process); otherwise each takes
+    ``seconds`` whatever else is in flight."""
+
+    def __init__(self, recorder: Recorder, *, seconds: float, one_at_a_time: bool):
+        self.seconds, self.one_at_a_time = seconds, one_at_a_time
+        self.turns = threading.Condition()
+        self.tickets = 0
+        self.serving = 0
+        self.held: list[int] = []  # how many it held, this one included, as each request came in
+        original = recorder._send
+        recorder._send = lambda channel, message_id, outgoing: self.send(original, channel, message_id, outgoing)
+
+    def send(self, original, channel, message_id, outgoing):
+        with self.turns:
+            ticket = self.tickets
+            self.tickets += 1
+            self.held.append(self.tickets - self.serving)
+            if self.one_at_a_time:
+                self.turns.wait_for(lambda: self.serving == ticket)
+        try:
+            time.sleep(self.seconds)
+            return original(channel, message_id, outgoing)
+        finally:
+            with self.turns:
+                self.serving += 1
+                self.turns.notify_all()
+
+
+@ON_SQLITE  # the window does not depend on the database; the lane writes the same on both
+def test_a_lane_keeps_few_requests_at_a_gateway_that_queues_them(make_app, clock):
+    """A gateway that works on one request at a time, 100 a second (slower than the lane can
+    record, so that its queue stands): the lane's window of 100 would keep 100 waiting in its
+    queue (and an urgent message behind them); it keeps about sixteen."""
+    app = make_app(SMS_CONCURRENCY=100)
+    recorder = Recorder()
+    gateway = CountingGateway(recorder, seconds=0.01, one_at_a_time=True)
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="queueing", count=300, channel="sms", priority=Priority.NORMAL)
+
+    report = Dispatcher(app, name="queueing", channels=recorder.setup()).run_until_idle(timeout=60)
+
+    assert report.sent == 300 and sorted(recorder.sent_ids("sms")) == ids
+    # At most one doubling of the slow start's sixteen before the queue shows, then sixteen and
+    # the few (about the square root) the delay rule lets wait at the gateway.
+    assert max(gateway.held) <= 2 * DELAY_FLOOR + 1, f"{max(gateway.held)} requests at once"
+    settled = max(gateway.held[100:])
+    assert settled <= DELAY_FLOOR + 4, f"{settled} requests at once at a gateway that queues"
+
+
+@ON_SQLITE  # the window does not depend on the database; the lane writes the same on both
+def test_a_lane_fills_its_window_against_a_gateway_with_latency(make_app, clock):
+    """A gateway that answers in 100 ms however many are in flight: the lane's window grows from
+    sixteen to its maximum (60 here) and the gateway holds that many at once."""
+    app = make_app(SMS_CONCURRENCY=60)
+    recorder = Recorder()
+    gateway = CountingGateway(recorder, seconds=0.1, one_at_a_time=False)
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="latency", count=600, channel="sms", priority=Priority.NORMAL)
+
+    report = Dispatcher(app, name="latency", channels=recorder.setup()).run_until_idle(timeout=60)
+
+    assert report.sent == 600 and sorted(recorder.sent_ids("sms")) == ids
+    assert max(gateway.held) == 60
 
 
 def test_a_gateway_that_refuses_everything_as_too_many_shows_as_failing_without_using_attempts(make_app, clock):
