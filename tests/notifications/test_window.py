@@ -1,5 +1,8 @@
 """The lanes' in-flight window and the asynchronous lanes (notifications.pump) when things go
-wrong: a busy gateway halves the window and acceptances raise it again; a lane against a gateway
+wrong: a busy gateway halves the window and acceptances raise it again; the delay rule, against
+simulated gateways (one with latency, one with jitter, one that queues, one that becomes slower
+for good) and in a real lane (a gateway that queues holds about sixteen, one with latency fills
+the window); a lane against a gateway
 that refuses above its limit delivers every message once without using up attempts, settling at
 the gateway's limit instead of hammering it; one that refuses everything shows as failing;
 acceptances wait for a database connection instead of being lost; a lane whose adapter cannot be
