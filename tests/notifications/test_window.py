@@ -275,20 +275,24 @@ class CountingGateway:
                 self.turns.notify_all()
 
 
+def run_lane(make_app, clock, *, window: int, messages: int, seconds: float, one_at_a_time: bool) -> CountingGateway:
+    """A lane of ``window`` sends ``messages`` SMS to a :class:`CountingGateway`, each exactly once."""
+    app = make_app(SMS_CONCURRENCY=window)
+    recorder = Recorder()
+    gateway = CountingGateway(recorder, seconds=seconds, one_at_a_time=one_at_a_time)
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="lane", count=messages, channel="sms", priority=Priority.NORMAL)
+    report = Dispatcher(app, name="lane", channels=recorder.setup()).run_until_idle(timeout=60)
+    assert report.sent == messages and sorted(recorder.sent_ids("sms")) == ids
+    return gateway
+
+
 @ON_SQLITE  # the window does not depend on the database; the lane writes the same on both
 def test_a_lane_keeps_few_requests_at_a_gateway_that_queues_them(make_app, clock):
     """A gateway that works on one request at a time, 100 a second (slower than the lane can
     record, so that its queue stands): the lane's window of 100 would keep 100 waiting in its
     queue (and an urgent message behind them); it keeps about sixteen."""
-    app = make_app(SMS_CONCURRENCY=100)
-    recorder = Recorder()
-    gateway = CountingGateway(recorder, seconds=0.01, one_at_a_time=True)
-    with app.app_context():
-        ids = queue_many(now=clock.now(), prefix="queueing", count=300, channel="sms", priority=Priority.NORMAL)
-
-    report = Dispatcher(app, name="queueing", channels=recorder.setup()).run_until_idle(timeout=60)
-
-    assert report.sent == 300 and sorted(recorder.sent_ids("sms")) == ids
+    gateway = run_lane(make_app, clock, window=100, messages=300, seconds=0.01, one_at_a_time=True)
     # At most one doubling of the slow start's sixteen before the queue shows, then sixteen and
     # the few (about the square root) the delay rule lets wait at the gateway.
     assert max(gateway.held) <= 2 * DELAY_FLOOR + 1, f"{max(gateway.held)} requests at once"
@@ -296,19 +300,11 @@ def test_a_lane_keeps_few_requests_at_a_gateway_that_queues_them(make_app, clock
     assert settled <= DELAY_FLOOR + 4, f"{settled} requests at once at a gateway that queues"
 
 
-@ON_SQLITE  # the window does not depend on the database; the lane writes the same on both
+@ON_SQLITE
 def test_a_lane_fills_its_window_against_a_gateway_with_latency(make_app, clock):
     """A gateway that answers in 100 ms however many are in flight: the lane's window grows from
     sixteen to its maximum (60 here) and the gateway holds that many at once."""
-    app = make_app(SMS_CONCURRENCY=60)
-    recorder = Recorder()
-    gateway = CountingGateway(recorder, seconds=0.1, one_at_a_time=False)
-    with app.app_context():
-        ids = queue_many(now=clock.now(), prefix="latency", count=600, channel="sms", priority=Priority.NORMAL)
-
-    report = Dispatcher(app, name="latency", channels=recorder.setup()).run_until_idle(timeout=60)
-
-    assert report.sent == 600 and sorted(recorder.sent_ids("sms")) == ids
+    gateway = run_lane(make_app, clock, window=60, messages=600, seconds=0.1, one_at_a_time=False)
     assert max(gateway.held) == 60
 
 
