@@ -17,14 +17,13 @@ from collections import defaultdict
 from datetime import date, timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from contacts.check_links import link_token, recipient_for_token, record_answer
 from contacts.check_queries import call_list, check_for_month, month_summary
 from contacts.checks import open_check_at
 from core.extensions import db
 from notifications.dispatcher import Dispatcher
-from notifications.models import Message, MessageStatus
+from notifications.service import oldest_due
 from tests.conftest import csrf_token_from, log_in
 from tests.contacts.test_checks_helpers import STOCKHOLM, days, local, make_register, recipient_of, run_tick
 from tests.support.fixtures import PUBLIC_BASE_URL
@@ -155,11 +154,7 @@ def test_a_whole_month_of_the_contact_check(app, client, clock, smtp_server, twi
         # Most of the ~95 instants queue nothing; a drain then would only start and stop the
         # lanes (most of this test's time on a slow machine).
         with app.app_context():
-            due = db.session.scalar(
-                sa.select(sa.func.count())
-                .select_from(Message)
-                .where(Message.status == MessageStatus.QUEUED.value, Message.next_attempt_at <= clock.now())
-            )
+            due = oldest_due(db_session=db.session, now=clock.now())
             db.session.remove()
         if due:
             dispatcher.run_until_idle(timeout=30)
