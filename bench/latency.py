@@ -83,10 +83,9 @@ def figures(*, args, settings, peers, gauges_before, counts_before, queued, star
     gauges = peers.gauges()
     emails, texts = peers.ask("tally")
     skip = (len(gauges_before["email"]["accepted_at"]), len(gauges_before["sms"]["accepted_at"]))
-    skip_tally = counts_before
     email = _channel(
         gauges["email"]["accepted_at"][skip[0] :],
-        [mid for mid, _ in emails[skip_tally[0] :]],
+        [mid for mid, _ in emails[counts_before[0] :]],
         queued["email"],
         start_wall,
         args.smtp_latency_ms,
@@ -96,7 +95,7 @@ def figures(*, args, settings, peers, gauges_before, counts_before, queued, star
     )
     sms = _channel(
         gauges["sms"]["accepted_at"][skip[1] :],
-        [mid for mid, _ in texts[skip_tally[1] :]],
+        [mid for mid, _ in texts[counts_before[1] :]],
         queued["sms"],
         start_wall,
         args.sms_latency_ms,
