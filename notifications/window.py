@@ -35,8 +35,8 @@ the time from handing a request to the adapter to its answer (``rtt`` of :meth:`
   TCP BBR's "ProbeRTT": a period in which no request was sent with at most ``PROBE_IN_FLIGHT``
   (4) in flight ends in a probe, the window held at 4 until four requests sent that way have
   answered (or ``PROBE_LONGEST``, 2 s, has passed), and their answers are in the new period's
-  base. Against a 200 ms gateway a probe
-  costs about two answer times of lower speed every ``BASE_PERIOD`` (20 s): 2 %;
+  base. Against a 200 ms gateway a probe costs about two answer times of lower speed every
+  ``BASE_PERIOD`` (20 s): 2 %;
 - at the end of each round of ``limit`` acceptances, the round's shortest answer time
   (the shortest, so that a gateway's jitter -- Twilio's 150-400 ms -- is not taken for a queue;
   of the requests sent with more than ``PROBE_IN_FLIGHT`` in flight, if there were any: the
@@ -53,14 +53,14 @@ the time from handing a request to the adapter to its answer (``rtt`` of :meth:`
   the maximum: only a "too many" takes the window lower.
 
 Until the first round whose answers are slower than ``base / SLOW_START_GRADIENT`` (1.25 times
-the base), or the first "too many", the delay limit doubles each round instead (slow start): a window that started at
-the maximum filled a queueing gateway with 100 requests before the first answer could say so
-(the first two seconds of ``bench.fanout``'s urgent e-mails took 0.65-0.8 s).
+the base), or the first "too many", the delay limit doubles each round instead (slow start): a
+window that started at the maximum filled a queueing gateway with 100 requests before the first
+answer could say so (the first two seconds of ``bench.fanout``'s urgent e-mails took 0.65-0.8 s).
 
 Against a gateway that answers in 200 ms whatever we send, the answer times stay near the base
 and the window grows to the maximum and stays there; against the benches' zero-latency peers it
-settles at the floor. The window in force is the smaller of the two limits. It is used from one event loop
-(the lane's) and needs no lock.
+settles at the floor. The window in force is the smaller of the two limits. It is used from one
+event loop (the lane's) and needs no lock.
 """
 
 from __future__ import annotations
