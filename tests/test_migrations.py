@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from core.extensions import db
-from tests.conftest import build_app
+from tests.conftest import build_app, create_schema
 
 
 def test_migrations_create_exactly_the_models_schema(database_url, clock):
@@ -46,3 +46,39 @@ def test_the_copied_test_schema_is_the_migrated_one(app):
         head = ScriptDirectory.from_config(config).get_current_head()
     assert differences == []
     assert current == head
+
+
+def test_a_pooled_postgresql_schema_is_handed_on_as_a_fresh_one(postgres_url, clock):
+    """A PostgreSQL test schema is emptied after its test and handed to the next one
+    (tests/conftest.py ``_empty_for_reuse``): no rows left, and each sequence the test used starts
+    again where a fresh schema's does, so that the next test's first ids are those of a fresh one."""
+    import sqlalchemy as sa
+
+    from contacts.models import Provider
+    from tests.conftest import _admin_engine, _empty_for_reuse
+
+    def add_provider(app, name: str) -> int:
+        with app.app_context():
+            provider = Provider(name=name, kind="private", created_at=clock.now())
+            db.session.add(provider)
+            db.session.commit()
+            return provider.id
+
+    used = build_app(postgres_url, clock)
+    create_schema(used)
+    fresh_id = add_provider(used, "Omsorgen AB")
+    add_provider(used, "Hemtjänsten Norr")
+    with used.app_context():
+        schema = db.session.execute(sa.text("SELECT current_schema()")).scalar()
+        db.session.remove()
+        db.engine.dispose()
+
+    assert _empty_for_reuse(_admin_engine(), schema)
+
+    again = build_app(postgres_url, clock)
+    with again.app_context():
+        assert db.session.execute(sa.text("SELECT count(*) FROM providers")).scalar() == 0
+    assert add_provider(again, "Omsorgen AB") == fresh_id
+    with again.app_context():
+        db.session.remove()
+        db.engine.dispose()
