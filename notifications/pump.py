@@ -41,24 +41,29 @@ maximum) messages ``sending``. Within that maximum the window follows the gatewa
 halves it, and answers that slow down as more are in flight (a gateway that queues what it is
 given) shrink it to about what the gateway can take without a queue, no lower than 16 (the delay
 rule of :mod:`notifications.window`; each acceptance reports its answer time and how many were
-in flight when it was sent).
+in flight when it was sent). When the window shrinks, the claims already made (and requests
+refused as too many, to be sent again) wait for a place in it before they go to the gateway
+(:meth:`Pump._place_in_window`), in claim order: requests at the gateway never exceed the window
+in force, not only the claims.
 
 Too many requests. A send refused as "too many" (HTTP 429, Twilio error 20429, SMTP 421: the
-adapter's ``TransientFailure`` with ``rate_limited``) halves the window (:mod:`notifications.window`)
-and the message is sent again by the same task after the gateway's ``Retry-After`` (at most a
-second; 0.1-0.3 s when none is given), while the claim is still held: no database write, no
-attempt used, the message's place in the queue kept. Such refusals do not count towards the
-lane's pause (a circuit breaker for a gateway that fails, not one that is busy); a task that
-would hold its claim past half the lease gives it back to the queue instead, not counted. Only a
-message refused ``TOO_MANY_IN_A_ROW`` times in a row goes back to the queue through the
-ordinary retry (after the ``Retry-After``, or the usual backoff), still without using up an
-attempt, but counted against the channel: a gateway that refuses everything as "too many" pauses
-the lane and shows as degraded, like one that fails.
+adapter's ``TransientFailure`` with ``rate_limited``) halves the window and, for 20 s, holds it
+at about what the gateway took (its ceiling: :mod:`notifications.window`), and the message is
+sent again by the same task after the gateway's ``Retry-After`` (at most a second; 0.1-0.3 s
+when none is given), while the claim is still held: no database write, no attempt used, the
+message's place in the queue kept. Such refusals do not count towards the lane's pause (a
+circuit breaker for a gateway that fails, not one that is busy); a task that would hold its
+claim past half the lease gives it back to the queue instead, not counted. Only a message
+refused ``TOO_MANY_IN_A_ROW`` times in a row goes back to the queue through the ordinary retry
+(after the ``Retry-After``, or the usual backoff), still without using up an attempt, but
+counted against the channel: a gateway that refuses everything as "too many" pauses the lane
+and shows as degraded, like one that fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -169,6 +174,7 @@ class Pump:
         self._record_wanted = asyncio.Event()
         self._token_queue = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
+        self._window_waiters: collections.deque[asyncio.Future] = collections.deque()
         self.lane.add_waker(self._wake_threadsafe)
         self.adapter = None
         recorder = asyncio.create_task(self._recorder())
@@ -177,7 +183,7 @@ class Pump:
             await self._claim_loop()
         finally:
             self.lane.remove_waker(self._wake_threadsafe)
-            self._stopping.set()  # tasks waiting for a token or to send again give their claims back
+            self._stop_tasks()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             # The recorder is never cancelled: a write it has asked for would be dropped before it
@@ -215,8 +221,13 @@ class Pump:
     def _woken_now(self) -> None:
         self._woken.set()
         if self.dispatcher._stop.is_set():
-            self._stopping.set()
+            self._stop_tasks()
             self._slot_freed.set()
+
+    def _stop_tasks(self) -> None:
+        """Tasks waiting for a token, a place in the window or to send again give their claims back."""
+        self._stopping.set()
+        self._admit_waiting(everyone=True)
 
     # -- claiming ----------------------------------------------------------------------------------
 
@@ -296,7 +307,7 @@ class Pump:
         message's place in the window."""
         refusals = 0
         while True:
-            if not await self._may_go_on(claimed_at):
+            if not await self._may_go_on(claimed_at) or not await self._place_in_window(claimed_at):
                 self._release.append(claimed)
                 self._record_wanted.set()
                 return
@@ -312,9 +323,12 @@ class Pump:
                 failure = error
             finally:
                 self.in_flight -= 1
+                if self._window_waiters:
+                    # after this step, which updates the window (accepted, slow_down)
+                    self._loop.call_soon(self._admit_waiting)
             if isinstance(failure, TransientFailure) and failure.rate_limited:
                 self.rate_limited += 1
-                self.window.slow_down(started_in)
+                self.window.slow_down(started_in, self.in_flight, self._loop.time())
                 refusals += 1
                 if refusals >= TOO_MANY_IN_A_ROW:
                     # A gateway that refuses everything as "too many" (a relay answering 421 to
@@ -354,6 +368,35 @@ class Pump:
                     return True
                 await self._sleep(wait)
             return False
+
+    async def _place_in_window(self, claimed_at: float) -> bool:
+        """Wait until fewer requests are in flight than the window allows now; False when the
+        claim is to be given back instead (:meth:`_may_send`). Claims are made within the window,
+        but when it shrinks (a "too many", the delay rule, a probe) those already made, and
+        requests refused and sent again, wait here for a place instead of going over it. They
+        get places in the order they came (claim order, the most urgent first); one that waited
+        for the rate limiter's token has used it."""
+        first = True
+        while self.in_flight >= self.window.limit:
+            if not self._may_send(claimed_at):
+                return False
+            waiter = self._loop.create_future()
+            if first:
+                self._window_waiters.append(waiter)
+            else:  # woken, but the place was gone: keep its turn
+                self._window_waiters.appendleft(waiter)
+            first = False
+            await waiter
+        return self._may_send(claimed_at)
+
+    def _admit_waiting(self, everyone: bool = False) -> None:
+        """Wake as many waiting requests as the window has free places (all when stopping)."""
+        free = len(self._window_waiters) if everyone else self.window.limit - self.in_flight
+        while free > 0 and self._window_waiters:
+            waiter = self._window_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                free -= 1
 
     def _may_send(self, claimed_at: float) -> bool:
         if self._over():

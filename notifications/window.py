@@ -16,9 +16,21 @@ congestion window:
 - a "slow down" halves it (never below 1), once per round: the answers to requests that were
   already in flight when it was halved are the same signal and do not halve it again.
 
-So against a gateway that allows N at once, the lane's limit saws between about N/2 and N and
-the gateway refuses a request only when the limit climbs past N again: it settles at the
-gateway's limit instead of hammering it.
+**The ceiling.** A "too many" also says about where the gateway's limit is: when it comes back,
+the lane's other requests still in flight are about what the gateway holds (a refusal comes
+back at once; those it took are still being worked on). Counted when the answer comes back,
+not when the request was sent: requests sent together reach the gateway in any order, and the
+one refused may have been sent with few in flight; an answer's count errs high, never low, and
+the smallest count of a burst's refusals is the gateway's. For ``CEILING_HOLD`` (20 s) after a
+refusal the window does not grow past the smallest such count of the period (nor is it taken
+below the halved window by it), and then it probes above it again, one request more per
+window's worth of acceptances, as before. Without the ceiling the window sawed between
+N/2 and just above N: against a gateway that allows N at once it was refused every few hundred
+answers, and a refused request, which keeps its claim (and its place in the window) while it
+waits to be sent again, was itself most often the one that took the window past N once more
+(the capped test of tests/notifications/test_window.py: the same message refused five times in
+a row in about one run of five). So the window climbs back to the gateway's limit after a
+halving and stays there: it settles at the gateway's limit instead of hammering it.
 
 **The delay rule.** A gateway that never says "too many" but works on one request at a time (a
 relay's single process, a busy host; here on two cores, the local peers of the benches) only
@@ -74,6 +86,7 @@ PROBE_LONGEST = 2.0  # seconds: a probe ends then even without its four answers
 _GRADIENT_FLOOR = 0.5  # the delay rule at most halves the window in one round
 RTT_TOLERANCE = 2.0  # answers up to twice the base are not taken for a queue
 SLOW_START_GRADIENT = 0.8  # slow start doubles the window while a round's answers are this close to the base
+CEILING_HOLD = 20.0  # seconds after a "too many" during which the window stays at or below what the gateway took
 
 
 class Window:
@@ -100,6 +113,8 @@ class Window:
         self._probe_answers = 0
         self._probe_ends = 0.0
         self.probes = 0
+        self.ceiling: int | None = None  # the most the gateway took, for CEILING_HOLD after a "too many"
+        self._ceiling_until = 0.0
 
     @property
     def limit(self) -> int:
@@ -118,8 +133,11 @@ class Window:
         seconds from handing the request to the adapter to its answer, at ``now`` (a monotonic
         time in seconds), sent with ``in_flight`` requests in flight (itself included); without
         them only the additive increase applies."""
-        if self._limit < self.maximum:
-            self._limit = min(float(self.maximum), self._limit + 1.0 / self._limit)
+        if self.ceiling is not None and now is not None and now >= self._ceiling_until:
+            self.ceiling = None  # probe above it again
+        highest = float(self.maximum if self.ceiling is None else min(self.ceiling, self.maximum))
+        if self._limit < highest:
+            self._limit = min(highest, self._limit + 1.0 / self._limit)
         if rtt is None or now is None:
             return
         uncongested = in_flight is not None and in_flight <= PROBE_IN_FLIGHT
@@ -137,17 +155,24 @@ class Window:
         if self._round_samples >= self.limit:
             self._end_delay_round()
 
-    def slow_down(self, started_in_round: int) -> bool:
+    def slow_down(self, started_in_round: int, in_flight: int | None = None, now: float | None = None) -> bool:
         """The gateway refused a request that started in ``started_in_round`` as too many (429,
         421): halve the limit, unless it was already halved since that request started. True
-        when the limit went down."""
-        if started_in_round != self.round:
-            return False
-        self._limit = max(1.0, min(self._limit, self._delay_limit) / 2.0)
-        self.slow_start = False
-        self.round += 1
-        self.decreases += 1
-        return True
+        when the limit went down. ``in_flight``: the lane's other requests in flight when the
+        refusal came back, at ``now`` (monotonic seconds): about what the gateway holds, the
+        window's ceiling for ``CEILING_HOLD`` (see the module docstring)."""
+        halved = started_in_round == self.round
+        if halved:
+            self._limit = max(1.0, min(self._limit, self._delay_limit) / 2.0)
+            self.slow_start = False
+            self.round += 1
+            self.decreases += 1
+        if in_flight is not None and now is not None:
+            took = max(1, in_flight)
+            held = self.ceiling is not None and now < self._ceiling_until
+            self.ceiling = max(int(self._limit), min(self.ceiling, took) if held else took)
+            self._ceiling_until = now + CEILING_HOLD
+        return halved
 
     def _observe_base(self, rtt: float, now: float, uncongested: bool) -> None:
         if self._period_ends is None:

@@ -2,9 +2,10 @@
 wrong: a busy gateway halves the window and acceptances raise it again; the delay rule, against
 simulated gateways (one with latency, one with jitter, one that queues, one that becomes slower
 for good) and in a real lane (a gateway that queues holds about sixteen, one with latency fills
-the window); a lane against a gateway
-that refuses above its limit delivers every message once without using up attempts, settling at
-the gateway's limit instead of hammering it; one that refuses everything shows as failing;
+the window); after a "too many" the window climbs back to what the gateway took and stays
+there, and claims made before it shrank wait for a place in it; a lane against a gateway that
+refuses above its limit delivers every message once without using up attempts, settling at the
+gateway's limit instead of hammering it; one that refuses everything shows as failing;
 acceptances wait for a database connection instead of being lost; a lane whose adapter cannot be
 built starts again."""
 
@@ -24,7 +25,7 @@ from notifications.channels.base import TransientFailure
 from notifications.channels.threaded import ThreadedSender
 from notifications.dispatcher import Dispatcher
 from notifications.models import Message, MessageEvent, Priority
-from notifications.window import BASE_PERIOD, DELAY_FLOOR, PROBE_IN_FLIGHT, Window
+from notifications.window import BASE_PERIOD, CEILING_HOLD, DELAY_FLOOR, PROBE_IN_FLIGHT, Window
 from tests.notifications.dispatcher_app import Recorder, queue_many
 
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -67,6 +68,40 @@ def test_acceptances_raise_the_window_by_one_per_window_and_never_past_the_maxim
     for _ in range(10_000):
         window.accepted()
     assert window.limit == 40
+
+
+def test_after_a_too_many_the_window_climbs_back_to_what_the_gateway_took_and_stays_there():
+    """A gateway that takes ten at once: a refusal that comes back while ten others are still in
+    flight sets the ceiling at ten; the window climbs back from its halving to ten and stays there
+    for CEILING_HOLD, and then probes above it again."""
+    window = at_the_maximum(40)
+    now = 100.0
+    # A burst of sixteen meets the gateway's ten: the six refusals come back while 15, 14, ...,
+    # 10 others are still in flight; the first halves the window, the smallest count is the ceiling.
+    for others in range(15, 9, -1):
+        window.slow_down(0, in_flight=others, now=now)
+    assert window.limit == 20 and window.ceiling == 20, "never below the halved window"
+
+    window = at_the_maximum(40)
+    window.slow_down(window.round)
+    window.slow_down(window.round)
+    assert window.limit == 10
+    for others in (16, 12, 7):
+        window.slow_down(window.round - 1, in_flight=others, now=now)
+    assert window.ceiling == 10, "the halved window (10), though one refusal saw seven others"
+    window.slow_down(window.round, in_flight=8, now=now)
+    assert window.limit == 5 and window.ceiling == 8
+
+    limits = []
+    while now < 100.0 + CEILING_HOLD - 0.5:
+        now += 0.05
+        window.accepted(0.05, now, in_flight=window.limit)
+        limits.append(window.limit)
+    assert limits[-1] == 8 and max(limits) == 8, "back at the ceiling, and not past it"
+    for _ in range(400):
+        now += 0.05
+        window.accepted(0.05, now, in_flight=window.limit)
+    assert window.ceiling is None and window.limit > 8, "after the hold it probes above again"
 
 
 def test_the_window_never_goes_below_one():
@@ -232,9 +267,9 @@ def test_a_lane_against_a_gateway_capped_below_its_window_sends_each_message_onc
     assert report.sent == messages and report.retried == 0 and report.failed == 0
     assert sorted(recorder.sent_ids("sms")) == ids, "every message accepted exactly once"
     assert gateway.most == 10
-    # Forty at once meet a gateway that takes ten: the first round is refused in bulk, and then
-    # the lane keeps near the limit, asking for more only now and then (additive increase).
-    assert 0 < gateway.refused < messages // 4, f"{gateway.refused} refusals for {messages} messages"
+    # The slow start's first sixteen meet a gateway that takes ten: six are refused, and then the
+    # lane keeps at the gateway's limit (the window's ceiling) without being refused again.
+    assert 0 < gateway.refused <= DELAY_FLOOR - 10, f"{gateway.refused} refusals for {messages} messages"
     with app.app_context():
         attempts = set(db.session.scalars(sa.select(Message.attempts)))
         retries = db.session.scalar(
@@ -288,6 +323,37 @@ def run_lane(make_app, clock, *, window: int, messages: int, seconds: float, one
 
 
 @ON_SQLITE  # the window does not depend on the database; the lane writes the same on both
+def test_claims_made_before_the_window_shrank_wait_for_a_place_in_it(make_app, clock):
+    """The slow start's first sixteen go out together, each taking 100 ms; the sixteenth is
+    refused as too many and may be sent again at once (Retry-After 0). The window is halved to
+    eight: the refused request, and the claims made before, wait until fewer than eight are in
+    flight, instead of going to a gateway that holds fifteen."""
+    app = make_app(SMS_CONCURRENCY=40)
+    recorder = Recorder()
+    gateway = CountingGateway(recorder, seconds=0.1, one_at_a_time=False)
+    counting = recorder._send
+    refused = []
+
+    def refuse_the_sixteenth(channel, message_id, outgoing):
+        if not refused and len(gateway.held) == 15:
+            refused.append(max(gateway.held))
+            raise TransientFailure("Twilio rate limit (HTTP 429, Twilio error 20429)", retry_after=0, rate_limited=True)
+        return counting(channel, message_id, outgoing)
+
+    recorder._send = refuse_the_sixteenth
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="lane", count=60, channel="sms", priority=Priority.NORMAL)
+    report = Dispatcher(app, name="lane", channels=recorder.setup()).run_until_idle(timeout=60)
+
+    assert report.sent == 60 and sorted(recorder.sent_ids("sms")) == ids
+    assert refused == [15], "fifteen at the gateway when the window was halved"
+    # The window is eight then, and grows by about one per eight acceptances: the next ten arrive
+    # with at most ten at the gateway (the first fifteen's answers have raised it to about ten).
+    after = gateway.held[15:25]
+    assert max(after) <= 10, f"{after}: requests at the gateway as each came, after the window was halved to eight"
+
+
+@ON_SQLITE
 def test_a_lane_keeps_few_requests_at_a_gateway_that_queues_them(make_app, clock):
     """A gateway that works on one request at a time, 100 a second (slower than the lane can
     record, so that its queue stands): the lane's window of 100 would keep 100 waiting in its
