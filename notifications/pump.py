@@ -307,7 +307,7 @@ class Pump:
         message's place in the window."""
         refusals = 0
         while True:
-            if not await self._may_go_on(claimed_at) or not await self._place_in_window(claimed_at):
+            if not await self._may_go_on(claimed_at) or not await self._place_in_window(claimed, claimed_at):
                 self._release.append(claimed)
                 self._record_wanted.set()
                 return
@@ -369,21 +369,22 @@ class Pump:
                 await self._sleep(wait)
             return False
 
-    async def _place_in_window(self, claimed_at: float) -> bool:
+    async def _place_in_window(self, claimed: ClaimedMessage, claimed_at: float) -> bool:
         """Wait until fewer requests are in flight than the window allows now; False when the
         claim is to be given back instead (:meth:`_may_send`). Claims are made within the window,
         but when it shrinks (a "too many", the delay rule, a probe) those already made, and
         requests refused and sent again, wait here for a place instead of going over it. They
-        get places in the order they came (claim order, the most urgent first); one that waited
-        for the rate limiter's token has used it."""
+        get places in the order they came (claim order), but an urgent message goes before every
+        bulk one waiting (claimed before it, when the window was wider); one that waited for the
+        rate limiter's token has used it."""
         first = True
         while self.in_flight >= self.window.limit:
             if not self._may_send(claimed_at):
                 return False
             waiter = self._loop.create_future()
-            if first:
+            if first and claimed.priority != Priority.URGENT:
                 self._window_waiters.append(waiter)
-            else:  # woken, but the place was gone: keep its turn
+            else:  # urgent, or woken but the place was gone: at the front
                 self._window_waiters.appendleft(waiter)
             first = False
             await waiter
