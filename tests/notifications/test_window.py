@@ -11,6 +11,8 @@ built starts again."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import dataclasses
 import heapq
 import random
@@ -351,6 +353,49 @@ def test_claims_made_before_the_window_shrank_wait_for_a_place_in_it(make_app, c
     # with at most ten at the gateway (the first fifteen's answers have raised it to about ten).
     after = gateway.held[15:25]
     assert max(after) <= 10, f"{after}: requests at the gateway as each came, after the window was halved to eight"
+
+
+def test_an_urgent_message_waiting_for_a_place_in_the_window_goes_before_the_bulk_ones():
+    """Requests wait for a place when the window is full (claims made before it shrank, refused
+    ones to be sent again): they get places in the order they came, but an urgent one first. The
+    pump's own waiting code, in an event loop, with the window full and places freed one by one."""
+    from datetime import datetime, timezone
+
+    from notifications.outbox import ClaimedMessage
+    from notifications.pump import Pump
+
+    def claimed(message_id: int, priority: Priority) -> ClaimedMessage:
+        at = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+        return ClaimedMessage(message_id, "generic", "sms", priority, None, "+4670123456", None, "Hej", None, 1, at, at)
+
+    async def scenario() -> list[int]:
+        pump = Pump.__new__(Pump)  # only the window, the count in flight and the waiting list
+        pump.window = at_the_maximum(16)
+        pump.in_flight = 16
+        pump._loop = asyncio.get_running_loop()
+        pump._window_waiters = collections.deque()
+        pump._may_send = lambda claimed_at: True
+        admitted: list[int] = []
+
+        async def wait_for_place(message: ClaimedMessage) -> None:
+            assert await pump._place_in_window(message, 0.0)
+            pump.in_flight += 1
+            admitted.append(message.id)
+
+        tasks = []
+        for message in (claimed(1, Priority.NORMAL), claimed(2, Priority.NORMAL), claimed(3, Priority.URGENT)):
+            tasks.append(asyncio.create_task(wait_for_place(message)))
+            await asyncio.sleep(0)
+        assert admitted == [], "no place while sixteen are in flight"
+        for _ in tasks:
+            pump.in_flight -= 1  # an answer came
+            pump._admit_waiting()
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+        return admitted
+
+    assert asyncio.run(scenario()) == [3, 1, 2]
 
 
 @ON_SQLITE
