@@ -312,15 +312,22 @@ class CountingGateway:
                 self.turns.notify_all()
 
 
+def send_all(app, clock, recorder: Recorder, count: int, *, priority=Priority.NORMAL, timeout: float = 60):
+    """Queue ``count`` SMS, run a dispatcher until nothing is due, and check that the gateway
+    accepted each exactly once; returns the dispatcher's report."""
+    with app.app_context():
+        ids = queue_many(now=clock.now(), prefix="lane", count=count, channel="sms", priority=priority)
+    report = Dispatcher(app, name="lane", channels=recorder.setup()).run_until_idle(timeout=timeout)
+    assert report.sent == count and sorted(recorder.sent_ids("sms")) == ids, "every message accepted exactly once"
+    return report
+
+
 def run_lane(make_app, clock, *, window: int, messages: int, seconds: float, one_at_a_time: bool) -> CountingGateway:
     """A lane of ``window`` sends ``messages`` SMS to a :class:`CountingGateway`, each exactly once."""
     app = make_app(SMS_CONCURRENCY=window)
     recorder = Recorder()
     gateway = CountingGateway(recorder, seconds=seconds, one_at_a_time=one_at_a_time)
-    with app.app_context():
-        ids = queue_many(now=clock.now(), prefix="lane", count=messages, channel="sms", priority=Priority.NORMAL)
-    report = Dispatcher(app, name="lane", channels=recorder.setup()).run_until_idle(timeout=60)
-    assert report.sent == messages and sorted(recorder.sent_ids("sms")) == ids
+    send_all(app, clock, recorder, messages)
     return gateway
 
 
@@ -343,11 +350,8 @@ def test_claims_made_before_the_window_shrank_wait_for_a_place_in_it(make_app, c
         return counting(channel, message_id, outgoing)
 
     recorder._send = refuse_the_sixteenth
-    with app.app_context():
-        ids = queue_many(now=clock.now(), prefix="lane", count=60, channel="sms", priority=Priority.NORMAL)
-    report = Dispatcher(app, name="lane", channels=recorder.setup()).run_until_idle(timeout=60)
+    send_all(app, clock, recorder, 60)
 
-    assert report.sent == 60 and sorted(recorder.sent_ids("sms")) == ids
     assert refused == [15], "fifteen at the gateway when the window was halved"
     # The window is eight then, and grows by about one per eight acceptances: the next ten arrive
     # with at most ten at the gateway (the first fifteen's answers have raised it to about ten).
@@ -538,12 +542,8 @@ def test_a_fast_lane_records_its_acceptances_in_batches_not_one_transaction_each
             return original(channel, message_id, outgoing)
 
     recorder._send = trickle
-    with app.app_context():
-        ids = queue_many(now=clock.now(), prefix="gather", count=60, channel="sms", priority=Priority.BULK)
+    send_all(app, clock, recorder, 60, priority=Priority.BULK, timeout=30)
 
-    report = Dispatcher(app, name="gather", channels=recorder.setup()).run_until_idle(timeout=30)
-
-    assert report.sent == 60 and sorted(recorder.sent_ids("sms")) == ids
     assert sum(writes) == 60
     assert len(writes) <= 12, f"{len(writes)} writes for 60 acceptances: {writes}"
 
