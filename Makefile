@@ -7,9 +7,13 @@ FLASK := $(BIN)/flask --app app
 
 .PHONY: setup run test lint db demo tools audit
 
+# pip compiles the installed modules one after another; compileall on every core does the same
+# (as pip, a file that does not compile is left to be compiled, or fail, when imported): 34 + 13 s
+# instead of 56 s here.
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-compile --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP)
