@@ -388,7 +388,8 @@ class Pump:
                 self._window_waiters.appendleft(waiter)
             first = False
             await waiter
-        return self._may_send(claimed_at)
+        # Not waited: _may_go_on has just checked _may_send, with no await since.
+        return first or self._may_send(claimed_at)
 
     def _admit_waiting(self, everyone: bool = False) -> None:
         """Wake as many waiting requests as the window has free places (all when stopping)."""
