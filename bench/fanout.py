@@ -10,7 +10,7 @@ machine's speed (shared cores) weighs on both sides of the ratio. While the bulk
 intervals; their latency is from the commit that queued them to our record of the gateway's
 acceptance (``sent_at - created_at``), an upper bound of commit-to-acceptance.
 
-The two gateways run in a child process of their own, as real gateways run elsewhere: in this
+The two gateways run in child processes of their own, as real gateways run elsewhere: in this
 process they would share the interpreter lock with the dispatcher and the bare loop alike.
 
 ``--sms-latency-ms``, ``--smtp-latency-ms`` and ``--sms-max-concurrent`` give the peers a latency

@@ -3,7 +3,7 @@
 The register holds P providers with C active contacts between them (all receiving information
 about camera supervision), created with bulk inserts, not timed. A dispatcher runs with the real
 SMTP and Twilio adapters against the local gateways (aiosmtpd and a Twilio-speaking HTTP server,
-in a child process as in ``bench.fanout``). Timed: one ``POST /api/v1/notices`` by the on-call
+in child processes as in ``bench.fanout``). Timed: one ``POST /api/v1/notices`` by the on-call
 officer's API token, with an immediate information letter to all providers using camera
 supervision, through the WSGI application (Flask's test client: the request's whole path, no
 socket), until the gateways have accepted every contact's e-mail and SMS.

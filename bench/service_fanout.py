@@ -23,7 +23,7 @@ counted as the letter's CPU.
 
 Timed: one ``POST /api/v1/notices`` over HTTP (urllib, a new connection) with the on-call
 officer's token and an immediate letter to every provider (``outage_notice``, the same body as
-``bench.incident_fanout``), then until the peers (``bench.peers``, a child process, with the
+``bench.incident_fanout``), then until the peers (``bench.peers``, two child processes, with the
 latency and cap options of ``bench.latency``) hold every contact's e-mail and SMS and the outbox
 holds nothing queued or being sent (the letter also goes to the supplier).
 
@@ -40,7 +40,8 @@ per message; ``post_cpu_s`` is gunicorn's until the answer was read (its wall ti
 waiting: for a core, for PostgreSQL, or for SQLite's write lock, which the dispatcher's commits
 take too). The workers are fresh, as after a deployment: the POST is the first request its worker
 handles, so the first rendering of the letter's templates is in it.
-``peers_cpu_s``: the gateways' own CPU (the peers' process), reported, not counted.
+``peers_cpu_s``: the gateways' own CPU (the peers' two processes), reported, not counted; also
+each (``smtp_peer_cpu_s``, ``sms_peer_cpu_s``).
 PostgreSQL's own processes are not counted; ``machine_busy_cpu_s``
 (``/proc/stat``: every process on the machine, other jobs included) says how busy the two cores
 were. ``every_contact_once``: each of the register's contacts got exactly one e-mail and one SMS
@@ -308,7 +309,8 @@ def run(args) -> dict:
         cpu_before = {
             "gunicorn": tree_cpu_seconds(web.pid),
             "dispatcher": tree_cpu_seconds(dispatcher.pid),
-            "peers": sum(map(tree_cpu_seconds, peers.pids)),
+            "smtp_peer": tree_cpu_seconds(peers.pids[0]),
+            "sms_peer": tree_cpu_seconds(peers.pids[1]),
         }
         machine_before = machine_busy_seconds()
         posted_at = datetime.now(UTC)
@@ -334,7 +336,8 @@ def run(args) -> dict:
         cpu = {
             "gunicorn": tree_cpu_seconds(web.pid) - cpu_before["gunicorn"],
             "dispatcher": tree_cpu_seconds(dispatcher.pid) - cpu_before["dispatcher"],
-            "peers": sum(map(tree_cpu_seconds, peers.pids)) - cpu_before["peers"],
+            "smtp_peer": tree_cpu_seconds(peers.pids[0]) - cpu_before["smtp_peer"],
+            "sms_peer": tree_cpu_seconds(peers.pids[1]) - cpu_before["sms_peer"],
         }
         machine = machine_busy_seconds() - machine_before
         load_after = latency.load_average()
@@ -376,7 +379,9 @@ def run(args) -> dict:
             "dispatcher_cpu_s": round(cpu["dispatcher"], 2),
             "gunicorn_cpu_ms_per_message": round(1000 * cpu["gunicorn"] / arrived, 3) if arrived else None,
             "dispatcher_cpu_ms_per_message": round(1000 * cpu["dispatcher"] / arrived, 3) if arrived else None,
-            "peers_cpu_s": round(cpu["peers"], 2),
+            "peers_cpu_s": round(cpu["smtp_peer"] + cpu["sms_peer"], 2),
+            "smtp_peer_cpu_s": round(cpu["smtp_peer"], 2),
+            "sms_peer_cpu_s": round(cpu["sms_peer"], 2),
             "machine_busy_cpu_s": round(machine, 1),
         }
     finally:
