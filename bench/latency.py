@@ -14,6 +14,10 @@ what the database holds into the report, per channel:
   latency (the issue's "100 / 0.2 s = 500 per second"); none at zero latency;
 - ``max_in_flight``: the most requests (SMS) or DATA commands (e-mail) the peer worked on at once;
 - ``refused_429``: requests the Twilio peer refused above its cap;
+- ``peer_answer_p50_ms`` / ``peer_answer_p90_ms``: the peer's own time from a request to its
+  answer (``bench.peers``), for the accepted ones: the latency plus the peer's own queue. Well
+  above the latency, the gateway itself (its process, its share of the two cores) was the bound,
+  not the dispatcher;
 - ``duplicates``: acceptances of a message already accepted (the same Message-ID, or the same
   outbox id in the SMS's status callback); ``lost``: messages queued in the outbox that the peer
   never accepted;
@@ -51,7 +55,14 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap, gauge) -> dict:
+def _percentile_ms(seconds: list[float], share: float) -> float | None:
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000, 1)
+
+
+def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap, gauge, answers) -> dict:
     count = len(accepted_at)
     last = (max(accepted_at) - start_wall) if accepted_at else None
     cap = workers if peer_cap is None else min(workers, peer_cap)
@@ -70,6 +81,8 @@ def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap
         "gateway_limit_per_s": round(peer_cap / (latency_ms / 1000), 1) if peer_cap and latency_ms else None,
         "max_in_flight": gauge["max_in_flight"],
         "refused_429": gauge["refused_429"],
+        "peer_answer_p50_ms": _percentile_ms(answers, 0.5),
+        "peer_answer_p90_ms": _percentile_ms(answers, 0.9),
         "duplicates": len(ids) - distinct,
         "lost": max(0, queued - distinct),
     }
@@ -92,6 +105,7 @@ def figures(*, args, settings, peers, gauges_before, counts_before, queued, star
         settings.email_concurrency,
         None,
         gauges["email"],
+        gauges["email"]["answer_seconds"][skip[0] :],
     )
     sms = _channel(
         gauges["sms"]["accepted_at"][skip[1] :],
@@ -102,6 +116,7 @@ def figures(*, args, settings, peers, gauges_before, counts_before, queued, star
         settings.sms_concurrency,
         args.sms_max_concurrent,
         gauges["sms"],
+        gauges["sms"]["answer_seconds"][skip[1] :],
     )
     accepted = email["accepted"] + sms["accepted"]
     return {
@@ -123,6 +138,7 @@ def print_summary(result: dict) -> None:
             f"{name}: {channel['accepted']} accepted, first {channel['first_ms']} ms, last {channel['last_s']} s, "
             f"{channel['per_s']}/s (limit {channel['limit_per_s']}/s, ratio {channel['ratio_to_limit']}), "
             f"max in flight {channel['max_in_flight']}, 429s {channel['refused_429']}, "
+            f"the peer's answers p50 {channel['peer_answer_p50_ms']} ms, p90 {channel['peer_answer_p90_ms']} ms, "
             f"duplicates {channel['duplicates']}, lost {channel['lost']}"
         )
     print(f"CPU {result.get('cpu_seconds')} s, {result.get('cpu_s_per_message')} s per message")

@@ -20,7 +20,10 @@ requests the Twilio peer works on at once, as Twilio caps an account's concurren
 more is answered at once with HTTP 429, Twilio's error 20429 body and ``Retry-After: 1``, and
 not processed (never a message). The peers count the 429s, the highest number of requests they
 worked on at once (admitted ones only: the cap is never exceeded), and note the wall-clock time
-(``time.time()``, comparable across the two processes) of every acceptance."""
+(``time.time()``, comparable across the processes) of every acceptance and how long the peer took
+to answer it. That answer time is the latency plus the peer's own queue: a peer whose process is
+busy (the SMTP peer parses every message, about 1 ms of its one event loop's time) wakes late
+from its wait and answers later than its latency."""
 
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ from collections import Counter
 
 
 class _Gauge:
-    """Requests in flight at one peer: the highest seen, and when each was accepted."""
+    """Requests in flight at one peer: the highest seen, when each was accepted, and how long the
+    peer took to answer each one it accepted."""
 
     def __init__(self, cap: int | None = None):
         self.cap = cap
@@ -42,21 +46,26 @@ class _Gauge:
         self.max_in_flight = 0
         self.refused = 0
         self.accepted_at: list[float] = []
+        self.answer_seconds: list[float] = []
 
-    def enter(self) -> bool:
+    def enter(self) -> float | None:
+        """Count a request in; returns when it came (``time.perf_counter()``), or None when it
+        is refused above the cap (and not counted in)."""
         with self.lock:
             if self.cap is not None and self.in_flight >= self.cap:
                 self.refused += 1
-                return False
+                return None
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return True
+            return time.perf_counter()
 
-    def leave(self, accepted: bool) -> None:
+    def leave(self, accepted: bool, came_at: float) -> None:
+        answered = time.perf_counter()
         with self.lock:
             self.in_flight -= 1
             if accepted:
                 self.accepted_at.append(time.time())
+                self.answer_seconds.append(answered - came_at)
 
 
 def _latency_twilio(latency_ms: int, max_concurrent: int | None):
@@ -75,7 +84,8 @@ def _latency_twilio(latency_ms: int, max_concurrent: int | None):
 
     class Handler(twilio_server._Handler):
         def do_POST(self):
-            if not gauge.enter():
+            came_at = gauge.enter()
+            if came_at is None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(429)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -90,7 +100,7 @@ def _latency_twilio(latency_ms: int, max_concurrent: int | None):
                     time.sleep(latency_ms / 1000)
                 super().do_POST()
             finally:
-                gauge.leave(answered.sid is not None)
+                gauge.leave(answered.sid is not None, came_at)
 
     answered = threading.local()  # the SID the handler's thread created last, if any
 
@@ -117,14 +127,14 @@ def _latency_smtp(latency_ms: int):
 
     class Handler(RecordingHandler):
         async def handle_DATA(self, server, session, envelope):
-            gauge.enter()
+            came_at = gauge.enter()
             reply = ""
             try:
                 if latency_ms:
                     await asyncio.sleep(latency_ms / 1000)
                 reply = await super().handle_DATA(server, session, envelope)
             finally:
-                gauge.leave(reply.startswith("250"))
+                gauge.leave(reply.startswith("250"), came_at)
             return reply
 
     smtp = SmtpTestServer()
@@ -172,6 +182,7 @@ def _serve_peers(
                 {
                     name: {
                         "accepted_at": list(gauge.accepted_at),
+                        "answer_seconds": list(gauge.answer_seconds),
                         "max_in_flight": gauge.max_in_flight,
                         "refused_429": gauge.refused,
                     }
@@ -265,7 +276,10 @@ class Peers:
 
     def gauges(self) -> dict:
         """Per channel ("email", "sms"): ``accepted_at`` (wall-clock times of the acceptances, in
-        order), ``max_in_flight`` and ``refused_429`` (the Twilio peer's cap; 0 for e-mail)."""
+        order), ``answer_seconds`` (for each acceptance, in the same order, the peer's own time
+        from the request -- the SMS's POST read, the e-mail's DATA received -- to its answer: the
+        latency, plus whatever the peer's own queue added), ``max_in_flight`` and ``refused_429``
+        (the Twilio peer's cap; 0 for e-mail)."""
         return self.ask("gauges")
 
     def counts(self) -> tuple[int, int]:

@@ -1,17 +1,18 @@
 """bench.peers' Twilio peer with a cap: above N requests in flight it answers as Twilio does (429,
 error 20429, Retry-After: 1) and processes nothing, while the admitted requests wait their latency
-side by side, not one after another."""
+side by side, not one after another; and the peers' own answer times, latency included."""
 
 from __future__ import annotations
 
 import base64
 import json
+import smtplib
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from bench.peers import _latency_twilio
+from bench.peers import _latency_smtp, _latency_twilio
 
 
 def _post(server, results: list, start: threading.Barrier) -> None:
@@ -51,3 +52,20 @@ def test_requests_above_the_cap_get_twilios_429_and_the_rest_wait_their_latency_
     assert len(server.messages) == 3  # the refused ones were never processed
     assert gauge.max_in_flight == 3  # the three admitted waited at once; the cap was never exceeded
     assert gauge.refused == 3 and len(gauge.accepted_at) == 3
+    # Each admitted request's answer time at the peer is its latency (plus a little of its own work).
+    assert len(gauge.answer_seconds) == 3 and all(0.5 <= seconds < 1.5 for seconds in gauge.answer_seconds)
+
+
+def test_the_smtp_peer_reports_its_own_answer_time_latency_included():
+    """bench.latency reports the peer's answer times, so that a run bound by the peer's own
+    queue (an answer well above the latency) can be told from one bound by the dispatcher."""
+    server, gauge = _latency_smtp(latency_ms=300)
+    server.start()
+    try:
+        with smtplib.SMTP(server.host, server.port, timeout=10) as client:
+            for number in range(2):
+                client.sendmail("a@example.se", ["b@example.se"], f"Subject: {number}\r\n\r\nHej\r\n")
+    finally:
+        server.stop()
+    assert len(server.messages) == 2 and len(gauge.accepted_at) == 2
+    assert all(0.3 <= seconds < 1.3 for seconds in gauge.answer_seconds)
