@@ -5,7 +5,7 @@ Each drill prints one JSON line with what was expected and what was counted, and
 ``smtp_outage``
     An incident letter to C contacts (``POST /api/v1/notices`` by the on-call officer's token,
     through the WSGI app) is sent by two real ``flask dispatcher run`` processes to the local
-    SMTP and Twilio peers (a child process). Once the first e-mails have arrived the SMTP
+    SMTP and Twilio peers (child processes). Once the first e-mails have arrived the SMTP
     server stops for ``--smtp-down-seconds`` (default 120) and starts again on the same port.
     Counted at the peers: every contact's e-mail and SMS arrived, none twice (by Message-ID and
     by the SMS status-callback's message id); and while SMTP was down the team was warned: the

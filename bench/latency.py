@@ -22,7 +22,7 @@ what the database holds into the report, per channel:
   outbox id in the SMS's status callback); ``lost``: messages queued in the outbox that the peer
   never accepted;
 - ``cpu_s_per_message`` (overall): CPU seconds of this process (the dispatcher's threads, and in
-  ``bench.incident_fanout`` the POST; the peers run in a child process and are not counted)
+  ``bench.incident_fanout`` the POST; the peers run in child processes and are not counted)
   ÷ the messages accepted, over the timed part;
 - ``load_average``: the 1-minute load average at the start and at the end (this machine is shared).
 """

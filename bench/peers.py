@@ -238,10 +238,9 @@ class Peers:
             return {**smtp, **sms}
         return smtp
 
-    @property
-    def pids(self) -> list[int]:
-        """The peers' processes (the SMTP server's, the Twilio server's)."""
-        return [process.pid for _, process in self._children.values()]
+    def pid(self, which: str) -> int:
+        """The process id of the SMTP peer (``"smtp"``) or of the Twilio peer (``"sms"``)."""
+        return self._children[which][1].pid
 
     def arrived(self) -> int:
         emails, texts = self.ask("counts")

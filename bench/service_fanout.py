@@ -309,8 +309,8 @@ def run(args) -> dict:
         cpu_before = {
             "gunicorn": tree_cpu_seconds(web.pid),
             "dispatcher": tree_cpu_seconds(dispatcher.pid),
-            "smtp_peer": tree_cpu_seconds(peers.pids[0]),
-            "sms_peer": tree_cpu_seconds(peers.pids[1]),
+            "smtp_peer": tree_cpu_seconds(peers.pid("smtp")),
+            "sms_peer": tree_cpu_seconds(peers.pid("sms")),
         }
         machine_before = machine_busy_seconds()
         posted_at = datetime.now(UTC)
@@ -336,8 +336,8 @@ def run(args) -> dict:
         cpu = {
             "gunicorn": tree_cpu_seconds(web.pid) - cpu_before["gunicorn"],
             "dispatcher": tree_cpu_seconds(dispatcher.pid) - cpu_before["dispatcher"],
-            "smtp_peer": tree_cpu_seconds(peers.pids[0]) - cpu_before["smtp_peer"],
-            "sms_peer": tree_cpu_seconds(peers.pids[1]) - cpu_before["sms_peer"],
+            "smtp_peer": tree_cpu_seconds(peers.pid("smtp")) - cpu_before["smtp_peer"],
+            "sms_peer": tree_cpu_seconds(peers.pid("sms")) - cpu_before["sms_peer"],
         }
         machine = machine_busy_seconds() - machine_before
         load_after = latency.load_average()

@@ -45,8 +45,8 @@ HTML = "<html><body>" + "".join(f"<p>{line}</p>" for line in TEXT.splitlines() i
 
 
 def _peer_cpu(peers: Peers) -> float:
-    """CPU seconds the peers' child process has used (Linux)."""
-    with open(f"/proc/{peers._process.pid}/stat") as stat:
+    """CPU seconds the SMTP peer's child process has used (Linux)."""
+    with open(f"/proc/{peers.pid('smtp')}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
