@@ -53,6 +53,14 @@ folder (the SQLite file, the processes' logs) is removed after a run that report
 one that failed.
 
 Prints one JSON line last, like the other benches.
+
+``--pairs N`` (with a latency) measures what issue 18 asks, "within 1.25x of the same run against
+gateways that answer at once, measured back to back": N pairs of two runs, one as above and one
+with both latencies 0, one right after the other; the order alternates from pair to pair (0 ms
+first in the first pair), so that a machine whose speed drifts (shared cores: here by a third
+within minutes) weighs on both sides alike. Reported: each pair's two times, its ratio (latency
+÷ 0 ms) and whether every contact got each message once in both runs; the median ratio; how
+many pairs were within 1.25x.
 """
 
 from __future__ import annotations
@@ -400,12 +408,70 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn's sync workers (the README's production -w 4)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for every message after the POST")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="run this many pairs with and without the latency, back to back, and report their ratios",
+    )
     latency.add_arguments(parser)
     return parser
 
 
+RATIO_TARGET = 1.25  # issue 18: latency may cost at most a quarter
+
+
+def run_pairs(args) -> dict:
+    """``args.pairs`` pairs of a run with ``args``' latencies and one without (see the module's
+    docstring)."""
+    if not (args.sms_latency_ms or args.smtp_latency_ms):
+        raise SystemExit("--pairs compares runs with and without latency: give --sms-latency-ms or --smtp-latency-ms")
+    zero = argparse.Namespace(**{**vars(args), "sms_latency_ms": 0, "smtp_latency_ms": 0})
+    pairs, database = [], None
+    for number in range(args.pairs):
+        results = {}
+        for name, options in (("zero", zero), ("latency", args))[:: 1 if number % 2 == 0 else -1]:
+            results[name] = run(options)
+            print(f"pair {number + 1}, {name}: {results[name]['seconds']} s", flush=True)
+        database = results["zero"]["database"]
+        ratio = results["latency"]["seconds"] / results["zero"]["seconds"]
+        pairs.append(
+            {
+                "zero_s": results["zero"]["seconds"],
+                "latency_s": results["latency"]["seconds"],
+                "ratio": round(ratio, 3),
+                "first": "zero" if number % 2 == 0 else "latency",
+                "every_contact_once": all(result["every_contact_once"] for result in results.values()),
+                "load_average": results["zero"]["load_average"] + results["latency"]["load_average"],
+            }
+        )
+    ratios = sorted(pair["ratio"] for pair in pairs)
+    middle = len(ratios) // 2
+    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+    return {
+        "database": database,
+        "contacts": args.contacts,
+        "sms_latency_ms": args.sms_latency_ms,
+        "smtp_latency_ms": args.smtp_latency_ms,
+        "pairs": pairs,
+        "median_ratio": round(median, 3),
+        "within_target": sum(pair["ratio"] <= RATIO_TARGET for pair in pairs),
+        "target": RATIO_TARGET,
+        "every_contact_once": all(pair["every_contact_once"] for pair in pairs),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
-    result = run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.pairs:
+        result = run_pairs(args)
+        print(
+            f"{result['within_target']} of {len(result['pairs'])} pairs within {RATIO_TARGET}x; "
+            f"median ratio {result['median_ratio']}"
+        )
+        print(json.dumps(result))
+        return
+    result = run(args)
     latency.print_summary(result)
     print(
         f"POST {result['post_ms']} ms; every copy queued {result['queued_ms']} ms; all in {result['seconds']} s; "

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from bench import service_fanout
 
 
@@ -31,3 +33,37 @@ def test_a_letter_posted_to_the_real_processes_reaches_every_contact_once_and_th
     assert result["email"]["accepted"] == result["messages_queued"] - 20  # the contacts' and the supplier's
     assert result["dispatcher_cpu_s"] > 0  # the dispatcher process's own CPU, not this process's
     assert len(started) == 2 and all(process.poll() is not None for process in started)
+
+
+def test_pairs_compare_runs_with_and_without_latency_back_to_back_in_alternating_order(monkeypatch):
+    """The pairing alone (each run is the test above's): the runs' times are given, so that the
+    ratios, the median and the count within 1.25x can be checked."""
+    seen: list[tuple[int, int]] = []
+    seconds = iter([8.0, 10.0, 11.0, 8.0])  # pair 1: 0 ms, then latency; pair 2: latency, then 0 ms
+
+    def timed_run(args):
+        seen.append((args.sms_latency_ms, args.smtp_latency_ms))
+        return {"seconds": next(seconds), "every_contact_once": True, "database": "sqlite", "load_average": [1.0, 1.0]}
+
+    monkeypatch.setattr(service_fanout, "run", timed_run)
+    args = service_fanout.build_parser().parse_args(
+        ["--pairs", "2", "--sms-latency-ms", "200", "--smtp-latency-ms", "100"]
+    )
+
+    result = service_fanout.run_pairs(args)
+
+    # 0 ms first in the first pair, the latency first in the second: drift weighs on both sides.
+    assert seen == [(0, 0), (200, 100), (200, 100), (0, 0)]
+    assert [(pair["first"], pair["zero_s"], pair["latency_s"]) for pair in result["pairs"]] == [
+        ("zero", 8.0, 10.0),
+        ("latency", 8.0, 11.0),
+    ]
+    assert [pair["ratio"] for pair in result["pairs"]] == [1.25, 1.375]
+    assert result["median_ratio"] == round((1.25 + 1.375) / 2, 3)
+    assert result["within_target"] == 1 and result["every_contact_once"]
+
+
+def test_pairs_without_a_latency_are_refused_with_a_message():
+    args = service_fanout.build_parser().parse_args(["--pairs", "2"])
+    with pytest.raises(SystemExit, match="give --sms-latency-ms or --smtp-latency-ms"):
+        service_fanout.run_pairs(args)
