@@ -6,7 +6,7 @@ arrived, and may stop and restart the SMTP server (bench.drills).
 Two processes, not one (2026-12-06): in one, the SMTP server's event loop waited for the
 interpreter lock behind the Twilio server's hundred request threads, which no real relay does
 behind Twilio. Measured with ``bench.service_fanout`` at 200/100 ms, one after the other on an
-idle machine: the e-mail lane at 261-293 e-mails per second with one process, 296 and 324 with
+idle machine: the e-mail lane at 261-288 e-mails per second with one process, 296 and 324 with
 two; the whole letter 10.5-11.5 s against 9.3 and 10.2 s. Both peers' CPU still counts on the
 same two cores. (On the slower machine of the session before, with the cores saturated, two
 processes had measured worse, 138 e-mails per second against 152; not kept then.)
