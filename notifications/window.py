@@ -133,7 +133,7 @@ class Window:
         seconds from handing the request to the adapter to its answer, at ``now`` (a monotonic
         time in seconds), sent with ``in_flight`` requests in flight (itself included); without
         them only the additive increase applies."""
-        if self.ceiling is not None and now is not None and now >= self._ceiling_until:
+        if self.ceiling is not None and now is not None and not self._ceiling_held(now):
             self.ceiling = None  # probe above it again
         highest = float(self.maximum if self.ceiling is None else min(self.ceiling, self.maximum))
         if self._limit < highest:
@@ -169,10 +169,15 @@ class Window:
             self.decreases += 1
         if in_flight is not None and now is not None:
             took = max(1, in_flight)
-            held = self.ceiling is not None and now < self._ceiling_until
-            self.ceiling = max(int(self._limit), min(self.ceiling, took) if held else took)
+            # An expired ceiling may still be set (no acceptance has come since): not a bound then.
+            self.ceiling = max(int(self._limit), min(self.ceiling, took) if self._ceiling_held(now) else took)
             self._ceiling_until = now + CEILING_HOLD
         return halved
+
+    def _ceiling_held(self, now: float) -> bool:
+        """Whether a "too many"'s ceiling is in force at ``now``: for ``CEILING_HOLD`` after the
+        last refusal."""
+        return self.ceiling is not None and now < self._ceiling_until
 
     def _observe_base(self, rtt: float, now: float, uncongested: bool) -> None:
         if self._period_ends is None:
