@@ -59,7 +59,8 @@ gateways that answer at once, measured back to back": N pairs of two runs, one a
 with both latencies 0, one right after the other; the order alternates from pair to pair (0 ms
 first in the first pair), so that a machine whose speed drifts (shared cores: here by a third
 within minutes) weighs on both sides alike. Reported: each pair's two times, its ratio (latency
-÷ 0 ms) and whether every contact got each message once in both runs; the median ratio; how
+÷ 0 ms), each run's messages per second by channel, the peers' answer times (p50) in the
+latency run, and whether every contact got each message once in both runs; the median ratio; how
 many pairs were within 1.25x.
 """
 
@@ -442,6 +443,14 @@ def run_pairs(args) -> dict:
                 "ratio": round(ratio, 3),
                 "first": "zero" if number % 2 == 0 else "latency",
                 "every_contact_once": all(result["every_contact_once"] for result in results.values()),
+                "per_s": {
+                    name: {channel: result[channel]["per_s"] for channel in ("email", "sms")}
+                    for name, result in results.items()
+                },
+                # Above the latency: the peer's own queue bound the run (bench.latency).
+                "peer_answer_p50_ms": {
+                    channel: results["latency"][channel]["peer_answer_p50_ms"] for channel in ("email", "sms")
+                },
                 "load_average": results["zero"]["load_average"] + results["latency"]["load_average"],
             }
         )

@@ -43,7 +43,15 @@ def test_pairs_compare_runs_with_and_without_latency_back_to_back_in_alternating
 
     def timed_run(args):
         seen.append((args.sms_latency_ms, args.smtp_latency_ms))
-        return {"seconds": next(seconds), "every_contact_once": True, "database": "sqlite", "load_average": [1.0, 1.0]}
+        return {
+            "seconds": next(seconds),
+            "every_contact_once": True,
+            "database": "sqlite",
+            "load_average": [1.0, 1.0],
+            # what the peers would report: their answer times are their latencies and a little more
+            "email": {"per_s": 300.0, "peer_answer_p50_ms": args.smtp_latency_ms + 60.0},
+            "sms": {"per_s": 400.0, "peer_answer_p50_ms": args.sms_latency_ms + 1.0},
+        }
 
     monkeypatch.setattr(service_fanout, "run", timed_run)
     args = service_fanout.build_parser().parse_args(
@@ -61,6 +69,8 @@ def test_pairs_compare_runs_with_and_without_latency_back_to_back_in_alternating
     assert [pair["ratio"] for pair in result["pairs"]] == [1.25, 1.375]
     assert result["median_ratio"] == round((1.25 + 1.375) / 2, 3)
     assert result["within_target"] == 1 and result["every_contact_once"]
+    # The peers' answer times are the latency run's, to tell a run bound by a peer's own queue.
+    assert all(pair["peer_answer_p50_ms"] == {"email": 160.0, "sms": 201.0} for pair in result["pairs"])
 
 
 def test_pairs_without_a_latency_are_refused_with_a_message():
