@@ -46,14 +46,6 @@ from bench.databases import fresh_database
 from bench.peers import Peers
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def raw_rate(settings, count: int, sample: dict) -> float:
     """Messages per second through the bare adapters: the same asynchronous adapters the
     dispatcher's lanes use (``build_channels``: the twilio library's async client, the pooled
@@ -338,10 +330,10 @@ def main() -> None:
             "raw_before_msgs_per_s": round(raw_before, 1) if raw_before else None,
             "raw_after_msgs_per_s": round(raw_after, 1) if raw_after else None,
             "ratio": round(rate / raw, 3) if raw else None,
-            "urgent_p99_ms": round(_percentile(latencies, 99), 1),
+            "urgent_p99_ms": round(latency.percentile(latencies, 99), 1),
             "urgent_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
             "urgent_p99_ms_by_channel": {
-                channel: round(_percentile(values, 99), 1) for channel, values in urgent_by_channel.items()
+                channel: round(latency.percentile(values, 99), 1) for channel, values in urgent_by_channel.items()
             },
             "urgent": len(latencies),
             "arrived_at_gateways": delivered,

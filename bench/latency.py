@@ -55,11 +55,17 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _percentile_ms(seconds: list[float], share: float) -> float | None:
-    if not seconds:
-        return None
-    ordered = sorted(seconds)
-    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000, 1)
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, the nearest rank; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _percentile_ms(seconds: list[float], q: float) -> float | None:
+    return round(percentile(seconds, q) * 1000, 1) if seconds else None
 
 
 def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap, gauge, answers) -> dict:
@@ -81,8 +87,8 @@ def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap
         "gateway_limit_per_s": round(peer_cap / (latency_ms / 1000), 1) if peer_cap and latency_ms else None,
         "max_in_flight": gauge["max_in_flight"],
         "refused_429": gauge["refused_429"],
-        "peer_answer_p50_ms": _percentile_ms(answers, 0.5),
-        "peer_answer_p90_ms": _percentile_ms(answers, 0.9),
+        "peer_answer_p50_ms": _percentile_ms(answers, 50),
+        "peer_answer_p90_ms": _percentile_ms(answers, 90),
         "duplicates": len(ids) - distinct,
         "lost": max(0, queued - distinct),
     }

@@ -37,8 +37,8 @@ import requests
 import sqlalchemy as sa
 
 from bench.databases import fresh_database
-from bench.fanout import _percentile
 from bench.incident_fanout import _create_register
+from bench.latency import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-lösenord-12345"
@@ -418,9 +418,9 @@ def run_load(base: str, data: dict, clients: int, seconds: float) -> dict:
         pages[page] = {
             "requests": len(values),
             "rps": round(len(values) / duration, 1),
-            "p50_ms": round(_percentile(values, 50), 1),
-            "p95_ms": round(_percentile(values, 95), 1),
-            "p99_ms": round(_percentile(values, 99), 1),
+            "p50_ms": round(percentile(values, 50), 1),
+            "p95_ms": round(percentile(values, 95), 1),
+            "p99_ms": round(percentile(values, 99), 1),
             "errors": errors,
         }
     samples = [sample for t in threads for sample in t.error_samples][:5]
