@@ -72,6 +72,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -454,16 +455,13 @@ def run_pairs(args) -> dict:
                 "load_average": results["zero"]["load_average"] + results["latency"]["load_average"],
             }
         )
-    ratios = sorted(pair["ratio"] for pair in pairs)
-    middle = len(ratios) // 2
-    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
     return {
         "database": database,
         "contacts": args.contacts,
         "sms_latency_ms": args.sms_latency_ms,
         "smtp_latency_ms": args.smtp_latency_ms,
         "pairs": pairs,
-        "median_ratio": round(median, 3),
+        "median_ratio": round(statistics.median(pair["ratio"] for pair in pairs), 3),
         "within_target": sum(pair["ratio"] <= RATIO_TARGET for pair in pairs),
         "target": RATIO_TARGET,
         "every_contact_once": all(pair["every_contact_once"] for pair in pairs),
