@@ -142,64 +142,58 @@ def _latency_smtp(latency_ms: int):
     return smtp, gauge
 
 
-def _serve_peers(
-    connection, sms_latency_ms: int = 0, smtp_latency_ms: int = 0, sms_max_concurrent=None, which=("smtp", "sms")
-) -> None:
-    smtp = twilio = None
-    gauges = {}
-    if "smtp" in which:
-        smtp, gauges["email"] = _latency_smtp(smtp_latency_ms)
-        smtp.start()
-    if "sms" in which:
-        twilio, gauges["sms"] = _latency_twilio(sms_latency_ms, sms_max_concurrent)
-        twilio.start()
-    info = {}
-    if smtp is not None:
-        info.update(smtp_host=smtp.host, smtp_port=smtp.port)
-    if twilio is not None:
-        info.update(twilio_url=twilio.url, account_sid=twilio.account_sid, auth_token=twilio.auth_token)
-    connection.send(info)
+def _serve_peer(connection, which: str, sms_latency_ms: int, smtp_latency_ms: int, sms_max_concurrent) -> None:
+    """One peer in this process, the SMTP server (``"smtp"``) or the Twilio server (``"sms"``),
+    answering the parent's commands about it (:meth:`Peers.ask` puts the two answers together)."""
+    if which == "smtp":
+        server, gauge = _latency_smtp(smtp_latency_ms)
+        server.start()
+        connection.send({"smtp_host": server.host, "smtp_port": server.port})
+
+        def count() -> int:
+            return len(server.messages)
+
+        def tally() -> list:
+            return [(m.message["Message-ID"], tuple(m.rcpt_tos)) for m in server.messages]
+
+    else:
+        server, gauge = _latency_twilio(sms_latency_ms, sms_max_concurrent)
+        server.start()
+        connection.send({"twilio_url": server.url, "account_sid": server.account_sid, "auth_token": server.auth_token})
+
+        def count() -> int:
+            return sum(1 for r in server.requests if r.sid)
+
+        def tally() -> list:
+            return [
+                (r.params.get("StatusCallback", "").rsplit("=", 1)[-1], r.params.get("To"))
+                for r in server.requests
+                if r.sid
+            ]
+
     while True:
         command = connection.recv()
         if command == "counts":
-            connection.send(
-                (len(smtp.messages) if smtp else 0, len([r for r in twilio.requests if r.sid]) if twilio else 0)
-            )
+            connection.send(count())
         elif command == "tally":
-            emails = [(m.message["Message-ID"], tuple(m.rcpt_tos)) for m in smtp.messages] if smtp else []
-            texts = (
-                [
-                    (r.params.get("StatusCallback", "").rsplit("=", 1)[-1], r.params.get("To"))
-                    for r in twilio.requests
-                    if r.sid
-                ]
-                if twilio
-                else []
-            )
-            connection.send((emails, texts))
+            connection.send(tally())
         elif command == "gauges":
             connection.send(
                 {
-                    name: {
-                        "accepted_at": list(gauge.accepted_at),
-                        "answer_seconds": list(gauge.answer_seconds),
-                        "max_in_flight": gauge.max_in_flight,
-                        "refused_429": gauge.refused,
-                    }
-                    for name, gauge in gauges.items()
+                    "accepted_at": list(gauge.accepted_at),
+                    "answer_seconds": list(gauge.answer_seconds),
+                    "max_in_flight": gauge.max_in_flight,
+                    "refused_429": gauge.refused,
                 }
             )
-        elif command == "smtp_stop":
-            smtp.stop()
+        elif command == "server_stop":
+            server.stop()
             connection.send("ok")
-        elif command == "smtp_start":
-            smtp.start()
+        elif command == "server_start":
+            server.start()
             connection.send("ok")
         elif command == "stop":
-            if smtp:
-                smtp.stop()
-            if twilio:
-                twilio.stop()
+            server.stop()
             connection.send("stopped")
             return
 
@@ -212,8 +206,8 @@ class Peers:
         for which in ("smtp", "sms"):
             connection, child = context.Pipe()
             process = context.Process(
-                target=_serve_peers,
-                args=(child, sms_latency_ms, smtp_latency_ms, sms_max_concurrent, (which,)),
+                target=_serve_peer,
+                args=(child, which, sms_latency_ms, smtp_latency_ms, sms_max_concurrent),
                 daemon=True,
             )
             process.start()
@@ -228,15 +222,15 @@ class Peers:
         return connection.recv()
 
     def ask(self, command: str):
+        """``"counts"`` and ``"tally"``: (the e-mails', the SMS') answers; ``"gauges"``: per
+        channel; ``"smtp_stop"``/``"smtp_start"``: the SMTP server only; ``"stop"``: both."""
         with self._lock:
             if command in ("smtp_stop", "smtp_start"):
-                return self._ask_one("smtp", command)
+                return self._ask_one("smtp", command.replace("smtp", "server"))
             smtp, sms = (self._ask_one(which, command) for which in ("smtp", "sms"))
-        if command in ("counts", "tally"):
-            return (smtp[0], sms[1])
         if command == "gauges":
-            return {**smtp, **sms}
-        return smtp
+            return {"email": smtp, "sms": sms}
+        return (smtp, sms)
 
     def pid(self, which: str) -> int:
         """The process id of the SMTP peer (``"smtp"``) or of the Twilio peer (``"sms"``)."""
