@@ -133,8 +133,8 @@ class Window:
         seconds from handing the request to the adapter to its answer, at ``now`` (a monotonic
         time in seconds), sent with ``in_flight`` requests in flight (itself included); without
         them only the additive increase applies."""
-        if self.ceiling is not None and now is not None and not self._ceiling_held(now):
-            self.ceiling = None  # probe above it again
+        if now is not None and not self._ceiling_held(now):
+            self.ceiling = None  # expired (or none): probe above it again
         highest = float(self.maximum if self.ceiling is None else min(self.ceiling, self.maximum))
         if self._limit < highest:
             self._limit = min(highest, self._limit + 1.0 / self._limit)
