@@ -1,11 +1,13 @@
 """The schema is managed by migrations: they build the same schema as the models, both ways."""
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
+from contacts.models import Provider
 from core.extensions import db
-from tests.conftest import build_app, create_schema
+from tests.conftest import _admin_engine, _empty_for_reuse, build_app, create_schema
 
 
 def test_migrations_create_exactly_the_models_schema(database_url, clock):
@@ -52,10 +54,6 @@ def test_a_pooled_postgresql_schema_is_handed_on_as_a_fresh_one(postgres_url, cl
     """A PostgreSQL test schema is emptied after its test and handed to the next one
     (tests/conftest.py ``_empty_for_reuse``): no rows left, and each sequence the test used starts
     again where a fresh schema's does, so that the next test's first ids are those of a fresh one."""
-    import sqlalchemy as sa
-
-    from contacts.models import Provider
-    from tests.conftest import _admin_engine, _empty_for_reuse
 
     def add_provider(app, name: str) -> int:
         with app.app_context():
