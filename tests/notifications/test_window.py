@@ -18,6 +18,7 @@ import heapq
 import random
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -27,6 +28,8 @@ from notifications.channels.base import TransientFailure
 from notifications.channels.threaded import ThreadedSender
 from notifications.dispatcher import Dispatcher
 from notifications.models import Message, MessageEvent, Priority
+from notifications.outbox import ClaimedMessage
+from notifications.pump import Pump
 from notifications.window import BASE_PERIOD, CEILING_HOLD, DELAY_FLOOR, PROBE_IN_FLIGHT, Window
 from tests.notifications.dispatcher_app import Recorder, queue_many
 
@@ -261,13 +264,10 @@ def test_a_lane_against_a_gateway_capped_below_its_window_sends_each_message_onc
     gateway = BusyGateway(recorder, cap=10, seconds=0.02)
     original = recorder._send
     recorder._send = lambda channel, message_id, outgoing: gateway.send(original, channel, message_id, outgoing)
-    with app.app_context():
-        ids = queue_many(now=clock.now(), prefix="busy", count=messages, channel="sms", priority=Priority.NORMAL)
 
-    report = Dispatcher(app, name="busy", channels=recorder.setup(), jitter=lambda: 1.0).run_until_idle(timeout=60)
+    report = send_all(app, clock, recorder, messages, jitter=lambda: 1.0)  # each message exactly once
 
-    assert report.sent == messages and report.retried == 0 and report.failed == 0
-    assert sorted(recorder.sent_ids("sms")) == ids, "every message accepted exactly once"
+    assert report.retried == 0 and report.failed == 0
     assert gateway.most == 10
     # The slow start's first sixteen meet a gateway that takes ten: six are refused, and then the
     # lane keeps at the gateway's limit (the window's ceiling) without being refused again.
@@ -312,12 +312,15 @@ class CountingGateway:
                 self.turns.notify_all()
 
 
-def send_all(app, clock, recorder: Recorder, count: int, *, priority=Priority.NORMAL, timeout: float = 60):
-    """Queue ``count`` SMS, run a dispatcher until nothing is due, and check that the gateway
-    accepted each exactly once; returns the dispatcher's report."""
+def send_all(
+    app, clock, recorder: Recorder, count: int, *, priority=Priority.NORMAL, timeout: float = 60, jitter=random.random
+):
+    """Queue ``count`` SMS, run a dispatcher (with ``jitter``, as Dispatcher takes it) until
+    nothing is due, and check that the gateway accepted each exactly once; returns the
+    dispatcher's report."""
     with app.app_context():
         ids = queue_many(now=clock.now(), prefix="lane", count=count, channel="sms", priority=priority)
-    report = Dispatcher(app, name="lane", channels=recorder.setup()).run_until_idle(timeout=timeout)
+    report = Dispatcher(app, name="lane", channels=recorder.setup(), jitter=jitter).run_until_idle(timeout=timeout)
     assert report.sent == count and sorted(recorder.sent_ids("sms")) == ids, "every message accepted exactly once"
     return report
 
@@ -363,10 +366,6 @@ def test_an_urgent_message_waiting_for_a_place_in_the_window_goes_before_the_bul
     """Requests wait for a place when the window is full (claims made before it shrank, refused
     ones to be sent again): they get places in the order they came, but an urgent one first. The
     pump's own waiting code, in an event loop, with the window full and places freed one by one."""
-    from datetime import datetime, timezone
-
-    from notifications.outbox import ClaimedMessage
-    from notifications.pump import Pump
 
     def claimed(message_id: int, priority: Priority) -> ClaimedMessage:
         at = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
