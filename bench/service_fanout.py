@@ -432,7 +432,8 @@ def run_pairs(args) -> dict:
     pairs, database = [], None
     for number in range(args.pairs):
         results = {}
-        for name, options in (("zero", zero), ("latency", args))[:: 1 if number % 2 == 0 else -1]:
+        first = "zero" if number % 2 == 0 else "latency"
+        for name, options in (("zero", zero), ("latency", args))[:: 1 if first == "zero" else -1]:
             results[name] = run(options)
             print(f"pair {number + 1}, {name}: {results[name]['seconds']} s", flush=True)
         database = results["zero"]["database"]
@@ -442,7 +443,7 @@ def run_pairs(args) -> dict:
                 "zero_s": results["zero"]["seconds"],
                 "latency_s": results["latency"]["seconds"],
                 "ratio": round(ratio, 3),
-                "first": "zero" if number % 2 == 0 else "latency",
+                "first": first,
                 "every_contact_once": all(result["every_contact_once"] for result in results.values()),
                 "per_s": {
                     name: {channel: result[channel]["per_s"] for channel in ("email", "sms")}
