@@ -42,10 +42,14 @@ Why nothing is sent twice (and the in-flight window)
     in that moment leaves messages that the gateway has but our database shows as ``sending``;
     when their lease expires they are sent again. That is the in-flight window: after a crash, at
     most the messages that were ``sending`` at the moment of the crash may arrive twice, and of
-    those only the ones already handed to a gateway. That is at most ``EMAIL_CONCURRENCY +
-    SMS_CONCURRENCY + CALL_CONCURRENCY`` claims per dispatcher (202 with the defaults), plus the
-    acceptances a pump has not yet committed (those of the one transaction under way and of
-    what arrived meanwhile: a few milliseconds' worth). The same holds for a send slower than the
+    those only the ones already handed to a gateway. A pump holds at most its window's maximum
+    (``EMAIL_CONCURRENCY``, ``SMS_CONCURRENCY``) and a quarter more, the claims ahead of the
+    window that wait for a place in it (:func:`notifications.pump.most_claims`), and never has
+    more than the window at the gateway: at most 125 + 125 + ``CALL_CONCURRENCY`` claims per
+    dispatcher (252 with the defaults). Of those, what can arrive twice is what was at a gateway
+    (at most the windows: 202) and the acceptances a pump has not yet committed (those of the one
+    transaction under way and of what arrived meanwhile: a few milliseconds' worth); a claim
+    still waiting for a place was never sent. The same holds for a send slower than the
     lease (``DISPATCH_LEASE_SECONDS``, 120 s by default; the adapters time out long before that,
     and no send starts once half the lease has passed). E-mails keep their Message-ID when sent
     again, so mail clients that de-duplicate show one; an SMS sent again arrives twice, and a
@@ -54,8 +58,9 @@ Why nothing is sent twice (and the in-flight window)
 Urgent first, and fast
     Claims go by ``(priority, next_attempt_at, id)``, so an urgent message queued behind 10,000
     bulk ones is in the next claim its lane makes: a pump claims up to ``DISPATCH_BATCH_SIZE``
-    messages whenever that many places of its window are free, so the urgent one waits for at
-    most the sends already in flight to free them. Its acceptance is committed by the pump's
+    messages whenever that many of its claims' places are free, so the urgent one waits for at
+    most the sends already in flight to free them, and then for a place in the window before
+    any bulk claim waiting for one (the claims ahead of the window). Its acceptance is committed by the pump's
     next write. On a rate-limited lane a pump holds no more claims than it may send in about a
     second (``*_RATE_PER_SECOND``), and hands out the limiter's tokens in claim order, so that
     held claims do not hold up urgent ones there either. Each channel is a lane of its own (a

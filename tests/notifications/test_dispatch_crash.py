@@ -1,7 +1,8 @@
 """Crash safety, end to end: a dispatcher process killed with SIGKILL in the middle of a batch
 loses nothing, and after a restart sends again at most the messages that were in flight: at
-most ``*_CONCURRENCY`` claims per lane (its window), of which only those already handed to a
-gateway (their ``sent`` not yet committed) can arrive twice.
+most the claims a lane holds (``most_claims``: its window's maximum ``*_CONCURRENCY`` and the
+claims ahead of it), of which only those already handed to a gateway (their ``sent`` not yet
+committed) can arrive twice.
 
 The peers are real: an SMTP server and a Twilio-speaking HTTP server (tests/support); the
 dispatcher is ``flask --app app dispatcher run`` in a subprocess with the real SMTP and Twilio
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from core.clock import SystemClock
 from core.extensions import db
 from notifications.models import Message, Priority
+from notifications.pump import most_claims
 from tests.conftest import TEST_SECRET, build_app, create_schema
 from tests.notifications.dispatcher_app import queue_many, wait_until
 
@@ -101,9 +103,9 @@ def test_a_killed_dispatcher_loses_nothing_and_resends_at_most_its_in_flight_mes
         db.session.remove()
     arrived_at_kill = sum(received(smtp_server, twilio_server).values())
     assert arrived_at_kill < len(ids), "the kill came in the middle of the batch"
-    # A lane holds at most *_CONCURRENCY claims not written back; of them, those handed to a
-    # gateway whose `sent` was not committed yet are the ones that may arrive twice.
-    assert len(in_flight) <= EMAIL_WORKERS + SMS_WORKERS, "at most the lanes' windows in flight"
+    # A lane holds at most its window and the claims ahead of it, not written back; of them,
+    # those handed to a gateway whose `sent` was not committed yet are the ones that may arrive twice.
+    assert len(in_flight) <= most_claims(EMAIL_WORKERS) + most_claims(SMS_WORKERS), "at most the lanes' claims"
 
     second = start_dispatcher(env, "crash-second")
     try:
