@@ -44,7 +44,7 @@ Why nothing is sent twice (and the in-flight window)
     most the messages that were ``sending`` at the moment of the crash may arrive twice, and of
     those only the ones already handed to a gateway. A pump holds at most its window's maximum
     (``EMAIL_CONCURRENCY``, ``SMS_CONCURRENCY``) and a quarter more, the claims ahead of the
-    window that wait for a place in it (:func:`notifications.pump.most_claims`), and never has
+    window that wait for a place in it (:func:`notifications.window.most_claims`), and never has
     more than the window at the gateway: at most 125 + 125 + ``CALL_CONCURRENCY`` claims per
     dispatcher (252 with the defaults). Of those, what can arrive twice is what was at a gateway
     (at most the windows: 202) and the acceptances a pump has not yet committed (those of the one

@@ -35,26 +35,25 @@ lease used up) are given back with the attempt not counted; urgent first, becaus
 the recorder writes whatever has come in as soon as its previous write is done.
 
 **Claims ahead of the window.** A lane holds up to a quarter more claims than its window
-(:func:`claims_ahead`; at least one): those wait for a place (:meth:`Pump._place_in_window`), so
-that when an answer frees one the next request goes to the gateway at once, instead of after the
-recorder's write and the claimer's next claim. Without them the window's places were idle for
-that time: against a 200 ms Twilio the SMS lane of 100 held 82 requests in flight on average and
-sent 366-375 SMS a second of the 500 its window allows, with them 398-424
+(:func:`~notifications.window.claims_ahead`, at least one), waiting for a place
+(:meth:`Pump._place_in_window`): when an answer frees one, the next request goes to the gateway
+at once, not after the recorder's write and the claimer's next claim. Without them the places
+stood idle for that time: against a 200 ms Twilio the SMS lane of 100 held 82 requests in flight
+on average and sent 366-375 SMS a second of the 500 its window allows, with them 398-424
 (``bench.service_fanout`` at 200/100 ms, 2026-12-06, alternating with and without).
 
 The in-flight window (what may arrive twice after a crash) is the lane's claims not yet written
-back: a claim is counted from the moment it is made until the message's outcome is committed
-(or given back), so a lane never has more than :func:`most_claims` of ``*_CONCURRENCY`` (the
-window's maximum and a quarter: 125 for 100) messages ``sending``, and never more than
-``*_CONCURRENCY`` at the gateway. Only those handed to the gateway and not yet recorded can
-arrive twice. Within that maximum the window follows the gateway: a "too many"
-halves it, and answers that slow down as more are in flight (a gateway that queues what it is
-given) shrink it to about what the gateway can take without a queue, no lower than 16 (the delay
-rule of :mod:`notifications.window`; each acceptance reports its answer time and how many were
-in flight when it was sent). When the window shrinks, the claims already made (and requests
-refused as too many, to be sent again) wait for a place in it before they go to the gateway
-(:meth:`Pump._place_in_window`), in claim order: requests at the gateway never exceed the window
-in force, not only the claims.
+back: a claim counts from the moment it is made until the message's outcome is committed (or
+given back), so a lane never has more than :func:`~notifications.window.most_claims` messages
+``sending`` (125 for ``*_CONCURRENCY`` = 100), and never more than ``*_CONCURRENCY`` at the
+gateway. Only those handed to the gateway and not yet recorded can arrive twice. Within that
+maximum the window follows the gateway: a "too many" halves it, and answers that slow down as
+more are in flight (a gateway that queues what it is given) shrink it to about what the gateway
+can take without a queue, no lower than 16 (the delay rule of :mod:`notifications.window`; each
+acceptance reports its answer time and how many were in flight when it was sent). When the
+window shrinks, the claims already made (and requests refused as too many, to be sent again)
+wait for a place in it before they go to the gateway (:meth:`Pump._place_in_window`), in claim
+order: requests at the gateway never exceed the window in force, not only the claims.
 
 Too many requests. A send refused as "too many" (HTTP 429, Twilio error 20429, SMTP 421: the
 adapter's ``TransientFailure`` with ``rate_limited``) halves the window and, for 20 s, holds it
@@ -90,7 +89,7 @@ from notifications.channels.threaded import ThreadedSender
 from notifications.lanes import DispatchReport, Lane
 from notifications.models import Channel, Priority
 from notifications.outbox import ClaimedMessage, SentRecord, claim_batch
-from notifications.window import Window
+from notifications.window import Window, claims_ahead
 
 log = logging.getLogger("notifications.dispatcher")
 
@@ -102,18 +101,6 @@ TOO_MANY_IN_A_ROW = 5  # "too many" answers to one message before it goes back t
 # 10,000 messages on PostgreSQL, bench.fanout).
 RECORD_LINGER = 0.005
 _EMAIL = Channel.EMAIL.value
-
-
-def claims_ahead(limit: int) -> int:
-    """Claims a lane holds beyond its window of ``limit`` (see the module docstring): a quarter,
-    at least one."""
-    return max(1, limit // 4)
-
-
-def most_claims(concurrency: int) -> int:
-    """The most claims a lane of ``*_CONCURRENCY`` = ``concurrency`` holds at once: its window's
-    maximum and the claims ahead of it. It bounds what a crash can make arrive twice."""
-    return concurrency + claims_ahead(concurrency)
 
 
 def _counted_failure(failure: Exception | None) -> bool:
@@ -270,7 +257,7 @@ class Pump:
 
     def capacity(self) -> int:
         """Claims the lane may hold now: the window's limit and those ahead of it
-        (:func:`claims_ahead`); on a rate-limited lane no more than it may send in about a second,
+        (:func:`~notifications.window.claims_ahead`); on a rate-limited lane no more than it may send in about a second,
         so that held claims do not hold up urgent ones."""
         limit = self.window.limit
         limit += claims_ahead(limit)
@@ -414,7 +401,7 @@ class Pump:
         """Wait until fewer requests are in flight than the window allows now (a failed one keeps
         its place until its failure is recorded, which may pause the lane); False when the
         claim is to be given back instead (:meth:`_may_send`). The claims ahead of the window
-        (:func:`claims_ahead`) wait here for a place; so do, when the window shrinks (a "too
+        (:func:`~notifications.window.claims_ahead`) wait here for a place; so do, when the window shrinks (a "too
         many", the delay rule, a probe), those already made, and requests refused and sent again,
         instead of going over it. They
         get places in the order they came (claim order), but an urgent message goes before every

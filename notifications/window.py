@@ -213,3 +213,16 @@ class Window:
     def _new_round(self) -> None:
         self._round_samples = 0
         self._round_shortest = self._round_shortest_busy = math.inf
+
+
+def claims_ahead(limit: int) -> int:
+    """Claims a lane holds beyond its window of ``limit``, waiting for a place in it, so that an
+    answer's freed place goes to the next request at once (:mod:`notifications.pump`): a
+    quarter, at least one."""
+    return max(1, limit // 4)
+
+
+def most_claims(concurrency: int) -> int:
+    """The most claims a lane of ``*_CONCURRENCY`` = ``concurrency`` holds at once: its window's
+    maximum and the claims ahead of it. It bounds what a crash can make arrive twice."""
+    return concurrency + claims_ahead(concurrency)

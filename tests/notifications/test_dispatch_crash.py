@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from core.clock import SystemClock
 from core.extensions import db
 from notifications.models import Message, Priority
-from notifications.pump import most_claims
+from notifications.window import most_claims
 from tests.conftest import TEST_SECRET, build_app, create_schema
 from tests.notifications.dispatcher_app import queue_many, wait_until
 

@@ -29,8 +29,8 @@ from notifications.channels.threaded import ThreadedSender
 from notifications.dispatcher import Dispatcher
 from notifications.models import Message, MessageEvent, Priority
 from notifications.outbox import ClaimedMessage
-from notifications.pump import Pump, most_claims
-from notifications.window import BASE_PERIOD, CEILING_HOLD, DELAY_FLOOR, PROBE_IN_FLIGHT, Window
+from notifications.pump import Pump
+from notifications.window import BASE_PERIOD, CEILING_HOLD, DELAY_FLOOR, PROBE_IN_FLIGHT, Window, most_claims
 from tests.notifications.dispatcher_app import Recorder, queue_many
 
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
