@@ -6,8 +6,9 @@ all of it, so four SMS workers against a 200 ms gateway sent 20 SMS a second and
 loop on a thread of its own:
 
 - a **claimer** claims the lane's most urgent due messages whenever ``DISPATCH_BATCH_SIZE``
-  places (or a quarter) of the lane's window (:class:`~notifications.window.Window`) are free,
-  up to ``DISPATCH_BATCH_SIZE`` in one statement, and starts one send task for each;
+  (or a quarter) of the claims it may hold are free -- its window
+  (:class:`~notifications.window.Window`) and a quarter more -- up to ``DISPATCH_BATCH_SIZE`` in
+  one statement, and starts one send task for each;
 - each **send task** waits for the lane's rate limiter (``*_RATE_PER_SECOND``), hands its message
   to the lane's asynchronous adapter (one per lane, with its own pool of connections:
   :mod:`notifications.channels.twilio_sms_async`, :mod:`notifications.channels.smtp_async`, or
@@ -31,8 +32,9 @@ message is handed to the gateway; ``sent`` is written after the gateway accepted
 the claim; claims not sent (the dispatcher stops, the lane pauses, the drain's deadline, half the
 lease used up) are given back with the attempt not counted; urgent first, because claims go by
 ``(priority, next_attempt_at, id)`` and an urgent message is in the next claim, made as soon as
-``DISPATCH_BATCH_SIZE`` places of the window are free. An urgent acceptance is recorded at once:
-the recorder writes whatever has come in as soon as its previous write is done.
+``DISPATCH_BATCH_SIZE`` of the lane's claims are written back, and then gets the next place in
+the window before any bulk claim waiting for one. An urgent acceptance is recorded at once: the
+recorder writes whatever has come in as soon as its previous write is done.
 
 **Claims ahead of the window.** A lane holds up to a quarter more claims than its window
 (:func:`~notifications.window.claims_ahead`, at least one), waiting for a place
@@ -126,7 +128,7 @@ class Pump:
         # make arrive twice.
         self.outstanding = 0
         self.in_flight = 0  # requests the gateway is working on
-        self.recording_failures = 0  # failed requests whose failure is being recorded: they keep their places
+        self.recording_failures = 0  # failed requests being recorded: they keep their places
         self.most_in_flight = 0
         self.rate_limited = 0  # "too many" answers
         self._accepted: list[SentRecord] = []
@@ -257,8 +259,8 @@ class Pump:
 
     def capacity(self) -> int:
         """Claims the lane may hold now: the window's limit and those ahead of it
-        (:func:`~notifications.window.claims_ahead`); on a rate-limited lane no more than it may send in about a second,
-        so that held claims do not hold up urgent ones."""
+        (:func:`~notifications.window.claims_ahead`); on a rate-limited lane no more than it may
+        send in about a second, so that held claims do not hold up urgent ones."""
         limit = self.window.limit
         limit += claims_ahead(limit)
         if not self.lane.limiter.unlimited:
@@ -399,14 +401,13 @@ class Pump:
 
     async def _place_in_window(self, claimed: ClaimedMessage, claimed_at: float) -> bool:
         """Wait until fewer requests are in flight than the window allows now (a failed one keeps
-        its place until its failure is recorded, which may pause the lane); False when the
-        claim is to be given back instead (:meth:`_may_send`). The claims ahead of the window
-        (:func:`~notifications.window.claims_ahead`) wait here for a place; so do, when the window shrinks (a "too
-        many", the delay rule, a probe), those already made, and requests refused and sent again,
-        instead of going over it. They
-        get places in the order they came (claim order), but an urgent message goes before every
-        bulk one waiting (claimed before it, when the window was wider); one that waited for the
-        rate limiter's token has used it."""
+        its place until its failure is recorded, which may pause the lane); False when the claim
+        is to be given back instead (:meth:`_may_send`). The claims ahead of the window
+        (:func:`~notifications.window.claims_ahead`) wait here for a place; so do, when the window
+        shrinks (a "too many", the delay rule, a probe), those already made, and requests refused
+        and sent again, instead of going over it. They get places in the order they came (claim
+        order), but an urgent message goes before every bulk one waiting (claimed before it, when
+        the window was wider); one that waited for the rate limiter's token has used it."""
         first = True
         while self.in_flight + self.recording_failures >= self.window.limit:
             if not self._may_send(claimed_at):
@@ -423,7 +424,8 @@ class Pump:
 
     def _admit_waiting(self, everyone: bool = False) -> None:
         """Wake as many waiting requests as the window has free places (all when stopping)."""
-        free = len(self._window_waiters) if everyone else self.window.limit - self.in_flight - self.recording_failures
+        taken = self.in_flight + self.recording_failures
+        free = len(self._window_waiters) if everyone else self.window.limit - taken
         while free > 0 and self._window_waiters:
             waiter = self._window_waiters.popleft()
             if not waiter.done():
