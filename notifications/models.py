@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import IntEnum, StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.extensions import db
@@ -49,8 +49,17 @@ class Message(db.Model):
     __table_args__ = (
         # The dispatcher's claim: status = 'queued' AND channel = ? AND next_attempt_at <= now
         # ORDER BY priority, next_attempt_at, id: the whole order is in the index, so a claim reads
-        # one index entry instead of sorting the queue.
-        Index("ix_messages_claim", "status", "channel", "priority", "next_attempt_at", "id"),
+        # one index entry instead of sorting the queue. On PostgreSQL only open messages are in it
+        # (migration 5d1c0a9e7b42: the `sent` update no longer adds an entry for every message).
+        Index(
+            "ix_messages_claim",
+            "status",
+            "channel",
+            "priority",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("status IN ('queued', 'sending')"),
+        ),
         Index("ix_messages_reference", "ref_type", "ref_id"),
         CheckConstraint(
             "status IN ('queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'cancelled')",

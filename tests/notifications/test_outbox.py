@@ -272,3 +272,42 @@ def test_send_refuses_unknown_channels(app, clock, channels):
             now=clock.now(),
             to_email="a@example.se",
         )
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgresql_the_claim_index_holds_open_messages_only_and_the_claims_use_it(app, clock):
+    """The claim index leaves out sent (and every other closed) message, so that the `sent` update
+    adds no entry to it and it does not grow with the years' messages; the claim, the lease
+    recovery and the open-messages view still find their rows through it."""
+    from notifications.outbox import _PG_CLAIM
+
+    with app.app_context():
+        queue(now=clock.now(), key="indexed")
+        connection = db.session.connection()
+        definition = connection.execute(
+            sa.text(
+                "SELECT indexdef FROM pg_indexes"
+                " WHERE indexname = 'ix_messages_claim' AND schemaname = current_schema()"
+            )
+        ).scalar_one()
+        assert "WHERE" in definition and "'queued'" in definition and "'sending'" in definition
+
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table would be scanned
+        now = clock.now()
+        claim = {"channel": "sms", "now": now, "lease_until": now, "name": "plan", "limit": 10}
+        plans = {
+            "claim": connection.exec_driver_sql("EXPLAIN " + _PG_CLAIM, claim).scalars().all(),
+            "lease recovery": connection.execute(
+                sa.text("EXPLAIN SELECT id FROM messages WHERE status = 'sending' AND lease_until < :now"), {"now": now}
+            )
+            .scalars()
+            .all(),
+            "open messages": connection.execute(
+                sa.text("EXPLAIN SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')")
+            )
+            .scalars()
+            .all(),
+        }
+        db.session.rollback()
+    for what, plan in plans.items():
+        assert any("ix_messages_claim" in line for line in plan), f"{what}: {plan}"
