@@ -105,12 +105,6 @@ RECORD_LINGER = 0.005
 _EMAIL = Channel.EMAIL.value
 
 
-def _counted_failure(failure: Exception | None) -> bool:
-    """Whether a send's outcome is a failure recorded as such (not an acceptance, not a "too many"
-    to be sent again)."""
-    return failure is not None and not (isinstance(failure, TransientFailure) and failure.rate_limited)
-
-
 class Pump:
     """Runs one asynchronous lane for ``dispatcher`` (see the module docstring); :meth:`run` is a
     thread's target and returns when the dispatcher stops, or in ``drain`` mode when nothing is
@@ -344,7 +338,8 @@ class Pump:
                 failure = error
             finally:
                 self.in_flight -= 1
-                if _counted_failure(failure):
+                too_many = isinstance(failure, TransientFailure) and failure.rate_limited
+                if failure is not None and not too_many:
                     # It keeps its place until the failure is recorded, which may pause the lane
                     # (its circuit breaker): no claim goes to a gateway that has just failed five
                     # times while that is being decided.
@@ -352,7 +347,7 @@ class Pump:
                 elif self._window_waiters:
                     # after this step, which updates the window (accepted, slow_down)
                     self._loop.call_soon(self._admit_waiting)
-            if isinstance(failure, TransientFailure) and failure.rate_limited:
+            if too_many:
                 self.rate_limited += 1
                 self.window.slow_down(started_in, self.in_flight, self._loop.time())
                 refusals += 1
@@ -409,7 +404,7 @@ class Pump:
         order), but an urgent message goes before every bulk one waiting (claimed before it, when
         the window was wider); one that waited for the rate limiter's token has used it."""
         first = True
-        while self.in_flight + self.recording_failures >= self.window.limit:
+        while self._places_taken() >= self.window.limit:
             if not self._may_send(claimed_at):
                 return False
             waiter = self._loop.create_future()
@@ -422,10 +417,13 @@ class Pump:
         # Not waited: _may_go_on has just checked _may_send, with no await since.
         return first or self._may_send(claimed_at)
 
+    def _places_taken(self) -> int:
+        """Places in the window taken: requests at the gateway, and failed ones being recorded."""
+        return self.in_flight + self.recording_failures
+
     def _admit_waiting(self, everyone: bool = False) -> None:
         """Wake as many waiting requests as the window has free places (all when stopping)."""
-        taken = self.in_flight + self.recording_failures
-        free = len(self._window_waiters) if everyone else self.window.limit - taken
+        free = len(self._window_waiters) if everyone else self.window.limit - self._places_taken()
         while free > 0 and self._window_waiters:
             waiter = self._window_waiters.popleft()
             if not waiter.done():
