@@ -68,8 +68,10 @@ class _Gauge:
                 self.answer_seconds.append(answered - came_at)
 
 
-def _latency_twilio(latency_ms: int, max_concurrent: int | None):
-    """The tests' Twilio server with a latency and a cap (see the module's docstring)."""
+def _latency_twilio(latency_ms: int, max_concurrent: int | None, hold: threading.Event | None = None):
+    """The tests' Twilio server with a latency and a cap (see the module's docstring). ``hold``
+    (for tests): admitted requests wait until it is set (10 s at most) before their latency, so
+    that a test decides when they answer instead of racing a latency on a busy machine."""
     from tests.support import twilio_server
 
     gauge = _Gauge(max_concurrent)
@@ -96,6 +98,8 @@ def _latency_twilio(latency_ms: int, max_concurrent: int | None):
                 return
             answered.sid = None
             try:
+                if hold is not None:
+                    hold.wait(10)
                 if latency_ms:
                     time.sleep(latency_ms / 1000)
                 super().do_POST()
