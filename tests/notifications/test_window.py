@@ -195,6 +195,32 @@ def test_against_a_gateway_that_queues_the_window_settles_at_the_floor_and_the_q
     assert len(trace) >= 0.97 * 100 / 0.005
 
 
+def test_a_cold_first_answer_is_not_taken_for_the_gateways_base():
+    """The lane's first answer is slow for reasons of its own (new connections, new threads): a
+    gateway that works on one request at a time, 10 ms each, starts on the first after 127 ms.
+    The answers then grow with the requests in flight, as a queue's do, though they look near
+    that base: the window measures the base again (a probe) instead of keeping 30-40 waiting."""
+    gateway = QueueingGateway(0.01)
+    gateway.busy_until = 0.127
+    window = Window(100)
+    trace = drive(window, gateway, until=5)
+    assert window.probes == 1 and window.base < 0.05, "the base measured again, once"
+    assert max(limit for at, limit in trace) <= 2 * DELAY_FLOOR
+    later = [limit for at, limit in trace if at > 2]
+    assert max(later) <= DELAY_FLOOR + 4, f"as many as {max(later)} in flight at a gateway that queues"
+
+
+def test_answers_that_do_not_grow_with_the_requests_in_flight_cost_no_probe():
+    """Twilio's jitter (150-400 ms whatever is in flight) while the slow start fills the window:
+    no queue's signature, no probe before the first base period ends."""
+    for seed in range(5):
+        rng = random.Random(seed)
+        window = Window(100)
+        trace = drive(window, LatencyGateway(lambda now, rng=rng: rng.uniform(0.15, 0.4)), until=BASE_PERIOD - 1)
+        assert window.probes == 0, seed
+        assert trace[-1][1] == 100
+
+
 def test_the_window_follows_a_gateway_that_became_slower_for_good():
     """The answers go from 100 ms to 300 ms: at first that looks like a queue and the window
     shrinks, but within two base periods the base is the new answer time and the window is back
