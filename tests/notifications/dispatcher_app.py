@@ -239,3 +239,18 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 10.0, what: st
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
+
+
+def message_statuses(app=None) -> dict[str, int]:
+    """How many messages there are of each status, as the database has them now: in the current
+    application context, or in ``app``'s own (its session removed after)."""
+    if app is not None:
+        with app.app_context():
+            try:
+                return message_statuses()
+            finally:
+                db.session.remove()
+    db.session.expire_all()
+    counts = dict(db.session.execute(sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
+    db.session.rollback()
+    return counts

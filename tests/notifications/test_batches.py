@@ -16,14 +16,15 @@ from notifications.channels.base import TransientFailure
 from notifications.dispatcher import Dispatcher
 from notifications.models import Channel, Message, Priority
 from notifications.outbox import SentRecord, claim_batch, record_sent_batch, release
-from tests.notifications.dispatcher_app import Recorder, events_of, queue, queue_many, reload, wait_until
-
-
-def statuses() -> dict[str, int]:
-    db.session.expire_all()
-    counts = dict(db.session.execute(sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
-    db.session.rollback()
-    return counts
+from tests.notifications.dispatcher_app import (
+    Recorder,
+    events_of,
+    message_statuses,
+    queue,
+    queue_many,
+    reload,
+    wait_until,
+)
 
 
 def test_a_batch_claim_takes_the_most_urgent_n_in_order(app, clock):
@@ -43,7 +44,7 @@ def test_a_batch_claim_takes_the_most_urgent_n_in_order(app, clock):
         assert {m.channel for m in claimed} == {"email"} and {m.attempts for m in claimed} == {1}
         # Exactly ``limit`` rows, however the planner runs the subquery (PostgreSQL: SKIP LOCKED
         # must not skip the rows the claim itself has just updated and take more).
-        assert statuses() == {"sending": 10, "queued": 600 + 3 + 2 + 2 - 10 + 5}
+        assert message_statuses() == {"sending": 10, "queued": 600 + 3 + 2 + 2 - 10 + 5}
         assert events_of(claimed[0].id) == ["queued", "sending"]
         assert all(reload(i).status == "queued" for i in later), "not due yet"
 
@@ -132,7 +133,7 @@ def test_a_stopping_dispatcher_gives_back_the_claims_it_has_not_sent(make_app, c
     try:
         assert gate.wait(10), "the second message is being sent"
         with app.app_context():
-            wait_until(lambda: statuses().get("sending") == 2, what="the next claim, waiting for its token")
+            wait_until(lambda: message_statuses().get("sending") == 2, what="the next claim, waiting for its token")
     finally:
         stopper = threading.Thread(target=dispatcher.stop)
         stopper.start()
@@ -142,7 +143,7 @@ def test_a_stopping_dispatcher_gives_back_the_claims_it_has_not_sent(make_app, c
 
     assert recorder.sent_ids() == ids[:2], "the message being sent is finished; no more are sent"
     with app.app_context():
-        assert statuses() == {"sent": 2, "queued": 28}, "no claim is held after stop()"
+        assert message_statuses() == {"sent": 2, "queued": 28}, "no claim is held after stop()"
         stored = reload(ids[2])
         assert (stored.attempts, stored.leased_by) == (0, None)
         assert events_of(ids[2]) == ["queued", "sending", "queued"]
@@ -164,8 +165,8 @@ def test_a_pausing_lane_gives_back_the_rest_of_its_batch(make_app, clock):
         lane = dispatcher.lanes[Channel.EMAIL]
         wait_until(lambda: lane.pause_remaining() > 0, timeout=5, what="the lane to pause")
         with app.app_context():
-            wait_until(lambda: statuses().get("sending", 0) == 0, timeout=5, what="the batch given back")
-            counts = statuses()
+            wait_until(lambda: message_statuses().get("sending", 0) == 0, timeout=5, what="the batch given back")
+            counts = message_statuses()
     finally:
         dispatcher.stop()
 

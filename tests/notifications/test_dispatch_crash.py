@@ -27,7 +27,7 @@ from core.extensions import db
 from notifications.models import Message, Priority
 from notifications.window import most_claims
 from tests.conftest import TEST_SECRET, build_app, create_schema
-from tests.notifications.dispatcher_app import queue_many, wait_until
+from tests.notifications.dispatcher_app import message_statuses, queue_many, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAILS = SMS = 300
@@ -54,13 +54,6 @@ def start_dispatcher(env: dict, name: str) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def statuses(app) -> dict[str, int]:
-    with app.app_context():
-        counts = dict(db.session.execute(sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
-        db.session.remove()
-        return counts
 
 
 def test_a_killed_dispatcher_loses_nothing_and_resends_at_most_its_in_flight_messages(
@@ -109,7 +102,7 @@ def test_a_killed_dispatcher_loses_nothing_and_resends_at_most_its_in_flight_mes
 
     second = start_dispatcher(env, "crash-second")
     try:
-        wait_until(lambda: statuses(app).get("sent", 0) == len(ids), timeout=60, what="every message sent")
+        wait_until(lambda: message_statuses(app).get("sent", 0) == len(ids), timeout=60, what="every message sent")
         second.send_signal(signal.SIGTERM)
         _, stderr = second.communicate(timeout=15)
     finally:

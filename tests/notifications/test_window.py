@@ -31,7 +31,7 @@ from notifications.models import Message, MessageEvent, Priority
 from notifications.outbox import ClaimedMessage
 from notifications.pump import Pump
 from notifications.window import BASE_PERIOD, CEILING_HOLD, DELAY_FLOOR, PROBE_IN_FLIGHT, Window, most_claims
-from tests.notifications.dispatcher_app import Recorder, queue_many
+from tests.notifications.dispatcher_app import Recorder, message_statuses, queue_many
 
 ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -480,10 +480,7 @@ def test_while_acceptances_are_being_recorded_the_claims_ahead_go_to_the_gateway
         assert writing.wait(10), "the acceptances are being written"
         # No eleventh can go without a claim, and a lane that could hold more would have claimed
         # them at once (before the first answers came back), not after a write.
-        with app.app_context():
-            counts = dict(db.session.execute(sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
-            db.session.remove()
-        assert counts == {"sending": 10, "queued": 20}, "eight and the two ahead claimed, no more"
+        assert message_statuses(app) == {"sending": 10, "queued": 20}, "eight and the two ahead claimed, no more"
         assert len(recorder.sent_ids("sms")) == most_claims(8) == 10, "eight and the two ahead sent"
         assert max(gateway.held) <= 8, "never more at the gateway than the window"
         may_write.set()
