@@ -74,16 +74,18 @@ connections (TCP, TLS, EHLO), new threads, an interpreter busy with something el
 from them hides a queue: against a gateway that works on one request at a time, 10 ms each,
 whose first answer came after 137 ms, the answers of sixteen and then thirty-two in flight
 (160-330 ms) looked near that base and the slow start doubled to 64 (the queueing-gateway test
-of tests/notifications/test_window.py failed so about one run in three beside other tests). A
-queue has a signature of its own, whatever the base: the answer time grows with the requests in
-flight, in proportion (a request sent with 30 in flight waits for 30). So at the end of each
-slow-start round the answer times are fitted against the requests in flight when each was sent
-(least squares); an elasticity (``slope * mean in flight / mean answer time``) of
-``QUEUE_ELASTICITY`` (0.5) or more ends the slow start, takes back its last doubling and starts a
-probe (below), which measures the base again. A latency gateway's answers do not grow with what
-is in flight (jitter averages out: Twilio's 150-400 ms gives an elasticity near 0), so a lane
-with latency to hide keeps doubling. It costs at most one probe in a lane's life (slow start
-ends once).
+of tests/notifications/test_window.py failed so in about half of the runs beside other tests).
+A queue has a signature of its own, whatever the base: the answer time grows with the requests
+in flight, in proportion (a request sent with 30 in flight waits for 30). So at the end of each
+round the answer times are fitted against the requests in flight when each was sent (least
+squares). A round that would let the window grow (the slow start's doubling, or answers within
+twice the base) and yet shows an elasticity (``slope * mean in flight / mean answer time``) of
+``QUEUE_ELASTICITY`` (0.5) or more contradicts its base: the window does not grow (the slow
+start ends and its last doubling is taken back) and a probe (below) measures the base again, at
+most once a ``BASE_PERIOD``. A latency gateway's answers do not grow with what is in flight
+(jitter averages out: Twilio's 150-400 ms gives an elasticity near 0; at the window's maximum
+all are sent with about as many in flight, and there is nothing to fit), so a lane with latency
+to hide keeps doubling and pays no probe.
 
 Against a gateway that answers in 200 ms whatever we send, the answer times stay near the base
 and the window grows to the maximum and stays there; against the benches' zero-latency peers it
