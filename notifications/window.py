@@ -78,14 +78,16 @@ of tests/notifications/test_window.py failed so in about half of the runs beside
 A queue has a signature of its own, whatever the base: the answer time grows with the requests
 in flight, in proportion (a request sent with 30 in flight waits for 30). So at the end of each
 round the answer times are fitted against the requests in flight when each was sent (least
-squares). A round that would let the window grow (the slow start's doubling, or answers within
-twice the base) and yet shows an elasticity (``slope * mean in flight / mean answer time``) of
-``QUEUE_ELASTICITY`` (0.5) or more contradicts its base: the window does not grow (the slow
-start ends and its last doubling is taken back) and a probe (below) measures the base again, at
-most once a ``BASE_PERIOD``. A latency gateway's answers do not grow with what is in flight
-(jitter averages out: Twilio's 150-400 ms gives an elasticity near 0; at the window's maximum
-all are sent with about as many in flight, and there is nothing to fit), so a lane with latency
-to hide keeps doubling and pays no probe.
+squares). When they grow so (an elasticity, ``slope * mean in flight / mean answer time``, of
+``QUEUE_ELASTICITY``, 0.5, or more) and the fit's answer for one request in flight is less than
+half the base (``COLD_BASE_SHARE``), the round contradicts its base: the window does not grow (a
+slow start ends and its last doubling is taken back) and a probe (below) measures the base again,
+at most once a ``BASE_PERIOD``. Only in windows up to twice the floor, where a lane starts: from
+a window near 100 the fit says little about one request in flight (the benches' SMTP peer
+answers in 100 ms up to about sixty sessions and then ever slower; extrapolated, it would answer
+one at once, and the e-mail lane paid a needless probe in each 200/100 ms letter). A latency
+gateway's answers do not grow with what is in flight (jitter averages out: Twilio's 150-400 ms
+gives an elasticity near 0), so a lane with latency to hide keeps doubling and pays no probe.
 
 Against a gateway that answers in 200 ms whatever we send, the answer times stay near the base
 and the window grows to the maximum and stays there; against the benches' zero-latency peers it
@@ -106,6 +108,7 @@ RTT_TOLERANCE = 2.0  # answers up to twice the base are not taken for a queue
 SLOW_START_GRADIENT = 0.8  # slow start doubles the window while a round's answers are this close to the base
 CEILING_HOLD = 20.0  # seconds after a "too many" during which the window stays at or below what the gateway took
 QUEUE_ELASTICITY = 0.5  # answer times that grow at least half in proportion to the requests in flight: a queue
+COLD_BASE_SHARE = 0.5  # a queue whose fit answers one request in less than half the base contradicts it
 _FIT_SAMPLES = 8  # the fewest answers of a round that the queue's signature is looked for in
 
 
@@ -233,39 +236,43 @@ class Window:
     def _end_delay_round(self, now: float) -> None:
         base = self.base
         shortest = self._round_shortest_busy if self._round_shortest_busy < math.inf else self._round_shortest
-        queued = self._queue_signature()
+        alone = self._answer_alone()
         self._new_round()
         if base is None or shortest <= 0:
             return
         gradient = max(_GRADIENT_FLOOR, min(1.0, RTT_TOLERANCE * base / shortest))
         in_force = min(self._limit, self._delay_limit)
-        doubling = self.slow_start and base / shortest >= SLOW_START_GRADIENT
-        if queued and (doubling or gradient >= 1.0) and now >= self._next_cold_check:
-            # Answers that grow with what is in flight and yet look near the base: the base is
-            # not the gateway's (a cold start's, see the module docstring). Measure it again.
-            self._next_cold_check = now + BASE_PERIOD
-            wanted = in_force / 2 if self.slow_start else in_force
-            self.slow_start = False
-            self._start_probe(now)
-        elif doubling:
+        if self.slow_start and base / shortest >= SLOW_START_GRADIENT:
             wanted = in_force * 2
         else:
             self.slow_start = False
             wanted = in_force * gradient + math.sqrt(in_force)
+        cold = alone is not None and alone < COLD_BASE_SHARE * base and in_force <= 2 * self._floor
+        if cold and now >= self._next_cold_check:
+            # A queue that would answer one request in less than half the base: the base is not
+            # the gateway's (a cold start's, see the module docstring). Measure it again, and do
+            # not grow on it meanwhile (the slow start's last doubling is taken back).
+            self._next_cold_check = now + BASE_PERIOD
+            wanted = in_force / 2 if self.slow_start else min(wanted, in_force)
+            self.slow_start = False
+            self._start_probe(now)
         self._delay_limit = max(self._floor, min(float(self.maximum), wanted))
 
-    def _queue_signature(self) -> bool:
-        """Whether the round's answer times grew in proportion to the requests in flight when
-        each was sent (an elasticity of ``QUEUE_ELASTICITY`` or more): a gateway's queue."""
+    def _answer_alone(self) -> float | None:
+        """When the round's answer times grew in proportion to the requests in flight when each
+        was sent (an elasticity of ``QUEUE_ELASTICITY`` or more: a gateway's queue), the answer
+        time the fit gives for one request in flight; else None."""
         count, xs, ys, xys, xxs = self._fit
         if count < _FIT_SAMPLES or ys <= 0:
-            return False
+            return None
         mean_x, mean_y = xs / count, ys / count
         spread = xxs / count - mean_x * mean_x
         if spread < 1.0:  # (nearly) all sent with as many in flight: nothing to fit
-            return False
+            return None
         slope = (xys / count - mean_x * mean_y) / spread
-        return slope * mean_x / mean_y >= QUEUE_ELASTICITY
+        if slope * mean_x / mean_y < QUEUE_ELASTICITY:
+            return None
+        return mean_y + slope * (1 - mean_x)
 
     def _new_round(self) -> None:
         self._round_samples = 0

@@ -221,6 +221,35 @@ def test_answers_that_do_not_grow_with_the_requests_in_flight_cost_no_probe():
         assert trace[-1][1] == 100
 
 
+class SaturatingGateway:
+    """Answers in ``latency`` while it holds up to ``knee`` requests and ``per_request`` slower
+    for each one above (the benches' SMTP peer, whose one event loop falls behind above about
+    sixty sessions)."""
+
+    def __init__(self, latency: float, knee: int, per_request: float):
+        self.latency, self.knee, self.per_request = latency, knee, per_request
+        self.outstanding: list[float] = []
+
+    def answer(self, sent_at: float) -> float:
+        self.outstanding = [at for at in self.outstanding if at > sent_at]
+        held = len(self.outstanding) + 1
+        answered_at = sent_at + self.latency + self.per_request * max(0, held - self.knee)
+        self.outstanding.append(answered_at)
+        return answered_at
+
+
+@pytest.mark.parametrize(("knee", "per_request"), [(40, 0.002), (50, 0.003), (60, 0.004), (70, 0.005)])
+def test_answers_that_slow_down_only_above_a_knee_do_not_contradict_the_base(knee, per_request):
+    """Fitted over a window of near 100, such answers extrapolate to a gateway that would answer
+    one request at once; but their base (100 ms) is right, and a probe would cost the lane two
+    answer times at four in flight. The cold-start rule looks only at windows up to twice the
+    floor, where a lane starts."""
+    window = Window(100)
+    drive(window, SaturatingGateway(0.1, knee, per_request), until=BASE_PERIOD - 1)
+    assert window.probes == 0
+    assert window.base == pytest.approx(0.1)
+
+
 def test_the_window_follows_a_gateway_that_became_slower_for_good():
     """The answers go from 100 ms to 300 ms: at first that looks like a queue and the window
     shrinks, but within two base periods the base is the new answer time and the window is back
