@@ -41,7 +41,8 @@ class _Gauge:
 
     def __init__(self, cap: int | None = None):
         self.cap = cap
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
+        self.came = 0  # requests counted in or refused
         self.in_flight = 0
         self.max_in_flight = 0
         self.refused = 0
@@ -52,12 +53,19 @@ class _Gauge:
         """Count a request in; returns when it came (``time.perf_counter()``), or None when it
         is refused above the cap (and not counted in)."""
         with self.lock:
+            self.came += 1
+            self.lock.notify_all()
             if self.cap is not None and self.in_flight >= self.cap:
                 self.refused += 1
                 return None
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return time.perf_counter()
+
+    def wait_until_came(self, count: int, timeout: float = 10.0) -> None:
+        """Until ``count`` requests have come (for tests: see ``_latency_twilio``'s ``hold_until``)."""
+        with self.lock:
+            self.lock.wait_for(lambda: self.came >= count, timeout)
 
     def leave(self, accepted: bool, came_at: float) -> None:
         answered = time.perf_counter()
@@ -68,10 +76,11 @@ class _Gauge:
                 self.answer_seconds.append(answered - came_at)
 
 
-def _latency_twilio(latency_ms: int, max_concurrent: int | None, hold: threading.Event | None = None):
-    """The tests' Twilio server with a latency and a cap (see the module's docstring). ``hold``
-    (for tests): admitted requests wait until it is set (10 s at most) before their latency, so
-    that a test decides when they answer instead of racing a latency on a busy machine."""
+def _latency_twilio(latency_ms: int, max_concurrent: int | None, hold_until: int | None = None):
+    """The tests' Twilio server with a latency and a cap (see the module's docstring).
+    ``hold_until`` (for tests): admitted requests wait until that many have come (10 s at most)
+    before their latency, so that requests sent at once meet the cap together, however slowly a
+    busy machine sends them."""
     from tests.support import twilio_server
 
     gauge = _Gauge(max_concurrent)
@@ -98,8 +107,8 @@ def _latency_twilio(latency_ms: int, max_concurrent: int | None, hold: threading
                 return
             answered.sid = None
             try:
-                if hold is not None:
-                    hold.wait(10)
+                if hold_until is not None:
+                    gauge.wait_until_came(hold_until)
                 if latency_ms:
                     time.sleep(latency_ms / 1000)
                 super().do_POST()

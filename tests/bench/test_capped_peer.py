@@ -8,7 +8,6 @@ import base64
 import json
 import smtplib
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -36,27 +35,17 @@ def test_requests_above_the_cap_get_twilios_429_and_the_rest_wait_their_latency_
     """Six at once to a peer capped at three. The admitted ones start their latency when all six
     have come (the peer's ``hold``), so that a slow machine, on which the sixth request may come
     after the first's 500 ms, cannot make the test pass fewer refusals."""
-    everyone_came = threading.Event()
-    server, gauge = _latency_twilio(latency_ms=500, max_concurrent=3, hold=everyone_came)
-
-    def watch():
-        deadline = time.monotonic() + 10
-        while gauge.in_flight + gauge.refused < 6 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        everyone_came.set()
-
+    server, gauge = _latency_twilio(latency_ms=500, max_concurrent=3, hold_until=6)
     server.start()
     try:
         results: list = []
         start = threading.Barrier(6)
         threads = [threading.Thread(target=_post, args=(server, results, start)) for _ in range(6)]
-        threads.append(threading.Thread(target=watch))
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     finally:
-        everyone_came.set()
         server.stop()
 
     accepted = [body for status, _, body in results if status == 201]
