@@ -80,7 +80,7 @@ def _latency_twilio(latency_ms: int, max_concurrent: int | None, hold_until: int
     """The tests' Twilio server with a latency and a cap (see the module's docstring).
     ``hold_until`` (for tests): admitted requests wait until that many have come (10 s at most)
     before their latency, so that requests sent at once meet the cap together, however slowly a
-    busy machine sends them."""
+    busy machine sends them; their answer times (``answer_seconds``) count from then."""
     from tests.support import twilio_server
 
     gauge = _Gauge(max_concurrent)
@@ -109,6 +109,7 @@ def _latency_twilio(latency_ms: int, max_concurrent: int | None, hold_until: int
             try:
                 if hold_until is not None:
                     gauge.wait_until_came(hold_until)
+                    came_at = time.perf_counter()  # the test's hold is not the peer's answer time
                 if latency_ms:
                     time.sleep(latency_ms / 1000)
                 super().do_POST()

@@ -132,7 +132,7 @@ class Window:
         self._round_shortest = math.inf  # of the round's answers
         self._round_shortest_busy = math.inf  # of those sent with more than PROBE_IN_FLIGHT in flight
         self._fit = [0.0] * 5  # the round's answers: count, sums of in flight, time, product, in flight squared
-        self._next_cold_check = 0.0  # a queue's signature near the base probes at most once a BASE_PERIOD
+        self._next_cold_check = 0.0  # a base contradicted by a queue's fit is probed at most once a BASE_PERIOD
         self._uncongested = False  # a request sent with few in flight answered in this period
         self.probing = False
         self._probe_answers = 0

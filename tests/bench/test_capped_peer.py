@@ -33,7 +33,7 @@ def _post(server, results: list, start: threading.Barrier) -> None:
 
 def test_requests_above_the_cap_get_twilios_429_and_the_rest_wait_their_latency_together():
     """Six at once to a peer capped at three. The admitted ones start their latency when all six
-    have come (the peer's ``hold``), so that a slow machine, on which the sixth request may come
+    have come (the peer's ``hold_until``), so that a slow machine, on which the sixth request may come
     after the first's 500 ms, cannot make the test pass fewer refusals."""
     server, gauge = _latency_twilio(latency_ms=500, max_concurrent=3, hold_until=6)
     server.start()
@@ -55,9 +55,8 @@ def test_requests_above_the_cap_get_twilios_429_and_the_rest_wait_their_latency_
     assert len(server.messages) == 3  # the refused ones were never processed
     assert gauge.max_in_flight == 3  # the three admitted waited at once; the cap was never exceeded
     assert gauge.refused == 3 and len(gauge.accepted_at) == 3
-    # Each admitted request's answer time at the peer is its latency at least (and the wait for
-    # the others to come, and a little of its own work).
-    assert len(gauge.answer_seconds) == 3 and all(0.5 <= seconds < 5 for seconds in gauge.answer_seconds)
+    # Each admitted request's answer time at the peer is its latency (plus a little of its own work).
+    assert len(gauge.answer_seconds) == 3 and all(0.5 <= seconds < 1.5 for seconds in gauge.answer_seconds)
 
 
 def test_the_smtp_peer_reports_its_own_answer_time_latency_included():
