@@ -340,10 +340,12 @@ class CountingGateway:
     """A recording channel that counts the requests it holds when each comes in (``held``);
     ``one_at_a_time``: it works on one request at a time, ``seconds`` each, in the order they
     came, the others waiting in its queue (a relay's single process); otherwise each takes
-    ``seconds`` whatever else is in flight."""
+    ``seconds`` whatever else is in flight. ``gate``: requests wait until it is set (10 s at
+    most) before their ``seconds``, so that a test decides when the first ones start, however
+    slowly a busy machine brings the others."""
 
-    def __init__(self, recorder: Recorder, *, seconds: float, one_at_a_time: bool):
-        self.seconds, self.one_at_a_time = seconds, one_at_a_time
+    def __init__(self, recorder: Recorder, *, seconds: float, one_at_a_time: bool, gate: threading.Event | None = None):
+        self.seconds, self.one_at_a_time, self.gate = seconds, one_at_a_time, gate
         self.turns = threading.Condition()
         self.tickets = 0
         self.serving = 0
@@ -359,6 +361,8 @@ class CountingGateway:
             if self.one_at_a_time:
                 self.turns.wait_for(lambda: self.serving == ticket)
         try:
+            if self.gate is not None:
+                self.gate.wait(10)
             time.sleep(self.seconds)
             return original(channel, message_id, outgoing)
         finally:
@@ -397,13 +401,17 @@ def test_claims_made_before_the_window_shrank_wait_for_a_place_in_it(make_app, c
     flight, instead of going to a gateway that holds fifteen."""
     app = make_app(SMS_CONCURRENCY=40)
     recorder = Recorder()
-    gateway = CountingGateway(recorder, seconds=0.1, one_at_a_time=False)
+    # The fifteen wait for the sixteenth (whose threads a busy machine may start after the
+    # first's 100 ms): it is refused with all fifteen at the gateway.
+    sixteenth_came = threading.Event()
+    gateway = CountingGateway(recorder, seconds=0.1, one_at_a_time=False, gate=sixteenth_came)
     counting = recorder._send
     refused = []
 
     def refuse_the_sixteenth(channel, message_id, outgoing):
         if not refused and len(gateway.held) == 15:
             refused.append(max(gateway.held))
+            sixteenth_came.set()
             raise TransientFailure("Twilio rate limit (HTTP 429, Twilio error 20429)", retry_after=0, rate_limited=True)
         return counting(channel, message_id, outgoing)
 
