@@ -39,6 +39,13 @@ on 421, as RFC 5321 says the server does). So is a reply of **432 or with the en
 connections per mailbox): rate-limited, and that connection is closed, so the pool holds one
 fewer while the window shrinks.
 
+**RFC 2920 PIPELINING** when the server offers it (``notifications.channels.smtp_pipelining``):
+MAIL FROM, RCPT TO and DATA go in one write and the message after the 354, two round trips per
+message instead of four, with the same replies mapped to the same failures; a server without it
+gets aiosmtplib's ``sendmail``. Measured with the bench's SMTP peer answering each message after
+100 ms (``bench.service_fanout``, 3,000 e-mails over 100 connections, 2026-12-06): 392-443 e-mails
+per second against 340-355 without pipelining.
+
 A send that is cancelled mid-transaction closes its connection (the session's state is unknown).
 :meth:`AsyncSmtpEmail.aclose` QUITs and closes every idle connection; one still in use when it
 is called is closed, without QUIT, when its send ends. A send after ``aclose`` opens a new
@@ -77,6 +84,7 @@ import ssl
 import aiosmtplib
 
 from config.settings import Settings
+from notifications.channels import smtp_pipelining
 from notifications.channels.base import OutgoingEmail, PermanentFailure, TransientFailure
 from notifications.channels.smtp import (
     DEFAULT_TIMEOUT,
@@ -157,9 +165,19 @@ class AsyncSmtpEmail:
                 retry = reused and attempt == 1
                 try:
                     smtp = connection.smtp
-                    await smtp.sendmail(
-                        encoded.sender, [encoded.recipient], encoded.data, mail_options=_mail_options(smtp, encoded)
-                    )
+                    if smtp_pipelining.pipelined(smtp):
+                        await smtp_pipelining.send(
+                            smtp,
+                            encoded.sender,
+                            encoded.recipient,
+                            encoded.data,
+                            mail_options=_mail_options(smtp, encoded),
+                            timeout=self.timeout,
+                        )
+                    else:
+                        await smtp.sendmail(
+                            encoded.sender, [encoded.recipient], encoded.data, mail_options=_mail_options(smtp, encoded)
+                        )
                 except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
                     at_rcpt = isinstance(error, aiosmtplib.SMTPRecipientsRefused)
                     refusal = error.recipients[0] if at_rcpt else error
@@ -305,6 +323,7 @@ class AsyncSmtpEmail:
         except BaseException:
             smtp.close()
             raise
+        smtp_pipelining.enable(smtp)
         self._open += 1
         log.debug("SMTP connection opened", extra={"smtp_server": where, "smtp_open": self._open})
         return _Connection(smtp, generation)

@@ -2,10 +2,13 @@
 (aiosmtpd on 127.0.0.1): the sync channel's behaviours, and the pool's own.
 
 Each test runs its scenario in a fresh event loop with ``asyncio.run``; the adapter is built
-inside it, as the lane builds it.
+inside it, as the lane builds it. Each runs twice: against a server that offers RFC 2920
+PIPELINING (the adapter's pipelined transaction, ``notifications.channels.smtp_pipelining``) and
+against one that does not (aiosmtplib's ``sendmail``), which must behave alike.
 """
 
 import asyncio
+import functools
 import socket
 import time
 
@@ -14,6 +17,24 @@ import pytest
 from notifications.channels.base import PermanentFailure, TransientFailure
 from notifications.channels.smtp_async import AsyncSmtpEmail
 from tests.notifications.test_smtp_channel import MAIL_FROM, RECIPIENT, REPLY_TO, email, settings_for
+from tests.support.smtp_server import SmtpTestServer
+
+
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def pipelining(request):
+    return request.param
+
+
+@pytest.fixture
+def smtp_server(pipelining):
+    server = SmtpTestServer(pipelining=pipelining).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_smtp_server(make_smtp_server, pipelining):
+    return functools.partial(make_smtp_server, pipelining=pipelining)
 
 
 def run(settings, scenario, *, max_connections=4, **options):

@@ -123,8 +123,9 @@ class _State:
 class RecordingHandler:
     """The aiosmtpd handler; its hooks run on the server's thread, so state is under a lock."""
 
-    def __init__(self, *, implicit_tls: bool = False) -> None:
+    def __init__(self, *, implicit_tls: bool = False, pipelining: bool = True) -> None:
         self.implicit_tls = implicit_tls
+        self.pipelining = pipelining  # offer RFC 2920 PIPELINING in the EHLO reply, as real relays do
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.state = _State()
@@ -139,6 +140,8 @@ class RecordingHandler:
         with self.lock:
             self.state.peers.append(session.peer)
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_QUIT(self, server, session, envelope):
@@ -257,6 +260,7 @@ class SmtpTestServer:
         port: int | None = None,
         idle_timeout: float | None = None,
         smtputf8: bool = True,
+        pipelining: bool = True,
     ) -> None:
         if security != "none" and certificate is None:
             raise ValueError("STARTTLS and SSL need a certificate (make_self_signed_certificate)")
@@ -267,7 +271,7 @@ class SmtpTestServer:
         self.port = port or free_port(host)
         self.idle_timeout = idle_timeout  # None: aiosmtpd's default, 300 s
         self.smtputf8 = smtputf8
-        self.handler = RecordingHandler(implicit_tls=security == "ssl")
+        self.handler = RecordingHandler(implicit_tls=security == "ssl", pipelining=pipelining)
         self._controller: _Controller | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
