@@ -5,7 +5,8 @@ lease (0.5 to 5 seconds) it puts messages whose lease has expired back in the qu
 dispatcher died while sending) and refreshes ``krisrutin_outbox_due_messages``. On PostgreSQL it
 also LISTENs on a connection of its own for the ``pg_notify`` that
 :func:`~notifications.service.send` issues at commit, and wakes the lanes of the channels named;
-while that connection is down the workers' polling is the safety net.
+while that connection is down the workers' polling is the safety net. On SQLite it watches the
+wake files that such commits write beside the database (:mod:`notifications.wakeup`) instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from core.metrics import REGISTRY
 from notifications.bookkeeping import safe_error
 from notifications.models import Channel, Message, MessageStatus
 from notifications.outbox import reclaim_expired
-from notifications.wakeup import NOTIFY_CHANNEL
+from notifications.wakeup import NOTIFY_CHANNEL, WAKE_FILE_POLL_SECONDS, WakeFiles
 
 # The dispatcher's logger: its records keep the name operators filter on.
 log = logging.getLogger("notifications.dispatcher")
@@ -66,13 +67,21 @@ class Housekeeper:
         next_connect = 0.0
         with self.app.app_context():
             postgres = db.engine.dialect.name == "postgresql" and self.listen
+            wake_files = None
+            if db.engine.dialect.name == "sqlite" and self.listen:
+                wake_files = WakeFiles(db.engine.url.database, [channel.value for channel in Channel])
             try:
                 while not self.stop.is_set():
                     if time.monotonic() >= next_pass:
                         self.run_pass()
                         next_pass = time.monotonic() + interval
                     if not postgres:
-                        self.stop.wait(max(0.0, next_pass - time.monotonic()))
+                        if wake_files is None or not wake_files.paths:
+                            self.stop.wait(max(0.0, next_pass - time.monotonic()))
+                            continue
+                        self.stop.wait(min(WAKE_FILE_POLL_SECONDS, max(0.0, next_pass - time.monotonic())))
+                        if changed := wake_files.changed():
+                            self.wake(changed)
                         continue
                     if listener is None and time.monotonic() >= next_connect:
                         listener = self._connect_listener()
