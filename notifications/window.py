@@ -9,8 +9,9 @@ congestion window:
 
 - its maximum is the configured one (``SMS_CONCURRENCY``/``EMAIL_CONCURRENCY``); it starts at
   ``DELAY_FLOOR`` (16) and doubles each round while the answers do not slow down (TCP's slow
-  start, below): against a 200 ms gateway it is at 100 after three answer times (0.6 s), while
-  the first letter's copies are still being queued;
+  start, below), or quadruples when they do not grow with the requests in flight either: against
+  a 200 ms gateway it is at 100 after two answer times (0.4 s), while the first letter's copies
+  are still being queued;
 - every acceptance raises it by ``1 / limit`` (one request more per window's worth of
   acceptances), never above the maximum;
 - a "slow down" halves it (never below 1), once per round: the answers to requests that were
@@ -68,6 +69,13 @@ Until the first round whose answers are slower than ``base / SLOW_START_GRADIENT
 the base), or the first "too many", the delay limit doubles each round instead (slow start): a
 window that started at the maximum filled a queueing gateway with 100 requests before the first
 answer could say so (the first two seconds of ``bench.fanout``'s urgent e-mails took 0.65-0.8 s).
+A round whose answer times do not grow with the requests in flight (fitted as for a cold start,
+below: an elasticity under ``FLAT_ELASTICITY``, 0.25, over at least ``_FIT_SAMPLES`` answers sent
+with different numbers in flight) quadruples it instead: a gateway whose answers are its latency,
+not a queue (eighth session). With doubling, the SMS lane of the 200/100 ms letter sent 16, 32
+and 64 in its first three answer times instead of 300, some 200 SMS (0.4 s) behind, and the
+e-mail lane as much; a queue's answers grow with what is in flight, so against a queue the slow
+start still only doubles, and ends as soon as the answers slow down.
 
 **A cold start.** The first answers of a lane may be slow for reasons of its own: new
 connections (TCP, TLS, EHLO), new threads, an interpreter busy with something else. A base taken
@@ -108,6 +116,7 @@ RTT_TOLERANCE = 2.0  # answers up to twice the base are not taken for a queue
 SLOW_START_GRADIENT = 0.8  # slow start doubles the window while a round's answers are this close to the base
 CEILING_HOLD = 20.0  # seconds after a "too many" during which the window stays at or below what the gateway took
 QUEUE_ELASTICITY = 0.5  # answer times that grow at least half in proportion to the requests in flight: a queue
+FLAT_ELASTICITY = 0.25  # answer times that grow less than a quarter so: latency, no queue (slow start quadruples)
 COLD_BASE_SHARE = 0.5  # a queue whose fit answers one request in less than half the base contradicts it
 _FIT_SAMPLES = 8  # the fewest answers of a round that the queue's signature is looked for in
 
@@ -236,14 +245,16 @@ class Window:
     def _end_delay_round(self, now: float) -> None:
         base = self.base
         shortest = self._round_shortest_busy if self._round_shortest_busy < math.inf else self._round_shortest
-        alone = self._answer_alone()
+        fit = self._fitted()
+        alone = self._answer_alone(fit)
+        flat = fit is not None and fit[2] < FLAT_ELASTICITY
         self._new_round()
         if base is None or shortest <= 0:
             return
         gradient = max(_GRADIENT_FLOOR, min(1.0, RTT_TOLERANCE * base / shortest))
         in_force = min(self._limit, self._delay_limit)
         if self.slow_start and base / shortest >= SLOW_START_GRADIENT:
-            wanted = in_force * 2
+            wanted = in_force * (4 if flat else 2)
         else:
             self.slow_start = False
             wanted = in_force * gradient + math.sqrt(in_force)
@@ -258,10 +269,9 @@ class Window:
             self._start_probe(now)
         self._delay_limit = max(self._floor, min(float(self.maximum), wanted))
 
-    def _answer_alone(self) -> float | None:
-        """When the round's answer times grew in proportion to the requests in flight when each
-        was sent (an elasticity of ``QUEUE_ELASTICITY`` or more: a gateway's queue), the answer
-        time the fit gives for one request in flight; else None."""
+    def _fitted(self) -> tuple[float, float, float] | None:
+        """The round's answer times fitted against the requests in flight when each was sent:
+        (mean in flight, mean answer time, elasticity), or None when there is too little to fit."""
         count, xs, ys, xys, xxs = self._fit
         if count < _FIT_SAMPLES or ys <= 0:
             return None
@@ -270,8 +280,17 @@ class Window:
         if spread < 1.0:  # (nearly) all sent with as many in flight: nothing to fit
             return None
         slope = (xys / count - mean_x * mean_y) / spread
-        if slope * mean_x / mean_y < QUEUE_ELASTICITY:
+        return mean_x, mean_y, slope * mean_x / mean_y
+
+    @staticmethod
+    def _answer_alone(fit: tuple[float, float, float] | None) -> float | None:
+        """When the round's answer times grew in proportion to the requests in flight when each
+        was sent (an elasticity of ``QUEUE_ELASTICITY`` or more: a gateway's queue), the answer
+        time the fit gives for one request in flight; else None."""
+        if fit is None or fit[2] < QUEUE_ELASTICITY:
             return None
+        mean_x, mean_y, elasticity = fit
+        slope = elasticity * mean_y / mean_x
         return mean_y + slope * (1 - mean_x)
 
     def _new_round(self) -> None:

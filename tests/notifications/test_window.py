@@ -165,11 +165,39 @@ def test_against_a_gateway_with_latency_the_window_reaches_its_maximum_in_a_few_
     assert window.limit == 16, "slow start: sixteen first"
     trace = drive(window, LatencyGateway(lambda now: 0.2), until=120)
     reached = next(at for at, limit in trace if limit == 100)
-    assert reached <= 0.7, f"at 100 after {reached:.2f} s (three answer times of 200 ms)"
+    # Answers that do not grow with the requests in flight: 16, then 64, then 100.
+    assert reached <= 0.45, f"at 100 after {reached:.2f} s (two answer times of 200 ms)"
     later = [limit for at, limit in trace if at > 1]
     assert min(later) >= 4 and window.probes >= 2, "a probe every base period while busy"
     share = sum(limit == 100 for limit in later) / len(later)
     assert share >= 0.97, f"at the maximum {share:.1%} of the answers after the first second"
+
+
+class ContendedGateway:
+    """Works on every request at once, but each takes ``per_request`` longer for every request
+    it holds (a host whose work is shared): answers grow with what is in flight."""
+
+    def __init__(self, base: float, per_request: float):
+        self.base, self.per_request = base, per_request
+        self.pending: list[float] = []
+
+    def answer(self, sent_at: float) -> float:
+        self.pending = [at for at in self.pending if at > sent_at]
+        at = sent_at + self.base + self.per_request * (len(self.pending) + 1)
+        self.pending.append(at)
+        return at
+
+
+def test_the_slow_start_quadruples_only_while_the_answers_do_not_grow_with_the_requests_in_flight():
+    flat = Window(100)
+    drive(flat, LatencyGateway(lambda now: 0.2), until=0.25)
+    # Answers 200-360 ms with 1 to 16 in flight: within 1.25 times the base at more than four in
+    # flight (the slow start goes on), but growing with what is in flight: it only doubles.
+    contended = Window(100)
+    drive(contended, ContendedGateway(0.2, 0.01), until=0.365)  # the first sixteen's answers
+
+    assert flat.limit == 64 and flat.slow_start
+    assert contended.limit == 32 and contended.slow_start
 
 
 def test_a_gateways_jitter_is_not_taken_for_a_queue():
@@ -267,12 +295,12 @@ def test_the_window_follows_a_gateway_that_became_slower_for_good():
 def test_a_too_many_ends_the_slow_start_and_the_delay_rule_never_lifts_the_window_past_it():
     window = Window(100)
     drive(window, LatencyGateway(lambda now: 0.2), until=0.25)
-    assert window.limit == 32 and window.slow_start
+    assert window.limit == 64 and window.slow_start  # sixteen answers at the base, none later than another
     window.slow_down(window.round)
-    assert window.limit == 16 and not window.slow_start
+    assert window.limit == 32 and not window.slow_start
     # Answers at the base from now on: only the additive increase, one a round, raises it.
     drive(window, LatencyGateway(lambda now: 0.2), until=2.5, now=0.3)
-    assert 18 <= window.limit <= 30, window.limit
+    assert 34 <= window.limit <= 46, window.limit
 
 
 def test_a_lane_busy_all_period_long_probes_its_base_with_four_in_flight():
