@@ -254,3 +254,13 @@ def message_statuses(app=None) -> dict[str, int]:
     counts = dict(db.session.execute(sa.select(Message.status, sa.func.count()).group_by(Message.status)).all())
     db.session.rollback()
     return counts
+
+
+def seconds_until_sent(app, clock, recorder: Recorder, *, key: str) -> float:
+    """With a dispatcher running: queue one e-mail, commit, and return the seconds from the
+    commit until ``recorder`` has it sent."""
+    with app.app_context():
+        [message] = queue(now=clock.now(), key=key)
+        committed = time.monotonic()
+    recorder.wait_for(lambda r: message.id in r.sent_ids(), timeout=10, what=f"the send of {key}")
+    return time.monotonic() - committed

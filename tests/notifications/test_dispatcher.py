@@ -22,7 +22,15 @@ from notifications.models import Channel, ChannelState, Message
 from notifications.outbox import DEGRADED_AFTER, claim_next, retry_delay
 from notifications.wakeup import remove_wake_listener
 from tests.conftest import TEST_SECRET, build_app, create_schema
-from tests.notifications.dispatcher_app import Recorder, events_of, make_contact, queue, reload, wait_until
+from tests.notifications.dispatcher_app import (
+    Recorder,
+    events_of,
+    make_contact,
+    queue,
+    reload,
+    seconds_until_sent,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -260,11 +268,7 @@ def test_a_commit_elsewhere_wakes_a_listening_dispatcher_at_once(make_app, clock
     remove_wake_listener(dispatcher.wake)
     try:
         assert dispatcher.listening.wait(10), "the dispatcher LISTENs"
-        with app.app_context():
-            [message] = queue(now=clock.now(), key="urgent-letter")
-            committed = time.monotonic()
-        recorder.wait_for(lambda r: message.id in r.sent_ids(), timeout=10, what="the woken send")
-        latency = time.monotonic() - committed
+        latency = seconds_until_sent(app, clock, recorder, key="urgent-letter")
     finally:
         dispatcher.stop()
 
@@ -278,15 +282,9 @@ def test_a_commit_in_the_same_process_wakes_the_dispatcher_on_sqlite_too(sqlite_
     dispatcher = dispatcher_for(app, recorder, poll_seconds=30)
     dispatcher.start()
     try:
-        with app.app_context():
-            [first] = queue(now=clock.now(), key="warm-up")
-        recorder.wait_for(lambda r: first.id in r.sent_ids(), timeout=10, what="the first send")
+        seconds_until_sent(app, clock, recorder, key="warm-up")
         # Now the workers wait for the 30 s poll, unless the commit wakes them.
-        with app.app_context():
-            [message] = queue(now=clock.now(), key="in-process")
-            committed = time.monotonic()
-        recorder.wait_for(lambda r: message.id in r.sent_ids(), timeout=10, what="the woken send")
-        latency = time.monotonic() - committed
+        latency = seconds_until_sent(app, clock, recorder, key="in-process")
     finally:
         dispatcher.stop()
         with app.app_context():
