@@ -24,7 +24,9 @@ what the database holds into the report, per channel:
 - ``cpu_s_per_message`` (overall): CPU seconds of this process (the dispatcher's threads, and in
   ``bench.incident_fanout`` the POST; the peers run in child processes and are not counted)
   ÷ the messages accepted, over the timed part;
-- ``load_average``: the 1-minute load average at the start and at the end (this machine is shared).
+- ``load_average``: the 1-minute load average at the start and at the end (this machine is shared);
+- ``per_100ms`` (with ``--timeline``): the channel's acceptances in each 100 ms from the start,
+  which shows a lane's slow start (16, then 64, then its window's rate) and any stall.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ def add_arguments(parser) -> None:
         type=int,
         default=None,
         help="the Twilio peer answers 429 (error 20429, Retry-After: 1) above this many requests in flight",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="report each channel's acceptances per 100 ms from the start (per_100ms): a lane's slow start and stalls",
     )
 
 
@@ -66,6 +73,18 @@ def percentile(values: list[float], q: float) -> float:
 
 def _percentile_ms(seconds: list[float], q: float) -> float | None:
     return round(percentile(seconds, q) * 1000, 1) if seconds else None
+
+
+def timeline(accepted_at: list[float], start_wall: float, step: float = 0.1) -> list[int]:
+    """Acceptances per ``step`` seconds from ``start_wall`` until the last one (an empty list for
+    none): where a lane ramps up, runs at its window's rate, or stalls."""
+    counts: list[int] = []
+    for at in accepted_at:
+        slot = max(0, int((at - start_wall) / step))
+        if slot >= len(counts):
+            counts.extend([0] * (slot + 1 - len(counts)))
+        counts[slot] += 1
+    return counts
 
 
 def _channel(accepted_at, ids, queued, start_wall, latency_ms, workers, peer_cap, gauge, answers) -> dict:
@@ -124,6 +143,9 @@ def figures(*, args, settings, peers, gauges_before, counts_before, queued, star
         gauges["sms"],
         gauges["sms"]["answer_seconds"][skip[1] :],
     )
+    if getattr(args, "timeline", False):
+        email["per_100ms"] = timeline(gauges["email"]["accepted_at"][skip[0] :], start_wall)
+        sms["per_100ms"] = timeline(gauges["sms"]["accepted_at"][skip[1] :], start_wall)
     accepted = email["accepted"] + sms["accepted"]
     return {
         "email": email,

@@ -21,7 +21,9 @@ def test_a_letter_posted_to_the_real_processes_reaches_every_contact_once_and_th
         return process
 
     monkeypatch.setattr(service_fanout, "_start", recording_start)
-    args = service_fanout.build_parser().parse_args(["--contacts", "20", "--providers", "4", "--workers", "1"])
+    args = service_fanout.build_parser().parse_args(
+        ["--contacts", "20", "--providers", "4", "--workers", "1", "--timeline"]
+    )
 
     result = service_fanout.run(args)
 
@@ -30,6 +32,10 @@ def test_a_letter_posted_to_the_real_processes_reaches_every_contact_once_and_th
     for channel in ("email", "sms"):
         assert result[channel]["duplicates"] == 0 and result[channel]["lost"] == 0
     assert result["sms"]["accepted"] == 20
+    for channel in ("email", "sms"):  # every acceptance counted once, up to the 100 ms of the last
+        timeline = result[channel]["per_100ms"]
+        assert sum(timeline) == result[channel]["accepted"]
+        assert timeline[-1] > 0 and abs(len(timeline) - result[channel]["last_s"] * 10) <= 1
     assert result["email"]["accepted"] == result["messages_queued"] - 20  # the contacts' and the supplier's
     assert result["dispatcher_cpu_s"] > 0  # the dispatcher process's own CPU, not this process's
     assert len(started) == 2 and all(process.poll() is not None for process in started)
