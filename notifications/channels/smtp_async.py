@@ -188,7 +188,12 @@ class AsyncSmtpEmail:
                             log.info("SMTP server ended the idle session (421); reconnecting")
                             continue
                         raise _rate_limited(refusal.code, refusal.message, step) from error
-                    self._release(connection)
+                    if refusal.code < 0:
+                        # A malformed reply (aiosmtplib's -1): whatever the server says next may
+                        # be mistaken for the next command's reply, so that session is not reused.
+                        self._discard(connection)
+                    else:
+                        self._release(connection)
                     if at_rcpt:
                         raise recipient_failure(refusal.code, refusal.message) from error
                     raise reply_failure(refusal.code, refusal.message, step=step) from error

@@ -46,7 +46,7 @@ class _PipeliningProtocol(SMTPProtocol):
     """aiosmtplib's protocol, keeping every reply of a pipelined group (see :func:`enable`)."""
 
     _expected: int  # replies of the group still to come; 0 outside a group
-    _ready: collections.deque[SMTPResponse]  # replies parsed before they were asked for
+    _ready: collections.deque[SMTPResponse | Exception]  # replies (or a malformed one's error) not yet asked for
 
     def data_received(self, data: bytes) -> None:
         if not self._expected:
@@ -56,18 +56,18 @@ class _PipeliningProtocol(SMTPProtocol):
         if waiter is None:
             return
         self._buffer.extend(data)
-        if len(self._buffer) > MAX_RESPONSE_LENGTH:  # as aiosmtplib: a server streaming endless lines
-            del self._buffer[:]
-            if not waiter.done():
-                self._set_response_exception(waiter, aiosmtplib.SMTPResponseException(500, "Response too long"))
-            return
         while self._expected:
             try:
+                if len(self._buffer) > MAX_RESPONSE_LENGTH:  # as aiosmtplib: a server streaming endless lines
+                    raise aiosmtplib.SMTPResponseException(-1, "Response too long")
                 response = self._read_response_from_buffer()
-            except Exception as error:  # a malformed reply: the group's reader gets it
-                if not waiter.done():
-                    self._set_response_exception(waiter, error)
+            except Exception as error:  # a malformed reply: the group's reader gets it, in its turn
                 del self._buffer[:]
+                self._expected = 0
+                if waiter.done():
+                    self._ready.append(error)
+                else:
+                    self._set_response_exception(waiter, error)
                 return
             if response is None:
                 return
@@ -79,7 +79,10 @@ class _PipeliningProtocol(SMTPProtocol):
 
     async def _next_reply(self, timeout: float | None) -> SMTPResponse:
         if self._ready:
-            return self._ready.popleft()
+            reply = self._ready.popleft()
+            if isinstance(reply, Exception):
+                raise reply
+            return reply
         return await self.read_response(timeout=timeout)
 
     async def transaction(self, commands: list[bytes], message: bytes, timeout: float | None) -> list[SMTPResponse]:
@@ -159,8 +162,10 @@ async def send(
     assert isinstance(protocol, _PipeliningProtocol)
     try:
         replies = await protocol.transaction(commands, message, timeout)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
-        smtp.close()  # as aiosmtplib: a lost reply leaves the session's state unknown
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPResponseException):
+        # A lost or malformed reply (aiosmtplib's code -1, as without pipelining: transient)
+        # leaves the session's state unknown: the rest of the group's replies may still come.
+        smtp.close()
         raise
     if any(reply.code == 421 for reply in replies):
         smtp.close()  # the server is closing the session (RFC 5321 4.2.2), as aiosmtplib does

@@ -103,8 +103,10 @@ class ScriptedRelay:
     """An SMTP server that offers PIPELINING, refuses the recipient and still says 354 to DATA
     (RFC 2920 allows it); records the lines it gets after the 354 and the commands."""
 
-    def __init__(self, *, silent_after_mail=False):
+    def __init__(self, *, silent_after_mail=False, rcpt_reply=b"550 5.1.1 No such user here\r\n", pipelining=True):
+        self.extensions = b"250-PIPELINING\r\n" if pipelining else b""
         self.silent_after_mail = silent_after_mail  # answer MAIL FROM, then nothing more
+        self.rcpt_reply = rcpt_reply
         self.commands: list[bytes] = []
         self.data_lines: list[bytes] = []
 
@@ -114,7 +116,7 @@ class ScriptedRelay:
             command = line.split(b" ", 1)[0].strip().upper()
             self.commands.append(command)
             if command == b"EHLO":
-                writer.write(b"250-relay.test.invalid\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                writer.write(b"250-relay.test.invalid\r\n" + self.extensions + b"250 8BITMIME\r\n")
             elif command == b"MAIL":
                 writer.write(b"250 2.1.0 OK\r\n")
                 if self.silent_after_mail:
@@ -122,7 +124,7 @@ class ScriptedRelay:
                     await reader.read()  # until the client gives up and closes
                     break
             elif command == b"RCPT":
-                writer.write(b"550 5.1.1 No such user here\r\n")
+                writer.write(self.rcpt_reply)
             elif command == b"DATA":
                 writer.write(b"354 Go ahead\r\n")
                 await writer.drain()
@@ -179,3 +181,14 @@ def test_a_relay_that_goes_silent_within_the_group_times_out_as_transient_and_is
     assert failure.rate_limited is False
     assert open_connections == 0  # a reply may still come: that session is never used again
     assert scripted.commands == [b"EHLO", b"MAIL"]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
+def test_a_malformed_reply_is_transient_and_that_session_is_not_reused(pipelining):
+    scripted = ScriptedRelay(rcpt_reply=b"2.1.5 recipient ok, but no reply code\r\n", pipelining=pipelining)
+
+    failure, open_connections = send_to_scripted(scripted, TransientFailure, timeout=5)
+
+    assert "Malformed" in str(failure), str(failure)  # at once, not after waiting for more replies
+    assert failure.rate_limited is False
+    assert open_connections == 0  # a reply may still be on its way: never mistaken for another's
