@@ -165,19 +165,18 @@ class AsyncSmtpEmail:
                 retry = reused and attempt == 1
                 try:
                     smtp = connection.smtp
+                    options = _mail_options(smtp, encoded)
                     if smtp_pipelining.pipelined(smtp):
                         await smtp_pipelining.send(
                             smtp,
                             encoded.sender,
                             encoded.recipient,
                             encoded.data,
-                            mail_options=_mail_options(smtp, encoded),
+                            mail_options=options,
                             timeout=self.timeout,
                         )
                     else:
-                        await smtp.sendmail(
-                            encoded.sender, [encoded.recipient], encoded.data, mail_options=_mail_options(smtp, encoded)
-                        )
+                        await smtp.sendmail(encoded.sender, [encoded.recipient], encoded.data, mail_options=options)
                 except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
                     at_rcpt = isinstance(error, aiosmtplib.SMTPRecipientsRefused)
                     refusal = error.recipients[0] if at_rcpt else error

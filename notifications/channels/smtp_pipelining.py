@@ -22,7 +22,9 @@ or the message's end), ``SMTPServerDisconnected`` and timeouts. As RFC 2920 asks
 the group is read; when DATA was accepted after a refusal (a server may say 354 even though the
 recipient was refused), the message is not sent: a lone "." ends the empty one, and RSET clears
 the envelope, as ``sendmail`` does after a refusal. A 421 closes the connection, as aiosmtplib
-does; when the server closes it after a refusal in the group, the refusal is what is reported.
+does; when the server closes it after a refusal in the group, the refusal is what is reported. A
+malformed reply raises aiosmtplib's ``SMTPResponseException`` with code -1 in its turn, as
+``sendmail`` does; the adapter closes any session that gave one, on either path.
 """
 
 from __future__ import annotations
@@ -162,10 +164,8 @@ async def send(
     assert isinstance(protocol, _PipeliningProtocol)
     try:
         replies = await protocol.transaction(commands, message, timeout)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPResponseException):
-        # A lost or malformed reply (aiosmtplib's code -1, as without pipelining: transient)
-        # leaves the session's state unknown: the rest of the group's replies may still come.
-        smtp.close()
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        smtp.close()  # as aiosmtplib: a lost reply leaves the session's state unknown
         raise
     if any(reply.code == 421 for reply in replies):
         smtp.close()  # the server is closing the session (RFC 5321 4.2.2), as aiosmtplib does
