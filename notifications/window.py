@@ -95,7 +95,7 @@ a window near 100 the fit says little about one request in flight (the benches' 
 answers in 100 ms up to about sixty sessions and then ever slower; extrapolated, it would answer
 one at once, and the e-mail lane paid a needless probe in each 200/100 ms letter). A latency
 gateway's answers do not grow with what is in flight (jitter averages out: Twilio's 150-400 ms
-gives an elasticity near 0), so a lane with latency to hide keeps doubling and pays no probe.
+gives an elasticity near 0), so a lane with latency to hide keeps growing and pays no probe.
 
 Against a gateway that answers in 200 ms whatever we send, the answer times stay near the base
 and the window grows to the maximum and stays there; against the benches' zero-latency peers it
@@ -106,6 +106,7 @@ event loop (the lane's) and needs no lock.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 DELAY_FLOOR = 16  # the lowest the delay rule takes a window (a "too many" may take it lower)
 BASE_PERIOD = 20.0  # seconds: the base answer time is the shortest of the last 20 to 40 s
@@ -246,8 +247,8 @@ class Window:
         base = self.base
         shortest = self._round_shortest_busy if self._round_shortest_busy < math.inf else self._round_shortest
         fit = self._fitted()
-        alone = self._answer_alone(fit)
-        flat = fit is not None and fit[2] < FLAT_ELASTICITY
+        alone = fit.answer_alone() if fit is not None else None
+        flat = fit is not None and fit.elasticity < FLAT_ELASTICITY
         self._new_round()
         if base is None or shortest <= 0:
             return
@@ -269,9 +270,9 @@ class Window:
             self._start_probe(now)
         self._delay_limit = max(self._floor, min(float(self.maximum), wanted))
 
-    def _fitted(self) -> tuple[float, float, float] | None:
-        """The round's answer times fitted against the requests in flight when each was sent:
-        (mean in flight, mean answer time, elasticity), or None when there is too little to fit."""
+    def _fitted(self) -> _Fit | None:
+        """The round's answer times fitted against the requests in flight when each was sent,
+        or None when there is too little to fit."""
         count, xs, ys, xys, xxs = self._fit
         if count < _FIT_SAMPLES or ys <= 0:
             return None
@@ -279,24 +280,35 @@ class Window:
         spread = xxs / count - mean_x * mean_x
         if spread < 1.0:  # (nearly) all sent with as many in flight: nothing to fit
             return None
-        slope = (xys / count - mean_x * mean_y) / spread
-        return mean_x, mean_y, slope * mean_x / mean_y
-
-    @staticmethod
-    def _answer_alone(fit: tuple[float, float, float] | None) -> float | None:
-        """When the round's answer times grew in proportion to the requests in flight when each
-        was sent (an elasticity of ``QUEUE_ELASTICITY`` or more: a gateway's queue), the answer
-        time the fit gives for one request in flight; else None."""
-        if fit is None or fit[2] < QUEUE_ELASTICITY:
-            return None
-        mean_x, mean_y, elasticity = fit
-        slope = elasticity * mean_y / mean_x
-        return mean_y + slope * (1 - mean_x)
+        return _Fit(mean_x, mean_y, (xys / count - mean_x * mean_y) / spread)
 
     def _new_round(self) -> None:
         self._round_samples = 0
         self._round_shortest = self._round_shortest_busy = math.inf
         self._fit = [0.0] * 5
+
+
+class _Fit(NamedTuple):
+    """A round's answer times (seconds) fitted by least squares against the requests in flight
+    when each was sent."""
+
+    mean_in_flight: float
+    mean_answer: float
+    slope: float  # seconds more per request more in flight
+
+    @property
+    def elasticity(self) -> float:
+        """How much in proportion answer times grow with the requests in flight: 1 for a queue
+        that holds them all, about 0 for latency."""
+        return self.slope * self.mean_in_flight / self.mean_answer
+
+    def answer_alone(self) -> float | None:
+        """When the answer times grew in proportion to the requests in flight (an elasticity of
+        ``QUEUE_ELASTICITY`` or more: a gateway's queue), the answer time the fit gives for one
+        request in flight; else None."""
+        if self.elasticity < QUEUE_ELASTICITY:
+            return None
+        return self.mean_answer + self.slope * (1 - self.mean_in_flight)
 
 
 def claims_ahead(limit: int) -> int:
